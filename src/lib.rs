@@ -1,0 +1,15 @@
+//! # ferrokafka
+//!
+//! A pure-Rust client for Apache Kafka's wire protocol.
+//!
+//! The crate is layered; each module depends only on those before it:
+//!
+//! * [`protocol`]: primitive wire types and every request/response message,
+//!   generated at build time from Kafka's JSON message specs.
+//! * [`records`]: record batches (message format v2, legacy v0/v1 reading) and
+//!   compression codecs.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod protocol;
+pub mod records;
