@@ -3,11 +3,48 @@
 //! the error-code table.
 //!
 //! Nothing above this module is needed to encode or decode a Kafka frame.
+//!
+//! Every message type lives in [`messages`], one module per spec file (for
+//! example [`messages::fetch_response`] holds `FetchResponse` and its nested
+//! `FetchableTopicResponse`, `PartitionData`, ...), and the top-level types are
+//! re-exported from [`messages`]. Arrays the spec marks with `mapKey` are kept
+//! as vectors in wire order.
 
+pub mod frame;
+pub mod message;
 pub mod primitives;
+#[cfg(test)]
+pub(crate) mod sample;
+#[cfg(test)]
+mod tests;
 
+pub use frame::{decode_request_frame, decode_response_frame, encode_request_frame};
+pub use message::{Decodable, Encodable, Message, Request, Response, VersionRange};
+pub use messages::{ApiKey, RequestKind, ResponseKind};
 pub use primitives::{UnknownTaggedField, Uuid};
 
+/// Every message generated from the specs in `protocol-spec/message/`.
+#[allow(
+    clippy::all,
+    unused_parens,
+    rustdoc::broken_intra_doc_links,
+    rustdoc::invalid_html_tags,
+    rustdoc::bare_urls
+)]
+pub mod messages {
+    #[allow(unused_imports)]
+    use super::generated_prelude::*;
+    include!(concat!(env!("OUT_DIR"), "/messages.rs"));
+}
+
+/// What the generated code refers to, in one place.
+#[doc(hidden)]
+pub mod generated_prelude {
+    pub use super::message::{Decodable, Encodable, Message, Request, Response, VersionRange};
+    pub use super::primitives::*;
+    pub use super::{DecodeError, EncodeError};
+    pub use bytes::{Buf, BufMut};
+}
 /// Why bytes could not be decoded. Decoding never panics: hostile input ends here.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

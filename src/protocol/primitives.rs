@@ -179,7 +179,7 @@ pub fn read_array_len(
 ) -> Result<Option<usize>, DecodeError> {
     let len = read_length(buf, compact, true)?;
     if let Some(n) = len {
-        if n.saturating_mul(min_element_size.max(1)) > buf.remaining() && min_element_size > 0 {
+        if n.saturating_mul(min_element_size) > buf.remaining() {
             return Err(DecodeError::UnexpectedEof {
                 needed: n.saturating_mul(min_element_size),
                 remaining: buf.remaining(),
@@ -194,6 +194,41 @@ pub fn read_array_len(
 #[inline]
 pub fn safe_capacity(count: usize, remaining: usize) -> usize {
     count.min(remaining)
+}
+
+/// Reads a possibly-null array, decoding each element with `read_element`.
+///
+/// `min_element_size` is the fewest bytes one element can take; the count is
+/// checked against the remaining input before any element is decoded, and the
+/// vector never reserves more than the input could fill.
+pub fn read_array<T>(
+    buf: &mut Bytes,
+    compact: bool,
+    min_element_size: usize,
+    mut read_element: impl FnMut(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<Option<Vec<T>>, DecodeError> {
+    let min_element_size = min_element_size.max(1);
+    let Some(count) = read_array_len(buf, compact, min_element_size)? else {
+        return Ok(None);
+    };
+    let mut items = Vec::with_capacity(safe_capacity(count, buf.remaining() / min_element_size));
+    for _ in 0..count {
+        items.push(read_element(buf)?);
+    }
+    Ok(Some(items))
+}
+
+/// Writes one tagged field that was preserved undecoded.
+pub fn put_unknown_tagged_field(
+    buf: &mut BytesMut,
+    field: &UnknownTaggedField,
+) -> Result<(), EncodeError> {
+    put_unsigned_varint(buf, field.tag);
+    let len =
+        u32::try_from(field.data.len()).map_err(|_| EncodeError::TooLarge(field.data.len()))?;
+    put_unsigned_varint(buf, len);
+    buf.put_slice(&field.data);
+    Ok(())
 }
 
 /// Writes an unsigned LEB128 varint.

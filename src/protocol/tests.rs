@@ -1,0 +1,270 @@
+//! Round trips of every message in every version, and checks of the generated
+//! tables against the spec files themselves.
+
+use super::sample::SampleRng;
+use super::{ApiKey, RequestKind, ResponseKind};
+use bytes::BytesMut;
+
+/// Values per (message, version): enough to hit null/non-null and empty/non-empty
+/// branches of every field many times over.
+const SAMPLES_PER_VERSION: u64 = 24;
+
+fn round_trip_kind<K: PartialEq + std::fmt::Debug>(
+    api: ApiKey,
+    version: i16,
+    seed: u64,
+    sample: impl Fn(&mut SampleRng) -> K,
+    encode: impl Fn(&K, &mut BytesMut) -> Result<(), super::EncodeError>,
+    decode: impl Fn(&mut bytes::Bytes) -> Result<K, super::DecodeError>,
+) {
+    let mut rng = SampleRng::new(seed);
+    let value = sample(&mut rng);
+    let mut buf = BytesMut::new();
+    encode(&value, &mut buf)
+        .unwrap_or_else(|e| panic!("{api:?} v{version} seed {seed}: encode: {e}"));
+    let encoded = buf.freeze();
+    let mut input = encoded.clone();
+    let decoded = decode(&mut input)
+        .unwrap_or_else(|e| panic!("{api:?} v{version} seed {seed}: decode: {e}"));
+    assert!(
+        input.is_empty(),
+        "{api:?} v{version} seed {seed}: {} bytes left",
+        input.len()
+    );
+    assert_eq!(decoded, value, "{api:?} v{version} seed {seed}");
+    let mut again = BytesMut::new();
+    encode(&decoded, &mut again).unwrap();
+    assert_eq!(
+        again.freeze(),
+        encoded,
+        "{api:?} v{version} seed {seed}: re-encoding differs"
+    );
+}
+
+#[test]
+fn every_request_and_response_round_trips_in_every_version() {
+    let mut cases = 0;
+    for &api in ApiKey::ALL {
+        for version in api.valid_versions().iter() {
+            for i in 0..SAMPLES_PER_VERSION {
+                let seed =
+                    (u64::from(api.key() as u16) << 32) | (u64::from(version as u16) << 16) | i;
+                round_trip_kind(
+                    api,
+                    version,
+                    seed,
+                    |rng| RequestKind::sample(api, rng, version),
+                    |v, b| v.encode(b, version),
+                    |b| RequestKind::decode(api, b, version),
+                );
+                round_trip_kind(
+                    api,
+                    version,
+                    seed,
+                    |rng| ResponseKind::sample(api, rng, version),
+                    |v, b| v.encode(b, version),
+                    |b| ResponseKind::decode(api, b, version),
+                );
+                cases += 2;
+            }
+        }
+    }
+    assert!(cases > 1000, "only {cases} cases ran");
+}
+
+#[test]
+fn every_header_and_data_message_round_trips_in_every_version() {
+    let mut names = Vec::new();
+    super::messages::for_each_non_api_message(|name, versions, round_trip| {
+        for version in versions.iter() {
+            for i in 0..SAMPLES_PER_VERSION {
+                let mut rng = SampleRng::new(i ^ (u64::from(version as u16) << 20));
+                if let Err(e) = round_trip(&mut rng, version) {
+                    panic!("{e}");
+                }
+            }
+        }
+        names.push(name.to_string());
+    });
+    for expected in [
+        "RequestHeader",
+        "ResponseHeader",
+        "ConsumerProtocolSubscription",
+        "ConsumerProtocolAssignment",
+        "DefaultPrincipalData",
+        "LeaderChangeMessage",
+        "SnapshotHeaderRecord",
+        "SnapshotFooterRecord",
+        "KRaftVersionRecord",
+        "VotersRecord",
+    ] {
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected} not generated"
+        );
+    }
+}
+
+/// Reads the spec files directly (independently of the build script) and
+/// checks the generated API table against them.
+#[test]
+fn generated_api_keys_match_the_spec_files() {
+    use serde_json::Value;
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/protocol-spec/message");
+    let mut requests = std::collections::BTreeMap::new();
+    let mut non_api = 0;
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        files += 1;
+        let text: String = std::fs::read_to_string(&path)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let json: Value = serde_json::from_str(&text).unwrap();
+        let range = |s: &str| -> (i16, i16) {
+            match s {
+                "none" => (1, 0),
+                s if s.ends_with('+') => (s.trim_end_matches('+').parse().unwrap(), i16::MAX),
+                s => match s.split_once('-') {
+                    Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+                    None => (s.parse().unwrap(), s.parse().unwrap()),
+                },
+            }
+        };
+        let valid = range(json["validVersions"].as_str().unwrap());
+        let flexible = range(json["flexibleVersions"].as_str().unwrap_or("none"));
+        match json["type"].as_str().unwrap() {
+            "request" => {
+                let key = json["apiKey"].as_i64().unwrap() as i16;
+                requests.insert(
+                    key,
+                    (json["name"].as_str().unwrap().to_string(), valid, flexible),
+                );
+            }
+            "response" => {}
+            _ => non_api += 1,
+        }
+    }
+    assert_eq!(files, 186, "the vendored Kafka 3.9 specs have 186 files");
+    assert_eq!(requests.len(), 88, "Kafka 3.9 defines 88 API keys");
+    assert_eq!(ApiKey::ALL.len(), 88);
+    assert_eq!(super::messages::NON_API_MESSAGES.len(), non_api);
+    for (key, (name, valid, flexible)) in &requests {
+        let api = ApiKey::from_key(*key).unwrap_or_else(|| panic!("key {key} ({name}) missing"));
+        assert_eq!(format!("{}Request", api.name()), *name);
+        assert_eq!(
+            (api.valid_versions().min, api.valid_versions().max),
+            *valid,
+            "{name}"
+        );
+        assert_eq!(
+            (api.flexible_versions().min, api.flexible_versions().max),
+            *flexible,
+            "{name}"
+        );
+        assert!(api.stable_versions().max <= valid.1 && api.stable_versions().max >= valid.1 - 1);
+    }
+    assert_eq!(ApiKey::from_key(0), Some(ApiKey::Produce));
+    assert_eq!(ApiKey::from_key(18), Some(ApiKey::ApiVersions));
+    assert_eq!(ApiKey::from_key(-1), None);
+}
+
+#[test]
+fn a_non_ignorable_field_set_in_a_version_without_it_is_an_error() {
+    use super::messages::{CreateTopicsRequest, FetchRequest};
+    use super::{EncodeError, Message};
+    // ValidateOnly exists from v1 and is not ignorable: dropping it would turn a
+    // dry run into a real topic creation.
+    let request = CreateTopicsRequest::default().with_validate_only(true);
+    assert!(matches!(
+        request.to_bytes(0),
+        Err(EncodeError::NonIgnorableField {
+            field: "validateOnly",
+            version: 0,
+            ..
+        })
+    ));
+    assert!(request.to_bytes(1).is_ok());
+    // An ignorable field is dropped silently.
+    let fetch = FetchRequest::default().with_rack_id("r1".into());
+    assert!(fetch.to_bytes(10).is_ok());
+    assert!(matches!(
+        CreateTopicsRequest::default().to_bytes(99),
+        Err(EncodeError::UnsupportedVersion { version: 99, .. })
+    ));
+}
+
+#[test]
+fn null_in_a_version_where_the_field_is_not_nullable_is_an_error() {
+    use super::messages::MetadataRequest;
+    use super::{EncodeError, Message};
+    // Topics became nullable ("all topics") in v1.
+    let all_topics = MetadataRequest::default().with_topics(None);
+    assert!(all_topics.to_bytes(1).is_ok());
+    assert!(matches!(
+        all_topics.to_bytes(0),
+        Err(EncodeError::NullNotAllowed {
+            field: "Topics",
+            ..
+        })
+    ));
+}
+
+#[test]
+fn known_answer_api_versions_request_v3() {
+    use super::messages::ApiVersionsRequest;
+    use super::Message;
+    // ApiVersions v3 body: compact string "ab" (len+1 = 3), compact string "1" (2), no tags.
+    let body = ApiVersionsRequest::default()
+        .with_client_software_name("ab".into())
+        .with_client_software_version("1".into())
+        .to_bytes(3)
+        .unwrap();
+    assert_eq!(&body[..], &[3, b'a', b'b', 2, b'1', 0]);
+    // And the classic v0 encoding has no body at all.
+    assert!(ApiVersionsRequest::default()
+        .to_bytes(0)
+        .unwrap()
+        .is_empty());
+}
+
+#[test]
+fn unknown_tagged_fields_are_kept_and_re_encoded_in_tag_order() {
+    use super::messages::fetch_response::{FetchResponse, LeaderIdAndEpoch, PartitionData};
+    use super::{Message, UnknownTaggedField};
+    let partition = PartitionData::default().with_current_leader(
+        LeaderIdAndEpoch::default()
+            .with_leader_id(3)
+            .with_leader_epoch(7),
+    );
+    let mut partition = partition;
+    partition.unknown_tagged_fields.push(UnknownTaggedField {
+        tag: 5,
+        data: bytes::Bytes::from_static(b"xyz"),
+    });
+    let mut topic = super::messages::fetch_response::FetchableTopicResponse::default();
+    topic.partitions.push(partition);
+    let response = FetchResponse::default().with_responses(vec![topic]);
+    let bytes = response.to_bytes(16).unwrap();
+    let back = FetchResponse::from_bytes(bytes.clone(), 16).unwrap();
+    assert_eq!(back, response);
+    let p = &back.responses[0].partitions[0];
+    assert_eq!(p.current_leader.leader_id, 3);
+    assert_eq!(p.unknown_tagged_fields[0].tag, 5);
+    // Tag 1 (CurrentLeader) must come before the unknown tag 5 on the wire.
+    let pos_leader = bytes
+        .windows(2)
+        .position(|w| w == [1, 9])
+        .expect("tag 1 with 9 bytes");
+    let pos_unknown = bytes
+        .windows(3)
+        .position(|w| w == [5, 3, b'x'])
+        .expect("tag 5");
+    assert!(pos_leader < pos_unknown);
+}
