@@ -4,8 +4,10 @@
 //!
 //! Nothing above this module is needed to encode or decode a Kafka frame.
 
+pub mod error_code;
 pub mod primitives;
 
+pub use error_code::ErrorCode;
 pub use primitives::{UnknownTaggedField, Uuid};
 
 /// Why bytes could not be decoded. Decoding never panics: hostile input ends here.
