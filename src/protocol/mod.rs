@@ -10,6 +10,7 @@
 //! re-exported from [`messages`]. Arrays the spec marks with `mapKey` are kept
 //! as vectors in wire order.
 
+pub mod error_code;
 pub mod frame;
 pub mod message;
 pub mod primitives;
@@ -18,6 +19,7 @@ pub(crate) mod sample;
 #[cfg(test)]
 mod tests;
 
+pub use error_code::ErrorCode;
 pub use frame::{decode_request_frame, decode_response_frame, encode_request_frame};
 pub use message::{Decodable, Encodable, Message, Request, Response, VersionRange};
 pub use messages::{ApiKey, RequestKind, ResponseKind};
