@@ -107,9 +107,10 @@ impl ControlRecord {
         let kind = ControlRecordType::from_id(read_i16(&mut key)?);
         let end_transaction = match kind {
             ControlRecordType::Abort | ControlRecordType::Commit => {
-                let mut value = record.value.clone().ok_or_else(|| {
-                    RecordsError::corrupt("transaction marker without a value")
-                })?;
+                let mut value = record
+                    .value
+                    .clone()
+                    .ok_or_else(|| RecordsError::corrupt("transaction marker without a value"))?;
                 Some(EndTransactionMarker {
                     version: read_i16(&mut value)?,
                     coordinator_epoch: read_i32(&mut value)?,

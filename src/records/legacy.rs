@@ -14,7 +14,9 @@
 
 use bytes::{Buf, Bytes};
 
-use crate::protocol::primitives::{read_i32, read_i64, read_i8, read_nullable_bytes, read_u32, read_slice};
+use crate::protocol::primitives::{
+    read_i32, read_i64, read_i8, read_nullable_bytes, read_slice, read_u32,
+};
 
 use super::compression::{self, Compression};
 use super::{DecodeOptions, Record, RecordsError, TimestampType};
@@ -189,7 +191,9 @@ impl Message {
                 .map_err(|_| RecordsError::corrupt(format!("negative message size {size}")))?;
             let message = Message::decode(read_slice(&mut data, size)?, options.verify_crc)?;
             if message.attributes & COMPRESSION_MASK != 0 {
-                return Err(RecordsError::corrupt("compressed message nested in a wrapper"));
+                return Err(RecordsError::corrupt(
+                    "compressed message nested in a wrapper",
+                ));
             }
             inner.push((inner_offset, message));
         }
@@ -224,7 +228,11 @@ const CRC32_TABLE: [u32; 256] = {
         let mut c = i as u32;
         let mut bit = 0;
         while bit < 8 {
-            c = if c & 1 != 0 { 0xEDB8_8320 ^ (c >> 1) } else { c >> 1 };
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
             bit += 1;
         }
         table[i] = c;

@@ -337,3 +337,5 @@ impl Iterator for RecordStream {
     }
 }
 
+#[cfg(test)]
+mod tests;

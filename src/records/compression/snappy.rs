@@ -41,7 +41,8 @@ pub(super) fn compress(input: &[u8], out: &mut BytesMut) -> Result<(), RecordsEr
             .compress(chunk, &mut out[start..])
             .map_err(|e| RecordsError::codec(CODEC, e))?;
         out.truncate(start + written);
-        let len = i32::try_from(written).map_err(|_| RecordsError::codec(CODEC, "block too large"))?;
+        let len =
+            i32::try_from(written).map_err(|_| RecordsError::codec(CODEC, "block too large"))?;
         out[len_at..start].copy_from_slice(&len.to_be_bytes());
     }
     Ok(())

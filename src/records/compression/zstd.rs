@@ -27,8 +27,8 @@ pub(super) fn compress(
 }
 
 pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
-    let mut dec =
-        zstd::stream::read::Decoder::with_buffer(input).map_err(|e| RecordsError::codec(CODEC, e))?;
+    let mut dec = zstd::stream::read::Decoder::with_buffer(input)
+        .map_err(|e| RecordsError::codec(CODEC, e))?;
     // Refuse windows larger than the output could ever need, but never below
     // the 8 MiB every decoder is expected to support.
     let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
