@@ -68,6 +68,15 @@ impl RecordsError {
         RecordsError::Corrupt(message.into())
     }
 
+    #[cfg_attr(
+        not(any(
+            feature = "gzip",
+            feature = "snappy",
+            feature = "lz4",
+            feature = "zstd"
+        )),
+        allow(dead_code)
+    )]
     pub(crate) fn codec(codec: Compression, err: impl std::fmt::Display) -> Self {
         RecordsError::Codec {
             codec,
