@@ -516,8 +516,9 @@ impl RecordBatchBuilder {
     }
 
     /// The size of the batch if it were finished now without compression
-    /// (header included). With a codec this is an upper bound in practice,
-    /// which is what a producer's `batch.size` check needs.
+    /// (header included). With a codec the finished batch is normally
+    /// smaller; incompressible data can exceed this by the codec's framing
+    /// overhead (tens of bytes).
     pub fn size_in_bytes(&self) -> usize {
         self.buf.len()
     }

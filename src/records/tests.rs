@@ -615,6 +615,37 @@ fn legacy_v0_and_v1_uncompressed() {
     assert!(reader.truncated());
 }
 
+#[test]
+fn mixed_legacy_and_v2_batches_in_one_blob() {
+    let mut blob = legacy_entry(0, &legacy_message(0, 0, 0, None, Some(b"v0")));
+    blob.extend(legacy_entry(
+        1,
+        &legacy_message(1, 0, 10, None, Some(b"v1")),
+    ));
+    let mut v2 = RecordBatchBuilder::new(Compression::None);
+    v2.set_base_offset(2);
+    v2.append(20, None, Some(b"v2a"), &[]).unwrap();
+    v2.append(21, None, Some(b"v2b"), &[]).unwrap();
+    blob.extend_from_slice(&v2.finish().unwrap());
+    blob.extend(legacy_entry(
+        4,
+        &legacy_message(1, 0, 30, None, Some(b"v1 again")),
+    ));
+    let (batches, truncated) = decode_all(Bytes::from(blob.clone()));
+    assert!(!truncated);
+    assert_eq!(
+        batches.iter().map(Batch::magic).collect::<Vec<_>>(),
+        vec![0, 1, 2, 1]
+    );
+    let values: Vec<Bytes> = RecordStream::new(Bytes::from(blob))
+        .map(|r| r.unwrap().value.unwrap())
+        .collect();
+    assert_eq!(
+        values,
+        ["v0", "v1", "v2a", "v2b", "v1 again"].map(Bytes::from)
+    );
+}
+
 #[cfg(feature = "gzip")]
 fn gzip(data: &[u8]) -> Vec<u8> {
     use std::io::Write;

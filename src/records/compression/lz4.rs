@@ -5,6 +5,16 @@
 //! checksums; this module writes exactly that, so Java, librdkafka and any
 //! standard LZ4 frame reader accept the output. Decoding accepts any standard
 //! frame (checksums are verified when present).
+//!
+//! Memory: the output is bounded by the caller's limit. Independently of it,
+//! the decoder's working buffers are sized from the frame's declared maximum
+//! block size, which the format caps at 4 MiB (about 8 MiB of buffers for
+//! linked blocks); that fixed, format-imposed cost is the only allocation not
+//! scaled to the limit.
+//!
+//! Not supported: the broken header checksum that Kafka 0.8/0.9 wrote in
+//! magic 0 LZ4 messages (the Java client only tolerates it for magic 0); such
+//! frames fail with a codec error.
 
 use std::io::Write;
 
