@@ -1,0 +1,157 @@
+//! Snappy through `snap`.
+//!
+//! The Java client wraps snappy in the xerial `snappy-java` stream framing: an
+//! 8-byte magic (`0x82 "SNAPPY" 0x00`), a big-endian `i32` version and an
+//! `i32` minimum compatible version, then any number of chunks, each a
+//! big-endian `i32` length followed by one raw snappy block. librdkafka and
+//! some other clients write a single raw snappy block instead. Decoding accepts
+//! both; encoding writes the xerial framing, which every client reads.
+
+use bytes::{BufMut, BytesMut};
+use snap::raw::{decompress_len, max_compress_len, Decoder, Encoder};
+
+use super::Compression;
+use crate::records::RecordsError;
+
+const CODEC: Compression = Compression::Snappy;
+
+/// The xerial stream magic.
+const XERIAL_MAGIC: [u8; 8] = [0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0];
+/// Magic plus the two version fields.
+const XERIAL_HEADER_LEN: usize = 16;
+/// The version numbers snappy-java writes.
+const XERIAL_VERSION: i32 = 1;
+const XERIAL_COMPATIBLE_VERSION: i32 = 1;
+/// snappy-java's default chunk size.
+const XERIAL_BLOCK_SIZE: usize = 32 * 1024;
+
+pub(super) fn compress(input: &[u8], out: &mut BytesMut) -> Result<(), RecordsError> {
+    out.reserve(XERIAL_HEADER_LEN + max_compress_len(XERIAL_BLOCK_SIZE.min(input.len())) + 4);
+    out.put_slice(&XERIAL_MAGIC);
+    out.put_i32(XERIAL_VERSION);
+    out.put_i32(XERIAL_COMPATIBLE_VERSION);
+    let mut enc = Encoder::new();
+    for chunk in input.chunks(XERIAL_BLOCK_SIZE) {
+        let max = max_compress_len(chunk.len());
+        let len_at = out.len();
+        out.put_i32(0);
+        let start = out.len();
+        out.resize(start + max, 0);
+        let written = enc
+            .compress(chunk, &mut out[start..])
+            .map_err(|e| RecordsError::codec(CODEC, e))?;
+        out.truncate(start + written);
+        let len =
+            i32::try_from(written).map_err(|_| RecordsError::codec(CODEC, "block too large"))?;
+        out[len_at..start].copy_from_slice(&len.to_be_bytes());
+    }
+    Ok(())
+}
+
+pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
+    let mut out = Vec::new();
+    let mut dec = Decoder::new();
+    if input.len() >= XERIAL_HEADER_LEN && input[..8] == XERIAL_MAGIC {
+        let mut rest = &input[XERIAL_HEADER_LEN..];
+        while !rest.is_empty() {
+            let Some((len_bytes, tail)) = rest.split_first_chunk::<4>() else {
+                return Err(RecordsError::codec(CODEC, "truncated xerial chunk length"));
+            };
+            let len = usize::try_from(i32::from_be_bytes(*len_bytes))
+                .map_err(|_| RecordsError::codec(CODEC, "negative xerial chunk length"))?;
+            if len > tail.len() {
+                return Err(RecordsError::codec(CODEC, "truncated xerial chunk"));
+            }
+            let (block, after) = tail.split_at(len);
+            decompress_block(&mut dec, block, &mut out, limit)?;
+            rest = after;
+        }
+    } else {
+        decompress_block(&mut dec, input, &mut out, limit)?;
+    }
+    Ok(out)
+}
+
+/// Appends one raw snappy block to `out`, checking the length the block
+/// claims against `limit` before reserving anything.
+fn decompress_block(
+    dec: &mut Decoder,
+    block: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), RecordsError> {
+    let claimed = decompress_len(block).map_err(|e| RecordsError::codec(CODEC, e))?;
+    let start = out.len();
+    let end = start
+        .checked_add(claimed)
+        .filter(|&end| end <= limit)
+        .ok_or(RecordsError::DecompressedTooLarge { limit })?;
+    out.resize(end, 0);
+    let written = dec
+        .decompress(block, &mut out[start..])
+        .map_err(|e| RecordsError::codec(CODEC, e))?;
+    out.truncate(start + written);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_snappy_blocks_decode() {
+        let data = b"raw snappy as librdkafka writes it, raw snappy, raw snappy".repeat(20);
+        let raw = Encoder::new().compress_vec(&data).unwrap();
+        assert_ne!(raw[..8], XERIAL_MAGIC);
+        assert_eq!(decompress(&raw, 1 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn hand_built_xerial_stream_decodes() {
+        // Two chunks, built by hand from the framing description.
+        let a = b"first chunk first chunk first chunk".to_vec();
+        let b = b"second chunk".to_vec();
+        let mut stream = Vec::new();
+        stream.extend_from_slice(&[0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0]);
+        stream.extend_from_slice(&1i32.to_be_bytes());
+        stream.extend_from_slice(&1i32.to_be_bytes());
+        for chunk in [&a, &b] {
+            let c = Encoder::new().compress_vec(chunk).unwrap();
+            stream.extend_from_slice(&(c.len() as i32).to_be_bytes());
+            stream.extend_from_slice(&c);
+        }
+        let mut expected = a.clone();
+        expected.extend_from_slice(&b);
+        assert_eq!(decompress(&stream, 1 << 20).unwrap(), expected);
+        // A chunk cut short is an error, not a panic or a silent truncation.
+        assert!(decompress(&stream[..stream.len() - 2], 1 << 20).is_err());
+    }
+
+    #[test]
+    fn encoder_writes_xerial_framing_in_32k_chunks() {
+        let data = vec![3u8; 70_000];
+        let mut out = BytesMut::new();
+        compress(&data, &mut out).unwrap();
+        assert_eq!(out[..8], XERIAL_MAGIC);
+        assert_eq!(out[8..16], [0, 0, 0, 1, 0, 0, 0, 1]);
+        // 70 000 bytes => chunks of 32768, 32768 and 4464 bytes.
+        let mut rest = &out[16..];
+        let mut sizes = Vec::new();
+        while !rest.is_empty() {
+            let len = i32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+            sizes.push(decompress_len(&rest[4..4 + len]).unwrap());
+            rest = &rest[4 + len..];
+        }
+        assert_eq!(sizes, vec![32768, 32768, 4464]);
+    }
+
+    #[test]
+    fn claimed_length_over_the_limit_is_refused_before_allocating() {
+        // A raw block whose varint preamble claims 4 GiB - 1.
+        let bomb = [0xff, 0xff, 0xff, 0xff, 0x0f, 0x00];
+        assert_eq!(
+            decompress(&bomb, 1 << 20),
+            Err(RecordsError::DecompressedTooLarge { limit: 1 << 20 })
+        );
+    }
+}

@@ -1,0 +1,249 @@
+//! Legacy message sets (magic 0 and 1), read only.
+//!
+//! Each entry is `offset i64, messageSize i32` followed by a message:
+//!
+//! ```text
+//! crc u32 (CRC-32 IEEE of everything after it) | magic i8 | attributes i8
+//! timestamp i64 (magic 1 only) | key bytes (i32 length, -1 = null)
+//! value bytes (i32 length, -1 = null)
+//! ```
+//!
+//! A compressed message is a wrapper whose value is a compressed message set.
+//! With magic 1 the inner offsets are relative: the wrapper carries the
+//! absolute offset of the last inner message. With magic 0 they are absolute.
+
+use bytes::{Buf, Bytes};
+
+use crate::protocol::primitives::{
+    read_i32, read_i64, read_i8, read_nullable_bytes, read_slice, read_u32,
+};
+
+use super::compression::{self, Compression};
+use super::{DecodeOptions, Record, RecordsError, TimestampType};
+
+/// The magic byte of message format v0.
+pub const MAGIC_V0: i8 = 0;
+/// The magic byte of message format v1.
+pub const MAGIC_V1: i8 = 1;
+
+/// Smallest v0 message (crc, magic, attributes, two null lengths).
+pub(crate) const MIN_MESSAGE_V0: usize = 4 + 1 + 1 + 4 + 4;
+/// Smallest v1 message (v0 plus the timestamp).
+pub(crate) const MIN_MESSAGE_V1: usize = MIN_MESSAGE_V0 + 8;
+
+const COMPRESSION_MASK: i8 = 0x07;
+const TIMESTAMP_TYPE_FLAG: i8 = 0x08;
+
+/// One top-level entry of a legacy message set: a plain message, or a
+/// compressed wrapper holding several.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegacyBatch {
+    /// The entry's offset (for a wrapper, the last inner offset).
+    pub offset: i64,
+    /// 0 or 1.
+    pub magic: i8,
+    /// Raw attributes of the (wrapper) message.
+    pub attributes: i8,
+    /// The stored CRC-32 of the (wrapper) message.
+    pub crc: u32,
+    /// The messages, as records with absolute offsets.
+    pub records: Vec<Record>,
+}
+
+impl LegacyBatch {
+    /// The codec of the entry (inner messages of a wrapper are uncompressed).
+    pub fn compression(&self) -> Result<Compression, RecordsError> {
+        Compression::from_id((self.attributes & COMPRESSION_MASK) as u8)
+    }
+
+    /// Offset of the first message.
+    pub fn base_offset(&self) -> i64 {
+        self.records.first().map_or(self.offset, |r| r.offset)
+    }
+
+    /// Offset of the last message.
+    pub fn last_offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// Decodes one entry (`offset`, `size`, message) that must span all of `entry`.
+    pub fn decode(mut entry: Bytes, options: &DecodeOptions) -> Result<Self, RecordsError> {
+        let offset = read_i64(&mut entry)?;
+        let size = read_i32(&mut entry)?;
+        if usize::try_from(size).ok() != Some(entry.remaining()) {
+            return Err(RecordsError::corrupt(format!(
+                "message size {size} but {} bytes given",
+                entry.remaining()
+            )));
+        }
+        let message = Message::decode(entry, options.verify_crc)?;
+        let codec = Compression::from_id((message.attributes & COMPRESSION_MASK) as u8)?;
+        let (magic, attributes, crc) = (message.magic, message.attributes, message.crc);
+        let records = match codec {
+            Compression::None => vec![message.into_record(offset, None)],
+            Compression::Zstd => {
+                return Err(RecordsError::CodecNotAllowed {
+                    codec,
+                    magic: message.magic,
+                })
+            }
+            _ => message.unwrap_inner(offset, codec, options)?,
+        };
+        Ok(LegacyBatch {
+            offset,
+            magic,
+            attributes,
+            crc,
+            records,
+        })
+    }
+}
+
+/// A single decoded legacy message.
+struct Message {
+    crc: u32,
+    magic: i8,
+    attributes: i8,
+    timestamp: i64,
+    key: Option<Bytes>,
+    value: Option<Bytes>,
+}
+
+impl Message {
+    fn decode(mut buf: Bytes, verify_crc: bool) -> Result<Self, RecordsError> {
+        let crc = read_u32(&mut buf)?;
+        if verify_crc {
+            let computed = crc32_ieee(&buf);
+            if computed != crc {
+                return Err(RecordsError::CrcMismatch {
+                    stored: crc,
+                    computed,
+                });
+            }
+        }
+        let magic = read_i8(&mut buf)?;
+        let attributes = read_i8(&mut buf)?;
+        let timestamp = match magic {
+            MAGIC_V0 => super::batch::NO_TIMESTAMP,
+            MAGIC_V1 => read_i64(&mut buf)?,
+            other => return Err(RecordsError::UnsupportedMagic(other)),
+        };
+        let key = read_nullable_bytes(&mut buf, false)?;
+        let value = read_nullable_bytes(&mut buf, false)?;
+        if buf.has_remaining() {
+            return Err(RecordsError::corrupt(format!(
+                "{} bytes left after a legacy message",
+                buf.remaining()
+            )));
+        }
+        Ok(Message {
+            crc,
+            magic,
+            attributes,
+            timestamp,
+            key,
+            value,
+        })
+    }
+
+    fn timestamp_type(&self) -> TimestampType {
+        match (self.magic, self.attributes & TIMESTAMP_TYPE_FLAG != 0) {
+            (MAGIC_V0, _) => TimestampType::NoTimestamp,
+            (_, true) => TimestampType::LogAppendTime,
+            (_, false) => TimestampType::CreateTime,
+        }
+    }
+
+    /// The record for this message; a v1 wrapper with log append time
+    /// imposes its timestamp on the inner messages.
+    fn into_record(self, offset: i64, wrapper_time: Option<i64>) -> Record {
+        let (timestamp, timestamp_type) = match wrapper_time {
+            Some(t) => (t, TimestampType::LogAppendTime),
+            None => (self.timestamp, self.timestamp_type()),
+        };
+        Record {
+            offset,
+            timestamp,
+            timestamp_type,
+            key: self.key,
+            value: self.value,
+            headers: Vec::new(),
+        }
+    }
+
+    /// Decompresses a wrapper's value and reads the inner message set.
+    fn unwrap_inner(
+        &self,
+        wrapper_offset: i64,
+        codec: Compression,
+        options: &DecodeOptions,
+    ) -> Result<Vec<Record>, RecordsError> {
+        let value = self
+            .value
+            .as_ref()
+            .ok_or_else(|| RecordsError::corrupt("compressed wrapper message without a value"))?;
+        let mut data = compression::decompress(codec, value, options.max_decompressed_bytes)?;
+        let mut inner = Vec::new();
+        while data.has_remaining() {
+            let inner_offset = read_i64(&mut data)?;
+            let size = read_i32(&mut data)?;
+            let size = usize::try_from(size)
+                .map_err(|_| RecordsError::corrupt(format!("negative message size {size}")))?;
+            let message = Message::decode(read_slice(&mut data, size)?, options.verify_crc)?;
+            if message.attributes & COMPRESSION_MASK != 0 {
+                return Err(RecordsError::corrupt(
+                    "compressed message nested in a wrapper",
+                ));
+            }
+            inner.push((inner_offset, message));
+        }
+        let Some(&(last_inner, _)) = inner.last() else {
+            return Err(RecordsError::corrupt("compressed wrapper with no messages"));
+        };
+        let wrapper_time = (self.magic == MAGIC_V1
+            && self.timestamp_type() == TimestampType::LogAppendTime)
+            .then_some(self.timestamp);
+        inner
+            .into_iter()
+            .map(|(inner_offset, message)| {
+                let offset = if self.magic == MAGIC_V0 {
+                    Some(inner_offset)
+                } else {
+                    wrapper_offset
+                        .checked_sub(last_inner)
+                        .and_then(|base| base.checked_add(inner_offset))
+                }
+                .ok_or_else(|| RecordsError::corrupt("inner message offset overflows"))?;
+                Ok(message.into_record(offset, wrapper_time))
+            })
+            .collect()
+    }
+}
+
+/// Reflected CRC-32 (IEEE 802.3, polynomial 0xEDB88320) lookup table.
+const CRC32_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut i = 0;
+    while i < 256 {
+        let mut c = i as u32;
+        let mut bit = 0;
+        while bit < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            bit += 1;
+        }
+        table[i] = c;
+        i += 1;
+    }
+    table
+};
+
+/// CRC-32 (IEEE), the checksum of legacy messages.
+pub fn crc32_ieee(data: &[u8]) -> u32 {
+    !data.iter().fold(!0u32, |crc, &b| {
+        CRC32_TABLE[usize::from((crc as u8) ^ b)] ^ (crc >> 8)
+    })
+}
