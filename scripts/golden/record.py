@@ -494,7 +494,7 @@ def workload_librdkafka(bootstrap, manifest_path):
     manifest = {"client": "librdkafka", "client_version": "confluent-kafka %s / librdkafka %s" % (
         confluent_kafka.version()[0], confluent_kafka.libversion()[0]), "topics": {}}
     for topic, codec, opts in plan:
-        conf = dict(common, **{"client.id": "golden-lrk-producer-%s" % codec,
+        conf = dict(common, **{"client.id": "golden-lrk-producer-%s" % topic.split("-", 1)[1],
                                "compression.type": codec, "linger.ms": 20,
                                "acks": str(opts.get("acks", "all")),
                                "enable.idempotence": bool(opts.get("idempotent", False))})
@@ -614,7 +614,7 @@ def workload_kafka_python(bootstrap, manifest_path):
     for topic, codec, opts in plan:
         idem = bool(opts.get("idempotent", False))
         acks = opts.get("acks", "all" if idem else 1)
-        prod = KafkaProducer(bootstrap_servers=bootstrap, client_id="golden-kpy-producer-%s" % codec,
+        prod = KafkaProducer(bootstrap_servers=bootstrap, client_id="golden-kpy-producer-%s" % topic.split("-", 1)[1],
                              compression_type=None if codec == "none" else codec, linger_ms=20,
                              acks=acks, enable_idempotence=idem)
         recs = make_records("kafka-python", codec)
