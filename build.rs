@@ -656,7 +656,7 @@ fn gen_struct(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     }
     let _ = writeln!(
         out,
-        "        /// Tagged fields not known to this spec, preserved and re-encoded as received."
+        "        /// Tagged fields kept as raw bytes and re-encoded as received: tags this spec does\n        /// not know, and known tags the sender wrote explicitly with their default value\n        /// (kept so that re-encoding is byte-identical; skipped once the field is set)."
     );
     let _ = writeln!(
         out,
@@ -832,14 +832,17 @@ fn gen_encode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
         s.fields.iter().filter(|f| f.is_tagged_in(within)).collect();
     tagged_fields.sort_by_key(|f| f.tag);
     let _ = writeln!(out, "            if flexible {{");
+    // A raw entry that repeats a known tag is written only when the known field
+    // itself is not (the sender wrote the field explicitly with its default).
     let _ = writeln!(
         out,
-        "                let mut count = self.unknown_tagged_fields.len();"
+        "                let written = |tag: u32| -> bool {{ match tag {{"
     );
     for f in &tagged_fields {
         let _ = writeln!(
             out,
-            "                if ({}) && ({}) && self.{} != {} {{ count += 1; }}",
+            "                    {} => ({}) && ({}) && self.{} != {},",
+            f.tag.expect("tagged"),
             f.versions.cond(within),
             f.tagged.cond(within),
             f.rust_name,
@@ -848,11 +851,26 @@ fn gen_encode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     }
     let _ = writeln!(
         out,
+        "                    _ => false,\n                }} }};"
+    );
+    let _ = writeln!(
+        out,
+        "                let mut count = self.unknown_tagged_fields.iter().filter(|u| !written(u.tag)).count();"
+    );
+    for f in &tagged_fields {
+        let _ = writeln!(
+            out,
+            "                if written({}) {{ count += 1; }}",
+            f.tag.expect("tagged")
+        );
+    }
+    let _ = writeln!(
+        out,
         "                put_unsigned_varint(buf, u32::try_from(count).map_err(|_| EncodeError::TooLarge(count))?);"
     );
     let _ = writeln!(
         out,
-        "                let mut unknown = self.unknown_tagged_fields.iter().peekable();"
+        "                let mut unknown = self.unknown_tagged_fields.iter().filter(|u| !written(u.tag)).peekable();"
     );
     for f in &tagged_fields {
         let tag = f.tag.expect("tagged");
@@ -862,14 +880,7 @@ fn gen_encode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
                 "                while let Some(u) = unknown.next_if(|u| u.tag < {tag}) {{ put_unknown_tagged_field(buf, u)?; }}"
             );
         }
-        let _ = writeln!(
-            out,
-            "                if ({}) && ({}) && self.{} != {} {{",
-            f.versions.cond(within),
-            f.tagged.cond(within),
-            f.rust_name,
-            f.default_expr()
-        );
+        let _ = writeln!(out, "                if written({tag}) {{");
         let _ = writeln!(
             out,
             "                    let mut tagged = ::bytes::BytesMut::new();"
@@ -1019,12 +1030,14 @@ fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     for f in &tagged_fields {
         let _ = writeln!(
             out,
-            "                        {} if ({}) && ({}) => {{ let buf = &mut data; let flex = true; this.{} = {}; if !buf.is_empty() {{ return Err(DecodeError::TrailingBytes(buf.len())); }} }}",
+            "                        {} if ({}) && ({}) => {{ let raw = data.clone(); let buf = &mut data; let flex = true; this.{} = {}; if !buf.is_empty() {{ return Err(DecodeError::TrailingBytes(buf.len())); }} if this.{} == {} {{ this.unknown_tagged_fields.push(UnknownTaggedField {{ tag, data: raw }}); }} }}",
             f.tag.expect("tagged"),
             f.versions.cond(within),
             f.tagged.cond(within),
             f.rust_name,
-            read_field(ctx, f)
+            read_field(ctx, f),
+            f.rust_name,
+            f.default_expr()
         );
     }
     let _ = writeln!(

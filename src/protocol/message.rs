@@ -81,8 +81,13 @@ pub trait Message: Encodable + Decodable + Default + Clone + std::fmt::Debug + P
     ///
     /// ```
     /// use ferrokafka::protocol::{Message, messages::MetadataRequest};
-    /// let bytes = MetadataRequest::default().to_bytes(12).unwrap();
-    /// assert_eq!(&bytes[..], &[0x00, 0x00, 0x00]); // null topics, no flags, no tags
+    /// // All topics (null), no auto-creation, no authorized operations, no tagged fields.
+    /// let request = MetadataRequest::default()
+    ///     .with_topics(None)
+    ///     .with_allow_auto_topic_creation(false);
+    /// let bytes = request.to_bytes(12).unwrap();
+    /// assert_eq!(&bytes[..], &[0x00, 0x00, 0x00, 0x00]);
+    /// assert_eq!(MetadataRequest::from_bytes(bytes, 12).unwrap(), request);
     /// ```
     fn to_bytes(&self, version: i16) -> Result<Bytes, EncodeError> {
         let mut buf = BytesMut::new();
