@@ -12,6 +12,7 @@ type Target = fn(&[u8]);
 const TARGETS: &[(&str, Target)] = &[
     ("decode_response", harness::decode_response),
     ("decode_request", harness::decode_request),
+    ("decode_records", harness::decode_records),
 ];
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {

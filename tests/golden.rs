@@ -350,3 +350,26 @@ fn batches_produced_by_librdkafka_and_kafka_python_decode_to_the_records_sent() 
         assert!(total > 150 && fetched_records > 0);
     }
 }
+
+/// Writes the record-batch fuzz seeds (`fuzz/corpus/decode_records/`): every
+/// records blob the real clients produced (each codec) and the broker fetched.
+/// Run with `cargo test --test golden write_records_fuzz_corpus -- --ignored`.
+#[test]
+#[ignore = "writes files; run by hand to refresh the fuzz seed corpus"]
+fn write_records_fuzz_corpus() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/decode_records");
+    std::fs::create_dir_all(&dir).unwrap();
+    for capture in CAPTURES {
+        let Checked {
+            produce, fetched, ..
+        } = check_capture(capture);
+        let produced = produce
+            .iter()
+            .flat_map(|(p, _)| p.topic_data.iter())
+            .flat_map(|t| t.partition_data.iter())
+            .filter_map(|p| p.records.clone());
+        for (i, blob) in produced.chain(fetched).enumerate() {
+            std::fs::write(dir.join(format!("{capture}-{i}")), &blob).unwrap();
+        }
+    }
+}

@@ -1,0 +1,7 @@
+#![no_main]
+//! Fuzz target: see `harness::decode_records`.
+
+#[path = "../harness.rs"]
+mod harness;
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::decode_records(data));
