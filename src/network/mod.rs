@@ -18,9 +18,11 @@ pub mod sasl;
 pub mod tls;
 pub mod versions;
 
-//pub(crate) mod testing;
+#[cfg(test)]
+pub(crate) mod testing;
 
-//mod tests;
+#[cfg(test)]
+mod tests;
 
 pub use backoff::Backoff;
 //pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, CoordinatorType, PartitionMetadata, TopicMetadata};
