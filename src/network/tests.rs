@@ -511,3 +511,211 @@ async fn connect_failures_are_typed() {
     let err = BrokerConnection::connect(&silent, quick).await.unwrap_err();
     assert!(matches!(err, Error::ConnectTimeout { .. }), "{err}");
 }
+
+mod tls_tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    struct Pki {
+        ca_pem: String,
+        ca: rcgen::Certificate,
+        ca_key: KeyPair,
+    }
+
+    fn pki(name: &str) -> Pki {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let ca = params.self_signed(&ca_key).unwrap();
+        Pki {
+            ca_pem: ca.pem(),
+            ca,
+            ca_key,
+        }
+    }
+
+    /// A leaf certificate for `names`, signed by `pki`: (cert PEM, key PEM, cert DER, key DER).
+    fn leaf(
+        pki: &Pki,
+        names: &[&str],
+    ) -> (
+        String,
+        String,
+        CertificateDer<'static>,
+        PrivateKeyDer<'static>,
+    ) {
+        let key = KeyPair::generate().unwrap();
+        let params =
+            CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .unwrap();
+        let cert = params.signed_by(&key, &pki.ca, &pki.ca_key).unwrap();
+        (
+            cert.pem(),
+            key.serialize_pem(),
+            cert.der().clone(),
+            PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+    }
+
+    /// A TLS fake broker for `localhost`; with `client_ca`, it requires a
+    /// client certificate signed by it.
+    async fn tls_broker(server_pki: &Pki, client_ca: Option<&Pki>) -> u16 {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let (_, _, cert, key) = leaf(server_pki, &["localhost"]);
+        let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .unwrap();
+        let builder = match client_ca {
+            Some(ca) => {
+                let mut roots = rustls::RootCertStore::empty();
+                roots.add(ca.ca.der().clone()).unwrap();
+                let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider,
+                )
+                .build()
+                .unwrap();
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let server = builder.with_single_cert(vec![cert], key).unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(tcp).await {
+                        serve(stream, echo_handler()).await;
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    fn tls_config(tls: TlsConfig) -> Arc<ClientConfig> {
+        Arc::new(
+            ClientConfig::builder()
+                .security_protocol(SecurityProtocol::Ssl)
+                .tls(tls)
+                .connection_setup_timeout(Duration::from_secs(5))
+                .build()
+                .unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn tls_connects_with_the_right_ca_and_name_only() {
+        let good = pki("good ca");
+        let bad = pki("bad ca");
+        let port = tls_broker(&good, None).await;
+
+        // Right CA (from a file), right name.
+        let dir =
+            std::env::temp_dir().join(format!("ferrokafka-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ca_file = dir.join("ca.pem");
+        std::fs::write(&ca_file, &good.ca_pem).unwrap();
+        let config = tls_config(TlsConfig {
+            ca: Some(PemSource::File(ca_file)),
+            ..TlsConfig::default()
+        });
+        let conn = BrokerConnection::connect(&format!("localhost:{port}"), config)
+            .await
+            .unwrap();
+        assert_eq!(echoed(&conn.send(&tagged("tls")).await.unwrap()), "tls");
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // Wrong CA.
+        let config = tls_config(TlsConfig {
+            ca: Some(PemSource::Pem(bad.ca_pem.clone())),
+            ..TlsConfig::default()
+        });
+        let err = BrokerConnection::connect(&format!("localhost:{port}"), config)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::TlsHandshake { .. }), "{err}");
+        assert!(!err.is_retriable());
+
+        // Right CA, wrong name: the certificate is for localhost only.
+        let right_ca = TlsConfig {
+            ca: Some(PemSource::Pem(good.ca_pem.clone())),
+            ..TlsConfig::default()
+        };
+        let err =
+            BrokerConnection::connect(&format!("127.0.0.1:{port}"), tls_config(right_ca.clone()))
+                .await
+                .unwrap_err();
+        assert!(matches!(err, Error::TlsHandshake { .. }), "{err}");
+
+        // Name checking off, explicitly: chain still verified.
+        let no_names = TlsConfig {
+            verify_hostname: false,
+            ..right_ca
+        };
+        let conn = BrokerConnection::connect(&format!("127.0.0.1:{port}"), tls_config(no_names))
+            .await
+            .unwrap();
+        assert_eq!(echoed(&conn.send(&tagged("x")).await.unwrap()), "x");
+        let err = BrokerConnection::connect(
+            &format!("127.0.0.1:{port}"),
+            tls_config(TlsConfig {
+                ca: Some(PemSource::Pem(bad.ca_pem.clone())),
+                verify_hostname: false,
+                ..TlsConfig::default()
+            }),
+        )
+        .await
+        .unwrap_err();
+        assert!(matches!(err, Error::TlsHandshake { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn tls_client_certificates() {
+        let server_pki = pki("server ca");
+        let client_pki = pki("client ca");
+        let port = tls_broker(&server_pki, Some(&client_pki)).await;
+        let (cert_pem, key_pem, _, _) = leaf(&client_pki, &["client"]);
+        let with_cert = tls_config(TlsConfig {
+            ca: Some(PemSource::Pem(server_pki.ca_pem.clone())),
+            certificate: Some(PemSource::Pem(cert_pem)),
+            key: Some(PemSource::Pem(key_pem)),
+            verify_hostname: true,
+        });
+        let conn = BrokerConnection::connect(&format!("localhost:{port}"), with_cert)
+            .await
+            .unwrap();
+        assert_eq!(echoed(&conn.send(&tagged("mtls")).await.unwrap()), "mtls");
+
+        let without = tls_config(TlsConfig {
+            ca: Some(PemSource::Pem(server_pki.ca_pem.clone())),
+            ..TlsConfig::default()
+        });
+        assert!(
+            BrokerConnection::connect(&format!("localhost:{port}"), without)
+                .await
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_pem_is_a_config_error() {
+        let err = tls::client_config(&TlsConfig {
+            ca: Some(PemSource::Pem("not pem".into())),
+            ..TlsConfig::default()
+        })
+        .unwrap_err();
+        assert!(matches!(err, Error::Config(_)), "{err}");
+        let err = tls::client_config(&TlsConfig {
+            ca: Some(PemSource::File("/nonexistent/ca.pem".into())),
+            ..TlsConfig::default()
+        })
+        .unwrap_err();
+        assert!(err.to_string().contains("/nonexistent/ca.pem"), "{err}");
+    }
+}
