@@ -165,7 +165,8 @@ pub enum Error {
 
     /// An operation was retried until its deadline and still failed.
     #[error(
-        "{operation} did not succeed within {timeout:?} ({attempts} attempts); last error: {last}"
+        "{operation} did not succeed within {timeout:?} ({attempts} attempts){}",
+        last.as_ref().map(|e| format!("; last error: {e}")).unwrap_or_default()
     )]
     Timeout {
         /// What was being attempted.
@@ -174,9 +175,9 @@ pub enum Error {
         timeout: Duration,
         /// How many attempts were made.
         attempts: u32,
-        /// The last failure.
+        /// The last failure, if an attempt finished before the deadline.
         #[source]
-        last: Box<Error>,
+        last: Option<Box<Error>>,
     },
 }
 

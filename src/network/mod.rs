@@ -10,7 +10,7 @@
 //! This module depends only on [`crate::protocol`].
 
 pub mod backoff;
-//pub mod cluster;
+pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
@@ -25,7 +25,10 @@ pub(crate) mod testing;
 mod tests;
 
 pub use backoff::Backoff;
-//pub use cluster::{BrokerInfo, Cluster, ClusterMetadata, CoordinatorType, PartitionMetadata, TopicMetadata};
+pub use cluster::{
+    BrokerInfo, Cluster, ClusterMetadata, CoordinatorType, PartitionLeader, PartitionMetadata,
+    TopicMetadata,
+};
 pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, PemSource, SaslConfig, SaslMechanism,
     SecurityProtocol, TlsConfig,
