@@ -249,8 +249,9 @@ struct Inner {
 /// let config = ClientConfig::builder().bootstrap_servers(["localhost:9092"]).build()?;
 /// let cluster = Cluster::connect(config).await?;
 /// let leader = cluster.leader_for("orders", 0).await?;
+/// let request = ListGroupsRequest::default();
 /// let groups = cluster
-///     .retry("list groups", None, || cluster.send_to_broker(leader.node_id, &ListGroupsRequest::default()))
+///     .retry("list groups", None, || cluster.send_to_broker(leader.node_id, &request))
 ///     .await?;
 /// println!("{} groups", groups.groups.len());
 /// # Ok(()) }

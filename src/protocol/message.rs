@@ -82,7 +82,9 @@ pub trait Message: Encodable + Decodable + Default + Clone + std::fmt::Debug + P
     /// ```
     /// use ferrokafka::protocol::{Message, messages::MetadataRequest};
     /// let bytes = MetadataRequest::default().to_bytes(12).unwrap();
-    /// assert_eq!(&bytes[..], &[0x00, 0x00, 0x00]); // null topics, no flags, no tags
+    /// // empty compact topic array, allow_auto_topic_creation=true,
+    /// // include_topic_authorized_operations=false, no tagged fields
+    /// assert_eq!(&bytes[..], &[0x01, 0x01, 0x00, 0x00]);
     /// ```
     fn to_bytes(&self, version: i16) -> Result<Bytes, EncodeError> {
         let mut buf = BytesMut::new();
