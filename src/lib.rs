@@ -8,8 +8,11 @@
 //!   generated at build time from Kafka's JSON message specs.
 //! * [`records`]: record batches (message format v2, legacy v0/v1 reading) and
 //!   compression codecs.
+//! * [`network`]: configuration, broker connections (TLS, SASL, version
+//!   negotiation, pipelining) and the cluster client.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod network;
 pub mod protocol;
 pub mod records;
