@@ -2,6 +2,7 @@
 //! Fuzz target: see `harness::decode_request`.
 
 #[path = "../harness.rs"]
+#[allow(dead_code)]
 mod harness;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| harness::decode_request(data));
