@@ -8,8 +8,12 @@
 //!   generated at build time from Kafka's JSON message specs.
 //! * [`records`]: record batches (message format v2, legacy v0/v1 reading) and
 //!   compression codecs.
+//! * `testkit` (feature `testkit`): runs real Kafka-compatible brokers for
+//!   integration tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod protocol;
 pub mod records;
+#[cfg(feature = "testkit")]
+pub mod testkit;
