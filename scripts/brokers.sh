@@ -64,6 +64,15 @@ already_installed() {
 
 do_install() {
     mkdir -p "$DIR"
+    # Hold the lock only while installing: brokers started afterwards must not
+    # inherit it, or the next install would wait for them to exit.
+    locked_install
+    local rc=$?
+    exec 9>&-
+    return "$rc"
+}
+
+locked_install() {
     # One installer at a time (parallel test binaries may all ask at once).
     exec 9>"$DIR/install.lock"
     if command -v flock >/dev/null 2>&1; then
