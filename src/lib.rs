@@ -10,9 +10,13 @@
 //!   compression codecs.
 //! * [`network`]: configuration, broker connections (TLS, SASL, version
 //!   negotiation, pipelining) and the cluster client.
+//! * `testkit` (feature `testkit`): runs real Kafka-compatible brokers for
+//!   integration tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod network;
 pub mod protocol;
 pub mod records;
+pub mod network;
+#[cfg(feature = "testkit")]
+pub mod testkit;
