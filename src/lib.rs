@@ -15,8 +15,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod network;
 pub mod protocol;
 pub mod records;
-pub mod network;
 #[cfg(feature = "testkit")]
 pub mod testkit;
