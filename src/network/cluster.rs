@@ -529,7 +529,8 @@ impl Cluster {
     }
 
     /// Adds topics to those whose metadata is fetched; returns whether any
-    /// was new.
+    /// was new. A new topic marks the cached metadata stale, so the next use
+    /// fetches it.
     pub fn track_topics<I, S>(&self, topics: I) -> bool
     where
         I: IntoIterator<Item = S>,
@@ -539,6 +540,10 @@ impl Cluster {
         let mut added = false;
         for t in topics {
             added |= tracked.insert(t.into());
+        }
+        drop(tracked);
+        if added {
+            self.invalidate_metadata();
         }
         added
     }
@@ -592,12 +597,8 @@ impl Cluster {
     /// (`UNKNOWN_TOPIC_OR_PARTITION`, `LEADER_NOT_AVAILABLE`, ...), mostly
     /// retriable.
     pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<PartitionLeader> {
-        let metadata = if self.track_topics([topic]) {
-            self.refresh_metadata().await?
-        } else {
-            self.metadata().await?
-        };
-        metadata.leader_for(topic, partition)
+        self.track_topics([topic]);
+        self.metadata().await?.leader_for(topic, partition)
     }
 
     // -------------------------------------------------------- coordinators
