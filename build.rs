@@ -1170,6 +1170,16 @@ fn sample_value(ty: &Ty) -> String {
 // ApiKey and dispatch enums
 // ---------------------------------------------------------------------------
 
+/// Writes a method whose body is one `match` with the given arms.
+fn match_fn(out: &mut String, doc: &str, signature: &str, scrutinee: &str, arms: Vec<String>) {
+    let _ = writeln!(out, "    /// {doc}");
+    let _ = writeln!(out, "    {signature} {{\n        match {scrutinee} {{");
+    for arm in arms {
+        let _ = writeln!(out, "            {arm},");
+    }
+    let _ = writeln!(out, "        }}\n    }}\n");
+}
+
 fn gen_api_keys(specs: &[Spec], out: &mut String) {
     let mut requests: BTreeMap<i16, &Spec> = BTreeMap::new();
     let mut responses: BTreeMap<i16, &Spec> = BTreeMap::new();
@@ -1234,96 +1244,52 @@ fn gen_api_keys(specs: &[Spec], out: &mut String) {
     let _ = writeln!(out, "            _ => None,\n        }}\n    }}\n");
     let _ = writeln!(out, "    /// The API key's number on the wire.");
     let _ = writeln!(out, "    pub fn key(self) -> i16 {{ self as i16 }}\n");
-    let _ = writeln!(
+    let api_arms = |f: &dyn Fn(&Spec) -> String| -> Vec<String> {
+        requests
+            .values()
+            .map(|s| format!("ApiKey::{} => {}", variant(s), f(s)))
+            .collect()
+    };
+    let range = |v: Versions| format!("VersionRange::new({}, {})", v.min, v.max);
+    match_fn(
         out,
-        "    /// The API's name as Kafka spells it (`Produce`, `Fetch`, ...)."
+        "The API's name as Kafka spells it (`Produce`, `Fetch`, ...).",
+        "pub fn name(self) -> &'static str",
+        "self",
+        api_arms(&|s| format!("{:?}", variant(s))),
     );
-    let _ = writeln!(
+    match_fn(
         out,
-        "    pub fn name(self) -> &'static str {{\n        match self {{"
+        "The versions of this API's request and response the specs define.",
+        "pub fn valid_versions(self) -> VersionRange",
+        "self",
+        api_arms(&|s| range(s.valid)),
     );
-    for s in requests.values() {
-        let _ = writeln!(out, "            ApiKey::{0} => {0:?},", variant(s));
-    }
-    let _ = writeln!(out, "        }}\n    }}\n");
-    let _ = writeln!(
+    match_fn(
         out,
-        "    /// The versions of this API's request and response the specs define."
+        "The versions this client is willing to send: the valid versions without\n/// a latest version the spec marks as unstable.",
+        "pub fn stable_versions(self) -> VersionRange",
+        "self",
+        api_arms(&|s| {
+            let max = if s.latest_unstable { s.valid.max - 1 } else { s.valid.max };
+            range(Versions { min: s.valid.min, max })
+        }),
     );
-    let _ = writeln!(
+    match_fn(
         out,
-        "    pub fn valid_versions(self) -> VersionRange {{\n        match self {{"
+        "The request versions that use the flexible encoding.",
+        "pub fn flexible_versions(self) -> VersionRange",
+        "self",
+        api_arms(&|s| range(s.flexible)),
     );
-    for s in requests.values() {
-        let _ = writeln!(
-            out,
-            "            ApiKey::{} => VersionRange::new({}, {}),",
-            variant(s),
-            s.valid.min,
-            s.valid.max
-        );
-    }
-    let _ = writeln!(out, "        }}\n    }}\n");
-    let _ = writeln!(
+    match_fn(
         out,
-        "    /// The versions this client is willing to send: the valid versions without"
+        "The response versions that use the flexible encoding.",
+        "pub fn response_flexible_versions(self) -> VersionRange",
+        "self",
+        api_arms(&|s| range(responses[&s.api_key.expect("request key")].flexible)),
     );
-    let _ = writeln!(out, "    /// a latest version the spec marks as unstable.");
-    let _ = writeln!(
-        out,
-        "    pub fn stable_versions(self) -> VersionRange {{\n        match self {{"
-    );
-    for s in requests.values() {
-        let max = if s.latest_unstable {
-            s.valid.max - 1
-        } else {
-            s.valid.max
-        };
-        let _ = writeln!(
-            out,
-            "            ApiKey::{} => VersionRange::new({}, {}),",
-            variant(s),
-            s.valid.min,
-            max
-        );
-    }
-    let _ = writeln!(out, "        }}\n    }}\n");
-    let _ = writeln!(
-        out,
-        "    /// The request versions that use the flexible encoding."
-    );
-    let _ = writeln!(
-        out,
-        "    pub fn flexible_versions(self) -> VersionRange {{\n        match self {{"
-    );
-    for s in requests.values() {
-        let _ = writeln!(
-            out,
-            "            ApiKey::{} => VersionRange::new({}, {}),",
-            variant(s),
-            s.flexible.min,
-            s.flexible.max
-        );
-    }
-    let _ = writeln!(out, "        }}\n    }}\n");
-    let _ = writeln!(
-        out,
-        "    /// The response versions that use the flexible encoding."
-    );
-    let _ = writeln!(
-        out,
-        "    pub fn response_flexible_versions(self) -> VersionRange {{\n        match self {{"
-    );
-    for (k, s) in &responses {
-        let _ = writeln!(
-            out,
-            "            ApiKey::{} => VersionRange::new({}, {}),",
-            variant(requests[k]),
-            s.flexible.min,
-            s.flexible.max
-        );
-    }
-    let _ = writeln!(out, "        }}\n    }}\n}}\n");
+    let _ = writeln!(out, "}}\n");
 
     // Request / Response traits.
     for (k, s) in &requests {
@@ -1349,67 +1315,43 @@ fn gen_api_keys(specs: &[Spec], out: &mut String) {
         }
         let _ = writeln!(out, "}}\n");
         let _ = writeln!(out, "impl {kind}Kind {{");
-        let _ = writeln!(out, "    /// The API this body belongs to.");
-        let _ = writeln!(
+        let arms =
+            |f: &dyn Fn(&Spec) -> String| -> Vec<String> { map.values().map(|s| f(s)).collect() };
+        match_fn(
             out,
-            "    pub fn api_key(&self) -> ApiKey {{\n        match self {{"
+            "The API this body belongs to.",
+            "pub fn api_key(&self) -> ApiKey",
+            "self",
+            arms(&|s| format!("{kind}Kind::{0}(_) => ApiKey::{0}", variant(s))),
         );
-        for s in map.values() {
-            let _ = writeln!(
-                out,
-                "            {kind}Kind::{0}(_) => ApiKey::{0},",
-                variant(s)
-            );
-        }
-        let _ = writeln!(out, "        }}\n    }}\n");
-        let _ = writeln!(
+        match_fn(
             out,
-            "    /// Encodes the body (without header) in `version`."
+            "Encodes the body (without header) in `version`.",
+            "pub fn encode(&self, buf: &mut ::bytes::BytesMut, version: i16) -> ::std::result::Result<(), EncodeError>",
+            "self",
+            arms(&|s| format!("{kind}Kind::{}(m) => m.encode(buf, version)", variant(s))),
         );
-        let _ = writeln!(
+        match_fn(
             out,
-            "    pub fn encode(&self, buf: &mut ::bytes::BytesMut, version: i16) -> ::std::result::Result<(), EncodeError> {{\n        match self {{"
+            "Decodes a body (without header) of API `api_key` in `version`.",
+            "pub fn decode(api_key: ApiKey, buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError>",
+            "api_key",
+            arms(&|s| format!("ApiKey::{0} => {1}::decode(buf, version).map({kind}Kind::{0})", variant(s), s.name)),
         );
-        for s in map.values() {
-            let _ = writeln!(
-                out,
-                "            {kind}Kind::{}(m) => m.encode(buf, version),",
-                variant(s)
-            );
-        }
-        let _ = writeln!(out, "        }}\n    }}\n");
-        let _ = writeln!(
+        match_fn(
             out,
-            "    /// Decodes a body (without header) of API `api_key` in `version`."
+            "A sample body valid for `version`, for tests.\n    #[cfg(test)]",
+            "pub(crate) fn sample(api_key: ApiKey, rng: &mut crate::protocol::sample::SampleRng, version: i16) -> Self",
+            "api_key",
+            arms(&|s| {
+                format!(
+                    "ApiKey::{0} => {kind}Kind::{0}(<{1} as crate::protocol::sample::Sample>::sample(rng, version))",
+                    variant(s),
+                    s.name
+                )
+            }),
         );
-        let _ = writeln!(
-            out,
-            "    pub fn decode(api_key: ApiKey, buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {{\n        Ok(match api_key {{"
-        );
-        for s in map.values() {
-            let _ = writeln!(
-                out,
-                "            ApiKey::{0} => {kind}Kind::{0}({1}::decode(buf, version)?),",
-                variant(s),
-                s.name
-            );
-        }
-        let _ = writeln!(out, "        }})\n    }}\n");
-        let _ = writeln!(out, "    /// A sample body valid for `version`, for tests.");
-        let _ = writeln!(out, "    #[cfg(test)]");
-        let _ = writeln!(
-            out,
-            "    pub(crate) fn sample(api_key: ApiKey, rng: &mut crate::protocol::sample::SampleRng, version: i16) -> Self {{\n        use crate::protocol::sample::Sample;\n        match api_key {{"
-        );
-        for s in map.values() {
-            let _ = writeln!(
-                out,
-                "            ApiKey::{0} => {kind}Kind::{0}({1}::sample(rng, version)),",
-                variant(s),
-                s.name
-            );
-        }
-        let _ = writeln!(out, "        }}\n    }}\n}}\n");
+        let _ = writeln!(out, "}}\n");
     }
 
     // Data and header messages, for tests that walk every spec.
