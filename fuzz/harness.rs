@@ -4,9 +4,10 @@
 //!
 //! Each function must return normally for any input: a panic is a bug.
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use ferrokafka::protocol::{
-    decode_request_frame, decode_response_frame, ApiKey, Message, RequestKind, ResponseKind,
+    decode_request_frame, decode_response_frame, ApiKey, DecodeError, EncodeError, Message,
+    RequestKind, ResponseKind,
 };
 
 /// Picks an API and a valid version from the first two bytes, so that random
@@ -29,7 +30,15 @@ pub fn decode_response(data: &[u8]) {
     };
     if let Ok((_header, body)) = decode_response_frame(Bytes::copy_from_slice(frame), api, version)
     {
-        check_reencode_response(&body, api, version);
+        check_stable_reencoding(
+            api,
+            version,
+            |buf| body.encode(buf, version),
+            |bytes| {
+                ResponseKind::decode(api, bytes, version)
+                    .map(|again| move |buf: &mut BytesMut| again.encode(buf, version))
+            },
+        );
     }
     // The body alone, as the network layer decodes it after the header.
     let mut body = Bytes::copy_from_slice(frame);
@@ -38,14 +47,23 @@ pub fn decode_response(data: &[u8]) {
 
 /// A decoded value, once re-encoded, must decode and re-encode to the same
 /// bytes. (Bytes, not values, are compared: a float64 may hold NaN.)
-fn check_reencode_response(body: &ResponseKind, api: ApiKey, version: i16) {
-    let mut first = bytes::BytesMut::new();
-    if body.encode(&mut first, version).is_ok() {
+/// `encode` writes the decoded value; `decode` reads bytes back and returns
+/// how to encode what it read.
+fn check_stable_reencoding<E, R>(
+    api: ApiKey,
+    version: i16,
+    encode: impl FnOnce(&mut BytesMut) -> Result<(), EncodeError>,
+    decode: impl FnOnce(&mut Bytes) -> Result<R, DecodeError>,
+) where
+    R: FnOnce(&mut BytesMut) -> Result<(), E>,
+    E: std::fmt::Debug,
+{
+    let mut first = BytesMut::new();
+    if encode(&mut first).is_ok() {
         let first = first.freeze();
-        let again = ResponseKind::decode(api, &mut first.clone(), version)
-            .expect("re-encoded response decodes");
-        let mut second = bytes::BytesMut::new();
-        again.encode(&mut second, version).expect("re-encodes");
+        let encode_again = decode(&mut first.clone()).expect("re-encoded value decodes");
+        let mut second = BytesMut::new();
+        encode_again(&mut second).expect("re-encodes");
         assert_eq!(
             first,
             second.freeze(),
@@ -66,19 +84,15 @@ pub fn decode_request(data: &[u8]) {
     frame.extend_from_slice(rest);
     if let Ok((header, body)) = decode_request_frame(Bytes::from(frame)) {
         assert_eq!(header.request_api_key, api.key());
-        let mut first = bytes::BytesMut::new();
-        if body.encode(&mut first, version).is_ok() {
-            let first = first.freeze();
-            let again = RequestKind::decode(api, &mut first.clone(), version)
-                .expect("re-encoded request decodes");
-            let mut second = bytes::BytesMut::new();
-            again.encode(&mut second, version).expect("re-encodes");
-            assert_eq!(
-                first,
-                second.freeze(),
-                "{api:?} v{version}: re-encoding is not stable"
-            );
-        }
+        check_stable_reencoding(
+            api,
+            version,
+            |buf| body.encode(buf, version),
+            |bytes| {
+                RequestKind::decode(api, bytes, version)
+                    .map(|again| move |buf: &mut BytesMut| again.encode(buf, version))
+            },
+        );
     }
     // Header messages on their own.
     for header_version in 0..=2 {
