@@ -698,6 +698,7 @@ fn gen_struct(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
             f.rust_name
         );
     }
+    gen_map_key_lookups(ctx, s, out);
     let _ = writeln!(
         out,
         "        /// The smallest number of bytes this struct can take on the wire in `version`."
@@ -753,6 +754,61 @@ fn gen_struct(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
 
     gen_encode(ctx, s, top, out);
     gen_decode(ctx, s, top, out);
+}
+
+/// For arrays whose elements the spec keys with `mapKey` (Java generates a
+/// linked hash set for those), a lookup by key: `find_<field>(key...)`.
+fn gen_map_key_lookups(ctx: &Ctx, s: &StructDef, out: &mut String) {
+    for f in &s.fields {
+        let Ty::Array(inner) = &f.ty else { continue };
+        let Ty::Struct(element) = inner.as_ref() else {
+            continue;
+        };
+        let Some(def) = ctx.spec.structs.iter().find(|d| &d.name == element) else {
+            continue;
+        };
+        let keys: Vec<&Field> = def.fields.iter().filter(|k| k.map_key).collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let params: Vec<String> = keys
+            .iter()
+            .map(|k| {
+                let ty = match k.ty {
+                    Ty::Str => "&str".to_string(),
+                    _ => k.ty.rust(),
+                };
+                format!("{}: {ty}", k.rust_name)
+            })
+            .collect();
+        let tests: Vec<String> = keys
+            .iter()
+            .map(|k| match (&k.ty, k.optional()) {
+                (Ty::Str, true) => format!("e.{0}.as_deref() == Some({0})", k.rust_name),
+                (_, true) => format!("e.{0}.as_ref() == Some(&{0})", k.rust_name),
+                _ => format!("e.{0} == {0}", k.rust_name),
+            })
+            .collect();
+        let names: Vec<&str> = keys.iter().map(|k| k.name.as_str()).collect();
+        let bare = f.rust_name.trim_start_matches("r#");
+        let iter = if f.optional() {
+            format!("self.{}.as_ref()?.iter()", f.rust_name)
+        } else {
+            format!("self.{}.iter()", f.rust_name)
+        };
+        let _ = writeln!(
+            out,
+            "        /// The first element of `{}` whose map key (`{}`) matches.",
+            f.name,
+            names.join("`, `")
+        );
+        let _ = writeln!(
+            out,
+            "        pub fn find_{bare}(&self, {}) -> ::std::option::Option<&{element}> {{ {iter}.find(|e| {}) }}",
+            params.join(", "),
+            tests.join(" && ")
+        );
+    }
 }
 
 /// The expression for "this field uses compact encodings" in the current version.

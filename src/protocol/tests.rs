@@ -401,3 +401,19 @@ fn write_fuzz_seed_corpus() {
         }
     }
 }
+
+#[test]
+fn map_key_arrays_have_a_lookup_by_key() {
+    use super::messages::create_topics_request::CreatableTopic;
+    use super::messages::CreateTopicsRequest;
+    let request = CreateTopicsRequest::default().with_topics(vec![
+        CreatableTopic::default()
+            .with_name("a".into())
+            .with_num_partitions(1),
+        CreatableTopic::default()
+            .with_name("b".into())
+            .with_num_partitions(2),
+    ]);
+    assert_eq!(request.find_topics("b").map(|t| t.num_partitions), Some(2));
+    assert!(request.find_topics("c").is_none());
+}
