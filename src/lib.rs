@@ -10,9 +10,11 @@
 //!   compression codecs.
 //! * [`network`]: configuration, broker connections (TLS, SASL, version
 //!   negotiation, pipelining) and the cluster client.
+//! * [`admin`]: the admin client (topics, configs, groups, offsets, ACLs, ...).
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod network;
 pub mod protocol;
 pub mod records;
+pub mod network;
+pub mod admin;
