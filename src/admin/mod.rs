@@ -68,7 +68,9 @@ impl std::fmt::Debug for Admin {
 impl Admin {
     /// Connects to the cluster named by `config.bootstrap_servers`.
     pub async fn connect(config: ClientConfig) -> Result<Admin> {
-        Ok(Admin { cluster: Cluster::connect(config).await? })
+        Ok(Admin {
+            cluster: Cluster::connect(config).await?,
+        })
     }
 
     /// An admin client over an existing cluster client (sharing its connections).
