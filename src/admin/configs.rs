@@ -736,6 +736,18 @@ pub(super) fn copy_error(error: &Error) -> Error {
             broker: broker.clone(),
             timeout: *timeout,
         },
+        Error::Disconnected { broker, reason } => Error::Disconnected {
+            broker: broker.clone(),
+            reason: reason.clone(),
+        },
+        Error::Connect { broker, source } => Error::Connect {
+            broker: broker.clone(),
+            source: std::io::Error::new(source.kind(), source.to_string()),
+        },
+        Error::ConnectTimeout { broker, timeout } => Error::ConnectTimeout {
+            broker: broker.clone(),
+            timeout: *timeout,
+        },
         other if other.is_retriable() => Error::Disconnected {
             broker: String::new(),
             reason: other.to_string(),
