@@ -322,3 +322,88 @@ fn describe(
         authorized_operations,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::describe_log_dirs_response::{
+        DescribeLogDirsPartition, DescribeLogDirsResult, DescribeLogDirsTopic,
+    };
+    use crate::protocol::ErrorCode;
+
+    #[test]
+    fn log_dirs_map_replicas_errors_and_sizes() {
+        let response = DescribeLogDirsResponse {
+            results: vec![
+                DescribeLogDirsResult {
+                    log_dir: "/a".into(),
+                    topics: vec![DescribeLogDirsTopic {
+                        name: "t".into(),
+                        partitions: vec![DescribeLogDirsPartition {
+                            partition_index: 1,
+                            partition_size: 100,
+                            offset_lag: 2,
+                            is_future_key: true,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    total_bytes: 1000,
+                    usable_bytes: 10,
+                    ..Default::default()
+                },
+                DescribeLogDirsResult {
+                    log_dir: "/b".into(),
+                    error_code: ErrorCode::KafkaStorageError.code(),
+                    ..Default::default()
+                },
+            ],
+            ..Default::default()
+        };
+        let dirs = log_dirs(response).unwrap();
+        let a = &dirs["/a"];
+        assert!(a.error.is_none());
+        assert_eq!(
+            a.replicas[&TopicPartition::new("t", 1)],
+            ReplicaInfo {
+                size: 100,
+                offset_lag: 2,
+                is_future: true
+            }
+        );
+        assert_eq!((a.total_bytes, a.usable_bytes), (Some(1000), Some(10)));
+        let b = &dirs["/b"];
+        assert_eq!(
+            b.error.as_ref().unwrap().error_code(),
+            Some(ErrorCode::KafkaStorageError)
+        );
+        assert_eq!((b.total_bytes, b.usable_bytes), (None, None));
+        let whole = DescribeLogDirsResponse {
+            error_code: ErrorCode::ClusterAuthorizationFailed.code(),
+            ..Default::default()
+        };
+        assert_eq!(
+            log_dirs(whole).unwrap_err().error_code(),
+            Some(ErrorCode::ClusterAuthorizationFailed)
+        );
+    }
+
+    #[test]
+    fn controller_is_found_among_the_brokers() {
+        let broker = |id| BrokerInfo {
+            node_id: id,
+            host: "h".into(),
+            port: 1,
+            rack: None,
+        };
+        let d = describe(Some("c".into()), 2, vec![broker(3), broker(2)], None);
+        assert_eq!(d.controller.unwrap().node_id, 2);
+        assert_eq!(
+            d.brokers.iter().map(|b| b.node_id).collect::<Vec<_>>(),
+            [2, 3]
+        );
+        assert!(describe(None, -1, vec![broker(1)], None)
+            .controller
+            .is_none());
+    }
+}

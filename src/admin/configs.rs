@@ -758,3 +758,99 @@ pub(super) fn copy_error(error: &Error) -> Error {
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::describe_configs_response::DescribeConfigsSynonym;
+
+    #[test]
+    fn entries_map_sources_types_and_v0_defaults() {
+        // v0: no source, only is_default.
+        let v0 = |is_default| DescribeConfigsResourceResult {
+            name: "retention.ms".into(),
+            value: Some("1".into()),
+            is_default,
+            ..Default::default()
+        };
+        assert_eq!(
+            ConfigEntry::from_describe(v0(true)).source,
+            ConfigSource::DefaultConfig
+        );
+        let e = ConfigEntry::from_describe(v0(false));
+        assert_eq!((e.source, e.is_default), (ConfigSource::Unknown, false));
+        // v3: source, type, synonyms, documentation.
+        let e = ConfigEntry::from_describe(DescribeConfigsResourceResult {
+            name: "cleanup.policy".into(),
+            value: None,
+            read_only: true,
+            is_sensitive: true,
+            config_source: 4,
+            config_type: 7,
+            documentation: Some("doc".into()),
+            synonyms: vec![DescribeConfigsSynonym {
+                name: "log.cleanup.policy".into(),
+                value: Some("delete".into()),
+                source: 5,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        assert_eq!(e.source, ConfigSource::StaticBrokerConfig);
+        assert_eq!(e.config_type, ConfigType::List);
+        assert!(e.read_only && e.sensitive && !e.is_default);
+        assert_eq!(e.synonyms[0].source, ConfigSource::DefaultConfig);
+        assert_eq!(e.documentation.as_deref(), Some("doc"));
+        assert_eq!(ConfigSource::from_code(42), ConfigSource::Other(42));
+    }
+
+    #[test]
+    fn resources_route_to_their_broker() {
+        let groups = group_by_target(&[
+            ConfigResource::topic("a"),
+            ConfigResource::broker(3),
+            ConfigResource::broker_logger(3),
+            ConfigResource::broker_default(),
+            ConfigResource::topic("b"),
+        ]);
+        assert_eq!(groups.len(), 2);
+        assert_eq!(
+            groups[&None].len(),
+            3,
+            "topics and the default broker config"
+        );
+        assert_eq!(groups[&Some(3)].len(), 2);
+        for t in [2, 4, 8, 16, 32, 99] {
+            assert_eq!(ConfigResourceType::from_code(t).code(), t);
+        }
+        assert_eq!(
+            ConfigResourceType::from_code(99),
+            ConfigResourceType::Unknown(99)
+        );
+    }
+
+    #[test]
+    fn copied_errors_keep_their_kind() {
+        let e = copy_error(&Error::Disconnected {
+            broker: "b".into(),
+            reason: "r".into(),
+        });
+        assert!(matches!(e, Error::Disconnected { .. }) && e.is_retriable());
+        let e = copy_error(&Error::Broker {
+            api: ApiKey::DescribeConfigs,
+            code: crate::protocol::ErrorCode::NotController,
+            message: Some("m".into()),
+        });
+        assert_eq!(
+            e.error_code(),
+            Some(crate::protocol::ErrorCode::NotController)
+        );
+        let e = copy_error(&Error::Timeout {
+            operation: "x".into(),
+            timeout: Duration::from_secs(1),
+            attempts: 1,
+            last: None,
+        });
+        assert!(!e.is_retriable());
+    }
+}

@@ -436,3 +436,105 @@ async fn delete_records_on(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::metadata_response::{
+        MetadataResponsePartition, MetadataResponseTopic,
+    };
+    use crate::protocol::messages::MetadataResponse;
+    use crate::protocol::ErrorCode;
+
+    #[test]
+    fn partitions_group_by_leader_with_reasons_for_the_rest() {
+        let partition = |index, leader| MetadataResponsePartition {
+            partition_index: index,
+            leader_id: leader,
+            ..Default::default()
+        };
+        let metadata = ClusterMetadata::from_response(&MetadataResponse {
+            topics: vec![MetadataResponseTopic {
+                name: Some("t".into()),
+                partitions: vec![
+                    partition(0, 1),
+                    partition(1, 2),
+                    partition(2, -1),
+                    partition(3, 1),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        let wanted = [0, 1, 2, 3, 9]
+            .into_iter()
+            .map(|p| TopicPartition::new("t", p))
+            .chain([TopicPartition::new("gone", 0)]);
+        let (by_leader, missing) = group_by_leader(&metadata, wanted);
+        let indexes = |leader| {
+            by_leader[&leader]
+                .iter()
+                .map(|tp| tp.partition)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(indexes(1), [0, 3]);
+        assert_eq!(indexes(2), [1]);
+        let codes: Vec<_> = missing
+            .iter()
+            .map(|(tp, e)| (tp.to_string(), e.error_code().unwrap()))
+            .collect();
+        assert_eq!(
+            codes,
+            [
+                ("t-2".to_owned(), ErrorCode::LeaderNotAvailable),
+                ("t-9".to_owned(), ErrorCode::UnknownTopicOrPartition),
+                ("gone-0".to_owned(), ErrorCode::UnknownTopicOrPartition),
+            ]
+        );
+    }
+
+    #[test]
+    fn listed_offsets_map_every_version() {
+        let v0 = ListOffsetsPartitionResponse {
+            old_style_offsets: vec![42],
+            ..Default::default()
+        };
+        let got = ListedOffset::from_response(&v0, 0).unwrap();
+        assert_eq!(
+            (got.offset, got.timestamp, got.leader_epoch),
+            (42, None, None)
+        );
+        let v4 = ListOffsetsPartitionResponse {
+            offset: 7,
+            timestamp: 1000,
+            leader_epoch: 3,
+            ..Default::default()
+        };
+        let got = ListedOffset::from_response(&v4, 4).unwrap();
+        assert_eq!(
+            (got.offset, got.timestamp, got.leader_epoch),
+            (7, Some(1000), Some(3))
+        );
+        let none = ListOffsetsPartitionResponse {
+            offset: -1,
+            timestamp: -1,
+            leader_epoch: -1,
+            ..Default::default()
+        };
+        let got = ListedOffset::from_response(&none, 4).unwrap();
+        assert_eq!(
+            (got.offset, got.timestamp, got.leader_epoch),
+            (-1, None, None)
+        );
+        let failed = ListOffsetsPartitionResponse {
+            error_code: ErrorCode::NotLeaderOrFollower.code(),
+            ..Default::default()
+        };
+        let err = ListedOffset::from_response(&failed, 4).unwrap_err();
+        assert!(err.is_retriable() && err.invalidates_metadata());
+        assert_eq!(OffsetSpec::MaxTimestamp.wire_timestamp(), -3);
+        assert_eq!(OffsetSpec::Earliest.wire_timestamp(), -2);
+        assert_eq!(OffsetSpec::Latest.wire_timestamp(), -1);
+        assert_eq!(OffsetSpec::Timestamp(5).wire_timestamp(), 5);
+    }
+}
