@@ -341,7 +341,7 @@ async fn run(cluster: TestCluster) {
         c.as_ref().unwrap().value("retention.ms").map(str::to_owned)
     };
     let now = admin
-        .describe_configs(&[topic.clone()], Default::default())
+        .describe_configs(std::slice::from_ref(&topic), Default::default())
         .await
         .unwrap();
     if let Some(reason) = gap(&cluster, Capability::IncrementalAlterConfigsValidateOnly) {
@@ -361,7 +361,7 @@ async fn run(cluster: TestCluster) {
         .unwrap();
     altered[&topic].as_ref().expect("incremental alter");
     let now = admin
-        .describe_configs(&[topic.clone()], Default::default())
+        .describe_configs(std::slice::from_ref(&topic), Default::default())
         .await
         .unwrap();
     assert_eq!(value(&now).as_deref(), Some("7200000"));
@@ -391,7 +391,7 @@ async fn run(cluster: TestCluster) {
     } else {
         replaced[&topic].as_ref().expect("alter configs");
         let now = admin
-            .describe_configs(&[topic.clone()], Default::default())
+            .describe_configs(std::slice::from_ref(&topic), Default::default())
             .await
             .unwrap();
         assert_eq!(value(&now).as_deref(), Some("1800000"));

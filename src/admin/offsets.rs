@@ -165,16 +165,19 @@ pub struct DeletedRecords {
     pub low_watermark: i64,
 }
 
+/// Partitions by leader, and those without a leader with the reason.
+pub(super) type ByLeader = (
+    BTreeMap<i32, Vec<TopicPartition>>,
+    Vec<(TopicPartition, Error)>,
+);
+
 /// Groups partitions by their leader in `metadata`. Partitions without a
 /// known leader come back with the reason (mostly retriable:
 /// `LEADER_NOT_AVAILABLE`, `UNKNOWN_TOPIC_OR_PARTITION`).
 pub(super) fn group_by_leader(
     metadata: &ClusterMetadata,
     partitions: impl IntoIterator<Item = TopicPartition>,
-) -> (
-    BTreeMap<i32, Vec<TopicPartition>>,
-    Vec<(TopicPartition, Error)>,
-) {
+) -> ByLeader {
     let mut by_leader: BTreeMap<i32, Vec<TopicPartition>> = BTreeMap::new();
     let mut missing = Vec::new();
     for tp in partitions {
