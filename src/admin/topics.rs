@@ -724,7 +724,9 @@ impl Admin {
             .topics
             .into_iter()
             .filter(|t| options.include_internal || !t.is_internal)
-            .filter(|t| t.error_code == 0)
+            // A topic still electing leaders is listed; one the broker
+            // refuses to describe (unauthorized, invalid) is not.
+            .filter(|t| t.error_code == 0 || t.error_code == ErrorCode::LeaderNotAvailable.code())
             .filter_map(|t| {
                 let name = t.name?;
                 Some((
