@@ -259,10 +259,14 @@ impl std::str::FromStr for BrokerKind {
 pub enum Capability {
     /// CreatePartitions (adding partitions to a topic).
     CreatePartitions,
+    /// CreateTopics with `validate_only` creating nothing.
+    CreateTopicsValidateOnly,
     /// AlterConfigs (the legacy, whole-resource variant).
     AlterConfigs,
     /// IncrementalAlterConfigs.
     IncrementalAlterConfigs,
+    /// IncrementalAlterConfigs with `validate_only` changing nothing.
+    IncrementalAlterConfigsValidateOnly,
     /// DescribeConfigs.
     DescribeConfigs,
     /// DeleteRecords (moving the log start offset).
@@ -271,6 +275,8 @@ pub enum Capability {
     ListOffsetsLatest,
     /// ListOffsets for an arbitrary timestamp.
     ListOffsetsByTimestamp,
+    /// ListOffsets for the record with the largest timestamp (timestamp -3, v7+).
+    ListOffsetsMaxTimestamp,
     /// Fetch with isolation level read_committed.
     ReadCommitted,
     /// DescribeGroups reporting the group's members.
@@ -279,6 +285,8 @@ pub enum Capability {
     DescribeAcls,
     /// DescribeCluster.
     DescribeCluster,
+    /// DescribeLogDirs.
+    DescribeLogDirs,
     /// DeleteTopics.
     DeleteTopics,
     /// Group membership that settles without long pauses, so a test can join
@@ -341,6 +349,16 @@ const fn gap(capability: Capability, kind: GapKind, note: &'static str) -> Known
 // v0.6.0-510f3e2) and noida-db 0.2.3, plus what earlier testing found.
 const TANSU_GAPS: &[KnownGap] = &[
     gap(
+        Capability::CreateTopicsValidateOnly,
+        GapKind::Wrong,
+        "CreateTopics with validate_only set creates the topic",
+    ),
+    gap(
+        Capability::IncrementalAlterConfigsValidateOnly,
+        GapKind::Wrong,
+        "IncrementalAlterConfigs with validate_only set applies the change",
+    ),
+    gap(
         Capability::CreatePartitions,
         GapKind::NotSupported,
         "not listed in ApiVersions",
@@ -358,7 +376,8 @@ const TANSU_GAPS: &[KnownGap] = &[
     gap(
         Capability::DescribeConfigs,
         GapKind::Wrong,
-        "a request naming configuration_keys closes the connection; describing all keys works",
+        "a request naming configuration_keys closes the connection; describing all keys works; \
+         a topic override is reported with source DEFAULT_CONFIG, not DYNAMIC_TOPIC_CONFIG",
     ),
     gap(
         Capability::ListOffsetsLatest,
@@ -369,6 +388,16 @@ const TANSU_GAPS: &[KnownGap] = &[
         Capability::ListOffsetsByTimestamp,
         GapKind::Wrong,
         "answers offset 0 and the current time whatever the timestamp",
+    ),
+    gap(
+        Capability::ListOffsetsMaxTimestamp,
+        GapKind::NotSupported,
+        "the broker closes the connection on a ListOffsets v7+ request for timestamp -3",
+    ),
+    gap(
+        Capability::DescribeLogDirs,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
     ),
     gap(
         Capability::ReadCommitted,
