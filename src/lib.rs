@@ -11,6 +11,8 @@
 //! * [`network`]: configuration, broker connections (TLS, SASL, version
 //!   negotiation, pipelining) and the cluster client.
 //! * [`admin`]: the admin client (topics, configs, groups, offsets, ACLs, ...).
+//! * `testkit` (feature `testkit`): runs real Kafka-compatible brokers for
+//!   integration tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -18,3 +20,5 @@ pub mod protocol;
 pub mod records;
 pub mod network;
 pub mod admin;
+#[cfg(feature = "testkit")]
+pub mod testkit;
