@@ -16,9 +16,9 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod admin;
+pub mod network;
 pub mod protocol;
 pub mod records;
-pub mod network;
-pub mod admin;
 #[cfg(feature = "testkit")]
 pub mod testkit;

@@ -31,6 +31,8 @@ mod quotas;
 mod scram;
 mod topics;
 mod transactions;
+// TEMPORARY until admin-a (which defines TopicPartition in offsets.rs) is merged.
+mod topic_partition_tmp;
 
 pub use acls::*;
 pub use cluster_info::*;
@@ -40,6 +42,7 @@ pub use offsets::*;
 pub use producers::*;
 pub use quotas::*;
 pub use scram::*;
+pub use topic_partition_tmp::TopicPartition;
 pub use topics::*;
 pub use transactions::*;
 
@@ -68,7 +71,9 @@ impl std::fmt::Debug for Admin {
 impl Admin {
     /// Connects to the cluster named by `config.bootstrap_servers`.
     pub async fn connect(config: ClientConfig) -> Result<Admin> {
-        Ok(Admin { cluster: Cluster::connect(config).await? })
+        Ok(Admin {
+            cluster: Cluster::connect(config).await?,
+        })
     }
 
     /// An admin client over an existing cluster client (sharing its connections).
