@@ -1253,3 +1253,123 @@ impl Admin {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+    use crate::protocol::messages::consumer_protocol_subscription::TopicPartition as OwnedTopic;
+    use crate::protocol::Encodable;
+    use bytes::{BufMut, BytesMut};
+
+    fn with_version<M: Encodable>(version: i16, message: &M, encode_as: i16) -> Vec<u8> {
+        let mut buf = BytesMut::new();
+        buf.put_i16(version);
+        message.encode(&mut buf, encode_as).unwrap();
+        buf.to_vec()
+    }
+
+    #[test]
+    fn subscription_decodes_every_version() {
+        let message = ConsumerProtocolSubscription::default()
+            .with_topics(vec!["a".into(), "b".into()])
+            .with_user_data(Some(Bytes::from_static(b"ud")))
+            .with_owned_partitions(vec![OwnedTopic::default()
+                .with_topic("a".into())
+                .with_partitions(vec![0, 2])])
+            .with_generation_id(7)
+            .with_rack_id(Some("r1".into()));
+        let v3 = ConsumerSubscription::decode(&with_version(3, &message, 3)).unwrap();
+        assert_eq!(v3.version, 3);
+        assert_eq!(v3.topics, vec!["a".to_owned(), "b".to_owned()]);
+        assert_eq!(v3.user_data.as_deref(), Some(&b"ud"[..]));
+        assert_eq!(
+            v3.owned_partitions,
+            vec![TopicPartition::new("a", 0), TopicPartition::new("a", 2)]
+        );
+        assert_eq!(v3.generation_id, 7);
+        assert_eq!(v3.rack_id.as_deref(), Some("r1"));
+
+        let v0_message = ConsumerProtocolSubscription::default().with_topics(vec!["a".into()]);
+        let v0 = ConsumerSubscription::decode(&with_version(0, &v0_message, 0)).unwrap();
+        assert_eq!(v0.version, 0);
+        assert_eq!(v0.topics, vec!["a".to_owned()]);
+        assert!(v0.owned_partitions.is_empty());
+        assert_eq!(v0.rack_id, None);
+
+        // A newer version than known is read as v3 (fields are only appended).
+        let v9 = ConsumerSubscription::decode(&with_version(9, &message, 3)).unwrap();
+        assert_eq!(v9.version, 9);
+        assert_eq!(v9.rack_id.as_deref(), Some("r1"));
+    }
+
+    #[test]
+    fn assignment_decodes_and_bad_bytes_are_errors() {
+        let message = ConsumerProtocolAssignment::default().with_assigned_partitions(vec![
+            AssignedTopic::default()
+                .with_topic("t".into())
+                .with_partitions(vec![1, 0]),
+            AssignedTopic::default()
+                .with_topic("u".into())
+                .with_partitions(vec![3]),
+        ]);
+        let a = ConsumerAssignment::decode(&with_version(1, &message, 1)).unwrap();
+        assert_eq!(
+            a.partitions,
+            vec![
+                TopicPartition::new("t", 1),
+                TopicPartition::new("t", 0),
+                TopicPartition::new("u", 3)
+            ]
+        );
+        assert_eq!(a.user_data, None);
+
+        assert!(ConsumerAssignment::decode(&[0]).is_err());
+        assert!(ConsumerAssignment::decode(&[0xff, 0xff, 0, 0]).is_err());
+        // Truncated body.
+        let bytes = with_version(1, &message, 1);
+        let err = ConsumerAssignment::decode(&bytes[..bytes.len() - 3]).unwrap_err();
+        assert_eq!(err.what, "assignment");
+        assert!(ConsumerSubscription::decode(&[0, 0, 0, 5, b'x']).is_err());
+    }
+
+    #[test]
+    fn group_state_and_type_parse() {
+        for s in [
+            "PreparingRebalance",
+            "CompletingRebalance",
+            "Stable",
+            "Dead",
+            "Empty",
+            "Assigning",
+            "Reconciling",
+        ] {
+            let state = GroupState::parse(s);
+            assert!(!matches!(state, GroupState::Unknown(_)));
+            assert_eq!(state.as_str(), s);
+        }
+        assert_eq!(
+            GroupState::parse("AwaitingSync"),
+            GroupState::CompletingRebalance
+        );
+        assert_eq!(GroupType::parse("Classic"), GroupType::Classic);
+        assert_eq!(GroupType::parse("x").as_str(), "x");
+    }
+
+    #[test]
+    fn replicated_errors_keep_their_code() {
+        let e = Error::Broker {
+            api: ApiKey::DeleteGroups,
+            code: ErrorCode::NonEmptyGroup,
+            message: Some("m".into()),
+        };
+        let copy = replicate_error(&e);
+        assert_eq!(copy.error_code(), Some(ErrorCode::NonEmptyGroup));
+        assert!(is_coordinator_retriable(&Error::Broker {
+            api: ApiKey::DescribeGroups,
+            code: ErrorCode::CoordinatorLoadInProgress,
+            message: None
+        }));
+        assert!(!is_coordinator_retriable(&copy));
+    }
+}
