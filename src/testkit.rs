@@ -288,6 +288,28 @@ pub enum Capability {
     StableGroupCoordination,
     /// Data surviving [`TestBroker::restart`].
     DataSurvivesRestart,
+    /// OffsetDelete (deleting a group's committed offsets).
+    OffsetDelete,
+    /// CreateAcls.
+    CreateAcls,
+    /// DeleteAcls.
+    DeleteAcls,
+    /// DescribeUserScramCredentials and AlterUserScramCredentials.
+    ScramCredentials,
+    /// DescribeClientQuotas and AlterClientQuotas.
+    ClientQuotas,
+    /// DescribeProducers.
+    DescribeProducers,
+    /// ListTransactions.
+    ListTransactions,
+    /// DescribeTransactions.
+    DescribeTransactions,
+    /// ListGroups reporting each group's state (v4+) and filtering by it.
+    ListGroupsStates,
+    /// OffsetCommit storing the committed metadata string.
+    OffsetCommitMetadata,
+    /// DeleteGroups refusing a group with members (NON_EMPTY_GROUP).
+    DeleteGroupsRefusesNonEmpty,
 }
 
 impl fmt::Display for Capability {
@@ -378,7 +400,7 @@ const TANSU_GAPS: &[KnownGap] = &[
     gap(
         Capability::DescribeGroupsMembers,
         GapKind::Wrong,
-        "DescribeGroups does not report members",
+        "DescribeGroups reports member ids only (no client id, host, metadata or assignment) and no assignor",
     ),
     gap(
         Capability::FastGroupJoin,
@@ -390,6 +412,51 @@ const TANSU_GAPS: &[KnownGap] = &[
         GapKind::NotSupported,
         "memory storage: a restart loses every topic and record",
     ),
+    gap(
+        Capability::DeleteGroupsRefusesNonEmpty,
+        GapKind::Wrong,
+        "DeleteGroups deletes a group that still has members",
+    ),
+    gap(
+        Capability::OffsetCommitMetadata,
+        GapKind::Wrong,
+        "committed metadata is dropped: OffsetFetch answers an empty string",
+    ),
+    gap(
+        Capability::ListGroupsStates,
+        GapKind::Wrong,
+        "ListGroups v5 reports every group's state as \"Unknown\"",
+    ),
+    gap(
+        Capability::OffsetDelete,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::DeleteAcls,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::ClientQuotas,
+        GapKind::NotSupported,
+        "Describe/AlterClientQuotas not listed in ApiVersions",
+    ),
+    gap(
+        Capability::DescribeProducers,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::ListTransactions,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::DescribeTransactions,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
 ];
 
 const NOIDA_GAPS: &[KnownGap] = &[
@@ -397,6 +464,16 @@ const NOIDA_GAPS: &[KnownGap] = &[
         Capability::DescribeAcls,
         GapKind::NotSupported,
         "answers SECURITY_DISABLED (54): no authorizer is configured",
+    ),
+    gap(
+        Capability::ScramCredentials,
+        GapKind::NotSupported,
+        "Describe/AlterUserScramCredentials not listed in ApiVersions",
+    ),
+    gap(
+        Capability::ClientQuotas,
+        GapKind::NotSupported,
+        "Describe/AlterClientQuotas not listed in ApiVersions",
     ),
     gap(
         Capability::StableGroupCoordination,

@@ -583,5 +583,9 @@ mod tests {
             ]
         );
         assert!(super::super::groups::authorized_operations(i32::MIN).is_none());
+        // -1 sets every bit: only real operations come back.
+        let all = super::super::groups::authorized_operations(-1).unwrap();
+        assert_eq!(all.len(), 13);
+        assert!(!all.contains(&AclOperation::Unknown) && !all.contains(&AclOperation::All));
     }
 }

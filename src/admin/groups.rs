@@ -310,7 +310,8 @@ fn forget_coordinator(cluster: &Cluster, key: &str, error: Error) -> Error {
 }
 
 /// The set of operations in an `authorized_operations` bit field, or `None`
-/// when the broker did not report them (`i32::MIN`).
+/// when the broker did not report them (`i32::MIN`). As in the Java client,
+/// the bits of `Unknown`, `Any` and `All` (never real grants) are dropped.
 pub(super) fn authorized_operations(bits: i32) -> Option<BTreeSet<AclOperation>> {
     if bits == i32::MIN {
         return None;
@@ -319,6 +320,12 @@ pub(super) fn authorized_operations(bits: i32) -> Option<BTreeSet<AclOperation>>
         (0..32)
             .filter(|bit| bits & (1 << bit) != 0)
             .map(|bit| AclOperation::from_code(bit as i8))
+            .filter(|op| {
+                !matches!(
+                    op,
+                    AclOperation::Unknown | AclOperation::Any | AclOperation::All
+                )
+            })
             .collect(),
     )
 }
