@@ -428,6 +428,16 @@ const TANSU_GAPS: &[KnownGap] = &[
         "ListGroups v5 reports every group's state as \"Unknown\"",
     ),
     gap(
+        Capability::CreateAcls,
+        GapKind::Wrong,
+        "the CreateAcls v3 response carries a null where the spec forbids one, so it cannot be decoded",
+    ),
+    gap(
+        Capability::ScramCredentials,
+        GapKind::Wrong,
+        "AlterUserScramCredentials works, but the DescribeUserScramCredentials v0 response carries a null where the spec forbids one",
+    ),
+    gap(
         Capability::OffsetDelete,
         GapKind::NotSupported,
         "not listed in ApiVersions",
@@ -464,6 +474,11 @@ const NOIDA_GAPS: &[KnownGap] = &[
         Capability::DescribeAcls,
         GapKind::NotSupported,
         "answers SECURITY_DISABLED (54): no authorizer is configured",
+    ),
+    gap(
+        Capability::DescribeProducers,
+        GapKind::Wrong,
+        "answers no active producers for a partition just written by an idempotent producer",
     ),
     gap(
         Capability::ScramCredentials,
