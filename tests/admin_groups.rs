@@ -179,7 +179,7 @@ async fn run(cluster: &TestCluster, kind: &str) {
     );
     assert_eq!(got(&offsets, &tp1), Some((7, meta("meta-1"))), "{kind}");
     let chosen = admin
-        .list_consumer_group_offsets(&group, Some(&[tp1.clone()]), Default::default())
+        .list_consumer_group_offsets(&group, Some(std::slice::from_ref(&tp1)), Default::default())
         .await
         .unwrap();
     assert_eq!(chosen.len(), 1, "{kind}: {chosen:?}");
@@ -281,7 +281,7 @@ async fn run(cluster: &TestCluster, kind: &str) {
 
     // delete offsets (OffsetDelete).
     let deleted = admin
-        .delete_consumer_group_offsets(&group, &[tp0.clone()], Default::default())
+        .delete_consumer_group_offsets(&group, std::slice::from_ref(&tp0), Default::default())
         .await;
     match cluster.skip_reason(Capability::OffsetDelete) {
         Some(reason) => assert_unsupported(kind, "delete_consumer_group_offsets", &reason, deleted),

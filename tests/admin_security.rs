@@ -40,7 +40,7 @@ async fn acls(cluster: &TestCluster, admin: &Admin, kind: &str) {
         AclPermissionType::Allow,
     );
     let created = admin
-        .create_acls(&[binding.clone()], Default::default())
+        .create_acls(std::slice::from_ref(&binding), Default::default())
         .await;
     if let Some(reason) = cluster.skip_reason(Capability::CreateAcls) {
         let e = created.unwrap_err();
@@ -221,7 +221,7 @@ async fn producers_and_transactions(cluster: &TestCluster, admin: &Admin, kind: 
     produce(admin, &topic, 0, producer, 3, 2, None).await;
 
     let described = admin
-        .describe_producers(&[tp.clone()], Default::default())
+        .describe_producers(std::slice::from_ref(&tp), Default::default())
         .await;
     match cluster.skip_reason(Capability::DescribeProducers) {
         Some(reason) => {
