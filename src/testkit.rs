@@ -296,6 +296,28 @@ pub enum Capability {
     StableGroupCoordination,
     /// Data surviving [`TestBroker::restart`].
     DataSurvivesRestart,
+    /// OffsetDelete (deleting a group's committed offsets).
+    OffsetDelete,
+    /// CreateAcls.
+    CreateAcls,
+    /// DeleteAcls.
+    DeleteAcls,
+    /// DescribeUserScramCredentials and AlterUserScramCredentials.
+    ScramCredentials,
+    /// DescribeClientQuotas and AlterClientQuotas.
+    ClientQuotas,
+    /// DescribeProducers.
+    DescribeProducers,
+    /// ListTransactions.
+    ListTransactions,
+    /// DescribeTransactions.
+    DescribeTransactions,
+    /// ListGroups reporting each group's state (v4+) and filtering by it.
+    ListGroupsStates,
+    /// OffsetCommit storing the committed metadata string.
+    OffsetCommitMetadata,
+    /// DeleteGroups refusing a group with members (NON_EMPTY_GROUP).
+    DeleteGroupsRefusesNonEmpty,
 }
 
 impl fmt::Display for Capability {
@@ -407,7 +429,7 @@ const TANSU_GAPS: &[KnownGap] = &[
     gap(
         Capability::DescribeGroupsMembers,
         GapKind::Wrong,
-        "DescribeGroups does not report members",
+        "DescribeGroups reports member ids only (no client id, host, metadata or assignment) and no assignor",
     ),
     gap(
         Capability::FastGroupJoin,
@@ -419,6 +441,61 @@ const TANSU_GAPS: &[KnownGap] = &[
         GapKind::NotSupported,
         "memory storage: a restart loses every topic and record",
     ),
+    gap(
+        Capability::DeleteGroupsRefusesNonEmpty,
+        GapKind::Wrong,
+        "DeleteGroups deletes a group that still has members",
+    ),
+    gap(
+        Capability::OffsetCommitMetadata,
+        GapKind::Wrong,
+        "committed metadata is dropped: OffsetFetch answers an empty string",
+    ),
+    gap(
+        Capability::ListGroupsStates,
+        GapKind::Wrong,
+        "ListGroups v5 reports every group's state as \"Unknown\"",
+    ),
+    gap(
+        Capability::CreateAcls,
+        GapKind::Wrong,
+        "the CreateAcls v3 response carries a null where the spec forbids one, so it cannot be decoded",
+    ),
+    gap(
+        Capability::ScramCredentials,
+        GapKind::Wrong,
+        "AlterUserScramCredentials works, but the DescribeUserScramCredentials v0 response carries a null where the spec forbids one",
+    ),
+    gap(
+        Capability::OffsetDelete,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::DeleteAcls,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::ClientQuotas,
+        GapKind::NotSupported,
+        "Describe/AlterClientQuotas not listed in ApiVersions",
+    ),
+    gap(
+        Capability::DescribeProducers,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::ListTransactions,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
+    gap(
+        Capability::DescribeTransactions,
+        GapKind::NotSupported,
+        "not listed in ApiVersions",
+    ),
 ];
 
 const NOIDA_GAPS: &[KnownGap] = &[
@@ -426,6 +503,21 @@ const NOIDA_GAPS: &[KnownGap] = &[
         Capability::DescribeAcls,
         GapKind::NotSupported,
         "answers SECURITY_DISABLED (54): no authorizer is configured",
+    ),
+    gap(
+        Capability::DescribeProducers,
+        GapKind::Wrong,
+        "answers no active producers for a partition just written by an idempotent producer",
+    ),
+    gap(
+        Capability::ScramCredentials,
+        GapKind::NotSupported,
+        "Describe/AlterUserScramCredentials not listed in ApiVersions",
+    ),
+    gap(
+        Capability::ClientQuotas,
+        GapKind::NotSupported,
+        "Describe/AlterClientQuotas not listed in ApiVersions",
     ),
     gap(
         Capability::StableGroupCoordination,

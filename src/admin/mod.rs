@@ -31,6 +31,7 @@ mod quotas;
 mod scram;
 mod topics;
 mod transactions;
+// TEMPORARY until admin-a (which defines TopicPartition in offsets.rs) is merged.
 
 pub use acls::*;
 pub use cluster_info::*;
