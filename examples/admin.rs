@@ -1,5 +1,5 @@
 //! A tour of the admin client: create a topic, describe it, change one of
-//! its configs, list topics, delete the topic.
+//! its configs, list topics and consumer groups, delete the topic.
 //!
 //! ```text
 //! KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:9092 cargo run --example admin
@@ -80,6 +80,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         topics.len(),
         topics.keys().collect::<Vec<_>>()
     );
+
+    let groups = admin.list_groups(Default::default()).await?;
+    println!(
+        "{} groups: {:?}",
+        groups.groups.len(),
+        groups
+            .groups
+            .iter()
+            .map(|g| (&g.group_id, &g.state))
+            .collect::<Vec<_>>()
+    );
+    for (broker, error) in &groups.errors {
+        println!("  broker {broker} could not list its groups: {error}");
+    }
 
     println!("deleting {name}");
     let deleted = admin.delete_topics(&[&name], Default::default()).await?;

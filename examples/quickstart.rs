@@ -1,7 +1,9 @@
 //! Quickstart: starts a local Kafka-compatible broker (Tansu, on 127.0.0.1)
-//! unless `KAFKA_BOOTSTRAP_SERVERS` names a cluster, then creates a topic,
-//! produces compressed batches to every partition, consumes them back,
-//! describes the cluster and the topic, and deletes the topic.
+//! unless `KAFKA_BOOTSTRAP_SERVERS` names a cluster, then, with the admin
+//! client, describes the cluster and creates a topic; produces compressed
+//! batches to every partition and consumes them back (with protocol-level
+//! Produce and Fetch requests: the producer and consumer APIs come next);
+//! lists offsets and groups; and deletes the topic.
 //!
 //! Run it with `scripts/quickstart.sh` (which installs the broker first), or
 //! `cargo run --features testkit --example quickstart`.
@@ -9,13 +11,11 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ferrokafka::network::{ClientConfig, Cluster};
-use ferrokafka::protocol::messages::create_topics_request::CreatableTopic;
+use ferrokafka::admin::{Admin, NewTopic, OffsetSpec, TopicPartition};
+use ferrokafka::network::ClientConfig;
 use ferrokafka::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use ferrokafka::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use ferrokafka::protocol::messages::{
-    CreateTopicsRequest, DeleteTopicsRequest, FetchRequest, ProduceRequest,
-};
+use ferrokafka::protocol::messages::{FetchRequest, ProduceRequest};
 use ferrokafka::protocol::ErrorCode;
 use ferrokafka::records::{Compression, RecordBatchBuilder, RecordStream};
 use ferrokafka::testkit::{BrokerKind, TestCluster};
@@ -42,40 +42,36 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .client_id("ferrokafka-quickstart")
         .default_api_timeout(Duration::from_secs(15))
         .build()?;
-    let cluster = Cluster::connect(config).await?;
+    let admin = Admin::connect(config).await?;
+    let cluster = admin.cluster().clone();
 
-    // Administer: create the topic on the controller.
-    let created = cluster
-        .send_to_controller(
-            &CreateTopicsRequest::default()
-                .with_topics(vec![CreatableTopic::default()
-                    .with_name(TOPIC.into())
-                    .with_num_partitions(PARTITIONS)
-                    .with_replication_factor(1)])
-                .with_timeout_ms(10_000),
-        )
+    // Administer: describe the cluster, create the topic, describe it.
+    let description = admin.describe_cluster(Default::default()).await?;
+    println!(
+        "cluster {:?}: controller {:?}, {} broker(s)",
+        description.cluster_id,
+        description.controller.as_ref().map(|b| b.node_id),
+        description.brokers.len()
+    );
+    let created = admin
+        .create_topics(&[NewTopic::new(TOPIC, PARTITIONS, 1)], Default::default())
         .await?;
-    for topic in &created.topics {
+    let created = created[TOPIC]
+        .as_ref()
+        .map_err(|e| format!("create {TOPIC}: {e}"))?;
+    println!("created topic {TOPIC} (id {:?})", created.topic_id);
+    let described = admin.describe_topics(&[TOPIC], Default::default()).await?;
+    let topic = described[TOPIC]
+        .as_ref()
+        .map_err(|e| format!("describe {TOPIC}: {e}"))?
+        .clone();
+    for p in &topic.partitions {
         println!(
-            "create topic {}: {}",
-            topic.name,
-            ErrorCode::from_code(topic.error_code)
+            "  partition {}: leader {:?}, replicas {:?}",
+            p.partition, p.leader, p.replicas
         );
     }
-    cluster.track_topics([TOPIC]);
-    let metadata = cluster.refresh_metadata().await?;
-    let topic = metadata
-        .topics
-        .get(TOPIC)
-        .ok_or("topic missing from metadata")?
-        .clone();
-    println!(
-        "cluster {:?}: {} broker(s); topic {TOPIC} id {} with {} partitions",
-        metadata.cluster_id,
-        metadata.brokers.len(),
-        topic.topic_id,
-        topic.partitions.len()
-    );
+    let topic_id = topic.topic_id.unwrap_or_default();
 
     // Produce: one lz4-compressed batch per partition, acks=all, to each leader.
     let mut sent: BTreeMap<i32, Vec<String>> = BTreeMap::new();
@@ -117,7 +113,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .with_min_bytes(1)
             .with_topics(vec![FetchTopic::default()
                 .with_topic(TOPIC.into())
-                .with_topic_id(topic.topic_id)
+                .with_topic_id(topic_id)
                 .with_partitions(vec![FetchPartition::default()
                     .with_partition(partition)
                     .with_fetch_offset(0)
@@ -142,21 +138,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    // Administer: delete the topic again.
-    let deleted = cluster
-        .send_to_controller(
-            &DeleteTopicsRequest::default()
-                .with_topic_names(vec![TOPIC.into()])
-                .with_timeout_ms(10_000),
-        )
-        .await?;
-    for topic in &deleted.responses {
-        println!(
-            "delete topic {}: {}",
-            topic.name.as_deref().unwrap_or("?"),
-            ErrorCode::from_code(topic.error_code)
-        );
+    // Administer: offsets, groups, and delete the topic again.
+    let earliest: BTreeMap<TopicPartition, OffsetSpec> = (0..PARTITIONS)
+        .map(|p| (TopicPartition::new(TOPIC, p), OffsetSpec::Earliest))
+        .collect();
+    for (tp, offset) in admin.list_offsets(&earliest, Default::default()).await? {
+        println!("earliest offset of {tp}: {:?}", offset.map(|o| o.offset));
     }
+    let groups = admin.list_groups(Default::default()).await?;
+    println!("{} consumer group(s)", groups.groups.len());
+    let deleted = admin.delete_topics(&[TOPIC], Default::default()).await?;
+    deleted[TOPIC]
+        .as_ref()
+        .map_err(|e| format!("delete {TOPIC}: {e}"))?;
+    println!("deleted topic {TOPIC}");
     println!("quickstart finished: every produced record was consumed back");
     Ok(())
 }
