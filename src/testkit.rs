@@ -72,8 +72,9 @@ pub const BROKERS_DIR_ENV: &str = "FERROKAFKA_BROKERS_DIR";
 /// How long [`TestBroker::start`] waits for a broker to become ready.
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// How long a stopped broker gets between `SIGTERM` and `SIGKILL`.
-const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a stopped broker gets between `SIGTERM` and `SIGKILL` (brokers
+/// wait for open client connections on `SIGTERM`; tests should not wait long).
+const STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Why the harness could not do what was asked.
 #[derive(Debug, thiserror::Error)]

@@ -167,7 +167,7 @@ fn consume_with(client: &str, bootstrap: &str, topic: &str, count: usize) -> Vec
         .collect()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_codec() {
     // Tansu: noida-db 0.2's fetch loop makes these Python consumers spin (see
     // scripts/golden/README.md), which would test the broker, not the codecs.

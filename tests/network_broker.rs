@@ -27,7 +27,7 @@ fn config(servers: &str) -> ClientConfig {
         .unwrap()
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn versions_are_negotiated_with_each_real_broker() {
     for kind in test_broker_kinds() {
         let cluster = TestCluster::from_env_or_start(kind).unwrap();
@@ -65,7 +65,7 @@ async fn versions_are_negotiated_with_each_real_broker() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_and_cancelled_requests_leave_the_connection_usable() {
     for kind in test_broker_kinds() {
         let cluster = TestCluster::from_env_or_start(kind).unwrap();
@@ -138,7 +138,7 @@ async fn pipelined_and_cancelled_requests_leave_the_connection_usable() {
     }
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_client_reconnects_after_a_broker_restart() {
     for kind in test_broker_kinds() {
         let mut cluster = TestCluster::from_env_or_start(kind).unwrap();
