@@ -52,6 +52,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 
+use crate::network::SaslMechanism;
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
 use crate::protocol::{encode_request_frame, ApiKey, Decodable, Message, Request};
 
@@ -65,6 +66,9 @@ pub const TEST_BROKERS_ENV: &str = "FERROKAFKA_TEST_BROKERS";
 pub const TANSU_BIN_ENV: &str = "FERROKAFKA_TANSU_BIN";
 /// Environment variable overriding the noida-db binary.
 pub const NOIDA_BIN_ENV: &str = "FERROKAFKA_NOIDA_BIN";
+/// Environment variable overriding moto's S3 server (`moto_server`), the
+/// storage of a Tansu started with SCRAM users.
+pub const MOTO_BIN_ENV: &str = "FERROKAFKA_MOTO_BIN";
 /// Environment variable overriding the directory the brokers are installed in
 /// (default: `.brokers` in the crate under test).
 pub const BROKERS_DIR_ENV: &str = "FERROKAFKA_BROKERS_DIR";
@@ -141,6 +145,14 @@ pub enum TestkitError {
         addr: String,
         /// What went wrong.
         detail: String,
+    },
+    /// The broker cannot be run with the requested [`BrokerOptions`].
+    #[error("{kind} cannot be started with {what}")]
+    Unsupported {
+        /// The broker asked for.
+        kind: BrokerKind,
+        /// The option it cannot honour, and why.
+        what: String,
     },
     /// A name that is not a broker kind.
     #[error("unknown broker kind {0:?} (expected `tansu` or `noida`)")]
@@ -680,10 +692,17 @@ impl Process {
 pub struct TestBroker {
     kind: BrokerKind,
     binary: PathBuf,
+    /// The port clients connect to: the TLS proxy's when there is one.
     port: u16,
+    /// The port the broker process itself listens on (plaintext).
+    broker_port: u16,
     dir: PathBuf,
     process: Option<Process>,
     start_timeout: Duration,
+    options: BrokerOptions,
+    s3: Option<S3Storage>,
+    tls_proxy: Option<TlsProxy>,
+    users_created: bool,
 }
 
 impl fmt::Debug for TestBroker {
@@ -692,6 +711,9 @@ impl fmt::Debug for TestBroker {
             .field("kind", &self.kind)
             .field("addr", &self.bootstrap_servers())
             .field("pid", &self.pid())
+            .field("broker_port", &self.broker_port)
+            .field("tls_proxy_port", &self.tls_proxy.as_ref().map(|p| p.port))
+            .field("options", &self.options)
             .field("dir", &self.dir)
             .finish()
     }
@@ -709,19 +731,57 @@ impl TestBroker {
         kind: BrokerKind,
         timeout: Duration,
     ) -> Result<TestBroker, TestkitError> {
+        TestBroker::start_with_options(kind, BrokerOptions::default(), timeout)
+    }
+
+    /// Starts a broker of `kind` with TLS, required authentication and SCRAM
+    /// users as `options` asks, waiting up to [`DEFAULT_START_TIMEOUT`].
+    ///
+    /// Only Tansu takes options; noida-db answers
+    /// [`TestkitError::Unsupported`] for anything but the defaults. See
+    /// [`BrokerOptions`] for how each option is realised.
+    pub fn start_with(
+        kind: BrokerKind,
+        options: BrokerOptions,
+    ) -> Result<TestBroker, TestkitError> {
+        TestBroker::start_with_options(kind, options, DEFAULT_START_TIMEOUT)
+    }
+
+    /// [`TestBroker::start_with`], waiting at most `timeout` for readiness.
+    pub fn start_with_options(
+        kind: BrokerKind,
+        options: BrokerOptions,
+        timeout: Duration,
+    ) -> Result<TestBroker, TestkitError> {
+        options.check(kind)?;
         let binary = broker_binary(kind)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = pick_port()?;
+            let broker_port = pick_port()?;
             let dir = make_temp_dir(kind)?;
+            let s3 = if options.scram_users.is_empty() {
+                None
+            } else {
+                Some(S3Storage::start(&dir, timeout)?)
+            };
+            let tls_proxy = match &options.tls {
+                Some(files) => Some(TlsProxy::start(files, broker_port)?),
+                None => None,
+            };
+            let port = tls_proxy.as_ref().map_or(broker_port, |p| p.port);
             let mut broker = TestBroker {
                 kind,
                 binary: binary.clone(),
                 port,
+                broker_port,
                 dir,
                 process: None,
                 start_timeout: timeout,
+                options: options.clone(),
+                s3,
+                tls_proxy,
+                users_created: false,
             };
             match broker.launch() {
                 Ok(()) => return Ok(broker),
@@ -744,9 +804,21 @@ impl TestBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The port the broker listens on (kept across [`TestBroker::restart`]).
+    /// The port clients connect to (kept across [`TestBroker::restart`]):
+    /// the TLS proxy's port when the broker was started with TLS.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port the broker process itself listens on, in plaintext. The same
+    /// as [`TestBroker::port`] unless a TLS proxy fronts the broker.
+    pub fn broker_port(&self) -> u16 {
+        self.broker_port
+    }
+
+    /// The options the broker was started with.
+    pub fn options(&self) -> &BrokerOptions {
+        &self.options
     }
 
     /// The broker's socket address.
@@ -800,8 +872,13 @@ impl TestBroker {
     /// [`BrokerKind::keeps_data_across_restart`]).
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.stop()?;
-        // The old listener is closed once the process is gone, but retry
-        // briefly in case the port is still held.
+        self.launch_retrying()
+    }
+
+    /// [`TestBroker::launch`] on a port that was in use a moment ago: the old
+    /// listener is closed once its process is gone, but retry briefly in case
+    /// the port is still held.
+    fn launch_retrying(&mut self) -> Result<(), TestkitError> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.launch() {
@@ -819,18 +896,28 @@ impl TestBroker {
         self.dir.join("broker.log")
     }
 
-    fn command_args(&self) -> Vec<String> {
-        let addr = format!("127.0.0.1:{}", self.port);
+    fn command_args(&self, authentication: bool) -> Vec<String> {
         match self.kind {
-            BrokerKind::Tansu => vec![
-                "broker".into(),
-                "--listener-url".into(),
-                format!("tcp://{addr}"),
-                "--advertised-listener-url".into(),
-                format!("tcp://{addr}"),
-                "--storage-engine".into(),
-                "memory://tansu/".into(),
-            ],
+            BrokerKind::Tansu => {
+                let storage = match self.s3 {
+                    Some(_) => format!("s3://{S3_BUCKET}/"),
+                    None => "memory://tansu/".into(),
+                };
+                let mut args = vec![
+                    "broker".into(),
+                    "--listener-url".into(),
+                    format!("tcp://127.0.0.1:{}", self.broker_port),
+                    // Clients are sent to the TLS proxy, when there is one.
+                    "--advertised-listener-url".into(),
+                    format!("tcp://127.0.0.1:{}", self.port),
+                    "--storage-engine".into(),
+                    storage,
+                ];
+                if authentication {
+                    args.push("--authentication".into());
+                }
+                args
+            }
             BrokerKind::Noida => vec![
                 "start".into(),
                 "--host".into(),
@@ -838,16 +925,73 @@ impl TestBroker {
                 "--only".into(),
                 "kafka".into(),
                 "--kafka-port".into(),
-                self.port.to_string(),
+                self.broker_port.to_string(),
                 "--data-dir".into(),
                 self.dir.join("data").to_string_lossy().into_owned(),
             ],
         }
     }
 
+    /// Environment for the broker process: where its S3 storage is.
+    fn command_env(&self) -> Vec<(String, String)> {
+        self.s3.as_ref().map(S3Storage::env).unwrap_or_default()
+    }
+
+    /// Starts the broker as the options ask and waits until it is ready. The
+    /// first time a broker with SCRAM users starts, it first runs without
+    /// authentication to create them (Tansu's `user create`), then restarts
+    /// with it; the users stay in its S3 storage across restarts.
+    fn launch(&mut self) -> Result<(), TestkitError> {
+        if !self.options.scram_users.is_empty() && !self.users_created {
+            self.launch_process(false)?;
+            let created = self.create_users();
+            self.stop()?;
+            created?;
+            self.users_created = true;
+            if self.options.authentication {
+                return self.launch_retrying();
+            }
+        }
+        self.launch_process(self.options.authentication)
+    }
+
+    /// Creates every SCRAM user of the options on the running broker.
+    fn create_users(&self) -> Result<(), TestkitError> {
+        for user in &self.options.scram_users {
+            let mechanism = match user.mechanism {
+                SaslMechanism::ScramSha256 => "scram256",
+                SaslMechanism::ScramSha512 => "scram512",
+                SaslMechanism::Plain => unreachable!("rejected by BrokerOptions::check"),
+            };
+            let args = [
+                "user".to_owned(),
+                "create".to_owned(),
+                "--broker".to_owned(),
+                format!("tcp://127.0.0.1:{}", self.broker_port),
+                "--mechanism".to_owned(),
+                mechanism.to_owned(),
+                user.name.clone(),
+                user.password.clone(),
+            ];
+            let what = format!("creating {} user {:?}", user.mechanism.name(), user.name);
+            run_with_timeout(&self.binary, &args, &self.command_env(), self.start_timeout)
+                .map_err(|detail| TestkitError::Request {
+                    addr: self.broker_addr().to_string(),
+                    // The password is an argument: never repeat the command.
+                    detail: format!("{what}: {detail}"),
+                })?;
+        }
+        Ok(())
+    }
+
+    /// The broker process's own (plaintext) address.
+    fn broker_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.broker_port))
+    }
+
     /// Starts the process and waits until it is ready; on failure the process
     /// is stopped again.
-    fn launch(&mut self) -> Result<(), TestkitError> {
+    fn launch_process(&mut self, authentication: bool) -> Result<(), TestkitError> {
         let log = self.log_path();
         // Create the log (and mark restarts in it).
         let mut f = OpenOptions::new()
@@ -869,7 +1013,8 @@ impl TestBroker {
             .arg(&log)
             .arg(grace)
             .arg(&self.binary)
-            .args(self.command_args())
+            .args(self.command_args(authentication))
+            .envs(self.command_env())
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -922,7 +1067,9 @@ impl TestBroker {
                     output: self.output_tail(30),
                 });
             }
-            let last_error = match probe_ready(self.addr()) {
+            // Probe the broker itself: behind a TLS proxy it still speaks
+            // plaintext, and Tansu answers ApiVersions before authentication.
+            let last_error = match probe_ready(self.broker_addr()) {
                 Ok(()) => return Ok(()),
                 Err(e) => e.to_string(),
             };
@@ -969,6 +1116,460 @@ fn probe_ready(addr: SocketAddr) -> Result<(), TestkitError> {
         });
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Security options: TLS, authentication, SCRAM users
+// ---------------------------------------------------------------------------
+
+/// PEM files for a broker's TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server certificate, followed by any intermediates.
+    pub certificate_chain: PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+    /// When set, clients must present a certificate issued by one of these
+    /// CA certificates (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// A SCRAM user to create on a broker before it requires authentication.
+/// `Debug` never shows the password.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ScramUser {
+    /// [`SaslMechanism::ScramSha256`] or [`SaslMechanism::ScramSha512`].
+    pub mechanism: SaslMechanism,
+    /// The user name.
+    pub name: String,
+    /// The password.
+    pub password: String,
+}
+
+impl ScramUser {
+    /// A user of `mechanism` with `name` and `password`.
+    pub fn new(mechanism: SaslMechanism, name: &str, password: &str) -> ScramUser {
+        ScramUser {
+            mechanism,
+            name: name.to_owned(),
+            password: password.to_owned(),
+        }
+    }
+}
+
+impl fmt::Debug for ScramUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ScramUser")
+            .field("mechanism", &self.mechanism)
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .finish()
+    }
+}
+
+/// How [`TestBroker::start_with`] runs a broker. The default is what
+/// [`TestBroker::start`] does: plaintext, no authentication.
+///
+/// Only Tansu takes options, and Tansu 0.6 cannot do everything itself:
+///
+/// * **TLS**: `tansu broker` declares `--cert` and `--key` as mutually
+///   exclusive, yet builds its TLS configuration only from both, so it cannot
+///   serve TLS at all. With [`BrokerOptions::tls`] the harness puts its own
+///   TLS-terminating proxy (rustls, on 127.0.0.1) in front of the broker and
+///   advertises the proxy's address in metadata, so every connection a client
+///   makes is TLS. The proxy can also require client certificates
+///   ([`TlsFiles::client_ca`]); Tansu itself has no mutual TLS.
+/// * **Authentication**: `--authentication` makes Tansu require SASL; it
+///   enables SCRAM-SHA-256 and SCRAM-SHA-512 (not PLAIN).
+/// * **Users**: an authenticating Tansu refuses every request but ApiVersions
+///   and SASL before a login, so no user can be created on it, and its memory
+///   storage is lost on restart. With [`BrokerOptions::scram_users`] the
+///   harness runs Tansu on S3 storage served by moto (installed by
+///   `scripts/brokers.sh`), starts it once without authentication to create
+///   the users with `tansu user create`, then restarts it as asked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerOptions {
+    /// Serve TLS with these files (through the harness's proxy).
+    pub tls: Option<TlsFiles>,
+    /// Require SASL authentication (`tansu broker --authentication`).
+    pub authentication: bool,
+    /// SCRAM users to create before the broker requires authentication.
+    pub scram_users: Vec<ScramUser>,
+}
+
+impl BrokerOptions {
+    /// Serve TLS with `files`.
+    pub fn tls(mut self, files: TlsFiles) -> BrokerOptions {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Require SASL authentication.
+    pub fn authentication(mut self, required: bool) -> BrokerOptions {
+        self.authentication = required;
+        self
+    }
+
+    /// Create `user` before the broker requires authentication.
+    pub fn scram_user(mut self, user: ScramUser) -> BrokerOptions {
+        self.scram_users.push(user);
+        self
+    }
+
+    fn check(&self, kind: BrokerKind) -> Result<(), TestkitError> {
+        let unsupported = |what: &str| {
+            Err(TestkitError::Unsupported {
+                kind,
+                what: what.to_owned(),
+            })
+        };
+        if kind == BrokerKind::Noida && *self != BrokerOptions::default() {
+            return unsupported(
+                "TLS, authentication or users: noida-db 0.2 has no option for Kafka TLS or SASL",
+            );
+        }
+        if let Some(user) = self
+            .scram_users
+            .iter()
+            .find(|u| u.mechanism == SaslMechanism::Plain)
+        {
+            return unsupported(&format!(
+                "a PLAIN user {:?}: Tansu stores only SCRAM credentials and does not enable PLAIN",
+                user.name
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Runs `binary args` with `envs` and waits up to `timeout`; the error is its
+/// status and output (never its arguments, which may hold a password).
+fn run_with_timeout(
+    binary: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+    timeout: Duration,
+) -> Result<(), String> {
+    let mut child = Command::new(binary)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("could not run {}: {e}", binary.display()))?;
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("no answer after {timeout:?}"));
+            }
+            Err(e) => return Err(format!("waiting: {e}")),
+        }
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let mut output = String::new();
+    if let Some(mut out) = child.stdout.take() {
+        let _ = out.read_to_string(&mut output);
+    }
+    if let Some(mut err) = child.stderr.take() {
+        let _ = err.read_to_string(&mut output);
+    }
+    Err(format!("{status}: {}", output.trim()))
+}
+
+/// Starts `binary args` under the lifeline wrapper with `envs`, its output
+/// appended to `log`.
+fn spawn_wrapped(
+    binary: &Path,
+    args: &[String],
+    envs: &[(String, String)],
+    log: &Path,
+    cwd: &Path,
+) -> Result<Process, String> {
+    let grace = (STOP_GRACE.as_millis() / 100).to_string();
+    let mut wrapper = Command::new("sh")
+        .arg("-c")
+        .arg(WRAPPER)
+        .arg("ferrokafka-testkit")
+        .arg(log)
+        .arg(grace)
+        .arg(binary)
+        .args(args)
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .map_err(|e| format!("could not spawn {}: {e}", binary.display()))?;
+    let lifeline = wrapper.stdin.take();
+    let mut line = String::new();
+    if let Some(out) = wrapper.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    match line.trim().parse::<u32>() {
+        Ok(pid) => Ok(Process {
+            wrapper,
+            lifeline,
+            pid,
+        }),
+        Err(_) => {
+            drop(lifeline);
+            let status = wrapper.wait().map_err(|e| e.to_string())?;
+            Err(format!("{} exited at once ({status})", binary.display()))
+        }
+    }
+}
+
+/// The bucket a Tansu with S3 storage keeps its data in.
+const S3_BUCKET: &str = "tansu";
+
+/// moto's S3 server (`scripts/brokers.sh` installs it): [`MOTO_BIN_ENV`],
+/// else as recorded in [`brokers_dir`], else after installing.
+fn moto_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(MOTO_BIN_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{MOTO_BIN_ENV} points at {path:?}, which is not a file"
+            ))
+        };
+    }
+    let recorded = || {
+        let text = fs::read_to_string(brokers_dir().join("moto-path")).ok()?;
+        let path = PathBuf::from(text.trim());
+        path.is_file().then_some(path)
+    };
+    if let Some(path) = recorded() {
+        return Ok(path);
+    }
+    install_once()?;
+    recorded().ok_or_else(|| "install finished but recorded no moto-path".to_owned())
+}
+
+/// An S3-compatible server (moto) on 127.0.0.1 with one empty bucket, for a
+/// Tansu whose data (users included) must outlive a restart.
+struct S3Storage {
+    process: Option<Process>,
+    port: u16,
+}
+
+impl S3Storage {
+    fn start(dir: &Path, timeout: Duration) -> Result<S3Storage, TestkitError> {
+        let fail = |detail: String| TestkitError::NotInstalled {
+            kind: BrokerKind::Tansu,
+            detail: format!("S3 storage (moto): {detail}"),
+        };
+        let binary = moto_binary().map_err(fail)?;
+        let port = pick_port()?;
+        let log = dir.join("moto.log");
+        let args = [
+            "-H".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+        ];
+        let process = spawn_wrapped(&binary, &args, &[], &log, dir).map_err(fail)?;
+        let mut storage = S3Storage {
+            process: Some(process),
+            port,
+        };
+        let started = Instant::now();
+        loop {
+            let last = match storage.create_bucket() {
+                Ok(()) => return Ok(storage),
+                Err(e) => e,
+            };
+            let exited = storage.process.as_mut().and_then(Process::exited);
+            if exited.is_some() || started.elapsed() >= timeout {
+                return Err(fail(format!(
+                    "not ready on port {port} ({last})\n{}",
+                    tail(&log, 20)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `PUT /bucket` in plain HTTP/1.1.
+    fn create_bucket(&self) -> Result<(), String> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
+        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .map_err(|e| format!("connect: {e}"))?;
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .map_err(|e| e.to_string())?;
+        let request = format!(
+            "PUT /{S3_BUCKET} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| format!("write: {e}"))?;
+        let mut status = String::new();
+        BufReader::new(stream)
+            .read_line(&mut status)
+            .map_err(|e| format!("read: {e}"))?;
+        if status.starts_with("HTTP/1.1 200") {
+            Ok(())
+        } else {
+            Err(format!("PUT /{S3_BUCKET} answered {:?}", status.trim()))
+        }
+    }
+
+    /// What Tansu's object store reads to find this server.
+    fn env(&self) -> Vec<(String, String)> {
+        [
+            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
+            ("AWS_ALLOW_HTTP", "true".to_owned()),
+            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "ferrokafka-testkit".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "ferrokafka-testkit".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+}
+
+impl Drop for S3Storage {
+    fn drop(&mut self) {
+        if let Some(p) = self.process.take() {
+            let _ = p.stop();
+        }
+    }
+}
+
+/// A TLS-terminating proxy on 127.0.0.1 in front of a plaintext broker port:
+/// its own thread runs a single-threaded tokio runtime; dropping the proxy
+/// stops it and closes every connection.
+struct TlsProxy {
+    port: u16,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsProxy {
+    fn start(files: &TlsFiles, upstream: u16) -> Result<TlsProxy, TestkitError> {
+        let config = proxy_tls_config(files)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0)).map_err(io_err("binding the TLS proxy"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("configuring the TLS proxy"))?;
+        let port = listener
+            .local_addr()
+            .map_err(io_err("reading the TLS proxy's address"))?
+            .port();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(io_err("starting the TLS proxy's runtime"))?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("testkit-tls-proxy-{port}"))
+            .spawn(move || runtime.block_on(run_proxy(listener, acceptor, upstream, stopped)))
+            .map_err(io_err("spawning the TLS proxy"))?;
+        Ok(TlsProxy {
+            port,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        drop(self.shutdown.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn run_proxy(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    upstream: u16,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                // Dropped with the runtime when the proxy stops.
+                tokio::spawn(async move {
+                    // A failed handshake closes the connection; the client
+                    // reports why.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut broker) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = broker.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+                });
+            }
+        }
+    }
+}
+
+fn proxy_tls_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TestkitError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let bad = |what: &Path, e: &dyn fmt::Display| TestkitError::Io {
+        context: format!("TLS proxy: reading {}", what.display()),
+        source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    };
+    let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, TestkitError> {
+        CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(path, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(path, &e))
+    };
+    let chain = certs(&files.certificate_chain)?;
+    let key = PrivateKeyDer::from_pem_file(&files.private_key)
+        .map_err(|e| bad(&files.private_key, &e))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&files.certificate_chain, &e))?;
+    let builder = match &files.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certs(ca)? {
+                roots.add(cert).map_err(|e| bad(ca, &e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| bad(ca, &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    builder
+        .with_single_cert(chain, key)
+        .map_err(|e| bad(&files.certificate_chain, &e))
 }
 
 // ---------------------------------------------------------------------------
