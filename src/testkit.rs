@@ -52,7 +52,6 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 
-use crate::network::SaslMechanism;
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
 use crate::protocol::{encode_request_frame, ApiKey, Decodable, Message, Request};
 
@@ -66,9 +65,6 @@ pub const TEST_BROKERS_ENV: &str = "FERROKAFKA_TEST_BROKERS";
 pub const TANSU_BIN_ENV: &str = "FERROKAFKA_TANSU_BIN";
 /// Environment variable overriding the noida-db binary.
 pub const NOIDA_BIN_ENV: &str = "FERROKAFKA_NOIDA_BIN";
-/// Environment variable overriding moto's S3 server (`moto_server`), the
-/// storage of a Tansu started with SCRAM users.
-pub const MOTO_BIN_ENV: &str = "FERROKAFKA_MOTO_BIN";
 /// Environment variable overriding the directory the brokers are installed in
 /// (default: `.brokers` in the crate under test).
 pub const BROKERS_DIR_ENV: &str = "FERROKAFKA_BROKERS_DIR";
@@ -700,9 +696,7 @@ pub struct TestBroker {
     process: Option<Process>,
     start_timeout: Duration,
     options: BrokerOptions,
-    s3: Option<S3Storage>,
     tls_proxy: Option<TlsProxy>,
-    users_created: bool,
 }
 
 impl fmt::Debug for TestBroker {
@@ -734,8 +728,8 @@ impl TestBroker {
         TestBroker::start_with_options(kind, BrokerOptions::default(), timeout)
     }
 
-    /// Starts a broker of `kind` with TLS, required authentication and SCRAM
-    /// users as `options` asks, waiting up to [`DEFAULT_START_TIMEOUT`].
+    /// Starts a broker of `kind` with TLS and required authentication as
+    /// `options` asks, waiting up to [`DEFAULT_START_TIMEOUT`].
     ///
     /// Only Tansu takes options; noida-db answers
     /// [`TestkitError::Unsupported`] for anything but the defaults. See
@@ -760,11 +754,6 @@ impl TestBroker {
             attempt += 1;
             let broker_port = pick_port()?;
             let dir = make_temp_dir(kind)?;
-            let s3 = if options.scram_users.is_empty() {
-                None
-            } else {
-                Some(S3Storage::start(&dir, timeout)?)
-            };
             let tls_proxy = match &options.tls {
                 Some(files) => Some(TlsProxy::start(files, broker_port)?),
                 None => None,
@@ -779,9 +768,7 @@ impl TestBroker {
                 process: None,
                 start_timeout: timeout,
                 options: options.clone(),
-                s3,
                 tls_proxy,
-                users_created: false,
             };
             match broker.launch() {
                 Ok(()) => return Ok(broker),
@@ -899,10 +886,6 @@ impl TestBroker {
     fn command_args(&self, authentication: bool) -> Vec<String> {
         match self.kind {
             BrokerKind::Tansu => {
-                let storage = match self.s3 {
-                    Some(_) => format!("s3://{S3_BUCKET}/"),
-                    None => "memory://tansu/".into(),
-                };
                 let mut args = vec![
                     "broker".into(),
                     "--listener-url".into(),
@@ -911,7 +894,7 @@ impl TestBroker {
                     "--advertised-listener-url".into(),
                     format!("tcp://127.0.0.1:{}", self.port),
                     "--storage-engine".into(),
-                    storage,
+                    "memory://tansu/".into(),
                 ];
                 if authentication {
                     args.push("--authentication".into());
@@ -932,56 +915,9 @@ impl TestBroker {
         }
     }
 
-    /// Environment for the broker process: where its S3 storage is.
-    fn command_env(&self) -> Vec<(String, String)> {
-        self.s3.as_ref().map(S3Storage::env).unwrap_or_default()
-    }
-
-    /// Starts the broker as the options ask and waits until it is ready. The
-    /// first time a broker with SCRAM users starts, it first runs without
-    /// authentication to create them (Tansu's `user create`), then restarts
-    /// with it; the users stay in its S3 storage across restarts.
+    /// Starts the broker and waits until it is ready.
     fn launch(&mut self) -> Result<(), TestkitError> {
-        if !self.options.scram_users.is_empty() && !self.users_created {
-            self.launch_process(false)?;
-            let created = self.create_users();
-            self.stop()?;
-            created?;
-            self.users_created = true;
-            if self.options.authentication {
-                return self.launch_retrying();
-            }
-        }
         self.launch_process(self.options.authentication)
-    }
-
-    /// Creates every SCRAM user of the options on the running broker.
-    fn create_users(&self) -> Result<(), TestkitError> {
-        for user in &self.options.scram_users {
-            let mechanism = match user.mechanism {
-                SaslMechanism::ScramSha256 => "scram256",
-                SaslMechanism::ScramSha512 => "scram512",
-                SaslMechanism::Plain => unreachable!("rejected by BrokerOptions::check"),
-            };
-            let args = [
-                "user".to_owned(),
-                "create".to_owned(),
-                "--broker".to_owned(),
-                format!("tcp://127.0.0.1:{}", self.broker_port),
-                "--mechanism".to_owned(),
-                mechanism.to_owned(),
-                user.name.clone(),
-                user.password.clone(),
-            ];
-            let what = format!("creating {} user {:?}", user.mechanism.name(), user.name);
-            run_with_timeout(&self.binary, &args, &self.command_env(), self.start_timeout)
-                .map_err(|detail| TestkitError::Request {
-                    addr: self.broker_addr().to_string(),
-                    // The password is an argument: never repeat the command.
-                    detail: format!("{what}: {detail}"),
-                })?;
-        }
-        Ok(())
     }
 
     /// The broker process's own (plaintext) address.
@@ -1014,7 +950,6 @@ impl TestBroker {
             .arg(grace)
             .arg(&self.binary)
             .args(self.command_args(authentication))
-            .envs(self.command_env())
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1119,7 +1054,7 @@ fn probe_ready(addr: SocketAddr) -> Result<(), TestkitError> {
 }
 
 // ---------------------------------------------------------------------------
-// Security options: TLS, authentication, SCRAM users
+// Security options: TLS and required authentication
 // ---------------------------------------------------------------------------
 
 /// PEM files for a broker's TLS listener.
@@ -1132,39 +1067,6 @@ pub struct TlsFiles {
     /// When set, clients must present a certificate issued by one of these
     /// CA certificates (mutual TLS).
     pub client_ca: Option<PathBuf>,
-}
-
-/// A SCRAM user to create on a broker before it requires authentication.
-/// `Debug` never shows the password.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ScramUser {
-    /// [`SaslMechanism::ScramSha256`] or [`SaslMechanism::ScramSha512`].
-    pub mechanism: SaslMechanism,
-    /// The user name.
-    pub name: String,
-    /// The password.
-    pub password: String,
-}
-
-impl ScramUser {
-    /// A user of `mechanism` with `name` and `password`.
-    pub fn new(mechanism: SaslMechanism, name: &str, password: &str) -> ScramUser {
-        ScramUser {
-            mechanism,
-            name: name.to_owned(),
-            password: password.to_owned(),
-        }
-    }
-}
-
-impl fmt::Debug for ScramUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ScramUser")
-            .field("mechanism", &self.mechanism)
-            .field("name", &self.name)
-            .field("password", &"<redacted>")
-            .finish()
-    }
 }
 
 /// How [`TestBroker::start_with`] runs a broker. The default is what
@@ -1181,20 +1083,18 @@ impl fmt::Debug for ScramUser {
 ///   ([`TlsFiles::client_ca`]); Tansu itself has no mutual TLS.
 /// * **Authentication**: `--authentication` makes Tansu require SASL; it
 ///   enables SCRAM-SHA-256 and SCRAM-SHA-512 (not PLAIN).
-/// * **Users**: an authenticating Tansu refuses every request but ApiVersions
-///   and SASL before a login, so no user can be created on it, and its memory
-///   storage is lost on restart. With [`BrokerOptions::scram_users`] the
-///   harness runs Tansu on S3 storage served by moto (installed by
-///   `scripts/brokers.sh`), starts it once without authentication to create
-///   the users with `tansu user create`, then restarts it as asked.
+/// * **Users**: none can be created for an authenticating Tansu 0.6. It
+///   refuses every request but ApiVersions and SASL before a login (so
+///   `tansu user create` and AlterUserScramCredentials are refused), memory
+///   storage is gone when the process stops, and its S3 storage (tried with
+///   moto) did not write the users before a restart. An authenticating Tansu
+///   is therefore good for failed logins only: every user is unknown to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BrokerOptions {
     /// Serve TLS with these files (through the harness's proxy).
     pub tls: Option<TlsFiles>,
     /// Require SASL authentication (`tansu broker --authentication`).
     pub authentication: bool,
-    /// SCRAM users to create before the broker requires authentication.
-    pub scram_users: Vec<ScramUser>,
 }
 
 impl BrokerOptions {
@@ -1210,12 +1110,6 @@ impl BrokerOptions {
         self
     }
 
-    /// Create `user` before the broker requires authentication.
-    pub fn scram_user(mut self, user: ScramUser) -> BrokerOptions {
-        self.scram_users.push(user);
-        self
-    }
-
     fn check(&self, kind: BrokerKind) -> Result<(), TestkitError> {
         let unsupported = |what: &str| {
             Err(TestkitError::Unsupported {
@@ -1225,227 +1119,10 @@ impl BrokerOptions {
         };
         if kind == BrokerKind::Noida && *self != BrokerOptions::default() {
             return unsupported(
-                "TLS, authentication or users: noida-db 0.2 has no option for Kafka TLS or SASL",
+                "TLS or authentication: noida-db 0.2 has no option for Kafka TLS or SASL",
             );
         }
-        if let Some(user) = self
-            .scram_users
-            .iter()
-            .find(|u| u.mechanism == SaslMechanism::Plain)
-        {
-            return unsupported(&format!(
-                "a PLAIN user {:?}: Tansu stores only SCRAM credentials and does not enable PLAIN",
-                user.name
-            ));
-        }
         Ok(())
-    }
-}
-
-/// Runs `binary args` with `envs` and waits up to `timeout`; the error is its
-/// status and output (never its arguments, which may hold a password).
-fn run_with_timeout(
-    binary: &Path,
-    args: &[String],
-    envs: &[(String, String)],
-    timeout: Duration,
-) -> Result<(), String> {
-    let mut child = Command::new(binary)
-        .args(args)
-        .envs(envs.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("could not run {}: {e}", binary.display()))?;
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break status,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("no answer after {timeout:?}"));
-            }
-            Err(e) => return Err(format!("waiting: {e}")),
-        }
-    };
-    if status.success() {
-        return Ok(());
-    }
-    let mut output = String::new();
-    if let Some(mut out) = child.stdout.take() {
-        let _ = out.read_to_string(&mut output);
-    }
-    if let Some(mut err) = child.stderr.take() {
-        let _ = err.read_to_string(&mut output);
-    }
-    Err(format!("{status}: {}", output.trim()))
-}
-
-/// Starts `binary args` under the lifeline wrapper with `envs`, its output
-/// appended to `log`.
-fn spawn_wrapped(
-    binary: &Path,
-    args: &[String],
-    envs: &[(String, String)],
-    log: &Path,
-    cwd: &Path,
-) -> Result<Process, String> {
-    let grace = (STOP_GRACE.as_millis() / 100).to_string();
-    let mut wrapper = Command::new("sh")
-        .arg("-c")
-        .arg(WRAPPER)
-        .arg("ferrokafka-testkit")
-        .arg(log)
-        .arg(grace)
-        .arg(binary)
-        .args(args)
-        .envs(envs.iter().map(|(k, v)| (k, v)))
-        .current_dir(cwd)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("could not spawn {}: {e}", binary.display()))?;
-    let lifeline = wrapper.stdin.take();
-    let mut line = String::new();
-    if let Some(out) = wrapper.stdout.take() {
-        let _ = BufReader::new(out).read_line(&mut line);
-    }
-    match line.trim().parse::<u32>() {
-        Ok(pid) => Ok(Process {
-            wrapper,
-            lifeline,
-            pid,
-        }),
-        Err(_) => {
-            drop(lifeline);
-            let status = wrapper.wait().map_err(|e| e.to_string())?;
-            Err(format!("{} exited at once ({status})", binary.display()))
-        }
-    }
-}
-
-/// The bucket a Tansu with S3 storage keeps its data in.
-const S3_BUCKET: &str = "tansu";
-
-/// moto's S3 server (`scripts/brokers.sh` installs it): [`MOTO_BIN_ENV`],
-/// else as recorded in [`brokers_dir`], else after installing.
-fn moto_binary() -> Result<PathBuf, String> {
-    if let Some(path) = std::env::var_os(MOTO_BIN_ENV).filter(|p| !p.is_empty()) {
-        let path = PathBuf::from(path);
-        return if path.is_file() {
-            Ok(path)
-        } else {
-            Err(format!(
-                "{MOTO_BIN_ENV} points at {path:?}, which is not a file"
-            ))
-        };
-    }
-    let recorded = || {
-        let text = fs::read_to_string(brokers_dir().join("moto-path")).ok()?;
-        let path = PathBuf::from(text.trim());
-        path.is_file().then_some(path)
-    };
-    if let Some(path) = recorded() {
-        return Ok(path);
-    }
-    install_once()?;
-    recorded().ok_or_else(|| "install finished but recorded no moto-path".to_owned())
-}
-
-/// An S3-compatible server (moto) on 127.0.0.1 with one empty bucket, for a
-/// Tansu whose data (users included) must outlive a restart.
-struct S3Storage {
-    process: Option<Process>,
-    port: u16,
-}
-
-impl S3Storage {
-    fn start(dir: &Path, timeout: Duration) -> Result<S3Storage, TestkitError> {
-        let fail = |detail: String| TestkitError::NotInstalled {
-            kind: BrokerKind::Tansu,
-            detail: format!("S3 storage (moto): {detail}"),
-        };
-        let binary = moto_binary().map_err(fail)?;
-        let port = pick_port()?;
-        let log = dir.join("moto.log");
-        let args = [
-            "-H".to_owned(),
-            "127.0.0.1".to_owned(),
-            "-p".to_owned(),
-            port.to_string(),
-        ];
-        let process = spawn_wrapped(&binary, &args, &[], &log, dir).map_err(fail)?;
-        let mut storage = S3Storage {
-            process: Some(process),
-            port,
-        };
-        let started = Instant::now();
-        loop {
-            let last = match storage.create_bucket() {
-                Ok(()) => return Ok(storage),
-                Err(e) => e,
-            };
-            let exited = storage.process.as_mut().and_then(Process::exited);
-            if exited.is_some() || started.elapsed() >= timeout {
-                return Err(fail(format!(
-                    "not ready on port {port} ({last})\n{}",
-                    tail(&log, 20)
-                )));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// `PUT /bucket` in plain HTTP/1.1.
-    fn create_bucket(&self) -> Result<(), String> {
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
-            .map_err(|e| format!("connect: {e}"))?;
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .map_err(|e| e.to_string())?;
-        let request = format!(
-            "PUT /{S3_BUCKET} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        );
-        stream
-            .write_all(request.as_bytes())
-            .map_err(|e| format!("write: {e}"))?;
-        let mut status = String::new();
-        BufReader::new(stream)
-            .read_line(&mut status)
-            .map_err(|e| format!("read: {e}"))?;
-        if status.starts_with("HTTP/1.1 200") {
-            Ok(())
-        } else {
-            Err(format!("PUT /{S3_BUCKET} answered {:?}", status.trim()))
-        }
-    }
-
-    /// What Tansu's object store reads to find this server.
-    fn env(&self) -> Vec<(String, String)> {
-        [
-            ("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.port)),
-            ("AWS_ALLOW_HTTP", "true".to_owned()),
-            ("AWS_DEFAULT_REGION", "us-east-1".to_owned()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "ferrokafka-testkit".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "ferrokafka-testkit".to_owned()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect()
-    }
-}
-
-impl Drop for S3Storage {
-    fn drop(&mut self) {
-        if let Some(p) = self.process.take() {
-            let _ = p.stop();
-        }
     }
 }
 
