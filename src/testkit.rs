@@ -143,6 +143,14 @@ pub enum TestkitError {
         /// What went wrong.
         detail: String,
     },
+    /// The broker cannot be run with the requested [`BrokerOptions`].
+    #[error("{kind} cannot be started with {what}")]
+    Unsupported {
+        /// The broker asked for.
+        kind: BrokerKind,
+        /// The option it cannot honour, and why.
+        what: String,
+    },
     /// A name that is not a broker kind.
     #[error("unknown broker kind {0:?} (expected `tansu` or `noida`)")]
     UnknownKind(String),
@@ -802,10 +810,15 @@ impl Process {
 pub struct TestBroker {
     kind: BrokerKind,
     binary: PathBuf,
+    /// The port clients connect to: the TLS proxy's when there is one.
     port: u16,
+    /// The port the broker process itself listens on (plaintext).
+    broker_port: u16,
     dir: PathBuf,
     process: Option<Process>,
     start_timeout: Duration,
+    options: BrokerOptions,
+    tls_proxy: Option<TlsProxy>,
 }
 
 impl fmt::Debug for TestBroker {
@@ -814,6 +827,9 @@ impl fmt::Debug for TestBroker {
             .field("kind", &self.kind)
             .field("addr", &self.bootstrap_servers())
             .field("pid", &self.pid())
+            .field("broker_port", &self.broker_port)
+            .field("tls_proxy_port", &self.tls_proxy.as_ref().map(|p| p.port))
+            .field("options", &self.options)
             .field("dir", &self.dir)
             .finish()
     }
@@ -831,19 +847,50 @@ impl TestBroker {
         kind: BrokerKind,
         timeout: Duration,
     ) -> Result<TestBroker, TestkitError> {
+        TestBroker::start_with_options(kind, BrokerOptions::default(), timeout)
+    }
+
+    /// Starts a broker of `kind` with TLS and required authentication as
+    /// `options` asks, waiting up to [`DEFAULT_START_TIMEOUT`].
+    ///
+    /// Only Tansu takes options; noida-db answers
+    /// [`TestkitError::Unsupported`] for anything but the defaults. See
+    /// [`BrokerOptions`] for how each option is realised.
+    pub fn start_with(
+        kind: BrokerKind,
+        options: BrokerOptions,
+    ) -> Result<TestBroker, TestkitError> {
+        TestBroker::start_with_options(kind, options, DEFAULT_START_TIMEOUT)
+    }
+
+    /// [`TestBroker::start_with`], waiting at most `timeout` for readiness.
+    pub fn start_with_options(
+        kind: BrokerKind,
+        options: BrokerOptions,
+        timeout: Duration,
+    ) -> Result<TestBroker, TestkitError> {
+        options.check(kind)?;
         let binary = broker_binary(kind)?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let port = pick_port()?;
+            let broker_port = pick_port()?;
             let dir = make_temp_dir(kind)?;
+            let tls_proxy = match &options.tls {
+                Some(files) => Some(TlsProxy::start(files, broker_port)?),
+                None => None,
+            };
+            let port = tls_proxy.as_ref().map_or(broker_port, |p| p.port);
             let mut broker = TestBroker {
                 kind,
                 binary: binary.clone(),
                 port,
+                broker_port,
                 dir,
                 process: None,
                 start_timeout: timeout,
+                options: options.clone(),
+                tls_proxy,
             };
             match broker.launch() {
                 Ok(()) => return Ok(broker),
@@ -866,9 +913,21 @@ impl TestBroker {
         format!("127.0.0.1:{}", self.port)
     }
 
-    /// The port the broker listens on (kept across [`TestBroker::restart`]).
+    /// The port clients connect to (kept across [`TestBroker::restart`]):
+    /// the TLS proxy's port when the broker was started with TLS.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port the broker process itself listens on, in plaintext. The same
+    /// as [`TestBroker::port`] unless a TLS proxy fronts the broker.
+    pub fn broker_port(&self) -> u16 {
+        self.broker_port
+    }
+
+    /// The options the broker was started with.
+    pub fn options(&self) -> &BrokerOptions {
+        &self.options
     }
 
     /// The broker's socket address.
@@ -922,8 +981,13 @@ impl TestBroker {
     /// [`BrokerKind::keeps_data_across_restart`]).
     pub fn restart(&mut self) -> Result<(), TestkitError> {
         self.stop()?;
-        // The old listener is closed once the process is gone, but retry
-        // briefly in case the port is still held.
+        self.launch_retrying()
+    }
+
+    /// [`TestBroker::launch`] on a port that was in use a moment ago: the old
+    /// listener is closed once its process is gone, but retry briefly in case
+    /// the port is still held.
+    fn launch_retrying(&mut self) -> Result<(), TestkitError> {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             match self.launch() {
@@ -941,18 +1005,24 @@ impl TestBroker {
         self.dir.join("broker.log")
     }
 
-    fn command_args(&self) -> Vec<String> {
-        let addr = format!("127.0.0.1:{}", self.port);
+    fn command_args(&self, authentication: bool) -> Vec<String> {
         match self.kind {
-            BrokerKind::Tansu => vec![
-                "broker".into(),
-                "--listener-url".into(),
-                format!("tcp://{addr}"),
-                "--advertised-listener-url".into(),
-                format!("tcp://{addr}"),
-                "--storage-engine".into(),
-                "memory://tansu/".into(),
-            ],
+            BrokerKind::Tansu => {
+                let mut args = vec![
+                    "broker".into(),
+                    "--listener-url".into(),
+                    format!("tcp://127.0.0.1:{}", self.broker_port),
+                    // Clients are sent to the TLS proxy, when there is one.
+                    "--advertised-listener-url".into(),
+                    format!("tcp://127.0.0.1:{}", self.port),
+                    "--storage-engine".into(),
+                    "memory://tansu/".into(),
+                ];
+                if authentication {
+                    args.push("--authentication".into());
+                }
+                args
+            }
             BrokerKind::Noida => vec![
                 "start".into(),
                 "--host".into(),
@@ -960,16 +1030,26 @@ impl TestBroker {
                 "--only".into(),
                 "kafka".into(),
                 "--kafka-port".into(),
-                self.port.to_string(),
+                self.broker_port.to_string(),
                 "--data-dir".into(),
                 self.dir.join("data").to_string_lossy().into_owned(),
             ],
         }
     }
 
+    /// Starts the broker and waits until it is ready.
+    fn launch(&mut self) -> Result<(), TestkitError> {
+        self.launch_process(self.options.authentication)
+    }
+
+    /// The broker process's own (plaintext) address.
+    fn broker_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.broker_port))
+    }
+
     /// Starts the process and waits until it is ready; on failure the process
     /// is stopped again.
-    fn launch(&mut self) -> Result<(), TestkitError> {
+    fn launch_process(&mut self, authentication: bool) -> Result<(), TestkitError> {
         let log = self.log_path();
         // Create the log (and mark restarts in it).
         let mut f = OpenOptions::new()
@@ -991,7 +1071,7 @@ impl TestBroker {
             .arg(&log)
             .arg(grace)
             .arg(&self.binary)
-            .args(self.command_args())
+            .args(self.command_args(authentication))
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -1044,7 +1124,9 @@ impl TestBroker {
                     output: self.output_tail(30),
                 });
             }
-            let last_error = match probe_ready(self.addr()) {
+            // Probe the broker itself: behind a TLS proxy it still speaks
+            // plaintext, and Tansu answers ApiVersions before authentication.
+            let last_error = match probe_ready(self.broker_addr()) {
                 Ok(()) => return Ok(()),
                 Err(e) => e.to_string(),
             };
@@ -1091,6 +1173,202 @@ fn probe_ready(addr: SocketAddr) -> Result<(), TestkitError> {
         });
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// Security options: TLS and required authentication
+// ---------------------------------------------------------------------------
+
+/// PEM files for a broker's TLS listener.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The server certificate, followed by any intermediates.
+    pub certificate_chain: PathBuf,
+    /// The server's private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key: PathBuf,
+    /// When set, clients must present a certificate issued by one of these
+    /// CA certificates (mutual TLS).
+    pub client_ca: Option<PathBuf>,
+}
+
+/// How [`TestBroker::start_with`] runs a broker. The default is what
+/// [`TestBroker::start`] does: plaintext, no authentication.
+///
+/// Only Tansu takes options, and Tansu 0.6 cannot do everything itself:
+///
+/// * **TLS**: `tansu broker` declares `--cert` and `--key` as mutually
+///   exclusive, yet builds its TLS configuration only from both, so it cannot
+///   serve TLS at all. With [`BrokerOptions::tls`] the harness puts its own
+///   TLS-terminating proxy (rustls, on 127.0.0.1) in front of the broker and
+///   advertises the proxy's address in metadata, so every connection a client
+///   makes is TLS. The proxy can also require client certificates
+///   ([`TlsFiles::client_ca`]); Tansu itself has no mutual TLS.
+/// * **Authentication**: `--authentication` makes Tansu require SASL; it
+///   enables SCRAM-SHA-256 and SCRAM-SHA-512 (not PLAIN).
+/// * **Users**: none can be created for an authenticating Tansu 0.6. It
+///   refuses every request but ApiVersions and SASL before a login (so
+///   `tansu user create` and AlterUserScramCredentials are refused), memory
+///   storage is gone when the process stops, and its S3 storage (tried with
+///   moto) did not write the users before a restart. An authenticating Tansu
+///   is therefore good for failed logins only: every user is unknown to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BrokerOptions {
+    /// Serve TLS with these files (through the harness's proxy).
+    pub tls: Option<TlsFiles>,
+    /// Require SASL authentication (`tansu broker --authentication`).
+    pub authentication: bool,
+}
+
+impl BrokerOptions {
+    /// Serve TLS with `files`.
+    pub fn tls(mut self, files: TlsFiles) -> BrokerOptions {
+        self.tls = Some(files);
+        self
+    }
+
+    /// Require SASL authentication.
+    pub fn authentication(mut self, required: bool) -> BrokerOptions {
+        self.authentication = required;
+        self
+    }
+
+    fn check(&self, kind: BrokerKind) -> Result<(), TestkitError> {
+        let unsupported = |what: &str| {
+            Err(TestkitError::Unsupported {
+                kind,
+                what: what.to_owned(),
+            })
+        };
+        if kind == BrokerKind::Noida && *self != BrokerOptions::default() {
+            return unsupported(
+                "TLS or authentication: noida-db 0.2 has no option for Kafka TLS or SASL",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// A TLS-terminating proxy on 127.0.0.1 in front of a plaintext broker port:
+/// its own thread runs a single-threaded tokio runtime; dropping the proxy
+/// stops it and closes every connection.
+struct TlsProxy {
+    port: u16,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TlsProxy {
+    fn start(files: &TlsFiles, upstream: u16) -> Result<TlsProxy, TestkitError> {
+        let config = proxy_tls_config(files)?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        let listener =
+            TcpListener::bind(("127.0.0.1", 0)).map_err(io_err("binding the TLS proxy"))?;
+        listener
+            .set_nonblocking(true)
+            .map_err(io_err("configuring the TLS proxy"))?;
+        let port = listener
+            .local_addr()
+            .map_err(io_err("reading the TLS proxy's address"))?
+            .port();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .map_err(io_err("starting the TLS proxy's runtime"))?;
+        let (shutdown, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name(format!("testkit-tls-proxy-{port}"))
+            .spawn(move || runtime.block_on(run_proxy(listener, acceptor, upstream, stopped)))
+            .map_err(io_err("spawning the TLS proxy"))?;
+        Ok(TlsProxy {
+            port,
+            shutdown: Some(shutdown),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for TlsProxy {
+    fn drop(&mut self) {
+        drop(self.shutdown.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+async fn run_proxy(
+    listener: TcpListener,
+    acceptor: tokio_rustls::TlsAcceptor,
+    upstream: u16,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let acceptor = acceptor.clone();
+                // Dropped with the runtime when the proxy stops.
+                tokio::spawn(async move {
+                    // A failed handshake closes the connection; the client
+                    // reports why.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else { return };
+                    let Ok(mut broker) =
+                        tokio::net::TcpStream::connect(("127.0.0.1", upstream)).await
+                    else {
+                        return;
+                    };
+                    let _ = broker.set_nodelay(true);
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut broker).await;
+                });
+            }
+        }
+    }
+}
+
+fn proxy_tls_config(files: &TlsFiles) -> Result<rustls::ServerConfig, TestkitError> {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+    let bad = |what: &Path, e: &dyn fmt::Display| TestkitError::Io {
+        context: format!("TLS proxy: reading {}", what.display()),
+        source: io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    };
+    let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, TestkitError> {
+        CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(path, &e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| bad(path, &e))
+    };
+    let chain = certs(&files.certificate_chain)?;
+    let key = PrivateKeyDer::from_pem_file(&files.private_key)
+        .map_err(|e| bad(&files.private_key, &e))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| bad(&files.certificate_chain, &e))?;
+    let builder = match &files.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in certs(ca)? {
+                roots.add(cert).map_err(|e| bad(ca, &e))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                std::sync::Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| bad(ca, &e))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    builder
+        .with_single_cert(chain, key)
+        .map_err(|e| bad(&files.certificate_chain, &e))
 }
 
 // ---------------------------------------------------------------------------

@@ -54,7 +54,14 @@ const READ_BUFFER: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 enum Closed {
     Disconnected(String),
-    FrameTooLarge { size: usize, max: usize },
+    FrameTooLarge {
+        size: usize,
+        max: usize,
+    },
+    /// TLS failed before the broker's first response: with TLS 1.3 a broker
+    /// that rejects the client certificate says so only after the client's
+    /// side of the handshake has finished, in an alert the first read meets.
+    Tls(String),
 }
 
 impl Closed {
@@ -68,6 +75,10 @@ impl Closed {
                 broker: broker.to_owned(),
                 size: *size,
                 max: *max,
+            },
+            Closed::Tls(reason) => Error::TlsHandshake {
+                broker: broker.to_owned(),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason.clone()),
             },
         }
     }
@@ -702,6 +713,7 @@ where
 {
     let mut shutdown = shared.shutdown.subscribe();
     let mut input = BufReader::with_capacity(READ_BUFFER, read_half);
+    let mut first = true;
     let reason = loop {
         let frame = tokio::select! {
             frame = read_frame(&mut input, max_frame) => frame,
@@ -709,8 +721,15 @@ where
         };
         let frame = match frame {
             Ok(frame) => frame,
-            Err(closed) => break closed,
+            // Once a response has arrived, TLS was set up: later failures
+            // are broken connections like any other.
+            Err(ReadError::Tls(reason)) if first => break Closed::Tls(reason),
+            Err(ReadError::Tls(reason)) => {
+                break Closed::Disconnected(format!("read failed: {reason}"))
+            }
+            Err(ReadError::Closed(closed)) => break closed,
         };
+        first = false;
         let id = match peek_correlation_id(&frame) {
             Ok(id) => id,
             Err(_) => {
@@ -733,17 +752,39 @@ where
     shared.close(reason);
 }
 
-async fn read_frame<Rd>(input: &mut Rd, max_frame: usize) -> std::result::Result<Bytes, Closed>
+/// Why reading a frame failed.
+#[derive(Debug)]
+enum ReadError {
+    /// The TLS layer failed (an alert from the broker, a bad record).
+    Tls(String),
+    Closed(Closed),
+}
+
+impl From<Closed> for ReadError {
+    fn from(closed: Closed) -> Self {
+        ReadError::Closed(closed)
+    }
+}
+
+/// Whether `e` comes from rustls rather than from the socket.
+fn is_tls_error(e: &std::io::Error) -> bool {
+    e.get_ref()
+        .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+}
+
+async fn read_frame<Rd>(input: &mut Rd, max_frame: usize) -> std::result::Result<Bytes, ReadError>
 where
     Rd: AsyncRead + Unpin,
 {
     let mut prefix = [0u8; 4];
     input.read_exact(&mut prefix).await.map_err(|e| {
-        Closed::Disconnected(if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            "closed by the broker".to_owned()
+        if is_tls_error(&e) {
+            ReadError::Tls(e.to_string())
+        } else if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            Closed::Disconnected("closed by the broker".to_owned()).into()
         } else {
-            format!("read failed: {e}")
-        })
+            Closed::Disconnected(format!("read failed: {e}")).into()
+        }
     })?;
     let size = i32::from_be_bytes(prefix);
     let size = usize::try_from(size)
@@ -752,7 +793,8 @@ where
         return Err(Closed::FrameTooLarge {
             size,
             max: max_frame,
-        });
+        }
+        .into());
     }
     let mut frame = BytesMut::zeroed(size);
     input
@@ -780,17 +822,55 @@ mod tests {
         assert_eq!(&read_frame(&mut data, 8).await.unwrap()[..], &[1, 2, 3]);
         assert!(matches!(
             read_frame(&mut data, 8).await,
-            Err(Closed::FrameTooLarge { size: 9, max: 8 })
+            Err(ReadError::Closed(Closed::FrameTooLarge { size: 9, max: 8 }))
         ));
         let mut data: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         assert!(matches!(
             read_frame(&mut data, 8).await,
-            Err(Closed::Disconnected(_))
+            Err(ReadError::Closed(Closed::Disconnected(_)))
         ));
         let mut data: &[u8] = &[0, 0, 0, 4, 1];
         assert!(matches!(
             read_frame(&mut data, 8).await,
-            Err(Closed::Disconnected(_))
+            Err(ReadError::Closed(Closed::Disconnected(_)))
+        ));
+    }
+
+    /// Reads fail with `error`.
+    struct Failing(Option<std::io::Error>);
+
+    impl AsyncRead for Failing {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            _: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            std::task::Poll::Ready(Err(self.0.take().expect("read once")))
+        }
+    }
+
+    #[tokio::test]
+    async fn tls_failures_are_told_apart_from_socket_failures() {
+        let alert = rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired);
+        let mut input = Failing(Some(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            alert,
+        )));
+        match read_frame(&mut input, 8).await {
+            Err(ReadError::Tls(reason)) => {
+                assert!(reason.contains("CertificateRequired"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut input = Failing(Some(std::io::ErrorKind::ConnectionReset.into()));
+        assert!(matches!(
+            read_frame(&mut input, 8).await,
+            Err(ReadError::Closed(Closed::Disconnected(_)))
+        ));
+        let broker = "b:1";
+        assert!(matches!(
+            Closed::Tls("alert".into()).to_error(broker),
+            Error::TlsHandshake { .. }
         ));
     }
 }
