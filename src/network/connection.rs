@@ -16,8 +16,11 @@
 //! the writer task writes it whatever happens to the caller. Dropping a request
 //! future therefore never leaves a half-written frame: before the frame is
 //! queued a drop guard unregisters the id; after, the response is still read
-//! by the reader task and discarded because its receiver is gone. A request
-//! that times out is treated the same way, so the connection stays in sync.
+//! by the reader task and discarded because its receiver is gone.
+//!
+//! A request that gets no answer within its timeout closes the connection,
+//! as in the Java client: the broker may be gone behind a half-open TCP
+//! connection, so the cluster client reconnects rather than waiting on it.
 //!
 //! When either task fails (EOF, I/O error, oversized frame, unknown
 //! correlation id) the connection is marked closed and every pending request
@@ -626,11 +629,22 @@ impl BrokerConnection {
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => Err(Error::RequestTimeout {
-                api: R::API_KEY,
-                broker: self.broker().to_owned(),
-                timeout,
-            }),
+            Err(_) => {
+                // As the Java client does: a broker that does not answer within
+                // the request timeout is treated as gone (it may be a half-open
+                // TCP connection that would never fail by itself). The other
+                // requests on this connection fail with a retriable error and
+                // the cluster client opens a new connection.
+                self.inner.shared.close(Closed::Disconnected(format!(
+                    "no response to {} within {timeout:?}",
+                    R::API_KEY.name()
+                )));
+                Err(Error::RequestTimeout {
+                    api: R::API_KEY,
+                    broker: self.broker().to_owned(),
+                    timeout,
+                })
+            }
         }
     }
 
