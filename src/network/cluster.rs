@@ -239,6 +239,11 @@ struct Inner {
     coordinators: Mutex<HashMap<(CoordinatorType, String), BrokerInfo>>,
 }
 
+/// Whether a connection has had nothing in flight for longer than `max_idle`.
+fn idle_too_long(conn: &BrokerConnection, max_idle: Duration) -> bool {
+    conn.idle_for().is_some_and(|idle| idle > max_idle)
+}
+
 /// A client for a whole cluster: cheap to clone, safe to share.
 ///
 /// ```no_run
@@ -294,7 +299,7 @@ impl Cluster {
         } else {
             None
         };
-        Ok(Cluster {
+        let cluster = Cluster {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
                 tls,
@@ -309,7 +314,45 @@ impl Cluster {
                 pool: Mutex::default(),
                 coordinators: Mutex::default(),
             }),
-        })
+        };
+        cluster.spawn_idle_reaper();
+        Ok(cluster)
+    }
+
+    /// Closes pooled connections idle for longer than
+    /// `connections.max.idle.ms`, from a background task that ends when the
+    /// last clone of the cluster is dropped. (Outside a tokio runtime there is
+    /// no task; idle connections are then replaced when next used.)
+    fn spawn_idle_reaper(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let max_idle = self.inner.config.connections_max_idle;
+        let period = (max_idle / 2).clamp(Duration::from_millis(10), Duration::from_secs(30));
+        let weak = Arc::downgrade(&self.inner);
+        runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(period).await;
+                let Some(inner) = weak.upgrade() else { break };
+                let slots: Vec<_> = lock(&inner.pool).values().cloned().collect();
+                for slot in slots {
+                    // A slot being used right now is not idle.
+                    let Ok(mut slot) = slot.try_lock() else {
+                        continue;
+                    };
+                    if slot
+                        .conn
+                        .as_ref()
+                        .is_some_and(|c| idle_too_long(c, max_idle))
+                    {
+                        if let Some(conn) = slot.conn.take() {
+                            tracing::debug!(broker = %conn.broker(), "closing idle connection");
+                            conn.close();
+                        }
+                    }
+                }
+            }
+        });
     }
 
     /// [`Cluster::new`], then fetches metadata from the first bootstrap
@@ -344,9 +387,10 @@ impl Cluster {
         // dropped caller just releases it.
         let mut slot = slot.lock().await;
         if let Some(conn) = &slot.conn {
-            if !conn.is_closed() {
+            if !conn.is_closed() && !idle_too_long(conn, self.inner.config.connections_max_idle) {
                 return Ok(conn.clone());
             }
+            conn.close();
             slot.conn = None;
         }
         if let Some(at) = slot.retry_at {
@@ -1097,6 +1141,33 @@ mod tests {
             .unwrap();
         assert_eq!(answered_by(&r), "answered-by-1");
         assert!(!cluster.broker_connection(1).await.unwrap().is_closed());
+    }
+
+    #[tokio::test]
+    async fn idle_connections_are_closed_and_replaced_when_used_again() {
+        let (_state, addrs) = fake_cluster().await;
+        let mut config = config(addrs);
+        config.connections_max_idle = Duration::from_millis(60);
+        let cluster = Cluster::connect(config).await.unwrap();
+        let first = cluster.broker_connection(1).await.unwrap();
+        assert!(!first.is_closed());
+        assert!(first.idle_for().is_some());
+        // The background reaper closes it once it has been idle too long.
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while !first.is_closed() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the idle connection was not closed");
+        // The next use opens a new one.
+        let r = cluster
+            .send_to_broker(1, &ListGroupsRequest::default())
+            .await
+            .unwrap();
+        assert_eq!(answered_by(&r), "answered-by-1");
+        let second = cluster.broker_connection(1).await.unwrap();
+        assert!(!second.is_closed());
     }
 
     #[tokio::test]

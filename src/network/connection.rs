@@ -95,6 +95,8 @@ struct State {
     pending: HashMap<i32, Pending>,
     closed: Option<Closed>,
     next_correlation_id: i32,
+    /// When a request was last sent or answered.
+    last_active: Instant,
 }
 
 /// State shared by the handle and both tasks.
@@ -123,6 +125,7 @@ impl Shared {
             id = id.wrapping_add(1).max(0);
         }
         state.next_correlation_id = id.wrapping_add(1).max(0);
+        state.last_active = Instant::now();
         let (tx, rx) = oneshot::channel();
         state.pending.insert(id, Pending { tx });
         Ok((id, rx))
@@ -136,6 +139,7 @@ impl Shared {
         }
         let id = state.next_correlation_id;
         state.next_correlation_id = id.wrapping_add(1).max(0);
+        state.last_active = Instant::now();
         Ok(id)
     }
 
@@ -378,6 +382,7 @@ impl BrokerConnection {
                 pending: HashMap::new(),
                 closed: None,
                 next_correlation_id: 0,
+                last_active: Instant::now(),
             }),
             shutdown,
         });
@@ -457,6 +462,16 @@ impl BrokerConnection {
     /// response has not arrived yet).
     pub fn in_flight(&self) -> usize {
         self.inner.shared.lock().pending.len()
+    }
+
+    /// How long the connection has had nothing to do: `None` while a request
+    /// is in flight, else the time since the last request was sent or answered.
+    pub fn idle_for(&self) -> Option<Duration> {
+        let state = self.inner.shared.lock();
+        state
+            .pending
+            .is_empty()
+            .then(|| state.last_active.elapsed())
     }
 
     /// Closes the connection: pending requests fail with
@@ -750,7 +765,11 @@ where
                 break Closed::Disconnected("response frame shorter than its header".into());
             }
         };
-        let pending = shared.lock().pending.remove(&id);
+        let pending = {
+            let mut state = shared.lock();
+            state.last_active = Instant::now();
+            state.pending.remove(&id)
+        };
         match pending {
             // A dropped receiver means the caller gave up: discard.
             Some(p) => {
