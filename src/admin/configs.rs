@@ -25,6 +25,7 @@ use crate::protocol::messages::{
 };
 use crate::protocol::ApiKey;
 
+use super::groups::{copy_as_protocol_error, copy_exactly};
 use super::topics::{broker_retriable, negotiated, retry_each};
 use super::{Admin, Error, Result};
 
@@ -729,22 +730,10 @@ impl Admin {
 /// covered. Broker errors are copied exactly; others keep their kind where it
 /// matters for retrying (a broken connection stays retriable) and their text.
 pub(super) fn copy_error(error: &Error) -> Error {
+    if let Some(copy) = copy_exactly(error) {
+        return copy;
+    }
     match error {
-        Error::Broker { api, code, message } => Error::Broker {
-            api: *api,
-            code: *code,
-            message: message.clone(),
-        },
-        Error::UnknownBroker(id) => Error::UnknownBroker(*id),
-        Error::UnsupportedVersion {
-            api,
-            client,
-            broker,
-        } => Error::UnsupportedVersion {
-            api: *api,
-            client: *client,
-            broker: *broker,
-        },
         Error::RequestTimeout {
             api,
             broker,
@@ -770,10 +759,7 @@ pub(super) fn copy_error(error: &Error) -> Error {
             broker: String::new(),
             reason: other.to_string(),
         },
-        other => Error::Protocol {
-            broker: String::new(),
-            reason: other.to_string(),
-        },
+        other => copy_as_protocol_error(other),
     }
 }
 

@@ -40,22 +40,10 @@ use crate::protocol::{ApiKey, Decodable, ErrorCode};
 /// timeouts are copied exactly; other kinds are carried as a protocol error
 /// that keeps the original's text.
 pub(super) fn replicate_error(error: &Error) -> Error {
+    if let Some(copy) = copy_exactly(error) {
+        return copy;
+    }
     match error {
-        Error::Broker { api, code, message } => Error::Broker {
-            api: *api,
-            code: *code,
-            message: message.clone(),
-        },
-        Error::UnsupportedVersion {
-            api,
-            client,
-            broker,
-        } => Error::UnsupportedVersion {
-            api: *api,
-            client: *client,
-            broker: *broker,
-        },
-        Error::UnknownBroker(id) => Error::UnknownBroker(*id),
         Error::Timeout {
             operation,
             timeout,
@@ -67,10 +55,40 @@ pub(super) fn replicate_error(error: &Error) -> Error {
             attempts: *attempts,
             last: last.as_deref().map(|e| Box::new(replicate_error(e))),
         },
-        other => Error::Protocol {
-            broker: String::new(),
-            reason: other.to_string(),
-        },
+        other => copy_as_protocol_error(other),
+    }
+}
+
+/// An exact copy of `error` when it is one of the kinds every copy of an
+/// error keeps as it is: a broker's error code, a version mismatch or an
+/// unknown broker id. `None` for every other kind.
+pub(super) fn copy_exactly(error: &Error) -> Option<Error> {
+    match error {
+        Error::Broker { api, code, message } => Some(Error::Broker {
+            api: *api,
+            code: *code,
+            message: message.clone(),
+        }),
+        Error::UnsupportedVersion {
+            api,
+            client,
+            broker,
+        } => Some(Error::UnsupportedVersion {
+            api: *api,
+            client: *client,
+            broker: *broker,
+        }),
+        Error::UnknownBroker(id) => Some(Error::UnknownBroker(*id)),
+        _ => None,
+    }
+}
+
+/// A protocol error (not retriable) that keeps `error`'s text, for a copy of
+/// an error kind that cannot be copied as it is.
+pub(super) fn copy_as_protocol_error(error: &Error) -> Error {
+    Error::Protocol {
+        broker: String::new(),
+        reason: error.to_string(),
     }
 }
 
@@ -522,14 +540,13 @@ fn split_version(
     Ok((version, buf))
 }
 
-fn flatten(
-    topics: Vec<crate::protocol::messages::consumer_protocol_subscription::TopicPartition>,
-) -> Vec<TopicPartition> {
+/// One [`TopicPartition`] per partition of each `(topic, partitions)` pair,
+/// as the consumer protocol lists owned and assigned partitions.
+fn flatten(topics: impl IntoIterator<Item = (String, Vec<i32>)>) -> Vec<TopicPartition> {
     topics
         .into_iter()
-        .flat_map(|t| {
-            let topic = t.topic;
-            t.partitions
+        .flat_map(|(topic, partitions)| {
+            partitions
                 .into_iter()
                 .map(move |p| TopicPartition::new(topic.clone(), p))
         })
@@ -565,7 +582,11 @@ impl ConsumerSubscription {
             version,
             topics: m.topics,
             user_data: m.user_data,
-            owned_partitions: flatten(m.owned_partitions),
+            owned_partitions: flatten(
+                m.owned_partitions
+                    .into_iter()
+                    .map(|t| (t.topic, t.partitions)),
+            ),
             generation_id: m.generation_id,
             rack_id: m.rack_id,
         })
@@ -585,16 +606,11 @@ impl ConsumerAssignment {
                 reason: e.to_string(),
             }
         })?;
-        let partitions = m
-            .assigned_partitions
-            .into_iter()
-            .flat_map(|t| {
-                let topic = t.topic;
-                t.partitions
-                    .into_iter()
-                    .map(move |p| TopicPartition::new(topic.clone(), p))
-            })
-            .collect();
+        let partitions = flatten(
+            m.assigned_partitions
+                .into_iter()
+                .map(|t| (t.topic, t.partitions)),
+        );
         Ok(ConsumerAssignment {
             version,
             partitions,
