@@ -279,25 +279,46 @@ where
         if pending.is_empty() {
             break;
         }
-        let delay = backoff.delay(round - 1);
-        if Instant::now() + delay >= deadline {
+        let Some(delay) = delay_before_next_round(&backoff, round, deadline) else {
             break;
-        }
+        };
         tracing::debug!(operation, round, pending = pending.len(), "retrying keys");
         tokio::time::sleep(delay).await;
     }
-    for (key, last) in pending {
-        done.insert(
-            key,
-            Err(Error::Timeout {
-                operation: operation.to_owned(),
-                timeout,
-                attempts: round,
-                last: last.map(Box::new),
-            }),
-        );
-    }
+    done.extend(timed_out(pending, operation, timeout, round));
     done
+}
+
+/// The backoff to wait after retry round `round` (counted from 1), or `None`
+/// when waiting it would reach `deadline` (so there is no time for another
+/// round).
+pub(super) fn delay_before_next_round(
+    backoff: &Backoff,
+    round: u32,
+    deadline: Instant,
+) -> Option<Duration> {
+    let delay = backoff.delay(round - 1);
+    (Instant::now() + delay < deadline).then_some(delay)
+}
+
+/// The results of the keys still pending when time ran out after `rounds`
+/// rounds: each an [`Error::Timeout`] of `operation` carrying the key's last
+/// error, if it had one.
+pub(super) fn timed_out<'a, K: 'a, T: 'a>(
+    pending: BTreeMap<K, Option<Error>>,
+    operation: &'a str,
+    timeout: Duration,
+    rounds: u32,
+) -> impl Iterator<Item = (K, Result<T>)> + 'a {
+    pending.into_iter().map(move |(key, last)| {
+        let error = Error::Timeout {
+            operation: operation.to_owned(),
+            timeout,
+            attempts: rounds,
+            last: last.map(Box::new),
+        };
+        (key, Err(error))
+    })
 }
 
 /// The connection to the coordinator of `key` and the coordinator itself.
@@ -737,7 +758,7 @@ pub struct RemoveMembersOptions {
 /// A per-partition outcome.
 pub type PartitionResults<T> = BTreeMap<TopicPartition, Result<T>>;
 
-fn group_partitions(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
+pub(super) fn group_partitions(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in partitions {
         topics.entry(&tp.topic).or_default().push(tp.partition);
