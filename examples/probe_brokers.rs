@@ -87,6 +87,20 @@ impl Probe {
         );
         Some(result)
     }
+
+    /// Sends `request` as [`Probe::send`] does and hands the response to
+    /// `on_response`, or prints why there is none.
+    fn send_then<R: Request>(
+        &mut self,
+        request: &R,
+        on_response: impl FnOnce(&mut Probe, R::Response),
+    ) {
+        match self.send(request) {
+            Some(Ok(r)) => on_response(self, r),
+            Some(Err(e)) => println!("FAILED {e}"),
+            None => {}
+        }
+    }
 }
 
 fn create_topic(p: &mut Probe, name: &str, partitions: i32) {
@@ -100,17 +114,15 @@ fn create_topic(p: &mut Probe, name: &str, partitions: i32) {
         timeout_ms: 5000,
         ..Default::default()
     };
-    match p.send(&request) {
-        Some(Ok(r)) => println!(
+    p.send_then(&request, |_, r| {
+        println!(
             "{:?}",
             r.topics
                 .iter()
                 .map(|t| (t.name.clone(), t.error_code))
                 .collect::<Vec<_>>()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 }
 
 fn zigzag(buf: &mut BytesMut, v: i64) {
@@ -231,14 +243,10 @@ fn probe(broker: &TestBroker) {
         }],
         ..Default::default()
     };
-    match p.send(&produce) {
-        Some(Ok(r)) => {
-            let part = &r.responses[0].partition_responses[0];
-            println!("error {} base_offset {}", part.error_code, part.base_offset);
-        }
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+    p.send_then(&produce, |_, r| {
+        let part = &r.responses[0].partition_responses[0];
+        println!("error {} base_offset {}", part.error_code, part.base_offset);
+    });
     list_offset(&mut p, topic, -2, "earliest (want 0)");
     list_offset(&mut p, topic, -1, "latest (want 3)");
     list_offset(&mut p, topic, BASE_TS + 1500, "ts base+1500 (want 2)");
@@ -257,18 +265,14 @@ fn probe(broker: &TestBroker) {
         timeout_ms: 5000,
         ..Default::default()
     };
-    match p.send(&delete_records) {
-        Some(Ok(r)) => {
-            let part = &r.topics[0].partitions[0];
-            println!(
-                "error {} low_watermark {} (want 1)",
-                part.error_code, part.low_watermark
-            );
-            list_offset(&mut p, topic, -2, "earliest after DeleteRecords (want 1)");
-        }
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+    p.send_then(&delete_records, |p, r| {
+        let part = &r.topics[0].partitions[0];
+        println!(
+            "error {} low_watermark {} (want 1)",
+            part.error_code, part.low_watermark
+        );
+        list_offset(p, topic, -2, "earliest after DeleteRecords (want 1)");
+    });
 
     let create_partitions = CreatePartitionsRequest {
         topics: vec![CreatePartitionsTopic {
@@ -280,17 +284,15 @@ fn probe(broker: &TestBroker) {
         timeout_ms: 5000,
         ..Default::default()
     };
-    match p.send(&create_partitions) {
-        Some(Ok(r)) => println!(
+    p.send_then(&create_partitions, |_, r| {
+        println!(
             "{:?}",
             r.results
                 .iter()
                 .map(|t| (t.error_code, t.error_message.clone()))
                 .collect::<Vec<_>>()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 
     let alter = AlterConfigsRequest {
         resources: vec![AlterConfigsResource {
@@ -305,17 +307,15 @@ fn probe(broker: &TestBroker) {
         }],
         ..Default::default()
     };
-    match p.send(&alter) {
-        Some(Ok(r)) => println!(
+    p.send_then(&alter, |_, r| {
+        println!(
             "{:?}",
             r.responses
                 .iter()
                 .map(|t| (t.error_code, t.error_message.clone()))
                 .collect::<Vec<_>>()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 
     let incremental = IncrementalAlterConfigsRequest {
         resources: vec![incremental::AlterConfigsResource {
@@ -331,17 +331,15 @@ fn probe(broker: &TestBroker) {
         }],
         ..Default::default()
     };
-    match p.send(&incremental) {
-        Some(Ok(r)) => println!(
+    p.send_then(&incremental, |_, r| {
+        println!(
             "{:?}",
             r.responses
                 .iter()
                 .map(|t| (t.error_code, t.error_message.clone()))
                 .collect::<Vec<_>>()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 
     let describe_configs = DescribeConfigsRequest {
         resources: vec![DescribeConfigsResource {
@@ -352,8 +350,8 @@ fn probe(broker: &TestBroker) {
         }],
         ..Default::default()
     };
-    match p.send(&describe_configs) {
-        Some(Ok(r)) => println!(
+    p.send_then(&describe_configs, |_, r| {
+        println!(
             "{:?}",
             r.results
                 .iter()
@@ -366,10 +364,8 @@ fn probe(broker: &TestBroker) {
                         .collect::<Vec<_>>()
                 ))
                 .collect::<Vec<_>>()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 
     let acls = DescribeAclsRequest {
         resource_type_filter: 1, // ANY
@@ -378,19 +374,17 @@ fn probe(broker: &TestBroker) {
         permission_type: 1,      // ANY
         ..Default::default()
     };
-    match p.send(&acls) {
-        Some(Ok(r)) => println!(
+    p.send_then(&acls, |_, r| {
+        println!(
             "error {} {:?} resources {}",
             r.error_code,
             r.error_message,
             r.resources.len()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 
-    match p.send(&DescribeClusterRequest::default()) {
-        Some(Ok(r)) => println!(
+    p.send_then(&DescribeClusterRequest::default(), |_, r| {
+        println!(
             "error {} cluster {:?} controller {} brokers {:?}",
             r.error_code,
             r.cluster_id,
@@ -399,10 +393,8 @@ fn probe(broker: &TestBroker) {
                 .iter()
                 .map(|b| format!("{}@{}:{}", b.broker_id, b.host, b.port))
                 .collect::<Vec<_>>()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 
     let delete_topics = DeleteTopicsRequest {
         topic_names: vec![topic.into()],
@@ -415,15 +407,13 @@ fn probe(broker: &TestBroker) {
         timeout_ms: 5000,
         ..Default::default()
     };
-    match p.send(&delete_topics) {
-        Some(Ok(r)) => println!(
+    p.send_then(&delete_topics, |_, r| {
+        println!(
             "{:?}",
             r.responses
                 .iter()
                 .map(|t| (t.name.clone(), t.error_code))
                 .collect::<Vec<_>>()
-        ),
-        Some(Err(e)) => println!("FAILED {e}"),
-        None => {}
-    }
+        )
+    });
 }

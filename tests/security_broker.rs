@@ -132,6 +132,13 @@ fn tls(ca: Option<PemSource>, verify_hostname: bool) -> TlsConfig {
     }
 }
 
+/// The `sasl.jaas.config` value of a SCRAM login as `user` with `password`.
+fn scram_jaas_config(user: &str, password: &str) -> String {
+    format!(
+        r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";"#
+    )
+}
+
 fn base_config(bootstrap: &str) -> ferrokafka::network::ClientConfigBuilder {
     ClientConfig::builder()
         .bootstrap_servers([bootstrap])
@@ -528,9 +535,7 @@ async fn sasl_scram_on_plaintext() {
         );
 
         // The same through Java property names.
-        let jaas = format!(
-            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";"#
-        );
+        let jaas = scram_jaas_config(user, password);
         let config = ClientConfig::from_properties([
             ("bootstrap.servers", bootstrap.as_str()),
             ("security.protocol", "SASL_PLAINTEXT"),
@@ -595,9 +600,7 @@ async fn sasl_ssl() {
         );
 
         // Java property names.
-        let jaas = format!(
-            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="{user}" password="{password}";"#
-        );
+        let jaas = scram_jaas_config(user, password);
         let config = ClientConfig::from_properties([
             ("bootstrap.servers", bootstrap.as_str()),
             ("security.protocol", "SASL_SSL"),

@@ -25,6 +25,7 @@ use crate::protocol::messages::{
 };
 use crate::protocol::ApiKey;
 
+use super::groups::{copy_as_protocol_error, copy_exactly};
 use super::topics::{broker_retriable, negotiated, retry_each};
 use super::{Admin, Error, Result};
 
@@ -448,17 +449,28 @@ pub(super) fn group_by_target<'a>(
     groups
 }
 
+/// The resource one entry of a configs response names, with the outcome its
+/// error code reports for the `api` that answered.
+fn resource_result(
+    api: ApiKey,
+    resource_type: i8,
+    resource_name: String,
+    error_code: i16,
+    error_message: Option<&str>,
+) -> (ConfigResource, Result<()>) {
+    let resource = ConfigResource::new(ConfigResourceType::from_code(resource_type), resource_name);
+    (resource, Error::check(api, error_code, error_message))
+}
+
 fn describe_result(r: DescribeConfigsResult) -> (ConfigResource, Result<Config>) {
-    let resource = ConfigResource::new(
-        ConfigResourceType::from_code(r.resource_type),
-        r.resource_name,
-    );
-    let result = Error::check(
+    let (resource, result) = resource_result(
         ApiKey::DescribeConfigs,
+        r.resource_type,
+        r.resource_name,
         r.error_code,
         r.error_message.as_deref(),
-    )
-    .map(|()| Config {
+    );
+    let result = result.map(|()| Config {
         entries: r
             .configs
             .into_iter()
@@ -501,6 +513,31 @@ impl Admin {
         Ok(out)
     }
 
+    /// Sends `send` for `resources` through [`Admin::per_target`] until every
+    /// resource has a final answer or `timeout` passes, retrying the
+    /// resources whose error is retriable.
+    async fn retry_per_target<T, F, Fut>(
+        &self,
+        operation: &str,
+        timeout: Duration,
+        resources: impl IntoIterator<Item = ConfigResource>,
+        send: F,
+    ) -> Result<BTreeMap<ConfigResource, Result<T>>>
+    where
+        F: Fn(crate::network::BrokerConnection, Vec<ConfigResource>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<(ConfigResource, Result<T>)>>>,
+    {
+        retry_each(
+            self.cluster(),
+            operation,
+            timeout,
+            resources,
+            broker_retriable,
+            |pending| self.per_target(pending, &send),
+        )
+        .await
+    }
+
     /// Describes the configuration of topics, brokers, broker loggers, ...
     ///
     /// ```no_run
@@ -521,33 +558,29 @@ impl Admin {
         let timeout = self.timeout(options.timeout);
         let span = tracing::info_span!("admin.describe_configs", resources = resources.len());
         let options = &options;
-        retry_each(
-            self.cluster(),
+        self.retry_per_target(
             "describe configs",
             timeout,
             resources.iter().cloned(),
-            broker_retriable,
-            |pending| {
-                self.per_target(pending, |conn, resources| async move {
-                    let version = negotiated(&conn, ApiKey::DescribeConfigs)?;
-                    let request = DescribeConfigsRequest {
-                        resources: resources
-                            .iter()
-                            .map(|r| DescribeConfigsResource {
-                                resource_type: r.resource_type.code(),
-                                resource_name: r.name.clone(),
-                                // Null: every key.
-                                configuration_keys: None,
-                                ..Default::default()
-                            })
-                            .collect(),
-                        include_synonyms: options.include_synonyms && version >= 1,
-                        include_documentation: options.include_documentation && version >= 3,
-                        ..Default::default()
-                    };
-                    let response = conn.send_with_version(&request, version).await?;
-                    Ok(response.results.into_iter().map(describe_result).collect())
-                })
+            |conn, resources| async move {
+                let version = negotiated(&conn, ApiKey::DescribeConfigs)?;
+                let request = DescribeConfigsRequest {
+                    resources: resources
+                        .iter()
+                        .map(|r| DescribeConfigsResource {
+                            resource_type: r.resource_type.code(),
+                            resource_name: r.name.clone(),
+                            // Null: every key.
+                            configuration_keys: None,
+                            ..Default::default()
+                        })
+                        .collect(),
+                    include_synonyms: options.include_synonyms && version >= 1,
+                    include_documentation: options.include_documentation && version >= 3,
+                    ..Default::default()
+                };
+                let response = conn.send_with_version(&request, version).await?;
+                Ok(response.results.into_iter().map(describe_result).collect())
             },
         )
         .instrument(span)
@@ -569,53 +602,46 @@ impl Admin {
             validate_only = options.validate_only
         );
         let validate_only = options.validate_only;
-        retry_each(
-            self.cluster(),
+        self.retry_per_target(
             "alter configs",
             timeout,
             configs.keys().cloned(),
-            broker_retriable,
-            |pending| {
-                self.per_target(pending, |conn, resources| async move {
-                    let version = negotiated(&conn, ApiKey::AlterConfigs)?;
-                    let request = AlterConfigsRequest {
-                        resources: resources
-                            .iter()
-                            .map(|r| AlterConfigsResource {
-                                resource_type: r.resource_type.code(),
-                                resource_name: r.name.clone(),
-                                configs: configs[r]
-                                    .iter()
-                                    .map(|(name, value)| LegacyAlterableConfig {
-                                        name: name.clone(),
-                                        value: Some(value.clone()),
-                                        ..Default::default()
-                                    })
-                                    .collect(),
-                                ..Default::default()
-                            })
-                            .collect(),
-                        validate_only,
-                        ..Default::default()
-                    };
-                    let response = conn.send_with_version(&request, version).await?;
-                    Ok(response
-                        .responses
-                        .into_iter()
-                        .map(|r| {
-                            let resource = ConfigResource::new(
-                                ConfigResourceType::from_code(r.resource_type),
-                                r.resource_name,
-                            );
-                            let result = Error::check(
-                                ApiKey::AlterConfigs,
-                                r.error_code,
-                                r.error_message.as_deref(),
-                            );
-                            (resource, result)
+            |conn, resources| async move {
+                let version = negotiated(&conn, ApiKey::AlterConfigs)?;
+                let request = AlterConfigsRequest {
+                    resources: resources
+                        .iter()
+                        .map(|r| AlterConfigsResource {
+                            resource_type: r.resource_type.code(),
+                            resource_name: r.name.clone(),
+                            configs: configs[r]
+                                .iter()
+                                .map(|(name, value)| LegacyAlterableConfig {
+                                    name: name.clone(),
+                                    value: Some(value.clone()),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
                         })
-                        .collect())
-                })
+                        .collect(),
+                    validate_only,
+                    ..Default::default()
+                };
+                let response = conn.send_with_version(&request, version).await?;
+                Ok(response
+                    .responses
+                    .into_iter()
+                    .map(|r| {
+                        resource_result(
+                            ApiKey::AlterConfigs,
+                            r.resource_type,
+                            r.resource_name,
+                            r.error_code,
+                            r.error_message.as_deref(),
+                        )
+                    })
+                    .collect())
             },
         )
         .instrument(span)
@@ -652,54 +678,47 @@ impl Admin {
             validate_only = options.validate_only
         );
         let validate_only = options.validate_only;
-        retry_each(
-            self.cluster(),
+        self.retry_per_target(
             "incremental alter configs",
             timeout,
             changes.keys().cloned(),
-            broker_retriable,
-            |pending| {
-                self.per_target(pending, |conn, resources| async move {
-                    let version = negotiated(&conn, ApiKey::IncrementalAlterConfigs)?;
-                    let request = IncrementalAlterConfigsRequest {
-                        resources: resources
-                            .iter()
-                            .map(|r| incremental::AlterConfigsResource {
-                                resource_type: r.resource_type.code(),
-                                resource_name: r.name.clone(),
-                                configs: changes[r]
-                                    .iter()
-                                    .map(|op| incremental::AlterableConfig {
-                                        name: op.name.clone(),
-                                        config_operation: op.op.code(),
-                                        value: op.value.clone(),
-                                        ..Default::default()
-                                    })
-                                    .collect(),
-                                ..Default::default()
-                            })
-                            .collect(),
-                        validate_only,
-                        ..Default::default()
-                    };
-                    let response = conn.send_with_version(&request, version).await?;
-                    Ok(response
-                        .responses
-                        .into_iter()
-                        .map(|r| {
-                            let resource = ConfigResource::new(
-                                ConfigResourceType::from_code(r.resource_type),
-                                r.resource_name,
-                            );
-                            let result = Error::check(
-                                ApiKey::IncrementalAlterConfigs,
-                                r.error_code,
-                                r.error_message.as_deref(),
-                            );
-                            (resource, result)
+            |conn, resources| async move {
+                let version = negotiated(&conn, ApiKey::IncrementalAlterConfigs)?;
+                let request = IncrementalAlterConfigsRequest {
+                    resources: resources
+                        .iter()
+                        .map(|r| incremental::AlterConfigsResource {
+                            resource_type: r.resource_type.code(),
+                            resource_name: r.name.clone(),
+                            configs: changes[r]
+                                .iter()
+                                .map(|op| incremental::AlterableConfig {
+                                    name: op.name.clone(),
+                                    config_operation: op.op.code(),
+                                    value: op.value.clone(),
+                                    ..Default::default()
+                                })
+                                .collect(),
+                            ..Default::default()
                         })
-                        .collect())
-                })
+                        .collect(),
+                    validate_only,
+                    ..Default::default()
+                };
+                let response = conn.send_with_version(&request, version).await?;
+                Ok(response
+                    .responses
+                    .into_iter()
+                    .map(|r| {
+                        resource_result(
+                            ApiKey::IncrementalAlterConfigs,
+                            r.resource_type,
+                            r.resource_name,
+                            r.error_code,
+                            r.error_message.as_deref(),
+                        )
+                    })
+                    .collect())
             },
         )
         .instrument(span)
@@ -711,22 +730,10 @@ impl Admin {
 /// covered. Broker errors are copied exactly; others keep their kind where it
 /// matters for retrying (a broken connection stays retriable) and their text.
 pub(super) fn copy_error(error: &Error) -> Error {
+    if let Some(copy) = copy_exactly(error) {
+        return copy;
+    }
     match error {
-        Error::Broker { api, code, message } => Error::Broker {
-            api: *api,
-            code: *code,
-            message: message.clone(),
-        },
-        Error::UnknownBroker(id) => Error::UnknownBroker(*id),
-        Error::UnsupportedVersion {
-            api,
-            client,
-            broker,
-        } => Error::UnsupportedVersion {
-            api: *api,
-            client: *client,
-            broker: *broker,
-        },
         Error::RequestTimeout {
             api,
             broker,
@@ -752,10 +759,7 @@ pub(super) fn copy_error(error: &Error) -> Error {
             broker: String::new(),
             reason: other.to_string(),
         },
-        other => Error::Protocol {
-            broker: String::new(),
-            reason: other.to_string(),
-        },
+        other => copy_as_protocol_error(other),
     }
 }
 

@@ -40,22 +40,10 @@ use crate::protocol::{ApiKey, Decodable, ErrorCode};
 /// timeouts are copied exactly; other kinds are carried as a protocol error
 /// that keeps the original's text.
 pub(super) fn replicate_error(error: &Error) -> Error {
+    if let Some(copy) = copy_exactly(error) {
+        return copy;
+    }
     match error {
-        Error::Broker { api, code, message } => Error::Broker {
-            api: *api,
-            code: *code,
-            message: message.clone(),
-        },
-        Error::UnsupportedVersion {
-            api,
-            client,
-            broker,
-        } => Error::UnsupportedVersion {
-            api: *api,
-            client: *client,
-            broker: *broker,
-        },
-        Error::UnknownBroker(id) => Error::UnknownBroker(*id),
         Error::Timeout {
             operation,
             timeout,
@@ -67,10 +55,40 @@ pub(super) fn replicate_error(error: &Error) -> Error {
             attempts: *attempts,
             last: last.as_deref().map(|e| Box::new(replicate_error(e))),
         },
-        other => Error::Protocol {
-            broker: String::new(),
-            reason: other.to_string(),
-        },
+        other => copy_as_protocol_error(other),
+    }
+}
+
+/// An exact copy of `error` when it is one of the kinds every copy of an
+/// error keeps as it is: a broker's error code, a version mismatch or an
+/// unknown broker id. `None` for every other kind.
+pub(super) fn copy_exactly(error: &Error) -> Option<Error> {
+    match error {
+        Error::Broker { api, code, message } => Some(Error::Broker {
+            api: *api,
+            code: *code,
+            message: message.clone(),
+        }),
+        Error::UnsupportedVersion {
+            api,
+            client,
+            broker,
+        } => Some(Error::UnsupportedVersion {
+            api: *api,
+            client: *client,
+            broker: *broker,
+        }),
+        Error::UnknownBroker(id) => Some(Error::UnknownBroker(*id)),
+        _ => None,
+    }
+}
+
+/// A protocol error (not retriable) that keeps `error`'s text, for a copy of
+/// an error kind that cannot be copied as it is.
+pub(super) fn copy_as_protocol_error(error: &Error) -> Error {
+    Error::Protocol {
+        broker: String::new(),
+        reason: error.to_string(),
     }
 }
 
@@ -261,25 +279,46 @@ where
         if pending.is_empty() {
             break;
         }
-        let delay = backoff.delay(round - 1);
-        if Instant::now() + delay >= deadline {
+        let Some(delay) = delay_before_next_round(&backoff, round, deadline) else {
             break;
-        }
+        };
         tracing::debug!(operation, round, pending = pending.len(), "retrying keys");
         tokio::time::sleep(delay).await;
     }
-    for (key, last) in pending {
-        done.insert(
-            key,
-            Err(Error::Timeout {
-                operation: operation.to_owned(),
-                timeout,
-                attempts: round,
-                last: last.map(Box::new),
-            }),
-        );
-    }
+    done.extend(timed_out(pending, operation, timeout, round));
     done
+}
+
+/// The backoff to wait after retry round `round` (counted from 1), or `None`
+/// when waiting it would reach `deadline` (so there is no time for another
+/// round).
+pub(super) fn delay_before_next_round(
+    backoff: &Backoff,
+    round: u32,
+    deadline: Instant,
+) -> Option<Duration> {
+    let delay = backoff.delay(round - 1);
+    (Instant::now() + delay < deadline).then_some(delay)
+}
+
+/// The results of the keys still pending when time ran out after `rounds`
+/// rounds: each an [`Error::Timeout`] of `operation` carrying the key's last
+/// error, if it had one.
+pub(super) fn timed_out<'a, K: 'a, T: 'a>(
+    pending: BTreeMap<K, Option<Error>>,
+    operation: &'a str,
+    timeout: Duration,
+    rounds: u32,
+) -> impl Iterator<Item = (K, Result<T>)> + 'a {
+    pending.into_iter().map(move |(key, last)| {
+        let error = Error::Timeout {
+            operation: operation.to_owned(),
+            timeout,
+            attempts: rounds,
+            last: last.map(Box::new),
+        };
+        (key, Err(error))
+    })
 }
 
 /// The connection to the coordinator of `key` and the coordinator itself.
@@ -522,14 +561,13 @@ fn split_version(
     Ok((version, buf))
 }
 
-fn flatten(
-    topics: Vec<crate::protocol::messages::consumer_protocol_subscription::TopicPartition>,
-) -> Vec<TopicPartition> {
+/// One [`TopicPartition`] per partition of each `(topic, partitions)` pair,
+/// as the consumer protocol lists owned and assigned partitions.
+fn flatten(topics: impl IntoIterator<Item = (String, Vec<i32>)>) -> Vec<TopicPartition> {
     topics
         .into_iter()
-        .flat_map(|t| {
-            let topic = t.topic;
-            t.partitions
+        .flat_map(|(topic, partitions)| {
+            partitions
                 .into_iter()
                 .map(move |p| TopicPartition::new(topic.clone(), p))
         })
@@ -565,7 +603,11 @@ impl ConsumerSubscription {
             version,
             topics: m.topics,
             user_data: m.user_data,
-            owned_partitions: flatten(m.owned_partitions),
+            owned_partitions: flatten(
+                m.owned_partitions
+                    .into_iter()
+                    .map(|t| (t.topic, t.partitions)),
+            ),
             generation_id: m.generation_id,
             rack_id: m.rack_id,
         })
@@ -585,16 +627,11 @@ impl ConsumerAssignment {
                 reason: e.to_string(),
             }
         })?;
-        let partitions = m
-            .assigned_partitions
-            .into_iter()
-            .flat_map(|t| {
-                let topic = t.topic;
-                t.partitions
-                    .into_iter()
-                    .map(move |p| TopicPartition::new(topic.clone(), p))
-            })
-            .collect();
+        let partitions = flatten(
+            m.assigned_partitions
+                .into_iter()
+                .map(|t| (t.topic, t.partitions)),
+        );
         Ok(ConsumerAssignment {
             version,
             partitions,
@@ -721,7 +758,7 @@ pub struct RemoveMembersOptions {
 /// A per-partition outcome.
 pub type PartitionResults<T> = BTreeMap<TopicPartition, Result<T>>;
 
-fn group_partitions(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
+pub(super) fn group_partitions(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
     let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
     for tp in partitions {
         topics.entry(&tp.topic).or_default().push(tp.partition);

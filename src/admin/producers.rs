@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::groups::replicate_error;
+use super::groups::{delay_before_next_round, group_partitions, replicate_error, timed_out};
 use super::{Admin, Error, Result, TopicPartition};
 use crate::network::Backoff;
 use crate::protocol::messages::describe_producers_request::TopicRequest;
@@ -99,12 +99,8 @@ impl Admin {
                     }
                 }
                 for (broker, tps) in by_broker {
-                    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-                    for tp in &tps {
-                        topics.entry(&tp.topic).or_default().push(tp.partition);
-                    }
                     let request = DescribeProducersRequest::default().with_topics(
-                        topics
+                        group_partitions(&tps)
                             .into_iter()
                             .map(|(name, ps)| {
                                 TopicRequest::default()
@@ -187,23 +183,12 @@ impl Admin {
                 if pending.is_empty() {
                     break;
                 }
-                let delay = backoff.delay(round - 1);
-                if Instant::now() + delay >= deadline {
+                let Some(delay) = delay_before_next_round(&backoff, round, deadline) else {
                     break;
-                }
+                };
                 tokio::time::sleep(delay).await;
             }
-            for (tp, last) in pending {
-                done.insert(
-                    tp,
-                    Err(Error::Timeout {
-                        operation: "DescribeProducers".to_owned(),
-                        timeout,
-                        attempts: round,
-                        last: last.map(Box::new),
-                    }),
-                );
-            }
+            done.extend(timed_out(pending, "DescribeProducers", timeout, round));
             Ok(done)
         }
         .instrument(span)
