@@ -180,7 +180,10 @@ fn every_golden_frame_decodes_and_re_encodes_byte_identically() {
             println!("  {api} v{version} {direction}: {count}");
         }
         // Every frame the clients sent is in a version the vendored specs define.
-        assert!(beyond_spec.is_empty(), "{capture}: frames beyond the 3.9 specs: {beyond_spec:?}");
+        assert!(
+            beyond_spec.is_empty(),
+            "{capture}: frames beyond the 3.9 specs: {beyond_spec:?}"
+        );
         assert!(frames > 100, "{capture}: only {frames} frames");
         // librdkafka 2.16 sends three bytes (01 00 00) after the end of the
         // Metadata v12 request body that Kafka 3.9's spec defines (Tansu ignores
