@@ -36,7 +36,10 @@ BROKERS = ["tansu", "noida"]
 CODECS = ["none", "gzip", "snappy", "lz4", "zstd"]
 SHORT = {"librdkafka": "lrk", "kafka-python": "kpy"}
 BASE_TS = 1_700_000_000_000
-STRICT_CONSUME = True   # set to False for noida (see README)
+STRICT_CONSUME = True   # the consumer must read back exactly what was sent
+BROKER = "tansu"        # the broker the workload runs against (workload mode)
+# Fetch exchanges recorded per connection; later ones are counted, not stored.
+FETCH_CAP = 30
 
 
 def log(*args):
@@ -56,6 +59,8 @@ class Recorder:
         self.frames = {}      # conn id -> list of (direction, payload)
         self.notes = {}       # conn id -> list of comment strings
         self.open = set()
+        self.fetches = {}     # conn id -> Fetch requests seen
+        self.dropped = {}     # conn id -> correlation ids of dropped Fetch requests in flight
 
     def new_conn(self, peer):
         with self.lock:
@@ -68,6 +73,20 @@ class Recorder:
 
     def add(self, cid, direction, payload):
         with self.lock:
+            if direction == "c2s" and len(payload) >= 8 and payload[:2] == b"\x00\x01":
+                # Fetch request. Some brokers (noida) answer Fetch at once even
+                # with nothing to return, so a consumer sends thousands per
+                # second. Keep the first FETCH_CAP per connection; drop later
+                # ones together with their responses (matched by correlation
+                # id), and say how many in a comment line.
+                n = self.fetches.get(cid, 0) + 1
+                self.fetches[cid] = n
+                if n > FETCH_CAP:
+                    self.dropped.setdefault(cid, set()).add(payload[4:8])
+                    return
+            elif direction == "s2c" and payload[:4] in self.dropped.get(cid, ()):
+                self.dropped[cid].discard(payload[:4])
+                return
             self.frames[cid].append((direction, payload))
 
     def note(self, cid, text):
@@ -278,6 +297,13 @@ def write_frames(path, recorder, header_lines):
         for cid in sorted(recorder.frames):
             for note in recorder.notes[cid]:
                 f.write("# conn %d: %s\n" % (cid, note))
+            dropped = recorder.fetches.get(cid, 0) - FETCH_CAP
+            if dropped > 0:
+                f.write("# conn %d: %d further Fetch requests and their responses not recorded"
+                        " (only the first %d Fetch exchanges of a connection are kept)\n" % (cid, dropped, FETCH_CAP))
+            leftover = len(recorder.dropped.get(cid, ()))
+            if leftover:
+                f.write("# conn %d: of those, %d Fetch requests were still unanswered at the end\n" % (cid, leftover))
             for direction, payload in recorder.frames[cid]:
                 f.write("%d %s %s\n" % (cid, direction, payload.hex()))
 
@@ -528,6 +554,14 @@ def topic_plan(client):
     return plan
 
 
+def topic_configs():
+    """Configs of the produced topics. The record timestamps are fixed (Nov
+    2023), so a broker that enforces the default retention.ms (7 days) deletes
+    them at once: noida does, and its consumers then start at the log end and
+    read nothing back. Tansu does not enforce retention."""
+    return {"retention.ms": "-1"} if BROKER == "noida" else {}
+
+
 def check_consumed(sent, got, strict):
     """Compare consumed records with the sent ones, per partition, in order.
 
@@ -571,7 +605,7 @@ def workload_librdkafka(bootstrap, manifest_path):
     admin = AdminClient(dict(common, **{"client.id": "golden-lrk-admin"}))
     plan = topic_plan("librdkafka")
     scratch = "lrk-scratch"
-    new = [NewTopic(t, num_partitions=2, replication_factor=1) for t, _, _ in plan]
+    new = [NewTopic(t, num_partitions=2, replication_factor=1, config=topic_configs()) for t, _, _ in plan]
     new.append(NewTopic(scratch, num_partitions=1, replication_factor=1, config={"cleanup.policy": "compact"}))
     wait_futures(admin.create_topics(new, operation_timeout=10), "create_topics")
     md = admin.list_topics(timeout=10)
@@ -665,11 +699,56 @@ def workload_librdkafka(bootstrap, manifest_path):
                                     request_timeout=10), "list_offsets(ts)", allow_error=True)
     wait_futures(admin.create_partitions([NewPartitions(first, 4)], operation_timeout=10, request_timeout=10),
                  "create_partitions", allow_error=True)
+    if BROKER == "noida":
+        more_admin_librdkafka(admin, plan, scratch, group)
     wait_futures(admin.delete_topics([scratch], operation_timeout=10), "delete_topics", allow_error=True)
     admin.list_topics(timeout=10)
 
     with open(manifest_path, "w") as f:
         json.dump(manifest, f)
+
+
+def more_admin_librdkafka(admin, plan, scratch, group):
+    """Admin APIs that noida supports and Tansu does not (run for noida only,
+    after the consumer has left the group, so the group is empty)."""
+    from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+    from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType,
+                                       AlterConfigOpType, ConfigEntry, ConfigResource, OffsetSpec,
+                                       ResourcePatternType, ResourceType)
+    first = plan[0][0]
+    t = dict(request_timeout=10)
+    wait_futures(admin.incremental_alter_configs([ConfigResource(
+        ResourceType.TOPIC, first, incremental_configs=[
+            ConfigEntry("retention.bytes", "1073741824", incremental_operation=AlterConfigOpType.SET),
+            ConfigEntry("max.message.bytes", None, incremental_operation=AlterConfigOpType.DELETE)])], **t),
+        "incremental_alter_configs", allow_error=True)
+    wait_futures(admin.alter_configs([ConfigResource(ResourceType.TOPIC, scratch,
+                                                     set_config={"cleanup.policy": "compact,delete",
+                                                                 "segment.ms": "3600000"})], **t),
+                 "alter_configs", allow_error=True)
+    wait_futures(admin.describe_configs([ConfigResource(ResourceType.TOPIC, first),
+                                         ConfigResource(ResourceType.TOPIC, scratch)], **t),
+                 "describe_configs(after alter)", allow_error=True)
+    wait_futures(admin.list_offsets({TopicPartition(first, 1): OffsetSpec.max_timestamp()}, **t),
+                 "list_offsets(max_timestamp)", allow_error=True)
+    wait_futures(admin.delete_records([TopicPartition(first, 0, 3)], operation_timeout=10, **t),
+                 "delete_records", allow_error=True)
+    wait_futures(admin.list_offsets({TopicPartition(first, 0): OffsetSpec.earliest()}, **t),
+                 "list_offsets(after delete_records)", allow_error=True)
+    wait_futures(admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(
+        group, [TopicPartition(first, 0, 5), TopicPartition(first, 1, 4)])], **t),
+        "alter_consumer_group_offsets", allow_error=True)
+    wait_futures(admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)], **t),
+                 "list_consumer_group_offsets(after alter)", allow_error=True)
+    acl = AclBinding(ResourceType.TOPIC, first, ResourcePatternType.LITERAL, "User:golden", "*",
+                     AclOperation.READ, AclPermissionType.ALLOW)
+    any_acl = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None,
+                               AclOperation.ANY, AclPermissionType.ANY)
+    wait_futures(admin.create_acls([acl], **t), "create_acls", allow_error=True)
+    wait_futures({"acls": admin.describe_acls(any_acl, **t)}, "describe_acls", allow_error=True)
+    wait_futures(admin.delete_acls([any_acl], **t), "delete_acls", allow_error=True)
+    wait_futures(admin.delete_consumer_groups([group], **t), "delete_consumer_groups", allow_error=True)
+    wait_futures({"list": admin.list_consumer_groups(**t)}, "list_consumer_groups(after delete)", allow_error=True)
 
 
 # --------------------------------------------------------------------------
@@ -685,6 +764,9 @@ def workload_kafka_python(bootstrap, manifest_path):
     plan = topic_plan("kafka-python")
     scratch = "kpy-scratch"
     topics = {t: {"num_partitions": 2, "replication_factor": 1} for t, _, _ in plan}
+    if topic_configs():
+        for spec in topics.values():
+            spec["configs"] = topic_configs()
     topics[scratch] = {"num_partitions": 1, "replication_factor": 1, "configs": {"cleanup.policy": "compact"}}
     log("create_topics", admin.create_topics(topics))
     log("list_topics", sorted(admin.list_topics()))
@@ -768,12 +850,57 @@ def workload_kafka_python(bootstrap, manifest_path):
     attempt("list_partition_offsets(ts)", lambda: admin.list_partition_offsets(
         {TopicPartition(first, 0): BASE_TS + 5000}))
     attempt("create_partitions", lambda: admin.create_partitions({first: 4}))
+    if BROKER == "noida":
+        more_admin_kafka_python(admin, attempt, plan, scratch, group)
     attempt("delete_topics", lambda: admin.delete_topics([scratch]))
     attempt("list_topics", lambda: admin.list_topics())
     admin.close()
 
     with open(manifest_path, "w") as f:
         json.dump(manifest, f)
+
+
+def more_admin_kafka_python(admin, attempt, plan, scratch, group):
+    """Admin APIs that noida supports and Tansu does not (run for noida only,
+    after the consumer has left the group, so the group is empty)."""
+    from kafka import TopicPartition
+    from kafka.admin import (ACL, ACLFilter, ACLOperation, ACLPermissionType, ACLResourcePatternType,
+                             ConfigResource, OffsetSpec, ResourcePattern, ResourcePatternFilter, ResourceType)
+    from kafka.structs import OffsetAndMetadata
+    first = plan[0][0]
+    idem = [t for t, _, o in plan if o.get("idempotent")][0]
+    attempt("describe_configs(synonyms)", lambda: admin.describe_configs(
+        [ConfigResource("TOPIC", first)], include_synonyms=True))
+    attempt("alter_configs", lambda: admin.alter_configs(
+        [ConfigResource("TOPIC", scratch, {"cleanup.policy": "compact,delete", "segment.ms": "3600000"})],
+        raise_on_unknown=False, incremental=False))
+    attempt("alter_configs(incremental)", lambda: admin.alter_configs(
+        [ConfigResource("TOPIC", first, {"retention.bytes": ("SET", "1073741824"),
+                                         "max.message.bytes": ("DELETE", None)})],
+        raise_on_unknown=False, incremental=True))
+    attempt("describe_configs(after alter)", lambda: admin.describe_configs(
+        [ConfigResource("TOPIC", scratch), ConfigResource("TOPIC", first)], include_synonyms=True))
+    attempt("list_partition_offsets(max_timestamp)", lambda: admin.list_partition_offsets(
+        {TopicPartition(first, 1): OffsetSpec.MAX_TIMESTAMP}))
+    attempt("delete_records", lambda: admin.delete_records({TopicPartition(first, 0): 3}))
+    attempt("list_partition_offsets(after delete_records)", lambda: admin.list_partition_offsets(
+        {TopicPartition(first, 0): OffsetSpec.EARLIEST}))
+    attempt("describe_log_dirs", lambda: admin.describe_log_dirs())
+    attempt("describe_producers", lambda: admin.describe_producers([TopicPartition(idem, 0)]))
+    attempt("list_transactions", lambda: admin.list_transactions())
+    attempt("alter_group_offsets", lambda: admin.alter_group_offsets(
+        group, {TopicPartition(first, 0): OffsetAndMetadata(5, "golden", -1)}))
+    attempt("delete_group_offsets", lambda: admin.delete_group_offsets(group, [TopicPartition(first, 1)]))
+    attempt("list_group_offsets(after alter)", lambda: admin.list_group_offsets({group: None}))
+    pattern = ResourcePattern(ResourceType.TOPIC, first, ACLResourcePatternType.LITERAL)
+    acl = ACL("User:golden", "*", ACLOperation.READ, ACLPermissionType.ALLOW, pattern)
+    any_acl = ACLFilter(None, None, ACLOperation.ANY, ACLPermissionType.ANY,
+                        ResourcePatternFilter(ResourceType.ANY, None, ACLResourcePatternType.ANY))
+    attempt("create_acls", lambda: admin.create_acls([acl]))
+    attempt("describe_acls", lambda: admin.describe_acls(any_acl))
+    attempt("delete_acls", lambda: admin.delete_acls([any_acl]))
+    attempt("delete_groups", lambda: admin.delete_groups([group]))
+    attempt("list_groups(after delete)", lambda: admin.list_groups())
 
 
 # --------------------------------------------------------------------------
@@ -797,8 +924,8 @@ def main():
         return
 
     if args.workload:
-        global STRICT_CONSUME
-        STRICT_CONSUME = args.broker != "noida"
+        global BROKER
+        BROKER = args.broker
         fn = workload_librdkafka if args.workload == "librdkafka" else workload_kafka_python
         fn(args.bootstrap, args.manifest)
         return

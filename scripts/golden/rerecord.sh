@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Re-record the golden Kafka wire frames: throwaway venv, Tansu captures, coverage.
-# Usage: scripts/golden/rerecord.sh [extra record.py options, e.g. --client librdkafka]
+# Re-record the golden Kafka wire frames: throwaway venv, captures (Tansu by default), coverage.
+# Usage: scripts/golden/rerecord.sh [record.py options, e.g. --broker all, --client librdkafka]
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 venv="${GOLDEN_VENV:-${TMPDIR:-/tmp}/ferrokafka-golden-venv}"
