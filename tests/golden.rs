@@ -412,3 +412,43 @@ fn write_records_fuzz_corpus() {
         }
     }
 }
+
+/// Writes every golden frame as a seed for the message fuzz targets
+/// (`fuzz/corpus/decode_{request,response}/golden-*`), with the selector
+/// bytes the harness expects (API index, version offset). Run with
+/// `cargo test --test golden write_message_fuzz_corpus -- --ignored`.
+#[test]
+#[ignore = "writes files; run by hand to refresh the fuzz seed corpus"]
+fn write_message_fuzz_corpus() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus");
+    let mut sent: HashMap<(u32, i32), (ApiKey, i16)> = HashMap::new();
+    for capture in CAPTURES {
+        for (i, frame) in frames(capture).iter().enumerate() {
+            let (target, key, version, body) = if frame.to_server {
+                let key = i16::from_be_bytes([frame.bytes[0], frame.bytes[1]]);
+                let version = i16::from_be_bytes([frame.bytes[2], frame.bytes[3]]);
+                let correlation = i32::from_be_bytes(frame.bytes[4..8].try_into().unwrap());
+                let Some(api) = ApiKey::from_key(key) else {
+                    continue;
+                };
+                sent.insert((frame.conn, correlation), (api, version));
+                ("decode_request", api, version, frame.bytes.slice(4..))
+            } else {
+                let correlation = i32::from_be_bytes(frame.bytes[0..4].try_into().unwrap());
+                let Some(&(api, version)) = sent.get(&(frame.conn, correlation)) else {
+                    continue;
+                };
+                ("decode_response", api, version, frame.bytes.clone())
+            };
+            let index = ApiKey::ALL.iter().position(|a| *a == key).unwrap() as u8;
+            let offset = (version - key.valid_versions().min) as u8;
+            let mut seed = vec![index, offset];
+            seed.extend_from_slice(&body);
+            std::fs::write(
+                root.join(target).join(format!("golden-{capture}-{i}")),
+                seed,
+            )
+            .unwrap();
+        }
+    }
+}
