@@ -312,6 +312,22 @@ impl Field {
     fn is_tagged_in(&self, version_cond_within: Versions) -> bool {
         self.tag.is_some() && !self.tagged.intersect(version_cond_within).is_empty()
     }
+
+    /// The Rust condition for "this field goes in the tagged section".
+    fn tagged_cond(&self, within: Versions) -> String {
+        if self.tag.is_some() {
+            self.tagged.cond(within)
+        } else {
+            "false".into()
+        }
+    }
+}
+
+/// The struct's fields that are tagged in some version, in tag order.
+fn tagged_fields(s: &StructDef, within: Versions) -> Vec<&Field> {
+    let mut fields: Vec<&Field> = s.fields.iter().filter(|f| f.is_tagged_in(within)).collect();
+    fields.sort_by_key(|f| f.tag);
+    fields
 }
 
 fn parse_int(s: &str) -> i64 {
@@ -718,11 +734,7 @@ fn gen_struct(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
         if present == "false" {
             continue;
         }
-        let tagged = if f.tag.is_some() {
-            f.tagged.cond(within)
-        } else {
-            "false".into()
-        };
+        let tagged = f.tagged_cond(within);
         let flex = flex_expr(f, within);
         let size = if f.optional() && matches!(f.ty, Ty::Struct(_)) {
             "1".to_string()
@@ -849,11 +861,7 @@ fn gen_encode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     );
     for f in &s.fields {
         let present = f.versions.cond(within);
-        let tagged = if f.tag.is_some() {
-            f.tagged.cond(within)
-        } else {
-            "false".into()
-        };
+        let tagged = f.tagged_cond(within);
         let value = format!("self.{}", f.rust_name);
         let _ = writeln!(out, "            if {present} {{");
         if tagged != "false" {
@@ -884,9 +892,7 @@ fn gen_encode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
         }
     }
     // Tagged fields section.
-    let mut tagged_fields: Vec<&Field> =
-        s.fields.iter().filter(|f| f.is_tagged_in(within)).collect();
-    tagged_fields.sort_by_key(|f| f.tag);
+    let tagged_fields = tagged_fields(s, within);
     let _ = writeln!(out, "            if flexible {{");
     // A raw entry that repeats a known tag is written only when the known field
     // itself is not (the sender wrote the field explicitly with its default).
@@ -1048,11 +1054,7 @@ fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
         if present == "false" {
             continue;
         }
-        let tagged = if f.tag.is_some() {
-            f.tagged.cond(within)
-        } else {
-            "false".into()
-        };
+        let tagged = f.tagged_cond(within);
         let _ = writeln!(
             out,
             "            if ({present}) && !({tagged}) {{ let flex = {}; this.{} = {}; }}",
@@ -1061,9 +1063,7 @@ fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
             read_field(ctx, f)
         );
     }
-    let mut tagged_fields: Vec<&Field> =
-        s.fields.iter().filter(|f| f.is_tagged_in(within)).collect();
-    tagged_fields.sort_by_key(|f| f.tag);
+    let tagged_fields = tagged_fields(s, within);
     let _ = writeln!(out, "            if flexible {{");
     let _ = writeln!(
         out,
