@@ -23,8 +23,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::protocol::primitives::{
-    put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_slice, read_u32,
-    read_varint, read_varlong, varint_len, varlong_len,
+    ensure_remaining, put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_slice,
+    read_u32, read_varint, read_varlong, varint_len, varlong_len,
 };
 
 use super::compression::{self, Compression};
@@ -276,36 +276,47 @@ impl RecordIter {
         let len = read_varint(&mut self.data)?;
         let len = usize::try_from(len)
             .map_err(|_| RecordsError::corrupt(format!("negative record length {len}")))?;
-        let mut body = read_slice(&mut self.data, len)?;
-        let _attributes = read_i8(&mut body)?;
-        let timestamp_delta = read_varlong(&mut body)?;
-        let offset_delta = read_varint(&mut body)?;
-        let key = read_varint_bytes(&mut body)?;
-        let value = read_varint_bytes(&mut body)?;
-        let header_count = read_varint(&mut body)?;
+        // Parse the record straight from the batch (no sub-slice per record),
+        // then check that it used exactly its declared length.
+        if self.data.remaining() < len {
+            return Err(crate::protocol::DecodeError::UnexpectedEof {
+                needed: len,
+                remaining: self.data.remaining(),
+            }
+            .into());
+        }
+        let end = self.data.remaining() - len;
+        let body = &mut self.data;
+        let _attributes = read_i8(body)?;
+        let timestamp_delta = read_varlong(body)?;
+        let offset_delta = read_varint(body)?;
+        let key = read_varint_bytes(body)?;
+        let value = read_varint_bytes(body)?;
+        let header_count = read_varint(body)?;
         let header_count = usize::try_from(header_count)
             .map_err(|_| RecordsError::corrupt(format!("negative header count {header_count}")))?;
         let mut headers = Vec::new();
         if header_count > 0 {
             // Each header takes at least two bytes: never reserve more than that allows.
-            headers.reserve(header_count.min(body.remaining() / 2));
+            headers.reserve(header_count.min(body.remaining().saturating_sub(end) / 2));
             for _ in 0..header_count {
-                let key_len = read_varint(&mut body)?;
+                let key_len = read_varint(body)?;
                 let key_len = usize::try_from(key_len).map_err(|_| {
                     RecordsError::corrupt(format!("invalid header key length {key_len}"))
                 })?;
-                let raw_key = read_slice(&mut body, key_len)?;
-                let key = std::str::from_utf8(&raw_key)
+                ensure_remaining(body, key_len)?;
+                let key = std::str::from_utf8(&body[..key_len])
                     .map_err(|_| crate::protocol::DecodeError::InvalidUtf8)?
                     .to_owned();
-                let value = read_varint_bytes(&mut body)?;
+                body.advance(key_len);
+                let value = read_varint_bytes(body)?;
                 headers.push(Header { key, value });
             }
         }
-        if body.has_remaining() {
+        if body.remaining() != end {
             return Err(RecordsError::corrupt(format!(
-                "record declares {len} bytes but {} were left unread",
-                body.remaining()
+                "record declares {len} bytes but its fields take {}",
+                len as i64 + end as i64 - body.remaining() as i64
             )));
         }
         let offset = self
