@@ -58,6 +58,7 @@ mod cluster;
 mod error;
 mod install;
 mod kinds;
+pub mod mock;
 mod options;
 mod process;
 mod tls_proxy;
