@@ -92,27 +92,18 @@ pub(super) async fn fetch(
     } else {
         i32::MAX
     };
-    loop {
-        let notified = shared.data_arrived.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let mut state = shared.lock();
+    let recheck = || deadline.saturating_duration_since(Instant::now());
+    shared
+        .wait_for(&shared.data_arrived, recheck, |state| {
             let (topics, bytes, errors) =
-                read_partitions(&state, node_id, &wanted, committed, max_bytes, version);
+                read_partitions(state, node_id, &wanted, committed, max_bytes, version);
             let done = request.min_bytes <= 0
                 || bytes >= i64::from(request.min_bytes)
                 || errors
                 || Instant::now() >= deadline;
-            if done {
-                return finish(&mut state, node_id, session, topics, version);
-            }
-        }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-        }
-    }
+            done.then(|| finish(state, node_id, &session, topics, version))
+        })
+        .await
 }
 
 /// Resolves the request against the broker's fetch sessions.
@@ -366,13 +357,13 @@ fn read_partitions(
 fn finish(
     state: &mut State,
     node_id: i32,
-    session: SessionUse,
+    session: &SessionUse,
     parts: Vec<(Wanted, PartitionData)>,
     version: i16,
 ) -> FetchResponse {
     let session_id = match session {
         SessionUse::None => 0,
-        SessionUse::Full(id) | SessionUse::Incremental(id) => id,
+        SessionUse::Full(id) | SessionUse::Incremental(id) => *id,
     };
     let incremental = matches!(session, SessionUse::Incremental(_));
     let mut by_topic: Vec<FetchableTopicResponse> = Vec::new();

@@ -271,35 +271,29 @@ pub(super) async fn join_group(
         Err((code, id)) => return join_error(code, &id),
     };
     shared.group_changed.notify_waiters();
-    loop {
-        let notified = shared.group_changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let mut state = shared.lock();
-            if state
-                .check_coordinator(node_id, GROUP_KEY, &request.group_id)
-                .is_err()
-            {
-                return join_error(ErrorCode::NotCoordinator, &member_id);
-            }
-            let Some(member) = state
-                .groups
-                .get_mut(&request.group_id)
-                .and_then(|g| g.member_mut(&member_id))
-            else {
-                return join_error(ErrorCode::UnknownMemberId, &member_id);
-            };
-            if let Some(response) = member.join_response.take() {
-                return response;
-            }
-            member.last_seen = Instant::now();
-        }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep(TICK * 10) => {}
-        }
-    }
+    shared
+        .wait_for(
+            &shared.group_changed,
+            || TICK * 10,
+            |state| {
+                if state
+                    .check_coordinator(node_id, GROUP_KEY, &request.group_id)
+                    .is_err()
+                {
+                    return Some(join_error(ErrorCode::NotCoordinator, &member_id));
+                }
+                let Some(member) = state
+                    .groups
+                    .get_mut(&request.group_id)
+                    .and_then(|g| g.member_mut(&member_id))
+                else {
+                    return Some(join_error(ErrorCode::UnknownMemberId, &member_id));
+                };
+                member.last_seen = Instant::now();
+                member.join_response.take()
+            },
+        )
+        .await
 }
 
 enum JoinStart {
@@ -519,45 +513,41 @@ pub(super) async fn sync_group(
             shared.group_changed.notify_waiters();
         }
     }
-    loop {
-        let notified = shared.group_changed.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        {
-            let mut state = shared.lock();
-            if state
-                .check_coordinator(node_id, GROUP_KEY, &request.group_id)
-                .is_err()
-            {
-                return sync_error(ErrorCode::NotCoordinator);
-            }
-            let Some(group) = state.groups.get_mut(&request.group_id) else {
-                return sync_error(ErrorCode::UnknownMemberId);
-            };
-            if group.generation != request.generation_id
-                || group.state == GroupState::PreparingRebalance
-            {
-                return sync_error(ErrorCode::RebalanceInProgress);
-            }
-            let stable = group.state == GroupState::Stable;
-            let protocol_type = group.protocol_type.clone();
-            let protocol = group.protocol.clone();
-            let Some(member) = group.member_mut(&request.member_id) else {
-                return sync_error(ErrorCode::UnknownMemberId);
-            };
-            member.last_seen = Instant::now();
-            if stable {
-                return SyncGroupResponse::default()
-                    .with_protocol_type(protocol_type)
-                    .with_protocol_name(protocol)
-                    .with_assignment(member.assignment.clone());
-            }
-        }
-        tokio::select! {
-            _ = &mut notified => {}
-            _ = tokio::time::sleep(TICK * 10) => {}
-        }
-    }
+    shared
+        .wait_for(
+            &shared.group_changed,
+            || TICK * 10,
+            |state| {
+                if state
+                    .check_coordinator(node_id, GROUP_KEY, &request.group_id)
+                    .is_err()
+                {
+                    return Some(sync_error(ErrorCode::NotCoordinator));
+                }
+                let Some(group) = state.groups.get_mut(&request.group_id) else {
+                    return Some(sync_error(ErrorCode::UnknownMemberId));
+                };
+                if group.generation != request.generation_id
+                    || group.state == GroupState::PreparingRebalance
+                {
+                    return Some(sync_error(ErrorCode::RebalanceInProgress));
+                }
+                let stable = group.state == GroupState::Stable;
+                let protocol_type = group.protocol_type.clone();
+                let protocol = group.protocol.clone();
+                let Some(member) = group.member_mut(&request.member_id) else {
+                    return Some(sync_error(ErrorCode::UnknownMemberId));
+                };
+                member.last_seen = Instant::now();
+                stable.then(|| {
+                    SyncGroupResponse::default()
+                        .with_protocol_type(protocol_type)
+                        .with_protocol_name(protocol)
+                        .with_assignment(member.assignment.clone())
+                })
+            },
+        )
+        .await
 }
 
 /// Checks that `member_id` (of `generation`) belongs to the group here.

@@ -107,6 +107,29 @@ impl Shared {
     pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Runs `check` under the lock until it gives an answer, again after each
+    /// wake-up of `notify` or after `recheck()` has passed (whichever is first).
+    pub(super) async fn wait_for<T>(
+        &self,
+        notify: &Notify,
+        recheck: impl Fn() -> Duration,
+        mut check: impl FnMut(&mut State) -> Option<T>,
+    ) -> T {
+        loop {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a wake-up after it is not missed.
+            notified.as_mut().enable();
+            if let Some(answer) = check(&mut self.lock()) {
+                return answer;
+            }
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(recheck()) => {}
+            }
+        }
+    }
 }
 
 impl State {
