@@ -854,3 +854,173 @@ fn join_group_asks_for_a_member_id_first() {
     let g = cluster.group("kip-394").unwrap();
     assert_eq!(g.state, GroupState::CompletingRebalance);
 }
+
+#[test]
+fn static_members_rejoin_without_a_rebalance_and_sessions_expire() {
+    use ferrokafka::protocol::messages::offset_commit_request::{
+        OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+    };
+    use ferrokafka::protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    use ferrokafka::protocol::messages::sync_group_request::SyncGroupRequestAssignment;
+    use ferrokafka::protocol::messages::{
+        HeartbeatRequest, OffsetCommitRequest, OffsetFetchRequest, SyncGroupRequest,
+    };
+
+    let cluster = MockCluster::start(1).unwrap();
+    cluster.create_topic("static", 1, 1).unwrap();
+    let mut c = client(&cluster, 1);
+    let join = |member: &str, instance: Option<&str>, session_ms: i32| {
+        JoinGroupRequest::default()
+            .with_group_id("static-group".into())
+            .with_session_timeout_ms(session_ms)
+            .with_rebalance_timeout_ms(5_000)
+            .with_member_id(member.into())
+            .with_group_instance_id(instance.map(str::to_owned))
+            .with_protocol_type("consumer".into())
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name("range".into())
+                .with_metadata(Bytes::from_static(b"m"))])
+    };
+    // A static member gets its id at once (no MEMBER_ID_REQUIRED round trip).
+    let leader = c.send(9, &join("", Some("instance-a"), 10_000)).unwrap();
+    assert_eq!(leader.error_code, 0);
+    let sync = |c: &mut BlockingClient, member: &str, generation: i32, assign: bool| {
+        let assignments = if assign {
+            vec![SyncGroupRequestAssignment::default()
+                .with_member_id(member.into())
+                .with_assignment(Bytes::from_static(b"all"))]
+        } else {
+            Vec::new()
+        };
+        c.send(
+            5,
+            &SyncGroupRequest::default()
+                .with_group_id("static-group".into())
+                .with_generation_id(generation)
+                .with_member_id(member.into())
+                .with_group_instance_id(Some("instance-a".into()))
+                .with_protocol_type(Some("consumer".into()))
+                .with_protocol_name(Some("range".into()))
+                .with_assignments(assignments),
+        )
+        .unwrap()
+    };
+    let synced = sync(&mut c, &leader.member_id, leader.generation_id, true);
+    assert_eq!(
+        (synced.error_code, &synced.assignment[..]),
+        (0, &b"all"[..])
+    );
+    let heartbeat = |c: &mut BlockingClient, member: &str, generation: i32| {
+        c.send(
+            4,
+            &HeartbeatRequest::default()
+                .with_group_id("static-group".into())
+                .with_generation_id(generation)
+                .with_member_id(member.into()),
+        )
+        .unwrap()
+        .error_code
+    };
+    assert_eq!(
+        heartbeat(&mut c, &leader.member_id, leader.generation_id),
+        0
+    );
+    assert_eq!(
+        heartbeat(&mut c, &leader.member_id, leader.generation_id + 1),
+        ErrorCode::IllegalGeneration.code()
+    );
+
+    // Commit and fetch an offset as a member of the generation.
+    let committed = c
+        .send(
+            8,
+            &OffsetCommitRequest::default()
+                .with_group_id("static-group".into())
+                .with_generation_id_or_member_epoch(leader.generation_id)
+                .with_member_id(leader.member_id.clone())
+                .with_topics(vec![OffsetCommitRequestTopic::default()
+                    .with_name("static".into())
+                    .with_partitions(vec![OffsetCommitRequestPartition::default()
+                        .with_partition_index(0)
+                        .with_committed_offset(42)])]),
+        )
+        .unwrap();
+    assert_eq!(committed.topics[0].partitions[0].error_code, 0);
+    let fetched = c
+        .send(
+            7,
+            &OffsetFetchRequest::default()
+                .with_group_id("static-group".into())
+                .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                    .with_name("static".into())
+                    .with_partition_indexes(vec![0])])),
+        )
+        .unwrap();
+    assert_eq!(fetched.topics[0].partitions[0].committed_offset, 42);
+    assert_eq!(
+        cluster.committed_offset("static-group", "static", 0),
+        Some(42)
+    );
+
+    // A second static member joins (its JoinGroup waits for the leader to rejoin).
+    let address = cluster.broker_address(1).unwrap();
+    let join_b = join("", Some("instance-b"), 10_000);
+    let second = std::thread::spawn(move || {
+        let mut b = BlockingClient::connect(&address, TIMEOUT).unwrap();
+        let joined = b.send(9, &join_b).unwrap();
+        (b, joined)
+    });
+    wait_for("the rebalance to start", TIMEOUT, || {
+        cluster
+            .group("static-group")
+            .is_some_and(|g| g.state == GroupState::PreparingRebalance)
+    });
+    assert_eq!(
+        heartbeat(&mut c, &leader.member_id, leader.generation_id),
+        ErrorCode::RebalanceInProgress.code()
+    );
+    let rejoined = c
+        .send(9, &join(&leader.member_id, Some("instance-a"), 10_000))
+        .unwrap();
+    let (mut b, follower) = second.join().unwrap();
+    assert_eq!((rejoined.error_code, follower.error_code), (0, 0));
+    assert_eq!(rejoined.members.len(), 2, "the leader sees both members");
+    assert_eq!(follower.generation_id, rejoined.generation_id);
+    let synced = sync(&mut c, &leader.member_id, rejoined.generation_id, true);
+    assert_eq!(synced.error_code, 0);
+    let generation = rejoined.generation_id;
+    // B restarts: a join without member id under its instance id takes its
+    // place at once, in the same generation, and fences the old id.
+    let restarted = b.send(9, &join("", Some("instance-b"), 10_000)).unwrap();
+    assert_eq!(restarted.error_code, 0);
+    assert_eq!(restarted.generation_id, generation, "no rebalance");
+    assert_ne!(restarted.member_id, follower.member_id);
+    let fenced = b
+        .send(
+            4,
+            &HeartbeatRequest::default()
+                .with_group_id("static-group".into())
+                .with_generation_id(generation)
+                .with_member_id(follower.member_id.clone())
+                .with_group_instance_id(Some("instance-b".into())),
+        )
+        .unwrap();
+    assert_eq!(fenced.error_code, ErrorCode::FencedInstanceId.code());
+    let g = cluster.group("static-group").unwrap();
+    assert_eq!(
+        (g.state, g.generation, g.members.len()),
+        (GroupState::Stable, generation, 2)
+    );
+
+    // A member whose session lapses is removed.
+    let short = MockCluster::start(1).unwrap();
+    let mut s = client(&short, 1);
+    let first = s.send(9, &join("", Some("lapsing"), 200)).unwrap();
+    assert_eq!(first.error_code, 0);
+    assert_eq!(short.group("static-group").unwrap().members.len(), 1);
+    wait_for("the session to expire", TIMEOUT, || {
+        short
+            .group("static-group")
+            .is_some_and(|g| g.members.is_empty() && g.state == GroupState::Empty)
+    });
+}
