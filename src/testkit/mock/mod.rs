@@ -12,6 +12,11 @@
 //! * Produce (batches stored as received, offsets assigned by the leader,
 //!   idempotent sequence checks), Fetch (KIP-227 sessions, byte limits, long
 //!   polls woken by produce, read_committed), ListOffsets, OffsetForLeaderEpoch;
+//!   as in Kafka, a retried batch among its producer's last five is answered
+//!   NONE with its original offset (DUPLICATE_SEQUENCE_NUMBER is never sent),
+//!   a sequence gap, or a first sequence above 0 from an unknown producer or a
+//!   new epoch, gets OUT_OF_ORDER_SEQUENCE_NUMBER, and an older epoch
+//!   INVALID_PRODUCER_EPOCH (PRODUCER_FENCED for transactional batches);
 //! * InitProducerId and transactions (AddPartitionsToTxn, AddOffsetsToTxn,
 //!   TxnOffsetCommit, EndTxn writing control batches; LSO and aborted
 //!   transaction lists for read_committed fetches);
