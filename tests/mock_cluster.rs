@@ -1024,3 +1024,117 @@ fn static_members_rejoin_without_a_rebalance_and_sessions_expire() {
             .is_some_and(|g| g.members.is_empty() && g.state == GroupState::Empty)
     });
 }
+
+/// Every served API answers every version it advertises: the mock never
+/// writes a field a version cannot carry (which would close the connection).
+#[test]
+fn every_advertised_version_of_every_served_api_gets_an_answer() {
+    use bytes::BytesMut;
+    use ferrokafka::protocol::messages::metadata_request::MetadataRequestTopic;
+    use ferrokafka::protocol::messages::*;
+    use ferrokafka::protocol::{decode_response_frame, Encodable, RequestKind};
+    use std::io::{Read, Write};
+
+    let cluster = MockCluster::start(1).unwrap();
+    cluster.create_topic("t", 1, 1).unwrap();
+    let requests = vec![
+        RequestKind::Produce(produce_request("t", 0, batch((-1, -1, -1), &["v"]))),
+        RequestKind::Fetch(
+            FetchRequest::default()
+                .with_max_bytes(1 << 20)
+                .with_topics(vec![FetchTopic::default()
+                    .with_topic("t".into())
+                    .with_partitions(vec![FetchPartition::default()
+                        .with_partition_max_bytes(1 << 20)])]),
+        ),
+        RequestKind::ListOffsets(ListOffsetsRequest::default().with_topics(vec![
+            ferrokafka::protocol::messages::list_offsets_request::ListOffsetsTopic::default()
+                .with_name("t".into())
+                .with_partitions(vec![
+                    ferrokafka::protocol::messages::list_offsets_request::ListOffsetsPartition::default()
+                        .with_timestamp(-1),
+                ]),
+        ])),
+        RequestKind::Metadata(MetadataRequest::default().with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some("t".into())),
+        ]))),
+        RequestKind::OffsetCommit(OffsetCommitRequest::default().with_group_id("g".into())),
+        RequestKind::OffsetFetch(OffsetFetchRequest::default().with_group_id("g".into())),
+        RequestKind::FindCoordinator(FindCoordinatorRequest::default().with_key("g".into())),
+        RequestKind::JoinGroup(JoinGroupRequest::default().with_group_id("g".into())),
+        RequestKind::Heartbeat(HeartbeatRequest::default().with_group_id("g".into())),
+        RequestKind::LeaveGroup(LeaveGroupRequest::default().with_group_id("g".into())),
+        RequestKind::SyncGroup(SyncGroupRequest::default().with_group_id("g".into())),
+        RequestKind::ApiVersions(ApiVersionsRequest::default()),
+        RequestKind::CreateTopics(CreateTopicsRequest::default().with_topics(vec![
+            ferrokafka::protocol::messages::create_topics_request::CreatableTopic::default()
+                .with_name("t".into())
+                .with_num_partitions(1)
+                .with_replication_factor(1),
+        ])),
+        RequestKind::DeleteTopics(
+            DeleteTopicsRequest::default().with_topic_names(vec!["missing".into()]),
+        ),
+        RequestKind::InitProducerId(
+            InitProducerIdRequest::default().with_transaction_timeout_ms(1000),
+        ),
+        RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_topics(
+            vec![OffsetForLeaderTopic::default()
+                .with_topic("t".into())
+                .with_partitions(vec![OffsetForLeaderPartition::default()])],
+        )),
+        RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default()),
+        RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default()),
+        RequestKind::EndTxn(EndTxnRequest::default()),
+        RequestKind::TxnOffsetCommit(TxnOffsetCommitRequest::default()),
+    ];
+    let address = cluster.broker_address(1).unwrap();
+    let mut versions = client(&cluster, 1).api_versions().unwrap();
+    versions.api_keys.sort_by_key(|k| k.api_key);
+    assert_eq!(
+        versions.api_keys.len(),
+        requests.len(),
+        "one request per served API"
+    );
+    let mut answered = 0;
+    for request in &requests {
+        let api = request.api_key();
+        let range = versions
+            .api_keys
+            .iter()
+            .find(|k| k.api_key == api.key())
+            .unwrap_or_else(|| panic!("{api:?} is not advertised"));
+        for version in range.min_version..=range.max_version {
+            let mut frame = BytesMut::from(&[0u8; 4][..]);
+            let header = RequestHeader::default()
+                .with_request_api_key(api.key())
+                .with_request_api_version(version)
+                .with_correlation_id(7)
+                .with_client_id(Some("versions".into()));
+            if header
+                .encode(&mut frame, api.request_header_version(version))
+                .and_then(|()| request.encode(&mut frame, version))
+                .is_err()
+            {
+                continue; // this request cannot be written in that version
+            }
+            let size = (frame.len() - 4) as u32;
+            frame[..4].copy_from_slice(&size.to_be_bytes());
+            let mut stream = std::net::TcpStream::connect(&address).unwrap();
+            stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+            stream.write_all(&frame).unwrap();
+            let mut size = [0u8; 4];
+            stream
+                .read_exact(&mut size)
+                .unwrap_or_else(|e| panic!("{api:?} v{version}: no answer ({e})"));
+            let mut body = vec![0u8; u32::from_be_bytes(size) as usize];
+            stream.read_exact(&mut body).unwrap();
+            let (header, _) = decode_response_frame(Bytes::from(body), api, version)
+                .unwrap_or_else(|e| panic!("{api:?} v{version}: bad answer ({e})"));
+            assert_eq!(header.correlation_id, 7);
+            answered += 1;
+        }
+    }
+    println!("{answered} (API, version) pairs answered");
+    assert!(answered >= 140, "{answered}");
+}
