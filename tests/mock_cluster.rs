@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrokafka::admin::{Admin, CreateTopicsOptions, DescribeTopicsOptions, NewTopic};
-use ferrokafka::network::{ClientConfig, Cluster, Error};
+use ferrokafka::network::{ClientConfig, Cluster, Error, RequestOptions};
 use ferrokafka::protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use ferrokafka::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use ferrokafka::protocol::messages::join_group_request::JoinGroupRequestProtocol;
@@ -494,7 +494,9 @@ async fn injected_retriable_produce_errors_are_retried_by_cluster_retry() {
         let request = produce_request("retried", 0, batch((-1, -1, -1), &["x"]));
         let base = cluster
             .retry("produce", None, || async {
-                let response = cluster.send_to_broker(leader, &request).await?;
+                let response = cluster
+                    .send_to_broker(leader, &request, RequestOptions::default())
+                    .await?;
                 let (code, base) = partition_result(&response);
                 Error::check(ApiKey::Produce, code, None)?;
                 Ok::<_, Error>(base)
@@ -520,7 +522,9 @@ async fn injected_retriable_produce_errors_are_retried_by_cluster_retry() {
     let request = produce_request("retried", 0, batch((-1, -1, -1), &["y"]));
     let started = Instant::now();
     cluster
-        .retry("produce", None, || cluster.send_to_broker(leader, &request))
+        .retry("produce", None, || {
+            cluster.send_to_broker(leader, &request, RequestOptions::default())
+        })
         .await
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(50));
