@@ -3,10 +3,12 @@
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
+use super::messages::ApiVersionsResponse;
 use super::messages::{RequestHeader, ResponseHeader};
 use super::primitives::read_i16;
 use super::{
-    ApiKey, Decodable, DecodeError, Encodable, EncodeError, Request, RequestKind, ResponseKind,
+    ApiKey, Decodable, DecodeError, Encodable, EncodeError, Message, Request, RequestKind,
+    Response, ResponseKind,
 };
 
 impl ApiKey {
@@ -55,8 +57,6 @@ pub fn encode_request_frame<R: Request>(
     version: i16,
     body: &R,
 ) -> Result<(), EncodeError> {
-    let start = buf.len();
-    buf.put_u32(0);
     let header = RequestHeader {
         request_api_key: R::API_KEY.key(),
         request_api_version: version,
@@ -64,15 +64,81 @@ pub fn encode_request_frame<R: Request>(
         client_id: client_id.map(str::to_owned),
         ..Default::default()
     };
+    encode_frame(
+        buf,
+        &header,
+        R::API_KEY.request_header_version(version),
+        body,
+        version,
+    )
+}
+
+/// Appends a complete response frame (size prefix, header, body) to `buf`, as a
+/// broker would: for fake brokers, proxies and tests.
+///
+/// ```
+/// use bytes::BytesMut;
+/// use ferrokafka::protocol::{decode_response_frame, encode_response_frame, ApiKey, ResponseKind};
+/// use ferrokafka::protocol::messages::ApiVersionsResponse;
+///
+/// let mut buf = BytesMut::new();
+/// encode_response_frame(&mut buf, 7, 3, &ApiVersionsResponse::default()).unwrap();
+/// let frame = buf.split_off(4).freeze(); // without the size prefix
+/// let (header, body) = decode_response_frame(frame, ApiKey::ApiVersions, 3).unwrap();
+/// assert_eq!(header.correlation_id, 7);
+/// assert!(matches!(body, ResponseKind::ApiVersions(_)));
+/// ```
+pub fn encode_response_frame<R: Response>(
+    buf: &mut BytesMut,
+    correlation_id: i32,
+    version: i16,
+    body: &R,
+) -> Result<(), EncodeError> {
+    if !R::VERSIONS.contains(version) {
+        return Err(EncodeError::UnsupportedVersion {
+            message: R::NAME,
+            version,
+        });
+    }
+    let header = ResponseHeader {
+        correlation_id,
+        ..Default::default()
+    };
+    encode_frame(
+        buf,
+        &header,
+        R::API_KEY.response_header_version(version),
+        body,
+        version,
+    )
+}
+
+/// Appends size prefix, header and body, reserving the frame's exact size once.
+fn encode_frame(
+    buf: &mut BytesMut,
+    header: &impl Encodable,
+    header_version: i16,
+    body: &impl Encodable,
+    version: i16,
+) -> Result<(), EncodeError> {
+    let start = buf.len();
+    buf.reserve(4 + header.encoded_len(header_version) + body.encoded_len(version));
+    buf.put_u32(0);
     let result = header
-        .encode(buf, R::API_KEY.request_header_version(version))
+        .encode(buf, header_version)
         .and_then(|()| body.encode(buf, version));
     if let Err(e) = result {
         buf.truncate(start);
         return Err(e);
     }
     let size = buf.len() - start - 4;
-    let size = u32::try_from(size).map_err(|_| EncodeError::TooLarge(size))?;
+    let size = match u32::try_from(size) {
+        Ok(size) => size,
+        Err(_) => {
+            buf.truncate(start);
+            return Err(EncodeError::TooLarge(size));
+        }
+    };
     buf[start..start + 4].copy_from_slice(&size.to_be_bytes());
     Ok(())
 }
@@ -90,8 +156,10 @@ pub fn decode_request_frame(mut frame: Bytes) -> Result<(RequestHeader, RequestK
             version,
         });
     }
+    let total = frame.len();
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))?;
-    let body = RequestKind::decode(api, &mut frame, version)?;
+    let body_start = total - frame.len();
+    let body = RequestKind::decode(api, &mut frame, version).map_err(|e| e.in_frame(body_start))?;
     if frame.has_remaining() {
         return Err(DecodeError::TrailingBytes(frame.remaining()));
     }
@@ -100,17 +168,43 @@ pub fn decode_request_frame(mut frame: Bytes) -> Result<(RequestHeader, RequestK
 
 /// Decodes a response frame (without its size prefix) for a request of API
 /// `api` sent in `version`. Bytes left after the body are an error.
+///
+/// ApiVersions follows KIP-511 as Java's client does: a broker that does not
+/// support the requested ApiVersions version answers UNSUPPORTED_VERSION in the
+/// v0 layout, so a body that does not decode in `version` is decoded again as
+/// v0 (its `api_keys` say which version to retry with).
 pub fn decode_response_frame(
     mut frame: Bytes,
     api: ApiKey,
     version: i16,
 ) -> Result<(ResponseHeader, ResponseKind), DecodeError> {
+    let total = frame.len();
     let header = ResponseHeader::decode(&mut frame, api.response_header_version(version))?;
-    let body = ResponseKind::decode(api, &mut frame, version)?;
-    if frame.has_remaining() {
-        return Err(DecodeError::TrailingBytes(frame.remaining()));
-    }
+    let body_start = total - frame.len();
+    let decoded = decode_whole_body(api, frame.clone(), version);
+    let body = match decoded {
+        Err(e) if api == ApiKey::ApiVersions && version > 0 => {
+            match ApiVersionsResponse::from_bytes(frame, 0) {
+                Ok(v0) => ResponseKind::ApiVersions(v0),
+                Err(_) => return Err(e.in_frame(body_start)),
+            }
+        }
+        other => other.map_err(|e| e.in_frame(body_start))?,
+    };
     Ok((header, body))
+}
+
+/// Decodes a response body that must fill `body` exactly.
+fn decode_whole_body(
+    api: ApiKey,
+    mut body: Bytes,
+    version: i16,
+) -> Result<ResponseKind, DecodeError> {
+    let decoded = ResponseKind::decode(api, &mut body, version)?;
+    if body.has_remaining() {
+        return Err(DecodeError::TrailingBytes(body.remaining()));
+    }
+    Ok(decoded)
 }
 
 /// Reads the correlation id at the front of a response frame without consuming it.

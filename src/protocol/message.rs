@@ -59,6 +59,24 @@ pub trait Encodable {
     /// version cannot carry holds a non-default value and the spec does not mark
     /// it ignorable, or if a non-nullable field holds null.
     fn encode(&self, buf: &mut BytesMut, version: i16) -> Result<(), EncodeError>;
+
+    /// The exact number of bytes [`Encodable::encode`] appends for `version`,
+    /// so that a frame or batch can be sized once. Generated messages compute
+    /// it without encoding; the default implementation encodes into a scratch
+    /// buffer. Meaningless (but harmless) when `encode` would fail.
+    ///
+    /// ```
+    /// use ferrokafka::protocol::{Encodable, Message, messages::MetadataRequest};
+    /// let request = MetadataRequest::default().with_topics(None);
+    /// assert_eq!(request.encoded_len(12), request.to_bytes(12).unwrap().len());
+    /// ```
+    fn encoded_len(&self, version: i16) -> usize {
+        let mut scratch = BytesMut::new();
+        match self.encode(&mut scratch, version) {
+            Ok(()) => scratch.len(),
+            Err(_) => 0,
+        }
+    }
 }
 
 /// A value that can be read in a given protocol version.
@@ -90,7 +108,7 @@ pub trait Message: Encodable + Decodable + Default + Clone + std::fmt::Debug + P
     /// assert_eq!(MetadataRequest::from_bytes(bytes, 12).unwrap(), request);
     /// ```
     fn to_bytes(&self, version: i16) -> Result<Bytes, EncodeError> {
-        let mut buf = BytesMut::new();
+        let mut buf = BytesMut::with_capacity(self.encoded_len(version));
         self.encode(&mut buf, version)?;
         Ok(buf.freeze())
     }

@@ -139,6 +139,8 @@ fn read_length(buf: &mut Bytes, compact: bool, wide: bool) -> Result<Option<usiz
 pub fn read_nullable_string(buf: &mut Bytes, compact: bool) -> Result<Option<String>, DecodeError> {
     match read_length(buf, compact, false)? {
         None => Ok(None),
+        // Java's generated readers reject longer strings in either encoding.
+        Some(len) if len > MAX_STRING_LEN => Err(DecodeError::InvalidLength(len as i64)),
         Some(len) => {
             let raw = read_slice(buf, len)?;
             match std::str::from_utf8(&raw) {
@@ -325,6 +327,9 @@ pub fn put_nullable_string(
     value: Option<&str>,
     compact: bool,
 ) -> Result<(), EncodeError> {
+    if let Some(len) = value.map(str::len).filter(|&len| len > MAX_STRING_LEN) {
+        return Err(EncodeError::StringTooLong(len));
+    }
     put_length(buf, value.map(str::len), compact, false)?;
     if let Some(s) = value {
         buf.put_slice(s.as_bytes());
@@ -358,6 +363,267 @@ pub fn put_array_len(
 #[inline]
 pub fn put_uuid(buf: &mut BytesMut, value: &Uuid) {
     buf.put_slice(&value.0);
+}
+
+/// The longest string Java's generated readers and writers accept
+/// (`0x7fff` bytes), in the classic and the compact encoding alike.
+pub const MAX_STRING_LEN: usize = 0x7fff;
+
+/// Passes a possibly-null value through, failing when it is null in a
+/// version where `message.field` is not nullable.
+#[inline]
+pub fn check_null<T>(
+    value: Option<T>,
+    nullable: bool,
+    message: &'static str,
+    field: &'static str,
+    version: i16,
+) -> Result<Option<T>, EncodeError> {
+    if value.is_none() && !nullable {
+        return Err(EncodeError::NullNotAllowed {
+            message,
+            field,
+            version,
+        });
+    }
+    Ok(value)
+}
+
+/// Writes a possibly-null array: its length prefix, then each element with `put_element`.
+#[inline]
+pub fn put_array<T>(
+    buf: &mut BytesMut,
+    value: Option<&[T]>,
+    compact: bool,
+    mut put_element: impl FnMut(&mut BytesMut, &T) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    put_array_len(buf, value.map(<[T]>::len), compact)?;
+    for element in value.unwrap_or_default() {
+        put_element(buf, element)?;
+    }
+    Ok(())
+}
+
+/// Writes the presence marker of a nullable struct, as Java does: only in
+/// versions where the field is nullable (`nullable_now`), as an `i8` (1 or -1)
+/// in the regular part of a message and as an unsigned varint (1 or 0) in a
+/// tagged field. Fails when the struct is absent where it cannot be null.
+#[inline]
+pub fn put_struct_presence(
+    buf: &mut BytesMut,
+    present: bool,
+    nullable_now: bool,
+    tagged: bool,
+    message: &'static str,
+    field: &'static str,
+    version: i16,
+) -> Result<(), EncodeError> {
+    if nullable_now {
+        match (tagged, present) {
+            (true, true) => put_unsigned_varint(buf, 1),
+            (true, false) => put_unsigned_varint(buf, 0),
+            (false, true) => buf.put_i8(1),
+            (false, false) => buf.put_i8(-1),
+        }
+        Ok(())
+    } else if present {
+        Ok(())
+    } else {
+        Err(EncodeError::NullNotAllowed {
+            message,
+            field,
+            version,
+        })
+    }
+}
+
+/// Reads the presence marker of a nullable struct (see [`put_struct_presence`]):
+/// nothing in versions where it is not nullable. Returns whether the struct follows.
+#[inline]
+pub fn read_struct_presence(
+    buf: &mut Bytes,
+    nullable_now: bool,
+    tagged: bool,
+) -> Result<bool, DecodeError> {
+    if !nullable_now {
+        Ok(true)
+    } else if tagged {
+        Ok(read_unsigned_varint(buf)? > 0)
+    } else {
+        Ok(read_i8(buf)? >= 0)
+    }
+}
+
+/// Fails with [`DecodeError::UnexpectedNull`] when a value read as possibly
+/// null is null in a version where it is not nullable.
+#[inline]
+pub fn check_decoded_null<T>(value: Option<T>, nullable: bool) -> Result<Option<T>, DecodeError> {
+    if value.is_none() && !nullable {
+        return Err(DecodeError::UnexpectedNull);
+    }
+    Ok(value)
+}
+
+/// Bytes a string, bytes or array length prefix plus `len` bytes of content take
+/// (`wide`: an `i32` classic prefix rather than `i16`).
+#[inline]
+pub fn prefixed_len(len: Option<usize>, compact: bool, wide: bool) -> usize {
+    match (len, compact) {
+        (None, true) => 1,
+        (Some(n), true) => unsigned_varint_len(u32::try_from(n + 1).unwrap_or(u32::MAX)) + n,
+        (n, false) => n.unwrap_or(0) + if wide { 4 } else { 2 },
+    }
+}
+
+/// Bytes a possibly-null array takes: its length prefix plus each element's length.
+#[inline]
+pub fn array_len<T>(
+    value: Option<&[T]>,
+    compact: bool,
+    element_len: impl Fn(&T) -> usize,
+) -> usize {
+    let prefix = if compact {
+        unsigned_varint_len(value.map_or(0, |v| u32::try_from(v.len() + 1).unwrap_or(u32::MAX)))
+    } else {
+        4
+    };
+    prefix + value.map_or(0, |v| v.iter().map(element_len).sum())
+}
+
+/// Fails when tagged fields are set on a struct written in a version that has
+/// none (Java: "Tagged fields were set, but version ... does not support them").
+#[inline]
+pub fn no_tagged_fields(
+    unknown: &[UnknownTaggedField],
+    message: &'static str,
+    version: i16,
+) -> Result<(), EncodeError> {
+    if unknown.is_empty() {
+        Ok(())
+    } else {
+        Err(EncodeError::TaggedFieldsSet { message, version })
+    }
+}
+
+/// Unknown tagged fields in tag order (equal tags keep their order). Allocates
+/// only when there are some.
+fn unknown_in_tag_order(unknown: &[UnknownTaggedField]) -> Vec<&UnknownTaggedField> {
+    let mut refs: Vec<&UnknownTaggedField> = unknown.iter().collect();
+    if !unknown.windows(2).all(|w| w[0].tag <= w[1].tag) {
+        refs.sort_by_key(|u| u.tag);
+    }
+    refs
+}
+
+/// Writes the tagged-field section of a struct with no known tagged fields.
+#[inline]
+pub fn put_unknown_tagged_fields(
+    buf: &mut BytesMut,
+    unknown: &[UnknownTaggedField],
+) -> Result<(), EncodeError> {
+    if unknown.is_empty() {
+        buf.put_u8(0);
+        return Ok(());
+    }
+    put_tagged_fields(buf, unknown, &[], |_, _| Ok(()))
+}
+
+/// Writes a tagged-field section: the count, then every field in tag order.
+///
+/// `known` lists the struct's known tags in tag order, each with whether it is
+/// written (set to a non-default value); `put_known` writes a known field's
+/// value. A raw entry in `unknown` that repeats a written known tag is skipped.
+pub fn put_tagged_fields(
+    buf: &mut BytesMut,
+    unknown: &[UnknownTaggedField],
+    known: &[(u32, bool)],
+    mut put_known: impl FnMut(&mut BytesMut, u32) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
+    let written = |tag: u32| known.iter().any(|&(t, w)| w && t == tag);
+    let unknown = unknown_in_tag_order(unknown);
+    let mut raw = unknown.iter().filter(|u| !written(u.tag)).peekable();
+    let count = known.iter().filter(|k| k.1).count() + raw.clone().count();
+    put_unsigned_varint(
+        buf,
+        u32::try_from(count).map_err(|_| EncodeError::TooLarge(count))?,
+    );
+    for &(tag, _) in known.iter().filter(|k| k.1) {
+        while let Some(u) = raw.next_if(|u| u.tag < tag) {
+            put_unknown_tagged_field(buf, u)?;
+        }
+        put_unsigned_varint(buf, tag);
+        // The value's length comes first: write the value, then move it up by
+        // the width of its length varint (tagged values are small).
+        let at = buf.len();
+        put_known(buf, tag)?;
+        let len = buf.len() - at;
+        let len32 = u32::try_from(len).map_err(|_| EncodeError::TooLarge(len))?;
+        let width = unsigned_varint_len(len32);
+        buf.put_bytes(0, width);
+        buf.copy_within(at..at + len, at + width);
+        let mut prefix = &mut buf[at..at + width];
+        put_unsigned_varint(&mut prefix, len32);
+    }
+    for u in raw {
+        put_unknown_tagged_field(buf, u)?;
+    }
+    Ok(())
+}
+
+/// Bytes a tagged-field section takes (see [`put_tagged_fields`]); `known`
+/// holds the encoded length of each known tag that is written.
+pub fn tagged_fields_len(unknown: &[UnknownTaggedField], known: &[(u32, Option<usize>)]) -> usize {
+    let written = |tag: u32| known.iter().any(|&(t, w)| w.is_some() && t == tag);
+    let field_len = |tag: u32, len: usize| {
+        unsigned_varint_len(tag) + unsigned_varint_len(u32::try_from(len).unwrap_or(u32::MAX)) + len
+    };
+    let mut count = 0usize;
+    let mut total = 0usize;
+    for &(tag, len) in known {
+        if let Some(len) = len {
+            count += 1;
+            total += field_len(tag, len);
+        }
+    }
+    for u in unknown.iter().filter(|u| !written(u.tag)) {
+        count += 1;
+        total += field_len(u.tag, u.data.len());
+    }
+    unsigned_varint_len(u32::try_from(count).unwrap_or(u32::MAX)) + total
+}
+
+/// Reads one tagged field: its tag and its raw value (zero-copy).
+#[inline]
+pub fn read_tagged_field(buf: &mut Bytes) -> Result<(u32, Bytes), DecodeError> {
+    let tag = read_unsigned_varint(buf)?;
+    let size = read_unsigned_varint(buf)? as usize;
+    Ok((tag, read_slice(buf, size)?))
+}
+
+/// Reads a tagged-field section, keeping every field raw.
+pub fn read_unknown_tagged_fields(
+    buf: &mut Bytes,
+    into: &mut Vec<UnknownTaggedField>,
+) -> Result<(), DecodeError> {
+    let count = read_unsigned_varint(buf)?;
+    for _ in 0..count {
+        let (tag, data) = read_tagged_field(buf)?;
+        into.push(UnknownTaggedField { tag, data });
+    }
+    Ok(())
+}
+
+/// Decodes a known tagged field's value, which must fill its raw bytes exactly.
+#[inline]
+pub fn decode_tagged_value<T>(
+    mut data: Bytes,
+    read: impl FnOnce(&mut Bytes) -> Result<T, DecodeError>,
+) -> Result<T, DecodeError> {
+    let value = read(&mut data)?;
+    if !data.is_empty() {
+        return Err(DecodeError::TrailingBytes(data.len()));
+    }
+    Ok(value)
 }
 
 /// A 128-bit UUID as Kafka sends it (topic ids, directory ids, ...).

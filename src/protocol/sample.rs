@@ -91,6 +91,14 @@ pub(crate) fn round_trip<T: Message + Sample>(
     let encoded = value
         .to_bytes(version)
         .map_err(|e| format!("{} v{version}: encode failed: {e}", T::NAME))?;
+    if value.encoded_len(version) != encoded.len() {
+        return Err(format!(
+            "{} v{version}: encoded_len {} but encode wrote {} bytes",
+            T::NAME,
+            value.encoded_len(version),
+            encoded.len()
+        ));
+    }
     let decoded = T::from_bytes(encoded.clone(), version)
         .map_err(|e| format!("{} v{version}: decode failed: {e}\n{value:#?}", T::NAME))?;
     if decoded != value {
@@ -106,9 +114,4 @@ pub(crate) fn round_trip<T: Message + Sample>(
         return Err(format!("{} v{version}: re-encoded bytes differ", T::NAME));
     }
     Ok(())
-}
-
-mod generated {
-    #![allow(clippy::all, unused_parens)]
-    include!(concat!(env!("OUT_DIR"), "/samples.rs"));
 }

@@ -16,6 +16,7 @@ fn round_trip_kind<K: PartialEq + std::fmt::Debug>(
     sample: impl Fn(&mut SampleRng) -> K,
     encode: impl Fn(&K, &mut BytesMut) -> Result<(), super::EncodeError>,
     decode: impl Fn(&mut bytes::Bytes) -> Result<K, super::DecodeError>,
+    encoded_len: impl Fn(&K) -> usize,
 ) {
     let mut rng = SampleRng::new(seed);
     let value = sample(&mut rng);
@@ -23,6 +24,11 @@ fn round_trip_kind<K: PartialEq + std::fmt::Debug>(
     encode(&value, &mut buf)
         .unwrap_or_else(|e| panic!("{api:?} v{version} seed {seed}: encode: {e}"));
     let encoded = buf.freeze();
+    assert_eq!(
+        encoded_len(&value),
+        encoded.len(),
+        "{api:?} v{version} seed {seed}: encoded_len"
+    );
     let mut input = encoded.clone();
     let decoded = decode(&mut input)
         .unwrap_or_else(|e| panic!("{api:?} v{version} seed {seed}: decode: {e}"));
@@ -56,6 +62,7 @@ fn every_request_and_response_round_trips_in_every_version() {
                     |rng| RequestKind::sample(api, rng, version),
                     |v, b| v.encode(b, version),
                     |b| RequestKind::decode(api, b, version),
+                    |v| v.encoded_len(version),
                 );
                 round_trip_kind(
                     api,
@@ -64,6 +71,7 @@ fn every_request_and_response_round_trips_in_every_version() {
                     |rng| ResponseKind::sample(api, rng, version),
                     |v, b| v.encode(b, version),
                     |b| ResponseKind::decode(api, b, version),
+                    |v| v.encoded_len(version),
                 );
                 cases += 2;
             }
@@ -416,4 +424,248 @@ fn map_key_arrays_have_a_lookup_by_key() {
     ]);
     assert_eq!(request.find_topics("b").map(|t| t.num_partitions), Some(2));
     assert!(request.find_topics("c").is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Java-exact generator rules, on the synthetic spec in codegen/tests/specs/.
+// ---------------------------------------------------------------------------
+
+mod generator_rules {
+    use bytes::{BufMut, Bytes, BytesMut};
+
+    use crate::protocol::synthetic::synthetic_rules_message::{
+        PresenceStruct, SyntheticRulesMessage, TaggedPresenceStruct,
+    };
+    use crate::protocol::{
+        Decodable, DecodeError, Encodable, EncodeError, Message, UnknownTaggedField,
+    };
+
+    fn message(name: &str) -> SyntheticRulesMessage {
+        SyntheticRulesMessage::default()
+            .with_name(name.into())
+            .with_maybe_struct(Some(PresenceStruct::default().with_value(7)))
+    }
+
+    fn encode(m: &SyntheticRulesMessage, version: i16) -> Result<Bytes, EncodeError> {
+        let bytes = m.to_bytes(version)?;
+        assert_eq!(
+            m.encoded_len(version),
+            bytes.len(),
+            "encoded_len v{version}"
+        );
+        Ok(bytes)
+    }
+
+    #[test]
+    fn a_nullable_struct_has_a_presence_byte_only_in_its_nullable_versions() {
+        let m = message("a");
+        // v0: not nullable, so the struct follows directly.
+        assert_eq!(&encode(&m, 0).unwrap()[..], &[0, 1, b'a', 0, 0, 0, 7]);
+        // v1: nullable, so an i8 presence byte comes first.
+        assert_eq!(&encode(&m, 1).unwrap()[..], &[0, 1, b'a', 1, 0, 0, 0, 7]);
+        let null = m.clone().with_maybe_struct(None);
+        assert_eq!(&encode(&null, 1).unwrap()[..], &[0, 1, b'a', 0xff]);
+        assert!(matches!(
+            null.to_bytes(0),
+            Err(EncodeError::NullNotAllowed {
+                field: "MaybeStruct",
+                version: 0,
+                ..
+            })
+        ));
+        for version in 0..=1 {
+            let bytes = encode(&m, version).unwrap();
+            assert_eq!(
+                SyntheticRulesMessage::from_bytes(bytes, version).unwrap(),
+                m
+            );
+        }
+    }
+
+    #[test]
+    fn a_tagged_nullable_struct_uses_a_varint_presence_marker() {
+        let m =
+            message("a").with_tagged_struct(Some(TaggedPresenceStruct::default().with_count(5)));
+        let bytes = encode(&m, 2).unwrap();
+        // name, maybe_struct (presence, value, its empty tagged section), then
+        // one tagged field: tag 0, 4 bytes: varint presence 1, count, empty section.
+        assert_eq!(
+            &bytes[..],
+            &[2, b'a', 1, 0, 0, 0, 7, 0, 1, 0, 4, 1, 0, 5, 0]
+        );
+        assert_eq!(SyntheticRulesMessage::from_bytes(bytes, 2).unwrap(), m);
+        // A varint 0 is null (an i8 reading would take it as present and run out of input).
+        let null = Bytes::from_static(&[2, b'a', 1, 0, 0, 0, 7, 0, 1, 0, 1, 0]);
+        let decoded = SyntheticRulesMessage::from_bytes(null, 2).unwrap();
+        assert_eq!(decoded.tagged_struct, None);
+        // Multi-byte varints other than 0 mean present.
+        let present =
+            Bytes::from_static(&[2, b'a', 1, 0, 0, 0, 7, 0, 1, 0, 5, 0x80, 0x01, 0, 9, 0]);
+        let decoded = SyntheticRulesMessage::from_bytes(present, 2).unwrap();
+        assert_eq!(decoded.tagged_struct.map(|s| s.count), Some(9));
+    }
+
+    #[test]
+    fn unknown_tagged_fields_in_a_version_without_tagged_fields_are_an_error() {
+        let mut m = message("a");
+        m.unknown_tagged_fields.push(UnknownTaggedField {
+            tag: 9,
+            data: Bytes::from_static(b"x"),
+        });
+        assert!(matches!(
+            m.to_bytes(1),
+            Err(EncodeError::TaggedFieldsSet {
+                message: "SyntheticRulesMessage",
+                version: 1
+            })
+        ));
+        let mut nested = message("a");
+        nested.maybe_struct.as_mut().unwrap().unknown_tagged_fields =
+            m.unknown_tagged_fields.clone();
+        assert!(matches!(
+            nested.to_bytes(0),
+            Err(EncodeError::TaggedFieldsSet {
+                message: "PresenceStruct",
+                ..
+            })
+        ));
+        assert!(m.to_bytes(2).is_ok());
+    }
+
+    #[test]
+    fn unknown_tagged_fields_are_written_in_tag_order() {
+        let raw = |tag: u32| UnknownTaggedField {
+            tag,
+            data: Bytes::from(vec![tag as u8]),
+        };
+        let mut m = message("a").with_tagged_number(3);
+        m.unknown_tagged_fields = vec![raw(7), raw(2), raw(5)];
+        let bytes = encode(&m, 3).unwrap();
+        let mut expected = BytesMut::new();
+        expected.put_slice(&[2, b'a', 1, 0, 0, 0, 7, 0]);
+        expected.put_slice(&[4]); // four tagged fields
+        expected.put_slice(&[1, 8, 0, 0, 0, 0, 0, 0, 0, 3]); // known tag 1
+        expected.put_slice(&[2, 1, 2, 5, 1, 5, 7, 1, 7]); // raw 2, 5, 7
+        assert_eq!(bytes, expected.freeze());
+        let decoded = SyntheticRulesMessage::from_bytes(bytes, 3).unwrap();
+        let tags: Vec<u32> = decoded
+            .unknown_tagged_fields
+            .iter()
+            .map(|u| u.tag)
+            .collect();
+        assert_eq!(tags, [2, 5, 7]);
+    }
+
+    #[test]
+    fn strings_longer_than_0x7fff_bytes_are_rejected_both_ways() {
+        let long = "x".repeat(0x8000);
+        for version in 0..=3 {
+            assert!(matches!(
+                message(&long).to_bytes(version),
+                Err(EncodeError::StringTooLong(0x8000))
+            ));
+        }
+        assert!(message(&"x".repeat(0x7fff)).to_bytes(2).is_ok());
+        // A compact length of 0x8000 (+1) can be expressed, but Java's reader refuses it.
+        let mut wire = BytesMut::new();
+        crate::protocol::primitives::put_unsigned_varint(&mut wire, 0x8001);
+        wire.put_slice(long.as_bytes());
+        wire.put_slice(&[1, 0, 0, 0, 7, 0, 0]);
+        let err = SyntheticRulesMessage::decode(&mut wire.freeze(), 2).unwrap_err();
+        assert_eq!(err.root_cause(), &DecodeError::InvalidLength(0x8000));
+        assert_eq!(err.field().unwrap().path(), "SyntheticRulesMessage.name");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Public API edges.
+// ---------------------------------------------------------------------------
+
+mod api_edges {
+    use bytes::{BufMut, Bytes, BytesMut};
+
+    use crate::protocol::messages::{
+        ApiVersionsResponse, CreateAclsResponse, CreateTopicsResponse, MetadataRequest,
+    };
+    use crate::protocol::{
+        decode_response_frame, encode_request_frame, encode_response_frame, peek_correlation_id,
+        ApiKey, DecodeError, Encodable, Message, ResponseKind,
+    };
+
+    #[test]
+    fn a_null_in_a_non_nullable_field_names_the_field_and_offset() {
+        // CreateAclsResponse v0: throttle_time_ms, then a null results array.
+        let body = Bytes::from_static(&[0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]);
+        let err = CreateAclsResponse::from_bytes(body, 0).unwrap_err();
+        let field = err.field().expect("field context");
+        assert_eq!(field.path(), "CreateAclsResponse.results");
+        assert_eq!(field.offset(), 4);
+        assert_eq!(err.root_cause(), &DecodeError::UnexpectedNull);
+        assert!(
+            err.to_string().contains("CreateAclsResponse.results"),
+            "{err}"
+        );
+
+        // Nested: CreateTopicsResponse v0, one topic whose name is null.
+        let body = Bytes::from_static(&[0, 0, 0, 1, 0xff, 0xff, 0, 0]);
+        let err = CreateTopicsResponse::from_bytes(body.clone(), 0).unwrap_err();
+        let field = err.field().unwrap();
+        assert_eq!(field.path(), "CreateTopicsResponse.topics.name");
+        assert_eq!(field.offset(), 4);
+
+        // From a frame: offsets count from the frame start (after the size prefix).
+        let mut frame = BytesMut::new();
+        frame.put_i32(42);
+        frame.put_slice(&body);
+        let err = decode_response_frame(frame.freeze(), ApiKey::CreateTopics, 0).unwrap_err();
+        assert_eq!(err.field().unwrap().offset(), 8);
+    }
+
+    #[test]
+    fn decode_response_frame_reads_an_api_versions_error_in_the_v0_layout() {
+        // KIP-511: ApiVersions v3 rejected with UNSUPPORTED_VERSION in a v0 body.
+        let mut frame = BytesMut::new();
+        frame.put_i32(5); // correlation id (response header v0)
+        frame.put_i16(35);
+        frame.put_i32(1);
+        frame.put_slice(&[0, 18, 0, 0, 0, 3]);
+        let (header, body) = decode_response_frame(frame.freeze(), ApiKey::ApiVersions, 3).unwrap();
+        assert_eq!(header.correlation_id, 5);
+        let ResponseKind::ApiVersions(v0) = body else {
+            panic!("not ApiVersions: {body:?}")
+        };
+        assert_eq!(v0.error_code, 35);
+        assert_eq!(v0.api_keys.len(), 1);
+        assert_eq!(v0.api_keys[0].max_version, 3);
+    }
+
+    #[test]
+    fn encode_response_frame_and_peek_correlation_id_are_exported() {
+        let mut buf = BytesMut::new();
+        let response = ApiVersionsResponse::default().with_throttle_time_ms(3);
+        encode_response_frame(&mut buf, 77, 3, &response).unwrap();
+        let frame = buf.split_off(4).freeze();
+        assert_eq!(peek_correlation_id(&frame).unwrap(), 77);
+        let (_, body) = decode_response_frame(frame, ApiKey::ApiVersions, 3).unwrap();
+        assert_eq!(body, ResponseKind::ApiVersions(response));
+    }
+
+    #[test]
+    fn frames_are_sized_once_from_encoded_len() {
+        let request = MetadataRequest::default().with_topics(None);
+        let mut buf = BytesMut::new();
+        encode_request_frame(
+            &mut buf,
+            1,
+            Some("a-client-id-of-some-length"),
+            12,
+            &request,
+        )
+        .unwrap();
+        assert_eq!(buf.capacity(), buf.len(), "one exact reservation");
+        assert_eq!(
+            request.encoded_len(12) + 4 + 2 + 2 + 4 + 2 + 26 + 1,
+            buf.len()
+        );
+    }
 }
