@@ -18,6 +18,7 @@
 
 pub mod admin;
 pub mod network;
+pub mod producer;
 pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]
