@@ -3,7 +3,7 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use ferrokafka::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
+use ferrokafka::producer::{Acks, DeliveryHandle, Producer, ProducerConfig, ProducerRecord};
 use ferrokafka::records::Compression;
 
 use super::{client_config, runtime};
@@ -19,6 +19,8 @@ const OUTSTANDING_HANDLES: usize = 100_000;
 /// send until every delivery handle has resolved.
 pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) -> String {
     let data = Data::new(workload, records);
+    // A `&'static str` topic: records then borrow it instead of each owning a copy.
+    let topic: &'static str = Box::leak(topic.to_owned().into_boxed_str());
     runtime().block_on(async {
         let config = ProducerConfig::builder()
             .acks(Acks::Leader)
@@ -33,9 +35,14 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
         let producer = Producer::new(client_config(bootstrap), config)
             .await
             .expect("ferrokafka producer");
+        // Connect and learn the topic's partitions before the timed window.
+        producer
+            .partition_count(topic)
+            .await
+            .expect("ferrokafka metadata");
 
         let window = Window::start();
-        let mut pending = VecDeque::with_capacity(OUTSTANDING_HANDLES);
+        let mut pending: VecDeque<DeliveryHandle> = VecDeque::with_capacity(OUTSTANDING_HANDLES);
         for i in 0..records {
             let record = ProducerRecord::new(topic, data.value(i).clone()).with_key(data.key(i));
             let delivery = producer.send(record).await.expect("ferrokafka send");
