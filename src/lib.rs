@@ -11,13 +11,16 @@
 //! * [`network`]: configuration, broker connections (TLS, SASL, version
 //!   negotiation, pipelining) and the cluster client.
 //! * [`admin`]: the admin client (topics, configs, groups, offsets, ACLs, ...).
+//! * [`consumer`]: fetching assigned partitions (poll batches or a `Stream`).
 //! * `testkit` (feature `testkit`): runs real Kafka-compatible brokers for
 //!   integration tests.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod admin;
+pub mod consumer;
 pub mod network;
+pub mod producer;
 pub mod protocol;
 pub mod records;
 #[cfg(feature = "testkit")]

@@ -223,8 +223,13 @@ impl TestBroker {
                     "--listener-url".into(),
                     format!("tcp://127.0.0.1:{}", self.broker_port),
                     // Clients are sent to the TLS proxy, when there is one.
+                    // Clients are sent to the advertised port or the TLS
+                    // proxy, when there is one.
                     "--advertised-listener-url".into(),
-                    format!("tcp://127.0.0.1:{}", self.port),
+                    format!(
+                        "tcp://127.0.0.1:{}",
+                        self.options.advertised_port.unwrap_or(self.port)
+                    ),
                     "--storage-engine".into(),
                     "memory://tansu/".into(),
                 ];

@@ -56,6 +56,7 @@ mod blocking_client;
 mod broker;
 mod cluster;
 mod error;
+pub mod fault_proxy;
 mod install;
 mod kinds;
 pub mod mock;

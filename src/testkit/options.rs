@@ -44,6 +44,11 @@ pub struct BrokerOptions {
     pub tls: Option<TlsFiles>,
     /// Require SASL authentication (`tansu broker --authentication`).
     pub authentication: bool,
+    /// Advertise this `127.0.0.1` port in metadata instead of the broker's
+    /// own (or its TLS front's), so that clients connect through something
+    /// listening there, such as a [`super::fault_proxy::FaultProxy`] (Tansu
+    /// only: `--advertised-listener-url`).
+    pub advertised_port: Option<u16>,
 }
 
 impl BrokerOptions {
@@ -59,6 +64,13 @@ impl BrokerOptions {
         self
     }
 
+    /// Advertise `port` on `127.0.0.1` in metadata (`None`: the broker's own
+    /// address). See [`super::fault_proxy::FaultProxy::start_with_broker`].
+    pub fn advertised_port(mut self, port: Option<u16>) -> BrokerOptions {
+        self.advertised_port = port;
+        self
+    }
+
     pub(super) fn check(&self, kind: BrokerKind) -> Result<(), TestkitError> {
         let unsupported = |what: &str| {
             Err(TestkitError::Unsupported {
@@ -68,7 +80,8 @@ impl BrokerOptions {
         };
         if kind == BrokerKind::Noida && *self != BrokerOptions::default() {
             return unsupported(
-                "TLS or authentication: noida-db 0.2 has no option for Kafka TLS or SASL",
+                "TLS, authentication or an advertised port: noida-db 0.2 has no option for \
+                 Kafka TLS, SASL or advertised listeners",
             );
         }
         Ok(())

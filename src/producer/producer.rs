@@ -1,0 +1,556 @@
+//! The [`Producer`] handle.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, Semaphore, TryAcquireError};
+use tokio::task::JoinHandle;
+
+use crate::network::{Backoff, ClientConfig, Cluster};
+use crate::protocol::ErrorCode;
+
+use super::accumulator::{append, BatchSettings, RecordParts, TopicQueues, TxnPartition};
+use super::config::ProducerConfig;
+use super::error::{ProducerError, Result};
+use super::metrics::{Counters, ProducerMetrics};
+use super::partitioner::{next_sticky_partition, partition_for_key};
+use super::record::{DeliveryHandle, ProducerRecord};
+use super::sender::Sender;
+use super::state::{Shared, TxnShared};
+use super::txn::{self, ConsumerGroupMetadata, OffsetToCommit};
+
+/// A Kafka producer. Cheap to clone; clones share batches, connections and
+/// the sender task. See the [module documentation](super) for an example
+/// and for what dropping it does.
+#[derive(Clone)]
+pub struct Producer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    sender: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // A close in the background: the sender delivers what is buffered.
+        self.shared.closing.store(true, Ordering::Release);
+        self.shared.wake.notify_one();
+    }
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("config", &self.inner.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Producer {
+    /// Connects to the cluster and, with idempotence (the default), obtains
+    /// a producer id. A transactional producer gets its id from
+    /// [`Producer::init_transactions`].
+    pub async fn new(client: ClientConfig, config: ProducerConfig) -> Result<Producer> {
+        config.validate()?;
+        let cluster = Cluster::connect(client.clone()).await?;
+        Self::with_cluster(cluster, config).await
+    }
+
+    /// A producer over an existing [`Cluster`] (sharing its connections).
+    pub async fn with_cluster(cluster: Cluster, config: ProducerConfig) -> Result<Producer> {
+        config.validate()?;
+        let client = cluster.config().clone();
+        let backoff = Backoff::new(
+            config.retry_backoff.unwrap_or(client.retry_backoff),
+            config.retry_backoff_max.unwrap_or(client.retry_backoff_max),
+        );
+        let shared = Arc::new(Shared {
+            settings: BatchSettings {
+                batch_size: config.batch_size.max(1),
+                compression: config.compression,
+                compression_level: config.compression_level,
+            },
+            request_timeout: config.request_timeout.unwrap_or(client.request_timeout),
+            backoff,
+            topics: Default::default(),
+            topics_generation: AtomicUsize::new(0),
+            memory: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
+            wake: Notify::new(),
+            counters: Counters::default(),
+            outstanding: AtomicUsize::new(0),
+            idle: Notify::new(),
+            flushing: AtomicUsize::new(0),
+            closing: AtomicBool::new(false),
+            abandon: AtomicBool::new(false),
+            fatal: Default::default(),
+            idempotent: AtomicBool::new(false),
+            producer_id: AtomicI64::new(-1),
+            producer_epoch: AtomicI32::new(-1),
+            txn: config
+                .transactional_id
+                .as_ref()
+                .map(|_| TxnShared::default()),
+            cluster,
+            config,
+        });
+        if shared.config.wants_idempotence() && shared.txn.is_none() {
+            match txn::init_producer_id(&shared, None).await {
+                Ok((id, epoch)) => {
+                    shared.set_producer_id_and_epoch(id, epoch);
+                    shared.idempotent.store(true, Ordering::Release);
+                }
+                Err(e) if shared.config.enable_idempotence.is_none() && !e.is_fatal() => {
+                    tracing::warn!(error = %e, "broker cannot give a producer id: idempotence off");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let sender = tokio::spawn(Sender::new(shared.clone()).run());
+        Ok(Producer {
+            inner: Arc::new(Inner {
+                shared,
+                sender: Mutex::new(Some(sender)),
+            }),
+        })
+    }
+
+    /// The settings in use.
+    pub fn config(&self) -> &ProducerConfig {
+        &self.inner.shared.config
+    }
+
+    /// The producer id and epoch (-1, -1 without idempotence).
+    pub fn producer_id_and_epoch(&self) -> (i64, i16) {
+        self.inner.shared.producer_id_and_epoch()
+    }
+
+    /// Enqueues a record: returns once it is appended to a batch, waiting
+    /// while `buffer.memory` is full or the topic's metadata is unknown, at
+    /// most `max.block.ms`. Await the returned [`DeliveryHandle`] for the
+    /// broker's acknowledgement.
+    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryHandle> {
+        let shared = &*self.inner.shared;
+        if shared.closing.load(Ordering::Acquire) {
+            return Err(ProducerError::Closed);
+        }
+        if let Some(fatal) = shared.fatal_error() {
+            return Err(fatal);
+        }
+        if let Some(txn) = &shared.txn {
+            if !txn.in_transaction.load(Ordering::Acquire) {
+                return Err(ProducerError::TransactionState(
+                    "send outside a transaction: call begin_transaction first".into(),
+                ));
+            }
+        }
+        let size = record.size_estimate();
+        if size > shared.config.max_request_size {
+            return Err(ProducerError::RecordTooLarge {
+                size,
+                limit_name: "max.request.size",
+                limit: shared.config.max_request_size,
+            });
+        }
+        if size > shared.config.buffer_memory {
+            return Err(ProducerError::RecordTooLarge {
+                size,
+                limit_name: "buffer.memory",
+                limit: shared.config.buffer_memory,
+            });
+        }
+        let started = Instant::now();
+        let topic = match shared.topic(&record.topic) {
+            Some(topic) => topic,
+            None => self.topic_metadata(&record.topic, started).await?,
+        };
+        self.reserve(size, started).await?;
+        let partition = match self.choose_partition(&topic, &record) {
+            Ok(p) => p,
+            Err(e) => {
+                shared.release(size);
+                return Err(e);
+            }
+        };
+        let queue = &topic.partitions[partition as usize];
+        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let result = append(
+            &topic,
+            queue,
+            &shared.settings,
+            &shared.outstanding,
+            RecordParts {
+                timestamp,
+                key: record.key.as_deref(),
+                value: record.value.as_deref(),
+                headers: &record.headers,
+                size,
+            },
+        );
+        let (handle, appended) = match result {
+            Ok(ok) => ok,
+            Err(e) => {
+                shared.release(size);
+                return Err(e);
+            }
+        };
+        if appended.sealed
+            && (record.partition.is_none())
+            && topic.sticky.load(Ordering::Relaxed) == partition
+        {
+            self.move_sticky(&topic, partition);
+        }
+        if appended.opened || appended.sealed {
+            shared.wake.notify_one();
+        }
+        Ok(handle)
+    }
+
+    fn choose_partition(&self, topic: &TopicQueues, record: &ProducerRecord) -> Result<i32> {
+        let config = &self.inner.shared.config;
+        let count = topic.partition_count();
+        if let Some(p) = record.partition {
+            if !(0..count).contains(&p) {
+                return Err(ProducerError::UnknownTopicOrPartition {
+                    topic: record.topic.to_string(),
+                    partition: Some(p),
+                });
+            }
+            return Ok(p);
+        }
+        let key = record.key.as_deref();
+        let chosen = match &config.partitioner {
+            Some(custom) => custom.partition(&topic.name, key, count),
+            None if !config.partitioner_ignore_keys => key.map(|k| partition_for_key(k, count)),
+            None => None,
+        };
+        if let Some(p) = chosen {
+            if !(0..count).contains(&p) {
+                return Err(ProducerError::UnknownTopicOrPartition {
+                    topic: record.topic.to_string(),
+                    partition: Some(p),
+                });
+            }
+            return Ok(p);
+        }
+        let sticky = topic.sticky.load(Ordering::Relaxed);
+        if sticky >= 0 {
+            return Ok(sticky);
+        }
+        Ok(self.move_sticky(topic, -1))
+    }
+
+    /// Picks a new sticky partition for keyless records (KIP-794), unless
+    /// another task already moved it away from `from`.
+    fn move_sticky(&self, topic: &TopicQueues, from: i32) -> i32 {
+        let available = topic.available();
+        let queued = |p: i32| {
+            topic.partitions[p as usize]
+                .queued_batches
+                .load(Ordering::Relaxed)
+        };
+        let adaptive = self.inner.shared.config.adaptive_partitioning;
+        let next = next_sticky_partition(
+            &available,
+            topic.partition_count(),
+            adaptive.then_some(&queued as &dyn Fn(i32) -> usize),
+        );
+        match topic
+            .sticky
+            .compare_exchange(from, next, Ordering::AcqRel, Ordering::Relaxed)
+        {
+            Ok(_) => next,
+            Err(current) => current,
+        }
+    }
+
+    async fn reserve(&self, size: usize, started: Instant) -> Result<()> {
+        let shared = &*self.inner.shared;
+        let permits = size as u32;
+        match shared.memory.try_acquire_many(permits) {
+            Ok(p) => {
+                p.forget();
+                Ok(())
+            }
+            Err(TryAcquireError::Closed) => Err(ProducerError::Closed),
+            Err(TryAcquireError::NoPermits) => {
+                let left = shared.config.max_block.saturating_sub(started.elapsed());
+                match tokio::time::timeout(left, shared.memory.acquire_many(permits)).await {
+                    Ok(Ok(p)) => {
+                        p.forget();
+                        Ok(())
+                    }
+                    Ok(Err(_)) => Err(ProducerError::Closed),
+                    Err(_) => Err(ProducerError::MaxBlockTimeout {
+                        timeout: shared.config.max_block,
+                        waiting_for: "buffer memory",
+                    }),
+                }
+            }
+        }
+    }
+
+    /// Waits for a topic's metadata (at most `max.block.ms`) and sets up its
+    /// partition queues.
+    async fn topic_metadata(&self, name: &str, started: Instant) -> Result<Arc<TopicQueues>> {
+        let shared = &*self.inner.shared;
+        let cluster = &shared.cluster;
+        cluster.track_topics([name]);
+        let mut attempt = 0;
+        loop {
+            let outcome = cluster.metadata().await;
+            match outcome {
+                Ok(metadata) => {
+                    if let Some(t) = metadata.topics.get(name) {
+                        match t.error {
+                            ErrorCode::None if !t.partitions.is_empty() => {
+                                let available: Vec<i32> = t
+                                    .partitions
+                                    .iter()
+                                    .filter(|p| p.leader_id >= 0)
+                                    .map(|p| p.partition)
+                                    .collect();
+                                let queues = TopicQueues::new(
+                                    Arc::from(name),
+                                    t.partitions.len(),
+                                    available.into(),
+                                );
+                                for q in queues.partitions.iter() {
+                                    q.lock().leader = metadata
+                                        .leader_for(name, q.index)
+                                        .map_or(-1, |l| l.node_id);
+                                }
+                                let mut topics =
+                                    shared.topics.write().unwrap_or_else(|p| p.into_inner());
+                                let queues = topics
+                                    .entry(queues.name.clone())
+                                    .or_insert_with(|| Arc::new(queues))
+                                    .clone();
+                                drop(topics);
+                                shared.topics_generation.fetch_add(1, Ordering::AcqRel);
+                                shared.wake.notify_one();
+                                return Ok(queues);
+                            }
+                            code if !code.is_retriable() && code != ErrorCode::None => {
+                                return Err(ProducerError::Broker {
+                                    topic: Arc::from(name),
+                                    partition: -1,
+                                    code,
+                                    message: Some("topic metadata".into()),
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                Err(e) if !e.is_retriable() => return Err(e.into()),
+                Err(e) => tracing::debug!(topic = name, error = %e, "metadata not available yet"),
+            }
+            let delay = shared.backoff.delay(attempt);
+            attempt += 1;
+            if started.elapsed() + delay > shared.config.max_block {
+                return Err(ProducerError::MaxBlockTimeout {
+                    timeout: shared.config.max_block,
+                    waiting_for: "metadata",
+                });
+            }
+            tokio::time::sleep(delay).await;
+            cluster.invalidate_metadata();
+        }
+    }
+
+    /// Sends every buffered record now (ignoring `linger.ms`) and waits
+    /// until each one is acknowledged or failed. Record failures are reported
+    /// through their handles, not here.
+    pub async fn flush(&self) -> Result<()> {
+        let shared = &*self.inner.shared;
+        shared.flushing.fetch_add(1, Ordering::AcqRel);
+        shared.wake.notify_one();
+        loop {
+            let idle = shared.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if shared.outstanding.load(Ordering::Acquire) == 0 {
+                break;
+            }
+            idle.await;
+        }
+        shared.flushing.fetch_sub(1, Ordering::AcqRel);
+        match shared.fatal_error() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Stops accepting records, delivers what is buffered, and stops the
+    /// sender, waiting at most `timeout`. Past it, records still pending
+    /// fail with [`ProducerError::DroppedOnClose`] and this returns
+    /// [`ProducerError::Timeout`].
+    pub async fn close(&self, timeout: Duration) -> Result<()> {
+        let shared = &*self.inner.shared;
+        shared.closing.store(true, Ordering::Release);
+        shared.wake.notify_one();
+        let handle = self
+            .inner
+            .sender
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        let Some(mut handle) = handle else {
+            return Ok(());
+        };
+        match tokio::time::timeout(timeout, &mut handle).await {
+            Ok(_) => Ok(()),
+            Err(_) => {
+                shared.abandon.store(true, Ordering::Release);
+                shared.wake.notify_one();
+                let _ = handle.await;
+                Err(ProducerError::Timeout {
+                    operation: "close",
+                    timeout,
+                })
+            }
+        }
+    }
+
+    /// A snapshot of the producer's counters.
+    pub fn metrics(&self) -> ProducerMetrics {
+        let shared = &*self.inner.shared;
+        shared
+            .counters
+            .snapshot(shared.buffer_used(), shared.config.buffer_memory)
+    }
+
+    /// The partition count of `topic` (fetching its metadata if needed).
+    pub async fn partition_count(&self, topic: &str) -> Result<i32> {
+        let shared = &*self.inner.shared;
+        let queues = match shared.topic(topic) {
+            Some(q) => q,
+            None => self.topic_metadata(topic, Instant::now()).await?,
+        };
+        Ok(queues.partition_count())
+    }
+
+    // ------------------------------------------------------- transactions
+
+    fn txn(&self) -> Result<&TxnShared> {
+        self.inner
+            .shared
+            .txn
+            .as_ref()
+            .ok_or_else(|| ProducerError::TransactionState("no transactional.id configured".into()))
+    }
+
+    /// Registers the transactional id with its coordinator: fences older
+    /// producers with the same id and aborts their open transaction. Call
+    /// once before the first [`begin_transaction`](Self::begin_transaction).
+    pub async fn init_transactions(&self) -> Result<()> {
+        let txn = self.txn()?;
+        let shared = &*self.inner.shared;
+        let (id, epoch) = txn::init_producer_id(shared, None).await?;
+        shared.set_producer_id_and_epoch(id, epoch);
+        shared.idempotent.store(true, Ordering::Release);
+        txn.initialized.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Opens a transaction: records sent until commit or abort belong to it.
+    pub fn begin_transaction(&self) -> Result<()> {
+        let txn = self.txn()?;
+        if let Some(e) = self.inner.shared.fatal_error() {
+            return Err(e);
+        }
+        if !txn.initialized.load(Ordering::Acquire) {
+            return Err(ProducerError::TransactionState(
+                "call init_transactions first".into(),
+            ));
+        }
+        if txn.in_transaction.swap(true, Ordering::AcqRel) {
+            return Err(ProducerError::TransactionState(
+                "a transaction is already open".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Adds consumed offsets to the transaction: they are committed for
+    /// `group` if and only if the transaction commits.
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[OffsetToCommit],
+        group: &ConsumerGroupMetadata,
+    ) -> Result<()> {
+        let txn = self.open_txn()?;
+        txn::send_offsets(&self.inner.shared, offsets, group).await?;
+        txn.started.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    fn open_txn(&self) -> Result<&TxnShared> {
+        let txn = self.txn()?;
+        if let Some(e) = self.inner.shared.fatal_error() {
+            return Err(e);
+        }
+        if !txn.in_transaction.load(Ordering::Acquire) {
+            return Err(ProducerError::TransactionState(
+                "no open transaction".into(),
+            ));
+        }
+        Ok(txn)
+    }
+
+    /// Sends every record of the transaction, then commits it. If a record
+    /// of the transaction failed, nothing is committed: this returns
+    /// [`ProducerError::TransactionAborted`] and you must call
+    /// [`abort_transaction`](Self::abort_transaction).
+    pub async fn commit_transaction(&self) -> Result<()> {
+        let txn = self.open_txn()?;
+        self.flush().await?;
+        if let Some(e) = txn
+            .abortable
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+        {
+            return Err(ProducerError::TransactionAborted(format!(
+                "a record of the transaction failed ({e}); call abort_transaction"
+            )));
+        }
+        if txn.started.load(Ordering::Acquire) {
+            txn::end_transaction(&self.inner.shared, true).await?;
+        }
+        self.reset_transaction(txn);
+        Ok(())
+    }
+
+    /// Aborts the transaction: its records stay in the log but consumers
+    /// reading committed data skip them.
+    pub async fn abort_transaction(&self) -> Result<()> {
+        let txn = self.open_txn()?;
+        self.flush().await?;
+        if txn.started.load(Ordering::Acquire) {
+            txn::end_transaction(&self.inner.shared, false).await?;
+        }
+        self.reset_transaction(txn);
+        Ok(())
+    }
+
+    fn reset_transaction(&self, txn: &TxnShared) {
+        for topic in self.inner.shared.all_topics() {
+            for q in topic.partitions.iter() {
+                q.lock().txn = TxnPartition::NotAdded;
+            }
+        }
+        *txn.abortable.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        txn.started.store(false, Ordering::Release);
+        txn.in_transaction.store(false, Ordering::Release);
+    }
+}

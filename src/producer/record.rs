@@ -1,0 +1,305 @@
+//! What is sent ([`ProducerRecord`]), what comes back ([`RecordMetadata`]),
+//! and the handle that connects the two ([`DeliveryHandle`]).
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+
+use crate::records::Header;
+
+use super::error::{ProducerError, Result};
+
+/// A record to produce.
+///
+/// ```
+/// use bytes::Bytes;
+/// use ferrokafka::producer::ProducerRecord;
+///
+/// let record = ProducerRecord::new("events", Bytes::from_static(b"payload"))
+///     .with_key(Bytes::from_static(b"user-1"))
+///     .with_header("trace", Some(Bytes::from_static(b"abc")))
+///     .with_partition(2)
+///     .with_timestamp(1_700_000_000_000);
+/// assert_eq!(record.topic, "events");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProducerRecord {
+    /// The topic (a `&'static str` is not copied).
+    pub topic: Cow<'static, str>,
+    /// The partition; `None` lets the partitioner choose.
+    pub partition: Option<i32>,
+    /// The key; `None` is a null key.
+    pub key: Option<Bytes>,
+    /// The value; `None` is a null value (a tombstone on compacted topics).
+    pub value: Option<Bytes>,
+    /// Headers, in order; duplicate keys are kept.
+    pub headers: Vec<Header>,
+    /// Create time in ms since the epoch; `None` stamps the time of `send`.
+    pub timestamp: Option<i64>,
+}
+
+impl ProducerRecord {
+    /// A record with a value, no key, no headers.
+    pub fn new(topic: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: None,
+            value: Some(value.into()),
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// A record with a null value (a tombstone) for `key`.
+    pub fn tombstone(topic: impl Into<Cow<'static, str>>, key: impl Into<Bytes>) -> Self {
+        ProducerRecord {
+            topic: topic.into(),
+            partition: None,
+            key: Some(key.into()),
+            value: None,
+            headers: Vec::new(),
+            timestamp: None,
+        }
+    }
+
+    /// Sets the key.
+    pub fn with_key(mut self, key: impl Into<Bytes>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Sets an explicit partition.
+    pub fn with_partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// Sets the create timestamp (ms since the epoch).
+    pub fn with_timestamp(mut self, timestamp_ms: i64) -> Self {
+        self.timestamp = Some(timestamp_ms);
+        self
+    }
+
+    /// Appends a header (duplicate keys are allowed).
+    pub fn with_header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Self {
+        self.headers.push(Header {
+            key: key.into(),
+            value,
+        });
+        self
+    }
+
+    /// Bytes this record takes in a batch, as counted against
+    /// `buffer.memory` and `max.request.size` (an upper bound).
+    pub(crate) fn size_estimate(&self) -> usize {
+        const RECORD_OVERHEAD: usize = 21; // length, attributes, deltas, lengths
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 10)
+            .sum();
+        RECORD_OVERHEAD
+            + self.key.as_ref().map_or(0, Bytes::len)
+            + self.value.as_ref().map_or(0, Bytes::len)
+            + headers
+    }
+}
+
+/// Where an acknowledged record landed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RecordMetadata {
+    /// The topic.
+    pub topic: Arc<str>,
+    /// The partition.
+    pub partition: i32,
+    /// The record's offset; -1 when unknown (`acks=0`, or a duplicate the
+    /// broker had already written without saying where).
+    pub offset: i64,
+    /// The record's timestamp: its create time, or the broker's log append
+    /// time when the topic uses that.
+    pub timestamp: i64,
+}
+
+/// A batch's acknowledgement.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct BatchAck {
+    pub base_offset: i64,
+    /// The log append time when the topic uses it, else -1.
+    pub log_append_time: i64,
+}
+
+/// The outcome shared by every record of one batch: set once, waking every
+/// waiting [`DeliveryHandle`]. One allocation per batch, none per record.
+pub(crate) struct BatchCompletion {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    outcome: OnceLock<Result<BatchAck>>,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl std::fmt::Debug for BatchCompletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BatchCompletion")
+            .field("topic", &self.topic)
+            .field("partition", &self.partition)
+            .field("outcome", &self.outcome.get())
+            .finish()
+    }
+}
+
+impl BatchCompletion {
+    pub fn new(topic: Arc<str>, partition: i32) -> Arc<Self> {
+        Arc::new(BatchCompletion {
+            topic,
+            partition,
+            outcome: OnceLock::new(),
+            wakers: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sets the outcome (the first one wins) and wakes every waiter.
+    pub fn complete(&self, outcome: Result<BatchAck>) {
+        if self.outcome.set(outcome).is_err() {
+            return;
+        }
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in wakers {
+            w.wake();
+        }
+    }
+}
+
+/// The pending acknowledgement of one record: `.await` it for the record's
+/// [`RecordMetadata`] or the typed error that ended its delivery.
+///
+/// Handles are independent: drop the ones you do not need (the record is
+/// still delivered), await the others in any order. A handle never hangs:
+/// every record ends acknowledged, failed (at the latest after
+/// `delivery.timeout.ms`), or failed with [`ProducerError::DroppedOnClose`].
+#[derive(Debug)]
+pub struct DeliveryHandle {
+    completion: Arc<BatchCompletion>,
+    offset_delta: i32,
+    timestamp: i64,
+    waker_slot: Option<usize>,
+}
+
+impl DeliveryHandle {
+    pub(crate) fn new(completion: Arc<BatchCompletion>, offset_delta: i32, timestamp: i64) -> Self {
+        DeliveryHandle {
+            completion,
+            offset_delta,
+            timestamp,
+            waker_slot: None,
+        }
+    }
+
+    /// The topic the record was appended for.
+    pub fn topic(&self) -> &str {
+        &self.completion.topic
+    }
+
+    /// The partition the record was appended to.
+    pub fn partition(&self) -> i32 {
+        self.completion.partition
+    }
+
+    /// The outcome if it is already known.
+    pub fn try_result(&self) -> Option<Result<RecordMetadata>> {
+        self.completion.outcome.get().map(|o| self.metadata(o))
+    }
+
+    fn metadata(&self, outcome: &Result<BatchAck>) -> Result<RecordMetadata> {
+        match outcome {
+            Ok(ack) => Ok(RecordMetadata {
+                topic: self.completion.topic.clone(),
+                partition: self.completion.partition,
+                offset: if ack.base_offset < 0 {
+                    -1
+                } else {
+                    ack.base_offset + i64::from(self.offset_delta)
+                },
+                timestamp: if ack.log_append_time >= 0 {
+                    ack.log_append_time
+                } else {
+                    self.timestamp
+                },
+            }),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+impl Future for DeliveryHandle {
+    type Output = Result<RecordMetadata, ProducerError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if let Some(outcome) = this.completion.outcome.get() {
+            return Poll::Ready(this.metadata(outcome));
+        }
+        let mut wakers = this
+            .completion
+            .wakers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        // Re-check under the lock: `complete` sets the outcome before taking it.
+        if let Some(outcome) = this.completion.outcome.get() {
+            drop(wakers);
+            return Poll::Ready(this.metadata(outcome));
+        }
+        match this.waker_slot {
+            Some(i) if i < wakers.len() => {
+                if !wakers[i].will_wake(cx.waker()) {
+                    wakers[i] = cx.waker().clone();
+                }
+            }
+            _ => {
+                wakers.push(cx.waker().clone());
+                this.waker_slot = Some(wakers.len() - 1);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn handles_share_one_completion_and_wake_when_it_is_set() {
+        let completion = BatchCompletion::new("t".into(), 3);
+        let a = DeliveryHandle::new(completion.clone(), 0, 10);
+        let b = DeliveryHandle::new(completion.clone(), 4, 11);
+        let waiting = tokio::spawn(async move { (a.await, b.await) });
+        tokio::task::yield_now().await;
+        completion.complete(Ok(BatchAck {
+            base_offset: 100,
+            log_append_time: -1,
+        }));
+        let (a, b) = waiting.await.unwrap();
+        assert_eq!(a.unwrap().offset, 100);
+        let b = b.unwrap();
+        assert_eq!((b.offset, b.timestamp, b.partition), (104, 11, 3));
+        let c = DeliveryHandle::new(completion.clone(), 1, 0);
+        assert_eq!(c.try_result().unwrap().unwrap().offset, 101);
+    }
+
+    #[tokio::test]
+    async fn a_failed_batch_fails_every_handle() {
+        let completion = BatchCompletion::new("t".into(), 0);
+        let h = DeliveryHandle::new(completion.clone(), 0, 0);
+        completion.complete(Err(ProducerError::Closed));
+        completion.complete(Ok(BatchAck {
+            base_offset: 1,
+            log_append_time: -1,
+        }));
+        assert!(matches!(h.await, Err(ProducerError::Closed)));
+    }
+}

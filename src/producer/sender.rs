@@ -1,0 +1,1021 @@
+//! The sender task: drains ready batches, groups them by leader into
+//! ProduceRequests, keeps up to `max.in.flight` requests per broker in order,
+//! and handles responses: acknowledgements, retries in sequence order after
+//! fresh metadata, epoch bumps (KIP-360) and fatal errors.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tracing::Instrument;
+
+use crate::network::{BrokerConnection, ClusterMetadata, Error as NetError};
+use crate::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use crate::protocol::messages::{ProduceRequest, ProduceResponse};
+use crate::protocol::ErrorCode;
+
+use super::accumulator::{PartitionState, ProducerBatch, TopicQueues, TxnPartition};
+use super::config::Acks;
+use super::error::ProducerError;
+use super::metrics::Counters;
+use super::record::BatchAck;
+use super::state::Shared;
+use super::txn;
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// Something the sender waited for.
+enum Event {
+    Produced {
+        request: u64,
+        result: Result<Option<ProduceResponse>, NetError>,
+        latency: Duration,
+    },
+    Connected {
+        node: i32,
+        result: Result<BrokerConnection, NetError>,
+    },
+    Metadata(Result<Arc<ClusterMetadata>, NetError>),
+    EpochBumped(Result<(i64, i16), ProducerError>),
+    PartitionsAdded {
+        partitions: Vec<(Arc<TopicQueues>, i32)>,
+        result: Result<Vec<(String, i32, ErrorCode)>, ProducerError>,
+    },
+}
+
+enum Conn {
+    Ready(BrokerConnection),
+    Connecting,
+    Failed { retry_at: Instant, attempts: u32 },
+}
+
+/// Batches of one request: topic, partition, batch.
+type RequestBatches = Vec<(Arc<TopicQueues>, i32, ProducerBatch)>;
+
+struct InFlight {
+    node: i32,
+    batches: RequestBatches,
+}
+
+/// Offsets of the producer fields in a v2 batch header.
+const PRODUCER_ID_OFFSET: usize = 43;
+const CRC_OFFSET: usize = 17;
+const ATTRIBUTES_OFFSET: usize = 21;
+const BATCH_HEADER_LEN: usize = 61;
+
+/// Rewrites producer id, epoch and base sequence of a finished v2 batch and
+/// its CRC (after an epoch bump the unacknowledged batches are re-stamped).
+pub(crate) fn restamp(batch: &Bytes, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
+    if batch.len() < BATCH_HEADER_LEN {
+        return batch.clone();
+    }
+    let mut out = BytesMut::from(&batch[..]);
+    {
+        let mut fields = &mut out[PRODUCER_ID_OFFSET..BATCH_HEADER_LEN - 4];
+        fields.put_i64(producer_id);
+        fields.put_i16(epoch);
+        fields.put_i32(base_sequence);
+    }
+    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
+    out[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+    out.freeze()
+}
+
+pub(crate) struct Sender {
+    shared: Arc<Shared>,
+    tasks: FuturesUnordered<BoxFuture<Event>>,
+    conns: HashMap<i32, Conn>,
+    in_flight: HashMap<u64, InFlight>,
+    broker_in_flight: HashMap<i32, usize>,
+    next_request: u64,
+    topics: Arc<Vec<Arc<TopicQueues>>>,
+    topics_generation: usize,
+    metadata_wanted: bool,
+    metadata_running: bool,
+    metadata_retry_at: Option<Instant>,
+    bump_wanted: bool,
+    bump_running: bool,
+    add_running: bool,
+    add_retry_at: Option<Instant>,
+}
+
+fn merge_deadline(next: &mut Option<Instant>, at: Instant) {
+    *next = Some(next.map_or(at, |n| n.min(at)));
+}
+
+impl Sender {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Sender {
+            shared,
+            tasks: FuturesUnordered::new(),
+            conns: HashMap::new(),
+            in_flight: HashMap::new(),
+            broker_in_flight: HashMap::new(),
+            next_request: 0,
+            topics: Arc::new(Vec::new()),
+            topics_generation: usize::MAX,
+            metadata_wanted: false,
+            metadata_running: false,
+            metadata_retry_at: None,
+            bump_wanted: false,
+            bump_running: false,
+            add_running: false,
+            add_retry_at: None,
+        }
+    }
+
+    pub async fn run(mut self) {
+        loop {
+            let next = self.drain();
+            if self.finished() {
+                break;
+            }
+            let sleep = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.shared.wake.notified() => {}
+                Some(event) = self.tasks.next(), if !self.tasks.is_empty() => self.handle(event),
+                _ = sleep => {}
+            }
+            // Handle whatever else completed meanwhile before draining again.
+            while let Some(Some(event)) = futures_util::FutureExt::now_or_never(self.tasks.next()) {
+                self.handle(event);
+            }
+        }
+        tracing::debug!("producer sender stopped");
+    }
+
+    fn finished(&self) -> bool {
+        let closing = self.shared.closing.load(Ordering::Acquire);
+        (closing
+            && self.shared.outstanding.load(Ordering::Acquire) == 0
+            && self.in_flight.is_empty())
+            || self.shared.abandon.load(Ordering::Acquire)
+    }
+
+    fn refresh_topics(&mut self) {
+        let generation = self.shared.topics_generation.load(Ordering::Acquire);
+        if generation != self.topics_generation {
+            self.topics = Arc::new(self.shared.all_topics());
+            self.topics_generation = generation;
+        }
+    }
+
+    /// Sends what can be sent; returns when something next becomes due.
+    fn drain(&mut self) -> Option<Instant> {
+        self.refresh_topics();
+        let now = Instant::now();
+        let mut next = None;
+        if self.shared.abandon.load(Ordering::Acquire) {
+            self.fail_everything(|| ProducerError::DroppedOnClose);
+            return None;
+        }
+        if let Some(fatal) = self.shared.fatal_error() {
+            self.fail_everything(|| fatal.clone());
+        }
+        if self.metadata_wanted && !self.metadata_running {
+            match self.metadata_retry_at {
+                Some(at) if at > now => merge_deadline(&mut next, at),
+                _ => self.start_metadata_refresh(),
+            }
+        }
+        if self.bump_wanted {
+            if !self.bump_running && self.in_flight.is_empty() {
+                self.start_epoch_bump();
+            }
+            // Nothing goes out until the new epoch is known; batches still
+            // expire meanwhile.
+            self.expire_batches(now);
+            return Some(now + Duration::from_millis(50));
+        }
+        self.start_partition_adds(now, &mut next);
+        loop {
+            let sent = self.drain_once(now, &mut next);
+            if !sent {
+                break;
+            }
+        }
+        next
+    }
+
+    /// One pass over every partition, building at most one request per
+    /// broker. Returns whether any request was sent.
+    fn drain_once(&mut self, now: Instant, next: &mut Option<Instant>) -> bool {
+        let shared = self.shared.clone();
+        let config = &shared.config;
+        let linger = config.linger;
+        let push_all =
+            shared.flushing.load(Ordering::Acquire) > 0 || shared.closing.load(Ordering::Acquire);
+        let idempotent = shared.is_idempotent();
+        let transactional = shared.txn.is_some();
+        let (producer_id, epoch) = shared.producer_id_and_epoch();
+        let mut requests: HashMap<i32, (usize, RequestBatches)> = HashMap::new();
+        let mut want_connect = Vec::new();
+        let topics = self.topics.clone();
+        for topic in topics.iter() {
+            for queue in topic.partitions.iter() {
+                let mut state = queue.lock();
+                self.expire_partition(topic, &mut state, now);
+                if let Some(open) = &state.open {
+                    if open.records == 0 {
+                        // An append that failed after opening the batch.
+                        if open.created + linger <= now {
+                            let empty = state.open.take().expect("present");
+                            shared.finish_batch(empty, Err(ProducerError::Closed));
+                        }
+                    } else if push_all || open.created + linger <= now {
+                        let sealed = state.open.take().expect("present");
+                        state.ready.push_back(sealed);
+                        queue.queued_batches.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        merge_deadline(next, open.created + linger);
+                    }
+                }
+                if state.ready.is_empty() {
+                    continue;
+                }
+                if state.leader < 0 {
+                    self.metadata_wanted = true;
+                    continue;
+                }
+                if transactional && state.txn != TxnPartition::Added {
+                    if state.txn == TxnPartition::NotAdded {
+                        state.txn = TxnPartition::Pending;
+                        if let Some(txn) = &shared.txn {
+                            txn.to_add
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((topic.clone(), queue.index));
+                        }
+                    }
+                    continue;
+                }
+                if let Some(at) = state.retry_not_before {
+                    if at > now {
+                        merge_deadline(next, at);
+                        continue;
+                    }
+                    state.retry_not_before = None;
+                }
+                let front = state.ready.front().expect("not empty");
+                let is_retry = front.attempts > 0;
+                if (is_retry && state.in_flight > 0)
+                    || (idempotent && state.in_flight >= config.max_in_flight.min(5))
+                {
+                    continue;
+                }
+                let node = state.leader;
+                match self.conns.get(&node) {
+                    Some(Conn::Ready(conn)) if !conn.is_closed() => {}
+                    Some(Conn::Ready(_)) => {
+                        self.conns.remove(&node);
+                        want_connect.push(node);
+                        continue;
+                    }
+                    Some(Conn::Connecting) => continue,
+                    Some(Conn::Failed { retry_at, .. }) if *retry_at > now => {
+                        merge_deadline(next, *retry_at);
+                        continue;
+                    }
+                    _ => {
+                        want_connect.push(node);
+                        continue;
+                    }
+                }
+                if self.broker_in_flight.get(&node).copied().unwrap_or(0) >= config.max_in_flight {
+                    continue;
+                }
+                let entry = requests.entry(node).or_default();
+                let size = front
+                    .encoded
+                    .as_ref()
+                    .map(Bytes::len)
+                    .or_else(|| front.builder.as_ref().map(|b| b.size_in_bytes()))
+                    .unwrap_or(0);
+                if !entry.1.is_empty() && entry.0 + size > config.max_request_size {
+                    continue;
+                }
+                let mut batch = state.ready.pop_front().expect("front exists");
+                queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
+                if batch.encoded.is_none() {
+                    if let Err(e) = seal(
+                        &mut batch,
+                        &mut state,
+                        idempotent,
+                        transactional,
+                        producer_id,
+                        epoch,
+                    ) {
+                        shared.finish_batch(batch, Err(e));
+                        continue;
+                    }
+                }
+                if is_retry {
+                    Counters::add(&shared.counters.retries, 1);
+                }
+                batch.attempts += 1;
+                state.in_flight += 1;
+                entry.0 += batch.encoded.as_ref().map_or(0, Bytes::len);
+                entry.1.push((topic.clone(), queue.index, batch));
+            }
+        }
+        for node in want_connect {
+            self.connect(node);
+        }
+        let sent = !requests.is_empty();
+        for (node, (_, batches)) in requests {
+            self.send_request(node, batches);
+        }
+        sent
+    }
+
+    fn connect(&mut self, node: i32) {
+        let attempts = match self.conns.get(&node) {
+            Some(Conn::Connecting) | Some(Conn::Ready(_)) => return,
+            Some(Conn::Failed { attempts, .. }) => *attempts,
+            None => 0,
+        };
+        self.conns.insert(node, Conn::Connecting);
+        let cluster = self.shared.cluster.clone();
+        let _ = attempts;
+        self.tasks.push(Box::pin(async move {
+            let result = cluster.broker_connection(node).await;
+            Event::Connected { node, result }
+        }));
+    }
+
+    fn send_request(&mut self, node: i32, batches: Vec<(Arc<TopicQueues>, i32, ProducerBatch)>) {
+        let shared = &self.shared;
+        let config = &shared.config;
+        let Some(Conn::Ready(conn)) = self.conns.get(&node) else {
+            unreachable!("requests are only built for connected brokers");
+        };
+        let conn = conn.clone();
+        let mut topic_data: Vec<TopicProduceData> = Vec::new();
+        for (topic, partition, batch) in &batches {
+            let data = PartitionProduceData::default()
+                .with_index(*partition)
+                .with_records(batch.encoded.clone());
+            match topic_data.iter_mut().find(|t| *t.name == *topic.name) {
+                Some(t) => t.partition_data.push(data),
+                None => topic_data.push(
+                    TopicProduceData::default()
+                        .with_name(topic.name.to_string())
+                        .with_partition_data(vec![data]),
+                ),
+            }
+        }
+        let request = ProduceRequest::default()
+            .with_transactional_id(config.transactional_id.clone())
+            .with_acks(config.acks.wire())
+            .with_timeout_ms(shared.request_timeout.as_millis().min(i32::MAX as u128) as i32)
+            .with_topic_data(topic_data);
+        let id = self.next_request;
+        self.next_request += 1;
+        let acks = config.acks;
+        let timeout = shared.request_timeout;
+        let span = tracing::debug_span!("produce", node, request = id, batches = batches.len());
+        self.in_flight.insert(id, InFlight { node, batches });
+        *self.broker_in_flight.entry(node).or_default() += 1;
+        Counters::add(&shared.counters.requests_sent, 1);
+        Counters::add(&shared.counters.in_flight, 1);
+        self.tasks.push(Box::pin(
+            async move {
+                let started = Instant::now();
+                let result = if acks == Acks::None {
+                    conn.send_no_response(&request).await.map(|()| None)
+                } else {
+                    conn.send_with_timeout(&request, timeout).await.map(Some)
+                };
+                Event::Produced {
+                    request: id,
+                    result,
+                    latency: started.elapsed(),
+                }
+            }
+            .instrument(span),
+        ));
+    }
+
+    fn handle(&mut self, event: Event) {
+        match event {
+            Event::Produced {
+                request,
+                result,
+                latency,
+            } => self.handle_produced(request, result, latency),
+            Event::Connected { node, result } => match result {
+                Ok(conn) => {
+                    self.conns.insert(node, Conn::Ready(conn));
+                }
+                Err(e) => {
+                    tracing::debug!(node, error = %e, "producer could not connect");
+                    let attempts = 1;
+                    let retry_at = Instant::now() + self.shared.backoff.delay(attempts);
+                    self.conns.insert(node, Conn::Failed { retry_at, attempts });
+                    // The broker may be gone for good: learn the new leaders.
+                    self.metadata_wanted = true;
+                    self.note_error_for_node(node, &e.to_string());
+                }
+            },
+            Event::Metadata(result) => {
+                self.metadata_running = false;
+                match result {
+                    Ok(metadata) => {
+                        self.metadata_wanted = false;
+                        self.metadata_retry_at = None;
+                        self.apply_metadata(&metadata);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "producer metadata refresh failed");
+                        self.metadata_retry_at =
+                            Some(Instant::now() + self.shared.backoff.delay(1));
+                    }
+                }
+            }
+            Event::EpochBumped(result) => {
+                self.bump_running = false;
+                match result {
+                    Ok((id, epoch)) => {
+                        self.bump_wanted = false;
+                        self.shared.set_producer_id_and_epoch(id, epoch);
+                        Counters::add(&self.shared.counters.epoch_bumps, 1);
+                        self.resequence(id, epoch);
+                    }
+                    Err(e) if e.is_fatal() => {
+                        let _ = self.shared.fatal.set(e);
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "epoch bump failed; retrying");
+                    }
+                }
+            }
+            Event::PartitionsAdded { partitions, result } => {
+                self.add_running = false;
+                self.partitions_added(partitions, result);
+            }
+        }
+    }
+
+    /// Remembers why batches waiting for `node` are not moving.
+    fn note_error_for_node(&self, node: i32, error: &str) {
+        for topic in self.topics.iter() {
+            for queue in topic.partitions.iter() {
+                let mut state = queue.lock();
+                if state.leader == node {
+                    for b in state.ready.iter_mut() {
+                        b.last_error = Some(error.to_owned());
+                    }
+                }
+            }
+        }
+    }
+
+    fn start_metadata_refresh(&mut self) {
+        self.metadata_running = true;
+        let cluster = self.shared.cluster.clone();
+        self.tasks.push(Box::pin(async move {
+            cluster.invalidate_metadata();
+            Event::Metadata(cluster.refresh_metadata().await)
+        }));
+    }
+
+    fn apply_metadata(&mut self, metadata: &ClusterMetadata) {
+        for topic in self.topics.iter() {
+            let available: Vec<i32> = match metadata.topics.get(&*topic.name) {
+                Some(t) => t
+                    .partitions
+                    .iter()
+                    .filter(|p| p.leader_id >= 0)
+                    .map(|p| p.partition)
+                    .collect(),
+                None => Vec::new(),
+            };
+            for queue in topic.partitions.iter() {
+                let leader = metadata
+                    .leader_for(&topic.name, queue.index)
+                    .map(|l| l.node_id)
+                    .unwrap_or(-1);
+                queue.lock().leader = leader;
+            }
+            *topic.available.write().unwrap_or_else(|p| p.into_inner()) = available.into();
+        }
+    }
+
+    fn handle_produced(
+        &mut self,
+        request: u64,
+        result: Result<Option<ProduceResponse>, NetError>,
+        latency: Duration,
+    ) {
+        let Some(InFlight { node, batches }) = self.in_flight.remove(&request) else {
+            return;
+        };
+        let shared = self.shared.clone();
+        shared.counters.record_latency(latency);
+        shared.counters.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(n) = self.broker_in_flight.get_mut(&node) {
+            *n = n.saturating_sub(1);
+        }
+        let response = match result {
+            Ok(response) => response,
+            Err(e) => {
+                tracing::debug!(node, error = %e, batches = batches.len(), "produce request failed");
+                if e.invalidates_metadata() || matches!(e, NetError::RequestTimeout { .. }) {
+                    self.conns.remove(&node);
+                    self.metadata_wanted = true;
+                }
+                let retriable = e.is_retriable();
+                let error = ProducerError::from(e);
+                for (topic, partition, batch) in batches {
+                    let queue = &topic.partitions[partition as usize];
+                    let mut state = queue.lock();
+                    state.in_flight -= 1;
+                    if retriable {
+                        state.leader = -1;
+                        self.retry(&topic, &mut state, batch, error.to_string());
+                    } else {
+                        self.fail(&mut state, batch, error.clone());
+                    }
+                }
+                return;
+            }
+        };
+        for (topic, partition, batch) in batches {
+            let queue = &topic.partitions[partition as usize];
+            let mut state = queue.lock();
+            state.in_flight -= 1;
+            let Some(response) = &response else {
+                // acks=0: done once written.
+                shared.finish_batch(
+                    batch,
+                    Ok(BatchAck {
+                        base_offset: -1,
+                        log_append_time: -1,
+                    }),
+                );
+                continue;
+            };
+            let found = response
+                .responses
+                .iter()
+                .filter(|t| *t.name == *topic.name)
+                .flat_map(|t| t.partition_responses.iter())
+                .find(|p| p.index == partition);
+            let Some(p) = found else {
+                self.retry(
+                    &topic,
+                    &mut state,
+                    batch,
+                    "partition missing from the response".into(),
+                );
+                continue;
+            };
+            let code = ErrorCode::from_code(p.error_code);
+            match code {
+                ErrorCode::None | ErrorCode::DuplicateSequenceNumber => {
+                    if batch.base_sequence >= 0 {
+                        state_acked(&mut state, &batch);
+                    }
+                    shared.finish_batch(
+                        batch,
+                        Ok(BatchAck {
+                            base_offset: p.base_offset,
+                            log_append_time: p.log_append_time_ms,
+                        }),
+                    );
+                }
+                ErrorCode::ProducerFenced
+                | ErrorCode::InvalidProducerEpoch
+                | ErrorCode::TransactionalIdAuthorizationFailed
+                | ErrorCode::ClusterAuthorizationFailed => {
+                    let error = match code {
+                        ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch => {
+                            ProducerError::Fenced { code }
+                        }
+                        _ => broker_error(&topic, partition, code, p.error_message.clone()),
+                    };
+                    let _ = shared.fatal.set(error.clone());
+                    self.fail(&mut state, batch, error);
+                }
+                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
+                    if shared.is_idempotent() =>
+                {
+                    // The first unacknowledged batch itself is out of order:
+                    // its predecessor is lost for good (an unresolved
+                    // sequence). Otherwise a predecessor is being retried
+                    // and this batch follows it.
+                    if batch.base_sequence == state.next_sequence_acked() && shared.txn.is_none() {
+                        tracing::warn!(topic = %topic.name, partition, ?code, "unresolved sequence: bumping the producer epoch");
+                        self.bump_wanted = true;
+                    }
+                    if shared.txn.is_some() && batch.base_sequence == state.next_sequence_acked() {
+                        let error = broker_error(&topic, partition, code, p.error_message.clone());
+                        self.set_abortable(error.clone());
+                        self.fail(&mut state, batch, error);
+                    } else {
+                        self.retry(&topic, &mut state, batch, format!("{code:?}"));
+                    }
+                }
+                code if code.is_retriable() => {
+                    if invalidates_leader(code) {
+                        state.leader = -1;
+                        self.metadata_wanted = true;
+                    }
+                    self.retry(&topic, &mut state, batch, format!("{code:?}"));
+                }
+                code => {
+                    let error = broker_error(&topic, partition, code, p.error_message.clone());
+                    if shared.txn.is_some() {
+                        self.set_abortable(error.clone());
+                    }
+                    self.fail(&mut state, batch, error);
+                }
+            }
+        }
+    }
+
+    fn set_abortable(&self, error: ProducerError) {
+        if let Some(txn) = &self.shared.txn {
+            txn.abortable
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(error);
+        }
+    }
+
+    /// Puts a batch back for another attempt, in sequence order, or fails it
+    /// when retries or `delivery.timeout.ms` ran out.
+    fn retry(
+        &mut self,
+        topic: &TopicQueues,
+        state: &mut PartitionState,
+        mut batch: ProducerBatch,
+        error: String,
+    ) {
+        let config = &self.shared.config;
+        let now = Instant::now();
+        if batch.created + config.delivery_timeout <= now {
+            let e = ProducerError::DeliveryTimeout {
+                topic: topic.name.clone(),
+                partition: batch.completion.partition,
+                timeout: config.delivery_timeout,
+                last_error: error,
+            };
+            self.fail(state, batch, e);
+            return;
+        }
+        if batch.attempts > config.retries {
+            let e = ProducerError::Broker {
+                topic: topic.name.clone(),
+                partition: batch.completion.partition,
+                code: ErrorCode::Unknown(-1),
+                message: Some(format!("retries exhausted; last error: {error}")),
+            };
+            self.fail(state, batch, e);
+            return;
+        }
+        batch.last_error = Some(error);
+        let at = state
+            .ready
+            .iter()
+            .position(|b| {
+                b.attempts == 0 || b.base_sequence > batch.base_sequence && batch.base_sequence >= 0
+            })
+            .unwrap_or(state.ready.len());
+        let backoff = self.shared.backoff.delay(batch.attempts.saturating_sub(1));
+        state.ready.insert(at, batch);
+        state.retry_not_before = Some(now + backoff);
+    }
+
+    fn fail(&mut self, state: &mut PartitionState, batch: ProducerBatch, error: ProducerError) {
+        if self.shared.is_idempotent()
+            && batch.base_sequence >= 0
+            && self.shared.txn.is_none()
+            && !error.is_fatal()
+        {
+            // A sent batch that will never be acknowledged leaves a gap in
+            // the sequence: start a new epoch, as the Java client does.
+            self.bump_wanted = true;
+        }
+        let _ = state;
+        self.shared.finish_batch(batch, Err(error));
+    }
+
+    fn expire_batches(&mut self, now: Instant) {
+        let topics = self.topics.clone();
+        for topic in topics.iter() {
+            for queue in topic.partitions.iter() {
+                let mut state = queue.lock();
+                self.expire_partition(topic, &mut state, now);
+            }
+        }
+    }
+
+    /// Fails batches waiting longer than `delivery.timeout.ms`.
+    fn expire_partition(&mut self, topic: &TopicQueues, state: &mut PartitionState, now: Instant) {
+        let timeout = self.shared.config.delivery_timeout;
+        while state
+            .ready
+            .front()
+            .is_some_and(|b| b.created + timeout <= now)
+        {
+            let batch = state.ready.pop_front().expect("front exists");
+            topic.partitions[batch.completion.partition as usize]
+                .queued_batches
+                .fetch_sub(1, Ordering::Relaxed);
+            let e = ProducerError::DeliveryTimeout {
+                topic: topic.name.clone(),
+                partition: batch.completion.partition,
+                timeout,
+                last_error: batch.last_error.clone().unwrap_or_else(|| "none".into()),
+            };
+            self.fail(state, batch, e);
+        }
+        if state
+            .open
+            .as_ref()
+            .is_some_and(|b| b.created + timeout <= now && b.records > 0)
+        {
+            let batch = state.open.take().expect("present");
+            let e = ProducerError::DeliveryTimeout {
+                topic: topic.name.clone(),
+                partition: batch.completion.partition,
+                timeout,
+                last_error: "none".into(),
+            };
+            self.fail(state, batch, e);
+        }
+    }
+
+    fn fail_everything(&mut self, error: impl Fn() -> ProducerError) {
+        let shared = self.shared.clone();
+        for topic in self.topics.clone().iter() {
+            for queue in topic.partitions.iter() {
+                let mut state = queue.lock();
+                if let Some(open) = state.open.take() {
+                    shared.finish_batch(open, Err(error()));
+                }
+                while let Some(b) = state.ready.pop_front() {
+                    queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
+                    shared.finish_batch(b, Err(error()));
+                }
+            }
+        }
+        if shared.abandon.load(Ordering::Acquire) {
+            for (_, request) in self.in_flight.drain() {
+                for (_, _, b) in request.batches {
+                    shared.finish_batch(b, Err(error()));
+                }
+            }
+        }
+    }
+
+    fn start_epoch_bump(&mut self) {
+        self.bump_running = true;
+        let shared = self.shared.clone();
+        self.tasks.push(Box::pin(async move {
+            let (id, epoch) = shared.producer_id_and_epoch();
+            let result = txn::init_producer_id(&shared, Some((id, epoch))).await;
+            Event::EpochBumped(result)
+        }));
+    }
+
+    /// After an epoch bump: sequences restart at 0 and every batch that was
+    /// already stamped is re-stamped in order.
+    fn resequence(&mut self, id: i64, epoch: i16) {
+        for topic in self.topics.iter() {
+            for queue in topic.partitions.iter() {
+                let mut state = queue.lock();
+                let mut sequence = 0i32;
+                for batch in state.ready.iter_mut() {
+                    if let Some(encoded) = &batch.encoded {
+                        batch.encoded = Some(restamp(encoded, id, epoch, sequence));
+                        batch.base_sequence = sequence;
+                        batch.epoch = epoch;
+                        sequence = next_sequence(sequence, batch.records);
+                    }
+                }
+                state.next_sequence = sequence;
+                state.set_next_sequence_acked(0);
+            }
+        }
+    }
+
+    fn start_partition_adds(&mut self, now: Instant, next: &mut Option<Instant>) {
+        let Some(txn) = &self.shared.txn else {
+            return;
+        };
+        if self.add_running {
+            return;
+        }
+        if let Some(at) = self.add_retry_at {
+            if at > now {
+                merge_deadline(next, at);
+                return;
+            }
+        }
+        let partitions: Vec<_> =
+            std::mem::take(&mut *txn.to_add.lock().unwrap_or_else(|p| p.into_inner()));
+        if partitions.is_empty() {
+            return;
+        }
+        self.add_running = true;
+        let shared = self.shared.clone();
+        let list: Vec<(String, i32)> = partitions
+            .iter()
+            .map(|(t, p)| (t.name.to_string(), *p))
+            .collect();
+        self.tasks.push(Box::pin(async move {
+            let result = txn::add_partitions(&shared, &list).await;
+            Event::PartitionsAdded { partitions, result }
+        }));
+    }
+
+    fn partitions_added(
+        &mut self,
+        partitions: Vec<(Arc<TopicQueues>, i32)>,
+        result: Result<Vec<(String, i32, ErrorCode)>, ProducerError>,
+    ) {
+        let shared = self.shared.clone();
+        let Some(txn) = &shared.txn else { return };
+        let mut retry = Vec::new();
+        match result {
+            Err(e) if e.is_fatal() => {
+                let _ = shared.fatal.set(e);
+            }
+            Err(e) if e.is_retriable() => retry = partitions,
+            Err(e) => {
+                self.set_abortable(e.clone());
+                for (topic, p) in &partitions {
+                    let queue = &topic.partitions[*p as usize];
+                    let mut state = queue.lock();
+                    state.txn = TxnPartition::NotAdded;
+                    while let Some(b) = state.ready.pop_front() {
+                        queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
+                        shared.finish_batch(b, Err(e.clone()));
+                    }
+                }
+            }
+            Ok(results) => {
+                for (topic, p) in partitions {
+                    let code = results
+                        .iter()
+                        .find(|(t, q, _)| *t == *topic.name && *q == p)
+                        .map_or(ErrorCode::None, |r| r.2);
+                    let queue = &topic.partitions[p as usize];
+                    match code {
+                        ErrorCode::None => {
+                            txn.started.store(true, Ordering::Release);
+                            queue.lock().txn = TxnPartition::Added;
+                        }
+                        c if c.is_retriable() || c == ErrorCode::OperationNotAttempted => {
+                            retry.push((topic.clone(), p))
+                        }
+                        ErrorCode::ProducerFenced | ErrorCode::InvalidProducerEpoch => {
+                            let _ = shared.fatal.set(ProducerError::Fenced { code });
+                        }
+                        c => {
+                            let e = broker_error(&topic, p, c, None);
+                            self.set_abortable(e.clone());
+                            let mut state = queue.lock();
+                            state.txn = TxnPartition::NotAdded;
+                            while let Some(b) = state.ready.pop_front() {
+                                queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
+                                shared.finish_batch(b, Err(e.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        if !retry.is_empty() {
+            self.add_retry_at = Some(Instant::now() + shared.backoff.delay(0));
+            txn.to_add
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(retry);
+        } else {
+            self.add_retry_at = None;
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        // The runtime is shutting down (or the task was aborted): no handle
+        // may hang, so every record still here fails.
+        self.shared.abandon.store(true, Ordering::Release);
+        self.refresh_topics();
+        self.fail_everything(|| ProducerError::DroppedOnClose);
+    }
+}
+
+/// Stamps producer id, epoch and sequence, then compresses: the batch is
+/// finished once, when first sent.
+fn seal(
+    batch: &mut ProducerBatch,
+    state: &mut PartitionState,
+    idempotent: bool,
+    transactional: bool,
+    producer_id: i64,
+    epoch: i16,
+) -> Result<(), ProducerError> {
+    let mut builder = batch.builder.take().expect("unsent batches have a builder");
+    if idempotent {
+        let sequence = state.next_sequence;
+        builder
+            .set_producer_id(producer_id)
+            .set_producer_epoch(epoch)
+            .set_base_sequence(sequence);
+        batch.base_sequence = sequence;
+        batch.epoch = epoch;
+        state.next_sequence = next_sequence(sequence, batch.records);
+    }
+    builder.set_transactional(transactional);
+    batch.uncompressed = builder.size_in_bytes();
+    let encoded = builder
+        .finish()
+        .map_err(|e| ProducerError::InvalidRecord(e.to_string()))?;
+    batch.encoded = Some(encoded);
+    Ok(())
+}
+
+/// Sequences wrap from i32::MAX to 0, as in the Java client.
+fn next_sequence(sequence: i32, records: usize) -> i32 {
+    ((i64::from(sequence) + records as i64) % (i64::from(i32::MAX) + 1)) as i32
+}
+
+fn state_acked(state: &mut PartitionState, batch: &ProducerBatch) {
+    let next = next_sequence(batch.base_sequence, batch.records);
+    state.set_next_sequence_acked(next);
+}
+
+fn invalidates_leader(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::NotLeaderOrFollower
+            | ErrorCode::UnknownTopicOrPartition
+            | ErrorCode::LeaderNotAvailable
+            | ErrorCode::FencedLeaderEpoch
+            | ErrorCode::UnknownLeaderEpoch
+            | ErrorCode::KafkaStorageError
+    )
+}
+
+fn broker_error(
+    topic: &TopicQueues,
+    partition: i32,
+    code: ErrorCode,
+    message: Option<String>,
+) -> ProducerError {
+    ProducerError::Broker {
+        topic: topic.name.clone(),
+        partition,
+        code,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::records::{BatchReader, Compression, RecordBatchBuilder};
+
+    #[test]
+    fn restamp_rewrites_producer_fields_and_keeps_the_crc_valid() {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        builder
+            .set_producer_id(7)
+            .set_producer_epoch(1)
+            .set_base_sequence(10);
+        builder.append(1, Some(b"k"), Some(b"v"), &[]).unwrap();
+        let batch = builder.finish().unwrap();
+        let stamped = restamp(&batch, 9, 2, 0);
+        let read: Vec<_> = BatchReader::new(stamped).collect::<Result<_, _>>().unwrap();
+        let crate::records::Batch::V2(b) = &read[0] else {
+            panic!()
+        };
+        let h = b.header();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (9, 2, 0)
+        );
+    }
+
+    #[test]
+    fn sequences_wrap_like_the_java_client() {
+        assert_eq!(next_sequence(5, 3), 8);
+        assert_eq!(next_sequence(i32::MAX, 1), 0);
+        assert_eq!(next_sequence(i32::MAX - 1, 3), 1);
+    }
+}

@@ -1,0 +1,210 @@
+//! Helpers shared by the producer integration tests: a producer for a test
+//! broker, topic creation, and the Python peer clients
+//! (`tests/producer_support/clients.py`).
+#![allow(dead_code)]
+
+use std::process::Command;
+use std::time::Duration;
+
+use ferrokafka::network::{ClientConfig, Cluster};
+use ferrokafka::producer::{Producer, ProducerConfig};
+use ferrokafka::protocol::messages::create_topics_request::CreatableTopic;
+use ferrokafka::protocol::messages::CreateTopicsRequest;
+use ferrokafka::testkit::brokers_dir;
+use serde_json::Value;
+
+pub fn client_config(bootstrap: &str) -> ClientConfig {
+    ClientConfig::builder()
+        .bootstrap_servers(bootstrap.split(','))
+        .default_api_timeout(Duration::from_secs(20))
+        .retry_backoff(Duration::from_millis(50))
+        .retry_backoff_max(Duration::from_millis(500))
+        .build()
+        .unwrap()
+}
+
+pub async fn producer(bootstrap: &str, config: ProducerConfig) -> Producer {
+    Producer::new(client_config(bootstrap), config)
+        .await
+        .unwrap()
+}
+
+/// A unique-enough suffix so reruns against an external cluster do not collide.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
+    let cluster = Cluster::connect(client_config(bootstrap)).await.unwrap();
+    let request = CreateTopicsRequest::default()
+        .with_topics(vec![CreatableTopic::default()
+            .with_name(name.to_owned())
+            .with_num_partitions(partitions)
+            .with_replication_factor(1)])
+        .with_timeout_ms(10_000);
+    let response = cluster.send_to_controller(&request).await.unwrap();
+    assert_eq!(response.topics[0].error_code, 0, "{response:?}");
+    cluster.track_topics([name]);
+    for _ in 0..100 {
+        let metadata = cluster.refresh_metadata().await.unwrap();
+        if (0..partitions).all(|p| metadata.leader_for(name, p).is_ok()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("topic {name} has no leaders");
+}
+
+/// A record as a peer client read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumed {
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+fn hex(v: &Value) -> Option<Vec<u8>> {
+    v.as_str().map(|s| {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    })
+}
+
+fn python(args: &[&str]) -> String {
+    let python = brokers_dir().join("venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} missing: run scripts/brokers.sh install",
+        python.display()
+    );
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/producer_support/clients.py"
+    );
+    let output = Command::new(&python)
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("run the python client");
+    assert!(
+        output.status.success(),
+        "clients.py {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// Consumes `count` records of `topic` with a peer client ("librdkafka" or
+/// "kafka-python").
+pub async fn consume_with(
+    client: &str,
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    count: usize,
+    isolation: &str,
+) -> Vec<Consumed> {
+    let args: Vec<String> = [
+        "consume",
+        "--client",
+        client,
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--partitions",
+        &partitions.to_string(),
+        "--count",
+        &count.to_string(),
+        "--isolation",
+        isolation,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    out.lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            Consumed {
+                partition: v["partition"].as_i64().unwrap() as i32,
+                offset: v["offset"].as_i64().unwrap(),
+                timestamp: v["timestamp"].as_i64().unwrap(),
+                key: hex(&v["key"]),
+                value: hex(&v["value"]),
+                headers: v["headers"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|h| (h[0].as_str().unwrap().to_string(), hex(&h[1])))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+/// The partition a peer client's default partitioner picks for each key,
+/// found by producing one record per key to `topic`.
+pub async fn peer_partitions(
+    client: &str,
+    bootstrap: &str,
+    topic: &str,
+    keys: &[Vec<u8>],
+) -> Vec<i32> {
+    assert!(
+        keys.iter().skip(1).all(|k| !k.is_empty()),
+        "only the first key may be empty (one hex key per line)"
+    );
+    let file = std::env::temp_dir().join(format!("{topic}-{client}.keys"));
+    let text: Vec<String> = keys
+        .iter()
+        .map(|k| k.iter().map(|b| format!("{b:02x}")).collect())
+        .collect();
+    std::fs::write(&file, text.join("\n")).unwrap();
+    let args: Vec<String> = [
+        "partitions",
+        "--client",
+        client,
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        topic,
+        "--keys-file",
+        file.to_str().unwrap(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let out = tokio::task::spawn_blocking(move || {
+        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap();
+    let _ = std::fs::remove_file(&file);
+    let partitions: Vec<i32> = out
+        .lines()
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).unwrap();
+            v["partition"].as_i64().unwrap() as i32
+        })
+        .collect();
+    assert_eq!(
+        partitions.len(),
+        keys.len(),
+        "{client} answered for every key"
+    );
+    partitions
+}
