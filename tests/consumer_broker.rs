@@ -138,8 +138,9 @@ async fn consume(consumer: &Consumer, n: usize, max_per_poll: usize) -> Vec<(i64
     while out.len() < n {
         assert!(
             Instant::now() < deadline,
-            "only {} of {n} records: {out:?}",
-            out.len()
+            "only {} of {n} records: {out:?}; {:?}",
+            out.len(),
+            consumer.metrics()
         );
         let batch = consumer
             .poll(max_per_poll.min(n - out.len()), Duration::from_millis(500))

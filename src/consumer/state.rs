@@ -154,6 +154,10 @@ impl State {
         };
         p.generation = generation;
         self.renew_sessions = true;
+        // A lookup or check still running is for the old generation: its
+        // answer is dropped, and this seek's own one starts afresh.
+        p.reset_in_flight = false;
+        p.validation_in_flight = false;
         p.failed = false;
         p.awaiting_validation = false;
         p.position_epoch = None;
