@@ -18,6 +18,16 @@ use ferrokafka::records::{BatchReader, DecodeOptions};
 struct Counting;
 
 static TRACKING: AtomicBool = AtomicBool::new(false);
+thread_local! {
+    /// Set on the measuring thread only: allocations the test harness makes
+    /// on other threads meanwhile (reporting a finished test, ...) are not
+    /// the decoder's.
+    static MEASURING_HERE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn tracked() -> bool {
+    TRACKING.load(Ordering::Relaxed) && MEASURING_HERE.try_with(|m| m.get()).unwrap_or(false)
+}
 static LARGEST: AtomicUsize = AtomicUsize::new(0);
 static TOTAL: AtomicUsize = AtomicUsize::new(0);
 /// Only one measurement at a time (tests in this binary run in parallel).
@@ -27,7 +37,7 @@ static MEASURE: Mutex<()> = Mutex::new(());
 // are atomics and never influence the allocation itself.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if TRACKING.load(Ordering::Relaxed) {
+        if tracked() {
             LARGEST.fetch_max(layout.size(), Ordering::Relaxed);
             TOTAL.fetch_add(layout.size(), Ordering::Relaxed);
         }
@@ -37,7 +47,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if TRACKING.load(Ordering::Relaxed) {
+        if tracked() {
             LARGEST.fetch_max(new_size, Ordering::Relaxed);
             TOTAL.fetch_add(new_size.saturating_sub(layout.size()), Ordering::Relaxed);
         }
@@ -52,9 +62,11 @@ static ALLOCATOR: Counting = Counting;
 fn measure(f: impl FnOnce()) -> (usize, usize) {
     LARGEST.store(0, Ordering::SeqCst);
     TOTAL.store(0, Ordering::SeqCst);
+    MEASURING_HERE.with(|m| m.set(true));
     TRACKING.store(true, Ordering::SeqCst);
     f();
     TRACKING.store(false, Ordering::SeqCst);
+    MEASURING_HERE.with(|m| m.set(false));
     (LARGEST.load(Ordering::SeqCst), TOTAL.load(Ordering::SeqCst))
 }
 

@@ -285,7 +285,10 @@ fn as_plain(r: &Record) -> Plain {
         r.value.as_ref().map(|b| b.to_vec()),
         r.headers
             .iter()
-            .map(|h| (h.key.clone(), h.value.as_ref().map(|v| v.to_vec())))
+            .map(|h| {
+                let key = h.key_str().expect("UTF-8 header key").to_owned();
+                (key, h.value.as_ref().map(|v| v.to_vec()))
+            })
             .collect(),
     )
 }

@@ -11,13 +11,14 @@ use bytes::Bytes;
 use tracing::Instrument;
 
 use crate::network::Error as NetworkError;
+use crate::network::{ConnectionRole, RequestOptions};
 use crate::protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
-use crate::protocol::messages::fetch_response::AbortedTransaction;
+use crate::protocol::messages::fetch_response::AbortedTransaction as WireAbortedTransaction;
 use crate::protocol::messages::{FetchRequest, FetchResponse};
 use crate::protocol::{ApiKey, ErrorCode};
 use crate::records::compression::{self, Compression};
 use crate::records::{
-    Batch, BatchReader, ControlRecordType, DecodeOptions, RecordsError,
+    AbortedTransaction, AbortedTransactions, Batch, BatchReader, DecodeOptions, RecordsError,
     DEFAULT_MAX_DECOMPRESSED_BYTES,
 };
 
@@ -176,7 +177,10 @@ async fn round_trip(
     max_bytes: i32,
 ) -> Result<Vec<PartitionResult>, NetworkError> {
     let config = &shared.config;
-    let conn = shared.cluster.broker_connection(node).await?;
+    let conn = shared
+        .cluster
+        .broker_connection_for(node, ConnectionRole::Fetch)
+        .await?;
     let version = conn
         .negotiated_version(ApiKey::Fetch)
         .unwrap_or(4)
@@ -203,9 +207,10 @@ async fn round_trip(
         "sending fetch"
     );
     let timeout = shared.cluster.config().request_timeout + config.fetch_max_wait;
-    let response: FetchResponse = conn
-        .send_with_version_timeout(&request, version, timeout)
-        .await?;
+    let options = RequestOptions::role(ConnectionRole::Fetch)
+        .with_timeout(timeout)
+        .with_version(version);
+    let response: FetchResponse = conn.send_with(&request, options).await?;
     let top = ErrorCode::from_code(response.error_code);
     if session.on_response(plan, top, response.session_id) {
         Counters::add(&shared.counters.fetch_session_resets, 1);
@@ -271,7 +276,7 @@ fn decode_partition(
     config: &ConsumerConfig,
     target: &Target,
     records: Bytes,
-    aborted: &[AbortedTransaction],
+    aborted: &[WireAbortedTransaction],
 ) -> Decoded {
     let fetch_offset = target.fetch.fetch_offset;
     let read_committed = config.isolation_level == IsolationLevel::ReadCommitted;
@@ -279,10 +284,11 @@ fn decode_partition(
         max_decompressed_bytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
         verify_crc: config.check_crcs,
     };
-    let mut aborted: Vec<&AbortedTransaction> = aborted.iter().collect();
-    aborted.sort_by_key(|a| a.first_offset);
-    let mut aborted = aborted.into_iter().peekable();
-    let mut active_aborted: Vec<i64> = Vec::new();
+    let mut aborted = AbortedTransactions::new(
+        aborted
+            .iter()
+            .map(|a| AbortedTransaction::new(a.producer_id, a.first_offset)),
+    );
     let mut out = Decoded {
         chunks: Vec::new(),
         next_offset: None,
@@ -323,29 +329,15 @@ fn decode_partition(
         if next <= cursor {
             continue;
         }
+        // read_committed: whether the batch belongs to an aborted transaction
+        // (the filter also passes abort markers to close transactions).
+        let aborted_batch = read_committed && aborted.is_aborted(&batch).unwrap_or(false);
         match batch {
             Batch::V2(b) => {
                 let h = *b.header();
                 let wire = b.raw_records().len() + crate::records::batch::RECORD_BATCH_OVERHEAD;
                 let epoch = (h.partition_leader_epoch >= 0).then_some(h.partition_leader_epoch);
-                if read_committed {
-                    while let Some(a) = aborted.next_if(|a| a.first_offset <= h.last_offset()) {
-                        active_aborted.push(a.producer_id);
-                    }
-                }
-                if h.is_control() {
-                    if read_committed {
-                        if let Ok(Some(control)) = b.control_record() {
-                            if control.kind == ControlRecordType::Abort {
-                                active_aborted.retain(|&pid| pid != h.producer_id);
-                            }
-                        }
-                    }
-                    push_skip(&mut out.chunks, next, wire);
-                } else if read_committed
-                    && h.is_transactional()
-                    && active_aborted.contains(&h.producer_id)
-                {
+                if h.is_control() || aborted_batch {
                     push_skip(&mut out.chunks, next, wire);
                 } else {
                     let data = match h.compression() {
@@ -386,15 +378,13 @@ fn decode_partition(
             }
             Batch::Legacy(legacy) => {
                 let wire: usize = 0;
-                let records: Vec<_> = legacy
-                    .records
-                    .into_iter()
-                    .filter(|r| r.offset >= cursor)
+                let records: Result<Vec<_>, RecordsError> = legacy
+                    .records()
+                    .filter(|r| r.as_ref().map_or(true, |r| r.offset >= cursor))
                     .collect();
-                if records.is_empty() {
-                    push_skip(&mut out.chunks, next, wire);
-                } else {
-                    out.chunks.push(chunk(
+                match records {
+                    Ok(records) if records.is_empty() => push_skip(&mut out.chunks, next, wire),
+                    Ok(records) => out.chunks.push(chunk(
                         ChunkData::Legacy {
                             records: records.into(),
                             start: 0,
@@ -402,7 +392,11 @@ fn decode_partition(
                         next,
                         None,
                         wire,
-                    ));
+                    )),
+                    Err(e) => {
+                        out.error = Some((cursor, e));
+                        break;
+                    }
                 }
             }
         }

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use tracing::Instrument;
 
-use crate::network::Error as NetworkError;
+use crate::network::{Error as NetworkError, RequestOptions};
 use crate::protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use crate::protocol::messages::offset_for_leader_epoch_request::{
     OffsetForLeaderPartition, OffsetForLeaderTopic,
@@ -144,7 +144,9 @@ async fn list_offsets(
         .negotiated_version(ApiKey::ListOffsets)
         .unwrap_or(1)
         .max(1);
-    let response = conn.send_with_version(&request, version).await?;
+    let response = conn
+        .send_with(&request, RequestOptions::default().with_version(version))
+        .await?;
     Ok(partition_answers(
         targets.iter().map(|t| &t.partition),
         &response.topics,
@@ -241,7 +243,9 @@ async fn offsets_for_epochs(
     if version >= 3 {
         request = request.with_replica_id(-1);
     }
-    let response = conn.send_with_version(&request, version).await?;
+    let response = conn
+        .send_with(&request, RequestOptions::default().with_version(version))
+        .await?;
     Ok(partition_answers(
         targets.iter().map(|t| &t.partition),
         &response.topics,

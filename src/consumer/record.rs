@@ -505,7 +505,7 @@ impl<'a> RecordView<'a> {
             headers: self
                 .headers()
                 .map(|h| Header {
-                    key: h.key().to_owned(),
+                    key: h.key_bytes(),
                     value: h.value_bytes(),
                 })
                 .collect(),
@@ -535,6 +535,10 @@ impl<'a> HeaderView<'a> {
     pub fn key(&self) -> &'a str {
         // Checked to be UTF-8 when the batch arrived.
         std::str::from_utf8(&self.data[self.key.0..self.key.1]).unwrap_or_default()
+    }
+    /// The header key as [`Bytes`] sharing the fetched buffer.
+    pub fn key_bytes(&self) -> Bytes {
+        self.data.slice(self.key.0..self.key.1)
     }
     /// The header value, `None` when null.
     pub fn value(&self) -> Option<&'a [u8]> {

@@ -23,8 +23,8 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::protocol::primitives::{
-    ensure_remaining, put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_slice,
-    read_u32, read_varint, read_varlong, varint_len, varlong_len,
+    put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_slice, read_u32,
+    read_varint, read_varlong, varint_len, varlong_len,
 };
 
 use super::compression::{self, Compression};
@@ -304,11 +304,7 @@ impl RecordIter {
                 let key_len = usize::try_from(key_len).map_err(|_| {
                     RecordsError::corrupt(format!("invalid header key length {key_len}"))
                 })?;
-                ensure_remaining(body, key_len)?;
-                let key = std::str::from_utf8(&body[..key_len])
-                    .map_err(|_| crate::protocol::DecodeError::InvalidUtf8)?
-                    .to_owned();
-                body.advance(key_len);
+                let key = read_slice(body, key_len)?;
                 let value = read_varint_bytes(body)?;
                 headers.push(Header { key, value });
             }
@@ -388,11 +384,23 @@ fn read_varint_bytes(buf: &mut Bytes) -> Result<Option<Bytes>, RecordsError> {
     }
 }
 
-/// Builds one v2 batch in place.
+/// Java's safety margin on an estimated compression ratio
+/// (`COMPRESSION_RATE_ESTIMATION_FACTOR`): a batch is judged full when its
+/// records times the ratio times this factor reach the size limit.
+pub const COMPRESSION_RATE_ESTIMATION_FACTOR: f32 = 1.05;
+
+/// Builds v2 batches in place, and can be reused batch after batch.
 ///
-/// Records are encoded straight into a single buffer as they are appended;
-/// [`finish`](Self::finish) then compresses the records section if a codec is
-/// set, writes the header and the CRC. Nothing is allocated per record.
+/// Records are encoded straight into a single buffer as they are appended.
+/// [`seal`](Self::seal) compresses the records section (into a second buffer
+/// the builder keeps), writes the header and the CRC, hands the batch out and
+/// leaves the builder empty, ready for the next batch with its buffers and
+/// settings kept. [`finish`](Self::finish) does the same for a builder used
+/// once. Nothing is allocated per record.
+///
+/// For a producer, [`has_room_for`](Self::has_room_for) tells whether a
+/// record still fits under `batch.size`, estimating the compressed size with
+/// a ratio learned from earlier batches (see [`CompressionRatioEstimator`]).
 ///
 /// ```
 /// use ferrokafka::records::{Compression, RecordBatchBuilder, BatchReader};
@@ -404,11 +412,43 @@ fn read_varint_bytes(buf: &mut Bytes) -> Result<Option<Bytes>, RecordsError> {
 /// assert_eq!(batches.len(), 1);
 /// # Ok::<(), ferrokafka::records::RecordsError>(())
 /// ```
+///
+/// A producer's loop: fill up to `batch.size` (16 KiB), seal, learn the
+/// ratio, start again with the same builder.
+///
+/// ```
+/// use ferrokafka::records::{
+///     BatchReader, Compression, CompressionRatioEstimator, RecordBatchBuilder,
+/// };
+///
+/// let mut ratios = CompressionRatioEstimator::default();
+/// let mut builder = RecordBatchBuilder::new(Compression::Lz4);
+/// let value = b"a fairly compressible value, a fairly compressible value".repeat(2);
+/// let mut sealed = Vec::new();
+/// for i in 0..2_000i64 {
+///     builder.set_estimated_compression_ratio(ratios.estimate("orders", Compression::Lz4));
+///     if !builder.has_room_for(16 * 1024, i, None, Some(&value), &[])? {
+///         let batch = builder.seal()?;
+///         ratios.update("orders", Compression::Lz4, batch.compression_ratio);
+///         sealed.push(batch);
+///     }
+///     builder.append(i, None, Some(&value), &[])?;
+/// }
+/// sealed.push(builder.seal()?);
+/// assert!(sealed.iter().all(|b| b.bytes.len() <= 16 * 1024));
+/// let records: usize = sealed.iter().map(|b| b.record_count).sum();
+/// assert_eq!(records, 2_000);
+/// # Ok::<(), ferrokafka::records::RecordsError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct RecordBatchBuilder {
+    /// The header placeholder followed by the uncompressed records.
     buf: BytesMut,
+    /// Where compressed batches are written; kept between batches.
+    compressed: BytesMut,
     compression: Compression,
     compression_level: Option<i32>,
+    estimated_ratio: f32,
     base_offset: i64,
     partition_leader_epoch: i32,
     log_append_time: bool,
@@ -426,6 +466,20 @@ pub struct RecordBatchBuilder {
 /// A borrowed record header for [`RecordBatchBuilder::append`]: key and value.
 pub type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
 
+/// A batch handed out by [`RecordBatchBuilder::seal`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SealedBatch {
+    /// The encoded batch, header and CRC included, ready to send.
+    pub bytes: Bytes,
+    /// Records in the batch.
+    pub record_count: usize,
+    /// Size of the records section before compression.
+    pub uncompressed_records_len: usize,
+    /// Compressed records section / uncompressed records section (1.0
+    /// without a codec): feed it to [`CompressionRatioEstimator::update`].
+    pub compression_ratio: f32,
+}
+
 impl RecordBatchBuilder {
     /// A builder for a batch compressed with `compression`, base offset 0 and
     /// no producer id.
@@ -439,8 +493,10 @@ impl RecordBatchBuilder {
         buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
         RecordBatchBuilder {
             buf,
+            compressed: BytesMut::new(),
             compression,
             compression_level: None,
+            estimated_ratio: 1.0,
             base_offset: 0,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
             log_append_time: false,
@@ -459,6 +515,16 @@ impl RecordBatchBuilder {
     /// Sets the codec level (`None` = the codec's Kafka default).
     pub fn set_compression_level(&mut self, level: Option<i32>) -> &mut Self {
         self.compression_level = level;
+        self
+    }
+
+    /// Sets the compression ratio (compressed / uncompressed) the size
+    /// estimates assume, usually [`CompressionRatioEstimator::estimate`].
+    /// Ignored without a codec. Starts at 1.0, as in the Java client.
+    pub fn set_estimated_compression_ratio(&mut self, ratio: f32) -> &mut Self {
+        if ratio.is_finite() && ratio > 0.0 {
+            self.estimated_ratio = ratio;
+        }
         self
     }
 
@@ -534,6 +600,61 @@ impl RecordBatchBuilder {
         self.buf.len()
     }
 
+    /// The estimated size of the batch if it were sealed now: the header plus
+    /// the records section times the estimated compression ratio times
+    /// [`COMPRESSION_RATE_ESTIMATION_FACTOR`] (Java's
+    /// `MemoryRecordsBuilder.estimatedBytesWritten`). Without a codec this
+    /// is exact.
+    pub fn estimated_size_in_bytes(&self) -> usize {
+        RECORD_BATCH_OVERHEAD + self.estimate_compressed(self.buf.len() - RECORD_BATCH_OVERHEAD)
+    }
+
+    fn estimate_compressed(&self, uncompressed: usize) -> usize {
+        if self.compression == Compression::None {
+            uncompressed
+        } else {
+            let estimate = uncompressed as f64
+                * f64::from(self.estimated_ratio)
+                * f64::from(COMPRESSION_RATE_ESTIMATION_FACTOR);
+            // `as` saturates; estimates are far below usize::MAX anyway.
+            estimate.ceil() as usize
+        }
+    }
+
+    /// The estimated size of the sealed batch (as
+    /// [`estimated_size_in_bytes`](Self::estimated_size_in_bytes)) if this
+    /// record were appended next.
+    pub fn estimated_size_after(
+        &self,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[HeaderRef<'_>],
+    ) -> Result<usize, RecordsError> {
+        let next = self.size_of_next(timestamp, key, value, headers)?;
+        let records = self.buf.len() - RECORD_BATCH_OVERHEAD;
+        Ok(RECORD_BATCH_OVERHEAD + self.estimate_compressed(records.saturating_add(next)))
+    }
+
+    /// Whether this record fits in a batch limited to `batch_size` bytes
+    /// (`batch.size`), by the estimate of
+    /// [`estimated_size_after`](Self::estimated_size_after). An empty
+    /// builder always has room: a record larger than `batch.size` gets a
+    /// batch of its own, as in the Java client.
+    pub fn has_room_for(
+        &self,
+        batch_size: usize,
+        timestamp: i64,
+        key: Option<&[u8]>,
+        value: Option<&[u8]>,
+        headers: &[HeaderRef<'_>],
+    ) -> Result<bool, RecordsError> {
+        if self.is_empty() {
+            return Ok(true);
+        }
+        Ok(self.estimated_size_after(timestamp, key, value, headers)? <= batch_size)
+    }
+
     /// Bytes the records section would grow by if this record were appended
     /// next (before compression).
     pub fn size_of_next(
@@ -544,11 +665,14 @@ impl RecordBatchBuilder {
         headers: &[HeaderRef<'_>],
     ) -> Result<usize, RecordsError> {
         let (ts_delta, offset_delta) = self.next_deltas(timestamp, None)?;
-        let body = body_len(ts_delta, offset_delta, key, value, headers.iter().copied())?;
+        let body = body_len(ts_delta, offset_delta, key, value, str_headers(headers))?;
         Ok(varint_len(body) + body.unsigned_abs() as usize)
     }
 
     /// Appends a record at the next offset; returns its offset delta.
+    ///
+    /// `timestamp` is in milliseconds since the epoch, or -1 (no timestamp);
+    /// other negative values are refused, as by the Java client.
     pub fn append(
         &mut self,
         timestamp: i64,
@@ -556,7 +680,7 @@ impl RecordBatchBuilder {
         value: Option<&[u8]>,
         headers: &[HeaderRef<'_>],
     ) -> Result<i32, RecordsError> {
-        self.append_inner(None, timestamp, key, value, headers.iter().copied())
+        self.append_inner(None, timestamp, key, value, str_headers(headers))
     }
 
     /// Appends a record at an explicit offset delta, which must be larger than
@@ -574,7 +698,7 @@ impl RecordBatchBuilder {
             timestamp,
             key,
             value,
-            headers.iter().copied(),
+            str_headers(headers),
         )
     }
 
@@ -599,7 +723,7 @@ impl RecordBatchBuilder {
             record
                 .headers
                 .iter()
-                .map(|h| (h.key.as_str(), h.value.as_deref())),
+                .map(|h| (&h.key[..], h.value.as_deref())),
         )
     }
 
@@ -617,6 +741,11 @@ impl RecordBatchBuilder {
         timestamp: i64,
         offset_delta: Option<i32>,
     ) -> Result<(i64, i32), RecordsError> {
+        if timestamp < NO_TIMESTAMP {
+            return Err(RecordsError::Build(format!(
+                "invalid negative timestamp {timestamp}"
+            )));
+        }
         let offset_delta = match offset_delta {
             Some(d) if d > self.last_offset_delta => d,
             Some(d) => {
@@ -650,7 +779,7 @@ impl RecordBatchBuilder {
         headers: I,
     ) -> Result<i32, RecordsError>
     where
-        I: Iterator<Item = HeaderRef<'h>> + Clone,
+        I: Iterator<Item = RawHeaderRef<'h>> + Clone,
     {
         let (ts_delta, offset_delta) = self.next_deltas(timestamp, offset_delta)?;
         let body = body_len(ts_delta, offset_delta, key, value, headers.clone())?;
@@ -670,8 +799,7 @@ impl RecordBatchBuilder {
         // body_len already checked the count and every length fits an i32.
         put_varint(buf, headers.clone().count() as i32);
         for (hkey, hvalue) in headers {
-            put_varint(buf, hkey.len() as i32);
-            buf.put_slice(hkey.as_bytes());
+            put_varint_bytes(buf, Some(hkey));
             put_varint_bytes(buf, hvalue);
         }
         if self.count == 0 {
@@ -685,20 +813,87 @@ impl RecordBatchBuilder {
         Ok(offset_delta)
     }
 
-    /// Writes the header, compresses the records if a codec is set and
-    /// returns the finished batch.
-    pub fn finish(self) -> Result<Bytes, RecordsError> {
-        let mut buf = match self.compression {
-            Compression::None => self.buf,
-            codec => {
-                let section = &self.buf[RECORD_BATCH_OVERHEAD..];
-                let mut out =
-                    BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + section.len() / 2 + 64);
-                out.put_bytes(0, RECORD_BATCH_OVERHEAD);
-                compression::compress(codec, self.compression_level, section, &mut out)?;
+    /// Forgets the records appended so far, keeping the buffers (no memory
+    /// is freed) and every setting (codec, producer fields, ...).
+    pub fn reset(&mut self) {
+        self.buf.truncate(RECORD_BATCH_OVERHEAD);
+        self.count = 0;
+        self.last_offset_delta = -1;
+        self.base_timestamp = NO_TIMESTAMP;
+        self.max_timestamp = NO_TIMESTAMP;
+    }
+
+    /// Seals the batch: compresses the records if a codec is set (into a
+    /// buffer the builder keeps for the next batch), writes the header and
+    /// the CRC, and returns it. The builder is then empty, as after
+    /// [`reset`](Self::reset), with its settings kept.
+    ///
+    /// An empty batch is refused ([`RecordsError::Build`]); brokers and the
+    /// Java client refuse them too. On an error the records are kept.
+    pub fn seal(&mut self) -> Result<SealedBatch, RecordsError> {
+        if self.count == 0 {
+            return Err(RecordsError::Build(
+                "a record batch needs at least one record".into(),
+            ));
+        }
+        let uncompressed_records_len = self.buf.len() - RECORD_BATCH_OVERHEAD;
+        let out = match self.compression {
+            Compression::None => {
+                self.write_header_into_buf()?;
+                // The staged bytes are the batch. Appends to the next batch
+                // reclaim this allocation if the batch was dropped by then.
+                let out = self.buf.split();
+                self.buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
                 out
             }
+            codec => {
+                let mut out = std::mem::take(&mut self.compressed);
+                out.clear();
+                out.reserve(RECORD_BATCH_OVERHEAD + uncompressed_records_len / 2 + 64);
+                out.put_bytes(0, RECORD_BATCH_OVERHEAD);
+                let section = &self.buf[RECORD_BATCH_OVERHEAD..];
+                let written =
+                    compression::compress(codec, self.compression_level, section, &mut out)
+                        .and_then(|()| self.write_header(&mut out));
+                self.compressed = out;
+                written?;
+                self.buf.truncate(RECORD_BATCH_OVERHEAD);
+                self.compressed.split()
+            }
         };
+        let compression_ratio = if self.compression == Compression::None {
+            1.0
+        } else {
+            (out.len() - RECORD_BATCH_OVERHEAD) as f32 / uncompressed_records_len as f32
+        };
+        let record_count = self.record_count();
+        self.count = 0;
+        self.last_offset_delta = -1;
+        self.base_timestamp = NO_TIMESTAMP;
+        self.max_timestamp = NO_TIMESTAMP;
+        Ok(SealedBatch {
+            bytes: out.freeze(),
+            record_count,
+            uncompressed_records_len,
+            compression_ratio,
+        })
+    }
+
+    /// Writes the header, compresses the records if a codec is set and
+    /// returns the finished batch. An empty batch is refused (see
+    /// [`seal`](Self::seal)).
+    pub fn finish(mut self) -> Result<Bytes, RecordsError> {
+        self.seal().map(|sealed| sealed.bytes)
+    }
+
+    fn write_header_into_buf(&mut self) -> Result<(), RecordsError> {
+        let mut buf = std::mem::take(&mut self.buf);
+        let result = self.write_header(&mut buf);
+        self.buf = buf;
+        result
+    }
+
+    fn write_header(&self, buf: &mut BytesMut) -> Result<(), RecordsError> {
         let batch_length = buf
             .len()
             .checked_sub(LOG_OVERHEAD)
@@ -733,8 +928,101 @@ impl RecordBatchBuilder {
         }
         let crc = crc32c::crc32c(&buf[ATTRIBUTES_OFFSET..]);
         buf[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
-        Ok(buf.freeze())
+        Ok(())
     }
+}
+
+/// Producer fields written into a sealed batch by [`restamp_producer_state`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProducerState {
+    /// Producer id (-1 for none).
+    pub producer_id: i64,
+    /// Producer epoch (-1 for none).
+    pub producer_epoch: i16,
+    /// Sequence number of the batch's first record (-1 for none).
+    pub base_sequence: i32,
+    /// Whether the batch belongs to a transaction.
+    pub transactional: bool,
+}
+
+const PRODUCER_ID_OFFSET: usize = 43;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
+const BASE_SEQUENCE_OFFSET: usize = 53;
+
+/// Rewrites the producer id, epoch, base sequence and transactional flag of
+/// a sealed v2 batch, then its CRC (computed from byte 21, the attributes,
+/// to the end). The records section is not touched, so a compressed batch
+/// is not recompressed: this is how an idempotent producer re-sequences a
+/// batch for a retry after an epoch bump (KIP-360).
+///
+/// Fails with [`RecordsError::Corrupt`] if `batch` is not one whole v2 batch.
+///
+/// ```
+/// use ferrokafka::records::{restamp_producer_state, BatchReader, Compression, ProducerState, RecordBatchBuilder};
+///
+/// let mut builder = RecordBatchBuilder::new(Compression::Zstd);
+/// builder.append(1_700_000_000_000, None, Some(b"payload"), &[])?;
+/// let sealed = builder.seal()?;
+/// let mut bytes = bytes::BytesMut::from(&sealed.bytes[..]);
+/// let state = ProducerState { producer_id: 4000, producer_epoch: 2, base_sequence: 17, transactional: true };
+/// restamp_producer_state(&mut bytes, state)?;
+/// let batch = BatchReader::new(bytes.freeze()).next().unwrap()?; // the CRC checks out
+/// assert_eq!(batch.producer_id(), 4000);
+/// assert!(batch.is_transactional());
+/// # Ok::<(), ferrokafka::records::RecordsError>(())
+/// ```
+pub fn restamp_producer_state(batch: &mut [u8], state: ProducerState) -> Result<(), RecordsError> {
+    if batch.len() < RECORD_BATCH_OVERHEAD || batch[16] as i8 != MAGIC_V2 {
+        return Err(RecordsError::corrupt("not a v2 record batch"));
+    }
+    let declared = i32::from_be_bytes([batch[8], batch[9], batch[10], batch[11]]);
+    if usize::try_from(declared)
+        .ok()
+        .and_then(|l| l.checked_add(LOG_OVERHEAD))
+        != Some(batch.len())
+    {
+        return Err(RecordsError::corrupt(format!(
+            "batch length says {declared} + 12 bytes, {} given",
+            batch.len()
+        )));
+    }
+    let mut attributes =
+        i16::from_be_bytes([batch[ATTRIBUTES_OFFSET], batch[ATTRIBUTES_OFFSET + 1]]);
+    if state.transactional {
+        attributes |= TRANSACTIONAL_FLAG;
+    } else {
+        attributes &= !TRANSACTIONAL_FLAG;
+    }
+    batch[ATTRIBUTES_OFFSET..ATTRIBUTES_OFFSET + 2].copy_from_slice(&attributes.to_be_bytes());
+    batch[PRODUCER_ID_OFFSET..PRODUCER_EPOCH_OFFSET]
+        .copy_from_slice(&state.producer_id.to_be_bytes());
+    batch[PRODUCER_EPOCH_OFFSET..BASE_SEQUENCE_OFFSET]
+        .copy_from_slice(&state.producer_epoch.to_be_bytes());
+    batch[BASE_SEQUENCE_OFFSET..BASE_SEQUENCE_OFFSET + 4]
+        .copy_from_slice(&state.base_sequence.to_be_bytes());
+    let crc = crc32c::crc32c(&batch[ATTRIBUTES_OFFSET..]);
+    batch[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
+    Ok(())
+}
+
+/// [`restamp_producer_state`] on a shared batch: rewrites it in place when
+/// `batch` is its buffer's only handle (say, once the request that carried
+/// it is gone), and on a copy otherwise.
+pub fn restamped(batch: Bytes, state: ProducerState) -> Result<Bytes, RecordsError> {
+    let mut bytes = batch
+        .try_into_mut()
+        .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+    restamp_producer_state(&mut bytes, state)?;
+    Ok(bytes.freeze())
+}
+
+/// A header with its key as raw bytes (the builder's internal form).
+type RawHeaderRef<'a> = (&'a [u8], Option<&'a [u8]>);
+
+fn str_headers<'a>(
+    headers: &'a [HeaderRef<'a>],
+) -> impl Iterator<Item = RawHeaderRef<'a>> + Clone + 'a {
+    headers.iter().map(|&(k, v)| (k.as_bytes(), v))
 }
 
 /// Length of a record's body (everything after its length varint).
@@ -743,7 +1031,7 @@ fn body_len<'h>(
     offset_delta: i32,
     key: Option<&[u8]>,
     value: Option<&[u8]>,
-    headers: impl Iterator<Item = HeaderRef<'h>>,
+    headers: impl Iterator<Item = RawHeaderRef<'h>>,
 ) -> Result<i32, RecordsError> {
     let add = |len: usize, n: usize| len.checked_add(n).ok_or_else(too_large);
     let mut len = 1 + varlong_len(ts_delta) + varint_len(offset_delta);
@@ -752,7 +1040,7 @@ fn body_len<'h>(
     let mut count: usize = 0;
     for (hkey, hvalue) in headers {
         count += 1;
-        len = add(len, varint_bytes_len(Some(hkey.as_bytes()))?)?;
+        len = add(len, varint_bytes_len(Some(hkey))?)?;
         len = add(len, varint_bytes_len(hvalue)?)?;
     }
     let count = i32::try_from(count).map_err(|_| too_large())?;

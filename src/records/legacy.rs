@@ -18,6 +18,7 @@ use crate::protocol::primitives::{
     read_i32, read_i64, read_i8, read_nullable_bytes, read_slice, read_u32,
 };
 
+use super::batch;
 use super::compression::{self, Compression};
 use super::{DecodeOptions, Record, RecordsError, TimestampType};
 
@@ -36,6 +37,13 @@ const TIMESTAMP_TYPE_FLAG: i8 = 0x08;
 
 /// One top-level entry of a legacy message set: a plain message, or a
 /// compressed wrapper holding several.
+///
+/// A wrapper is decompressed when the entry is decoded (bounded by the
+/// decode options' limit) and its framing checked: sizes, no nested
+/// compression, strictly increasing inner offsets. The inner messages
+/// themselves are parsed (and their CRCs checked) only as
+/// [`records`](Self::records) yields them, so a wrapper never costs more
+/// memory than its decompressed bytes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LegacyBatch {
     /// The entry's offset (for a wrapper, the last inner offset).
@@ -46,8 +54,28 @@ pub struct LegacyBatch {
     pub attributes: i8,
     /// The stored CRC-32 of the (wrapper) message.
     pub crc: u32,
-    /// The messages, as records with absolute offsets.
-    pub records: Vec<Record>,
+    content: Content,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Content {
+    /// An uncompressed message.
+    Single(Record),
+    /// A wrapper's decompressed inner message set, already framed-checked.
+    Wrapped(InnerSet),
+}
+
+/// What is needed to turn a wrapper's inner messages into records lazily.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct InnerSet {
+    data: Bytes,
+    count: usize,
+    first_offset: i64,
+    /// Added to every inner offset (0 for magic 0, whose offsets are absolute).
+    offset_base: i64,
+    /// The wrapper's timestamp when it imposes log append time (magic 1).
+    wrapper_time: Option<i64>,
+    verify_crc: bool,
 }
 
 impl LegacyBatch {
@@ -58,12 +86,39 @@ impl LegacyBatch {
 
     /// Offset of the first message.
     pub fn base_offset(&self) -> i64 {
-        self.records.first().map_or(self.offset, |r| r.offset)
+        match &self.content {
+            Content::Single(record) => record.offset,
+            Content::Wrapped(inner) => inner.first_offset,
+        }
     }
 
     /// Offset of the last message.
     pub fn last_offset(&self) -> i64 {
         self.offset
+    }
+
+    /// Number of messages in the entry.
+    pub fn record_count(&self) -> usize {
+        match &self.content {
+            Content::Single(_) => 1,
+            Content::Wrapped(inner) => inner.count,
+        }
+    }
+
+    /// The messages as records with absolute offsets, parsed as they are read.
+    pub fn records(&self) -> LegacyRecords {
+        match &self.content {
+            Content::Single(record) => LegacyRecords {
+                single: Some(record.clone()),
+                inner: None,
+                failed: false,
+            },
+            Content::Wrapped(inner) => LegacyRecords {
+                single: None,
+                inner: Some(inner.clone()),
+                failed: false,
+            },
+        }
     }
 
     /// Decodes one entry (`offset`, `size`, message) that must span all of `entry`.
@@ -79,23 +134,74 @@ impl LegacyBatch {
         let message = Message::decode(entry, options.verify_crc)?;
         let codec = Compression::from_id((message.attributes & COMPRESSION_MASK) as u8)?;
         let (magic, attributes, crc) = (message.magic, message.attributes, message.crc);
-        let records = match codec {
-            Compression::None => vec![message.into_record(offset, None)],
+        let content = match codec {
+            Compression::None => Content::Single(message.into_record(offset, None)),
             Compression::Zstd => {
                 return Err(RecordsError::CodecNotAllowed {
                     codec,
                     magic: message.magic,
                 })
             }
-            _ => message.unwrap_inner(offset, codec, options)?,
+            _ => Content::Wrapped(message.unwrap_inner(offset, codec, options)?),
         };
         Ok(LegacyBatch {
             offset,
             magic,
             attributes,
             crc,
-            records,
+            content,
         })
+    }
+}
+
+/// Iterator over the records of a [`LegacyBatch`]. After an error it yields
+/// nothing more.
+#[derive(Debug, Clone)]
+pub struct LegacyRecords {
+    single: Option<Record>,
+    inner: Option<InnerSet>,
+    failed: bool,
+}
+
+impl LegacyRecords {
+    fn next_inner(inner: &mut InnerSet) -> Result<Record, RecordsError> {
+        // The framing was checked when the wrapper was decoded.
+        let inner_offset = read_i64(&mut inner.data)?;
+        let size = read_i32(&mut inner.data)?;
+        let size = usize::try_from(size)
+            .map_err(|_| RecordsError::corrupt(format!("negative message size {size}")))?;
+        let message = Message::decode(read_slice(&mut inner.data, size)?, inner.verify_crc)?;
+        let offset = inner
+            .offset_base
+            .checked_add(inner_offset)
+            .ok_or_else(|| RecordsError::corrupt("inner message offset overflows"))?;
+        inner.count = inner.count.saturating_sub(1);
+        Ok(message.into_record(offset, inner.wrapper_time))
+    }
+}
+
+impl Iterator for LegacyRecords {
+    type Item = Result<Record, RecordsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed {
+            return None;
+        }
+        if let Some(record) = self.single.take() {
+            return Some(Ok(record));
+        }
+        let inner = self.inner.as_mut()?;
+        if !inner.data.has_remaining() {
+            return None;
+        }
+        let result = Self::next_inner(inner);
+        self.failed = result.is_err();
+        Some(result)
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = usize::from(self.single.is_some()) + self.inner.as_ref().map_or(0, |i| i.count);
+        (0, Some(n))
     }
 }
 
@@ -171,52 +277,81 @@ impl Message {
         }
     }
 
-    /// Decompresses a wrapper's value and reads the inner message set.
+    /// Decompresses a wrapper's value and checks the framing of the inner
+    /// message set without parsing (or allocating for) its messages.
     fn unwrap_inner(
         &self,
         wrapper_offset: i64,
         codec: Compression,
         options: &DecodeOptions,
-    ) -> Result<Vec<Record>, RecordsError> {
+    ) -> Result<InnerSet, RecordsError> {
         let value = self
             .value
             .as_ref()
             .ok_or_else(|| RecordsError::corrupt("compressed wrapper message without a value"))?;
-        let mut data = compression::decompress(codec, value, options.max_decompressed_bytes)?;
-        let mut inner = Vec::new();
-        while data.has_remaining() {
-            let inner_offset = read_i64(&mut data)?;
-            let size = read_i32(&mut data)?;
+        let data = compression::decompress(codec, value, options.max_decompressed_bytes)?;
+        let mut scan = &data[..];
+        let mut count = 0usize;
+        let mut first_inner = None;
+        let mut last_inner: Option<i64> = None;
+        while !scan.is_empty() {
+            if scan.len() < batch::LOG_OVERHEAD {
+                return Err(RecordsError::corrupt("truncated inner message header"));
+            }
+            let inner_offset = (&scan[..8]).get_i64();
+            let size = (&scan[8..12]).get_i32();
             let size = usize::try_from(size)
-                .map_err(|_| RecordsError::corrupt(format!("negative message size {size}")))?;
-            let message = Message::decode(read_slice(&mut data, size)?, options.verify_crc)?;
-            if message.attributes & COMPRESSION_MASK != 0 {
+                .ok()
+                .filter(|&s| s >= MIN_MESSAGE_V0)
+                .ok_or_else(|| {
+                    RecordsError::corrupt(format!("invalid inner message size {size}"))
+                })?;
+            let end = size
+                .checked_add(batch::LOG_OVERHEAD)
+                .filter(|&end| end <= scan.len())
+                .ok_or_else(|| RecordsError::corrupt("truncated inner message"))?;
+            // crc u32, magic i8, then the attributes.
+            let inner_attributes = scan[batch::LOG_OVERHEAD + 5] as i8;
+            if inner_attributes & COMPRESSION_MASK != 0 {
                 return Err(RecordsError::corrupt(
                     "compressed message nested in a wrapper",
                 ));
             }
-            inner.push((inner_offset, message));
+            if last_inner.is_some_and(|last| inner_offset <= last) {
+                return Err(RecordsError::corrupt(format!(
+                    "inner message offset {inner_offset} does not increase (previous {})",
+                    last_inner.unwrap_or_default()
+                )));
+            }
+            first_inner.get_or_insert(inner_offset);
+            last_inner = Some(inner_offset);
+            count += 1;
+            scan = &scan[end..];
         }
-        let Some(&(last_inner, _)) = inner.last() else {
+        let (Some(first_inner), Some(last_inner)) = (first_inner, last_inner) else {
             return Err(RecordsError::corrupt("compressed wrapper with no messages"));
         };
+        let offset_base = if self.magic == MAGIC_V0 {
+            0
+        } else {
+            wrapper_offset
+                .checked_sub(last_inner)
+                .ok_or_else(|| RecordsError::corrupt("inner message offset overflows"))?
+        };
+        let first_offset = offset_base
+            .checked_add(first_inner)
+            .ok_or_else(|| RecordsError::corrupt("inner message offset overflows"))?;
         let wrapper_time = (self.magic == MAGIC_V1
             && self.timestamp_type() == TimestampType::LogAppendTime)
             .then_some(self.timestamp);
-        inner
-            .into_iter()
-            .map(|(inner_offset, message)| {
-                let offset = if self.magic == MAGIC_V0 {
-                    Some(inner_offset)
-                } else {
-                    wrapper_offset
-                        .checked_sub(last_inner)
-                        .and_then(|base| base.checked_add(inner_offset))
-                }
-                .ok_or_else(|| RecordsError::corrupt("inner message offset overflows"))?;
-                Ok(message.into_record(offset, wrapper_time))
-            })
-            .collect()
+        Ok(InnerSet {
+            data,
+            count,
+            first_offset,
+            offset_base,
+            wrapper_time,
+            verify_crc: options.verify_crc,
+        })
     }
 }
 

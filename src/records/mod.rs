@@ -6,6 +6,13 @@
 //!   magic (legacy v0/v1 message sets and v2 batches may be mixed), and stops
 //!   cleanly at a truncated final batch, as brokers send in fetch responses.
 //! * [`RecordStream`] flattens that into one stream of data [`Record`]s.
+//! * [`FetchedRecords`] is what a consumer needs for one partition of a
+//!   Fetch response: records from the fetch position on, aborted
+//!   transactions dropped (read_committed), and the next position, moved
+//!   past control and empty batches too.
+//! * [`CompressionRatioEstimator`] and [`restamp_producer_state`] serve the
+//!   producer (batches filled to `batch.size` after compression; retries
+//!   re-sequenced without recompressing).
 //! * [`compression`] holds the codecs; [`control`] the control records.
 //!
 //! Every decoder returns either a value or a [`RecordsError`] for any input;
@@ -16,15 +23,22 @@ pub mod batch;
 pub mod compression;
 pub mod control;
 mod error;
+pub mod fetch;
 pub mod legacy;
+mod ratio;
 
 use bytes::{Buf, Bytes};
 
-pub use batch::{HeaderRef, RecordBatch, RecordBatchBuilder, RecordBatchHeader, RecordIter};
+pub use batch::{
+    restamp_producer_state, restamped, HeaderRef, ProducerState, RecordBatch, RecordBatchBuilder,
+    RecordBatchHeader, RecordIter, SealedBatch, COMPRESSION_RATE_ESTIMATION_FACTOR,
+};
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use control::{ControlRecord, ControlRecordType, EndTransactionMarker};
 pub use error::RecordsError;
-pub use legacy::LegacyBatch;
+pub use fetch::{AbortedTransaction, AbortedTransactions, FetchedRecords};
+pub use legacy::{LegacyBatch, LegacyRecords};
+pub use ratio::{CompressionRatio, CompressionRatioEstimator};
 
 /// How a record's timestamp was assigned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -38,13 +52,41 @@ pub enum TimestampType {
     LogAppendTime,
 }
 
-/// A record header: a UTF-8 key and an optional value.
+/// A record header: a key (UTF-8 by convention) and an optional value.
+///
+/// The key is kept as the bytes on the wire (a zero-copy slice of the batch,
+/// like the value), so decoding allocates nothing per header; read it as text
+/// with [`key_str`](Self::key_str). Invalid UTF-8 is not an error when
+/// decoding (the Java client decodes it leniently too).
+///
+/// ```
+/// use ferrokafka::records::Header;
+///
+/// let header = Header::new("trace-id", Some(bytes::Bytes::from_static(b"abc")));
+/// assert_eq!(header.key_str(), Ok("trace-id"));
+/// assert_eq!(&header.key[..], b"trace-id");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Header {
-    /// The header key.
-    pub key: String,
+    /// The header key's bytes.
+    pub key: Bytes,
     /// The header value; `None` is a null value.
     pub value: Option<Bytes>,
+}
+
+impl Header {
+    /// A header from a key (`&'static str`, `String`, `Bytes`, ...) and a value.
+    pub fn new(key: impl Into<Bytes>, value: Option<Bytes>) -> Self {
+        Header {
+            key: key.into(),
+            value,
+        }
+    }
+
+    /// The key as text; fails if the key is not valid UTF-8.
+    pub fn key_str(&self) -> Result<&str, std::str::Utf8Error> {
+        std::str::from_utf8(&self.key)
+    }
 }
 
 /// A record as consumers see it, whichever message format it came from.
@@ -140,30 +182,31 @@ impl Batch {
     }
 
     /// The records of the batch (for v2, decompressing if needed).
-    pub fn records(&self) -> Result<BatchRecords<'_>, RecordsError> {
+    pub fn records(&self) -> Result<BatchRecords, RecordsError> {
         Ok(match self {
             Batch::V2(b) => BatchRecords::V2(b.records()?),
-            Batch::Legacy(b) => BatchRecords::Legacy(b.records.iter()),
+            Batch::Legacy(b) => BatchRecords::Legacy(b.records()),
         })
     }
 }
 
-/// Iterator over the records of a [`Batch`].
+/// Iterator over the records of a [`Batch`] (owns what it reads: `Bytes`).
 #[derive(Debug, Clone)]
-pub enum BatchRecords<'a> {
+pub enum BatchRecords {
     /// Records of a v2 batch, parsed as they are read.
     V2(RecordIter),
-    /// Records of a legacy entry, already parsed (cloning is cheap: `Bytes`).
-    Legacy(std::slice::Iter<'a, Record>),
+    /// Records of a legacy entry, parsed as they are read.
+    Legacy(LegacyRecords),
 }
 
-impl Iterator for BatchRecords<'_> {
+impl Iterator for BatchRecords {
     type Item = Result<Record, RecordsError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         match self {
             BatchRecords::V2(it) => it.next(),
-            BatchRecords::Legacy(it) => it.next().cloned().map(Ok),
+            BatchRecords::Legacy(it) => it.next(),
         }
     }
 }
@@ -269,14 +312,8 @@ impl Iterator for BatchReader {
 #[derive(Debug)]
 pub struct RecordStream {
     reader: BatchReader,
-    current: Option<CurrentBatch>,
+    current: Option<BatchRecords>,
     failed: bool,
-}
-
-#[derive(Debug)]
-enum CurrentBatch {
-    V2(RecordIter),
-    Legacy(std::vec::IntoIter<Record>),
 }
 
 impl RecordStream {
@@ -301,22 +338,17 @@ impl RecordStream {
 
     fn advance(&mut self) -> Option<Result<Record, RecordsError>> {
         loop {
-            let next = match &mut self.current {
-                Some(CurrentBatch::V2(it)) => it.next(),
-                Some(CurrentBatch::Legacy(it)) => it.next().map(Ok),
-                None => None,
-            };
+            let next = self.current.as_mut().and_then(Iterator::next);
             if next.is_some() {
                 return next;
             }
             self.current = match self.reader.next()? {
                 Err(e) => return Some(Err(e)),
                 Ok(Batch::V2(b)) if b.header().is_control() => None,
-                Ok(Batch::V2(b)) => match b.records() {
-                    Ok(it) => Some(CurrentBatch::V2(it)),
+                Ok(b) => match b.records() {
+                    Ok(it) => Some(it),
                     Err(e) => return Some(Err(e)),
                 },
-                Ok(Batch::Legacy(b)) => Some(CurrentBatch::Legacy(b.records.into_iter())),
             };
         }
     }

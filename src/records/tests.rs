@@ -4,7 +4,9 @@
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::records::batch::{NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE};
+use crate::records::batch::{
+    NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE, RECORD_BATCH_OVERHEAD,
+};
 
 const CODECS: [Compression; 5] = [
     Compression::None,
@@ -49,7 +51,7 @@ fn rec(offset: i64, ts: i64, key: Option<&[u8]>, value: Option<&[u8]>) -> Record
 
 fn header(key: &str, value: Option<&[u8]>) -> Header {
     Header {
-        key: key.to_owned(),
+        key: Bytes::copy_from_slice(key.as_bytes()),
         value: value.map(Bytes::copy_from_slice),
     }
 }
@@ -217,6 +219,7 @@ fn uncompressed_decoding_is_zero_copy() {
             .into_iter()
             .flatten()
             .chain(record.headers.iter().filter_map(|h| h.value.as_ref()))
+            .chain(record.headers.iter().map(|h| &h.key))
             .filter(|b| !b.is_empty())
         {
             assert!(range.contains(&(part.as_ptr() as usize)));
@@ -415,12 +418,209 @@ fn builder_offsets_sizes_and_limits() {
     assert!(b.append_record(&rec(10, 0, None, None)).is_ok());
     assert!(b.append_record(&rec(10, 0, None, None)).is_err());
 
-    // An empty batch is still a valid batch, whatever the codec.
+    // An empty batch cannot be built (brokers and Java refuse them), but one
+    // on the wire (left by compaction) still decodes.
     for codec in enabled_codecs() {
-        let (batches, _) = decode_all(RecordBatchBuilder::new(codec).finish().unwrap());
-        assert_eq!(records_of(&batches[0]).len(), 0, "{codec:?}");
-        assert_eq!(batches[0].base_offset(), 0);
+        assert!(matches!(
+            RecordBatchBuilder::new(codec).finish(),
+            Err(RecordsError::Build(_))
+        ));
     }
+    let one = RecordBatchBuilder::new(Compression::None)
+        .encode_records(&[rec(0, 0, None, None)])
+        .unwrap();
+    let (batches, _) = decode_all(reframe(&one, 0, &[]));
+    assert_eq!(records_of(&batches[0]).len(), 0);
+    assert_eq!(batches[0].base_offset(), 0);
+}
+
+#[test]
+fn negative_timestamps_other_than_minus_one_are_refused() {
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    for bad in [-2, -1000, i64::MIN] {
+        assert!(matches!(
+            b.append(bad, None, None, &[]),
+            Err(RecordsError::Build(_))
+        ));
+        assert!(b.size_of_next(bad, None, None, &[]).is_err());
+    }
+    assert!(b.is_empty());
+    b.append(-1, None, Some(b"no timestamp"), &[]).unwrap();
+    b.append(1_700_000_000_000, None, None, &[]).unwrap();
+    let records = records_of(&decode_all(b.finish().unwrap()).0[0]);
+    assert_eq!(records[0].timestamp, -1);
+    assert_eq!(records[1].timestamp, 1_700_000_000_000);
+}
+
+#[test]
+fn a_reused_builder_seals_batch_after_batch_and_keeps_its_buffers() {
+    for codec in enabled_codecs() {
+        let mut b = RecordBatchBuilder::with_capacity(codec, 4096);
+        b.set_producer_id(5).set_producer_epoch(1);
+        let mut first_ptr = None;
+        for round in 0..3i64 {
+            for i in 0..20 {
+                b.append(
+                    round * 100 + i,
+                    Some(b"key"),
+                    Some(&[round as u8; 100]),
+                    &[],
+                )
+                .unwrap();
+            }
+            let sealed = b.seal().unwrap();
+            assert!(b.is_empty(), "{codec:?}");
+            assert_eq!(b.size_in_bytes(), RECORD_BATCH_OVERHEAD);
+            assert_eq!(sealed.record_count, 20);
+            assert!(sealed.uncompressed_records_len > 20 * 100);
+            if codec == Compression::None {
+                assert_eq!(sealed.compression_ratio, 1.0);
+            } else {
+                assert!(sealed.compression_ratio < 0.5, "{codec:?}");
+            }
+            let (batches, _) = decode_all(sealed.bytes.clone());
+            let records = records_of(&batches[0]);
+            assert_eq!(records.len(), 20);
+            assert_eq!(records[0].offset, 0, "offsets restart with each batch");
+            assert_eq!(records[19].timestamp, round * 100 + 19);
+            assert_eq!(batches[0].producer_id(), 5, "settings are kept");
+            // Once the sealed batch is dropped, the next one reuses its memory.
+            let ptr = sealed.bytes.as_ptr();
+            drop((sealed, batches, records));
+            // (Without a codec the staged bytes are the batch: nothing to reuse.)
+            match first_ptr {
+                _ if codec == Compression::None => {}
+                None => first_ptr = Some(ptr),
+                Some(first) => assert_eq!(first, ptr, "{codec:?}: buffer not reused"),
+            }
+        }
+        // reset drops appended records.
+        b.append(0, None, Some(b"dropped"), &[]).unwrap();
+        b.reset();
+        assert!(b.is_empty());
+        b.append(7, None, Some(b"kept"), &[]).unwrap();
+        let records = records_of(&decode_all(b.seal().unwrap().bytes).0[0]);
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].value.as_deref(), Some(&b"kept"[..]));
+    }
+}
+
+#[test]
+fn compressed_batches_fill_up_to_the_batch_size() {
+    const BATCH_SIZE: usize = 16 * 1024;
+    let mut state = 0x9E37_79B9_u32;
+    let mut value = |i: i64| {
+        // Text-like values that compress about 2-3x.
+        let mut v = format!("{{\"id\":{i},\"name\":\"").into_bytes();
+        while v.len() < 100 {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            v.push(b"abcdefgh"[(state % 8) as usize]);
+        }
+        v
+    };
+    for codec in enabled_codecs().filter(|&c| c != Compression::None) {
+        let mut ratios = CompressionRatioEstimator::default();
+        let mut b = RecordBatchBuilder::new(codec);
+        // Learn the ratio from a probe batch; the estimate creeps down 0.005
+        // per batch (Java's rule), so feed it enough batches to converge.
+        for i in 0..200 {
+            b.append(i, None, Some(&value(i)), &[]).unwrap();
+        }
+        let observed = b.seal().unwrap().compression_ratio;
+        for _ in 0..200 {
+            ratios.update("t", codec, observed);
+        }
+        assert!((ratios.estimate("t", codec) - observed).abs() < 1e-6);
+        let mut sizes = Vec::new();
+        for i in 0..3_000i64 {
+            let value = value(i);
+            b.set_estimated_compression_ratio(ratios.estimate("t", codec));
+            let before = b.estimated_size_in_bytes();
+            let after = b.estimated_size_after(i, None, Some(&value), &[]).unwrap();
+            assert!(after > before);
+            if !b
+                .has_room_for(BATCH_SIZE, i, None, Some(&value), &[])
+                .unwrap()
+            {
+                let sealed = b.seal().unwrap();
+                ratios.update("t", codec, sealed.compression_ratio);
+                sizes.push(sealed.bytes.len());
+            }
+            b.append(i, None, Some(&value), &[]).unwrap();
+        }
+        assert!(sizes.len() >= 3, "{codec:?}: {sizes:?}");
+        assert!(
+            sizes.iter().all(|&s| s <= BATCH_SIZE),
+            "{codec:?}: {sizes:?}"
+        );
+        // Far more than 16 KiB of records per batch, and close to the limit.
+        let average = sizes.iter().sum::<usize>() / sizes.len();
+        assert!(
+            average > BATCH_SIZE * 85 / 100,
+            "{codec:?}: batches average {average} bytes: {sizes:?}"
+        );
+    }
+}
+
+#[test]
+fn restamping_a_sealed_batch_rewrites_producer_fields_and_crc_only() {
+    for codec in enabled_codecs() {
+        let mut b = RecordBatchBuilder::new(codec);
+        b.set_base_sequence(0)
+            .set_producer_id(1)
+            .set_producer_epoch(0);
+        for i in 0..50 {
+            b.append(i, Some(b"k"), Some(&[i as u8; 64]), &[("h", None)])
+                .unwrap();
+        }
+        let sealed = b.seal().unwrap();
+        let original = sealed.bytes.clone();
+        let state = ProducerState {
+            producer_id: 0x0102_0304_0506,
+            producer_epoch: 9,
+            base_sequence: 1_000,
+            transactional: true,
+        };
+        let stamped = restamped(sealed.bytes, state).unwrap();
+        // Same records section, byte for byte: nothing was recompressed.
+        assert_eq!(stamped[61..], original[61..], "{codec:?}");
+        assert_eq!(stamped[..17], original[..17]);
+        let (batches, _) = decode_all(stamped.clone()); // CRC verified
+        let Batch::V2(v2) = &batches[0] else { panic!() };
+        let h = v2.header();
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (0x0102_0304_0506, 9, 1_000)
+        );
+        assert!(h.is_transactional());
+        assert_eq!(h.compression().unwrap(), codec);
+        assert_eq!(records_of(&batches[0]).len(), 50);
+        // And back: the flag is cleared again.
+        let mut bytes = BytesMut::from(&stamped[..]);
+        restamp_producer_state(
+            &mut bytes,
+            ProducerState {
+                transactional: false,
+                ..state
+            },
+        )
+        .unwrap();
+        let (batches, _) = decode_all(bytes.freeze());
+        assert!(!batches[0].is_transactional());
+    }
+    // Not a whole v2 batch: a typed error.
+    assert!(restamp_producer_state(
+        &mut [0u8; 60],
+        ProducerState {
+            producer_id: 1,
+            producer_epoch: 0,
+            base_sequence: 0,
+            transactional: false,
+        }
+    )
+    .is_err());
 }
 
 #[test]
@@ -881,4 +1081,219 @@ fn mutated_and_random_input_never_panics() {
     // The all-0xff / all-zero extremes.
     exercise(vec![0xff; 100]);
     exercise(vec![0; 100]);
+}
+
+// ---- the consumer's view: FetchedRecords ----
+
+fn v2_batch(codec: Compression, base: i64, deltas: &[i32]) -> Bytes {
+    let mut b = RecordBatchBuilder::new(codec);
+    b.set_base_offset(base).set_partition_leader_epoch(3);
+    for &d in deltas {
+        let value = format!("v{}", base + i64::from(d));
+        b.append_with_offset_delta(d, 1000, None, Some(value.as_bytes()), &[])
+            .unwrap();
+    }
+    b.finish().unwrap()
+}
+
+fn txn_batch(producer_id: i64, base: i64, count: i32) -> Bytes {
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    b.set_base_offset(base)
+        .set_producer_id(producer_id)
+        .set_producer_epoch(0)
+        .set_transactional(true);
+    for i in 0..i64::from(count) {
+        b.append(1000, None, Some(format!("v{}", base + i).as_bytes()), &[])
+            .unwrap();
+    }
+    b.finish().unwrap()
+}
+
+fn marker_batch(producer_id: i64, offset: i64, commit: bool) -> Bytes {
+    let marker = ControlRecord::end_transaction(commit, 0);
+    let mut b = RecordBatchBuilder::new(Compression::None);
+    b.set_base_offset(offset)
+        .set_producer_id(producer_id)
+        .set_producer_epoch(0)
+        .set_transactional(true)
+        .set_control(true);
+    b.append(
+        1000,
+        Some(&marker.encode_key()),
+        marker.value.as_deref(),
+        &[],
+    )
+    .unwrap();
+    b.finish().unwrap()
+}
+
+fn concat(parts: &[Bytes]) -> Bytes {
+    let mut out = BytesMut::new();
+    for p in parts {
+        out.extend_from_slice(p);
+    }
+    out.freeze()
+}
+
+fn offsets(records: &mut FetchedRecords) -> Vec<i64> {
+    records.map(|r| r.unwrap().offset).collect()
+}
+
+#[test]
+fn fetched_records_start_at_the_fetch_offset_and_move_past_every_batch() {
+    // Offsets 0-4 (lz4); 5 and 8 (compaction removed 6-7); an empty batch
+    // for 9-11 that compaction emptied; a commit marker at 12; then 13.
+    let empty_source = v2_batch(Compression::None, 9, &[0, 1, 2]);
+    let codec = if Compression::Lz4.is_enabled() {
+        Compression::Lz4
+    } else {
+        Compression::None
+    };
+    let blob = concat(&[
+        v2_batch(codec, 0, &[0, 1, 2, 3, 4]),
+        v2_batch(Compression::None, 5, &[0, 3]),
+        reframe(&empty_source, 0, &[]),
+        marker_batch(1, 12, true),
+        v2_batch(Compression::None, 13, &[0]),
+    ]);
+    let mut records = FetchedRecords::new(blob.clone(), 2);
+    assert_eq!(records.next_offset(), 2);
+    let first: Vec<i64> = records
+        .by_ref()
+        .take(3)
+        .map(|r| r.unwrap().offset)
+        .collect();
+    assert_eq!(first, vec![2, 3, 4]);
+    assert_eq!(records.next_offset(), 5);
+    assert_eq!(records.current_leader_epoch(), Some(3));
+    let next = records.next().unwrap().unwrap();
+    assert_eq!((next.offset, next.value.as_deref()), (5, Some(&b"v5"[..])));
+    assert_eq!(records.next().unwrap().unwrap().offset, 8);
+    assert_eq!(records.next_offset(), 9);
+    // The empty batch and the marker are walked past, not handed out.
+    assert_eq!(records.next().unwrap().unwrap().offset, 13);
+    assert!(records.next().is_none());
+    assert_eq!(records.next_offset(), 14);
+    assert!(!records.truncated());
+
+    // A fetch of only control and empty batches still moves the position.
+    let only_markers = concat(&[reframe(&empty_source, 0, &[]), marker_batch(1, 12, false)]);
+    let mut records = FetchedRecords::new(only_markers, 9);
+    assert!(records.next().is_none());
+    assert_eq!(records.next_offset(), 13);
+
+    // A position inside the compacted gap, and past everything.
+    assert_eq!(
+        offsets(&mut FetchedRecords::new(blob.clone(), 6)),
+        vec![8, 13]
+    );
+    let mut records = FetchedRecords::new(blob.clone(), 20);
+    assert_eq!(offsets(&mut records), Vec::<i64>::new());
+    assert_eq!(records.next_offset(), 20);
+
+    // A partial trailing batch is not an error: the position stops before it.
+    let mut records = FetchedRecords::new(blob.slice(..blob.len() - 5), 0);
+    assert_eq!(offsets(&mut records), vec![0, 1, 2, 3, 4, 5, 8]);
+    assert_eq!(records.next_offset(), 13);
+    assert!(records.truncated());
+}
+
+#[test]
+fn fetched_records_do_not_decompress_batches_below_the_position() {
+    // A "compressed" batch whose section is garbage: reading it fails, but a
+    // fetch positioned past it never touches it.
+    let good = v2_batch(Compression::None, 0, &[0, 1, 2]);
+    let mut bad = BytesMut::from(&good[..]);
+    bad[22] |= 3; // attributes: lz4 (or a disabled codec)
+    let bad = reframe(&bad, 3, b"not an lz4 frame at all");
+    let blob = concat(&[bad, v2_batch(Compression::None, 3, &[0])]);
+    assert!(FetchedRecords::new(blob.clone(), 0).any(|r| r.is_err()));
+    let mut records = FetchedRecords::new(blob, 3);
+    assert_eq!(offsets(&mut records), vec![3]);
+    assert_eq!(records.next_offset(), 4);
+}
+
+#[test]
+fn read_committed_drops_aborted_transactions_and_control_records() {
+    // Producers 1 and 2 interleaved: 1 aborts (0-1, marker at 4), 2 commits
+    // (2-3, marker at 5); 1 then commits a new transaction (6, marker at 7);
+    // 8 is not transactional; 1 aborts again (9-10, marker at 11).
+    let blob = concat(&[
+        txn_batch(1, 0, 2),
+        txn_batch(2, 2, 2),
+        marker_batch(1, 4, false),
+        marker_batch(2, 5, true),
+        txn_batch(1, 6, 1),
+        marker_batch(1, 7, true),
+        v2_batch(Compression::None, 8, &[0]),
+        txn_batch(1, 9, 2),
+        marker_batch(1, 11, false),
+    ]);
+    let aborted = [AbortedTransaction::new(1, 9), AbortedTransaction::new(1, 0)];
+    let mut committed = FetchedRecords::new(blob.clone(), 0).read_committed(aborted);
+    assert_eq!(offsets(&mut committed), vec![2, 3, 6, 8]);
+    assert_eq!(committed.next_offset(), 12);
+    let mut uncommitted = FetchedRecords::new(blob.clone(), 0);
+    assert_eq!(
+        offsets(&mut uncommitted),
+        vec![0, 1, 2, 3, 6, 8, 9, 10],
+        "read_uncommitted sees aborted data, never control records"
+    );
+    assert_eq!(uncommitted.next_offset(), 12);
+    // Starting in the middle: the list holds transactions that began before
+    // the fetch offset too (the broker lists those overlapping the fetch).
+    let mut from_one = FetchedRecords::new(blob.slice(txn_batch(1, 0, 2).len()..), 2)
+        .read_committed([AbortedTransaction::new(1, 0), AbortedTransaction::new(1, 9)]);
+    assert_eq!(offsets(&mut from_one), vec![2, 3, 6, 8]);
+
+    // The filter on its own, batch by batch.
+    let mut filter = AbortedTransactions::new(aborted);
+    assert_eq!(filter.pending(), 2);
+    let verdicts: Vec<bool> = BatchReader::new(blob)
+        .map(|b| filter.is_aborted(&b.unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        verdicts,
+        vec![true, false, false, false, false, false, false, true, false]
+    );
+    assert_eq!(filter.pending(), 0);
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn legacy_wrappers_are_read_lazily_and_need_increasing_inner_offsets() {
+    let inner_set = |offsets: &[i64]| {
+        let mut inner = Vec::new();
+        for &o in offsets {
+            inner.extend(legacy_entry(o, &legacy_message(0, 0, 0, None, Some(b"x"))));
+        }
+        inner
+    };
+    let wrap = |inner: &[u8]| {
+        Bytes::from(legacy_entry(
+            100,
+            &legacy_message(0, 1, 0, None, Some(&gzip(inner))),
+        ))
+    };
+    for bad in [&[5i64, 5][..], &[7, 6], &[1, 2, 2]] {
+        let err = BatchReader::new(wrap(&inner_set(bad))).next().unwrap();
+        assert!(
+            matches!(&err, Err(RecordsError::Corrupt(m)) if m.contains("does not increase")),
+            "{bad:?}: {err:?}"
+        );
+    }
+    // A corrupt inner message is found when it is read, not before.
+    let mut inner = inner_set(&[98, 99, 100]);
+    let at = inner.len() - 1;
+    inner[at] ^= 1;
+    let batch = BatchReader::new(wrap(&inner)).next().unwrap().unwrap();
+    let Batch::Legacy(legacy) = &batch else {
+        panic!()
+    };
+    assert_eq!(legacy.record_count(), 3);
+    assert_eq!((batch.base_offset(), batch.last_offset()), (98, 100));
+    let results: Vec<_> = batch.records().unwrap().collect();
+    assert_eq!(results.len(), 3);
+    assert!(results[..2].iter().all(Result::is_ok));
+    assert!(matches!(results[2], Err(RecordsError::CrcMismatch { .. })));
 }

@@ -135,6 +135,10 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> Result<Byte
             return Err(RecordsError::CodecNotEnabled(other));
         }
     };
+    // Records handed out are slices of this buffer and keep all of it
+    // alive: give back the growth slack so it holds only the content.
+    let mut out = out;
+    out.shrink_to_fit();
     Ok(Bytes::from(out))
 }
 
