@@ -6,7 +6,6 @@
 //! whose leader moved are looked up again and retried.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -21,42 +20,10 @@ use crate::protocol::messages::list_offsets_response::ListOffsetsPartitionRespon
 use crate::protocol::messages::{DeleteRecordsRequest, ListOffsetsRequest};
 use crate::protocol::ApiKey;
 
-use super::configs::copy_error;
-use super::topics::{broker_retriable, needs_version, negotiated, retry_each, timeout_ms};
+use super::common::{
+    broker_retriable, copy_error, needs_version, negotiated, retry_each, timeout_ms, TopicPartition,
+};
 use super::{Admin, Error, Result};
-
-/// A partition of a topic.
-///
-/// ```
-/// use ferrokafka::admin::TopicPartition;
-///
-/// let tp = TopicPartition::new("orders", 3);
-/// assert_eq!(tp.to_string(), "orders-3");
-/// assert!(TopicPartition::new("orders", 2) < tp);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// The topic's name.
-    pub topic: String,
-    /// The partition index.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// Partition `partition` of `topic`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
 
 /// Which offset [`Admin::list_offsets`] looks up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
