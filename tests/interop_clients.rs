@@ -12,6 +12,7 @@
 //! `scripts/quickstart.sh` installed the broker alone). Their absence is a
 //! failure, not a skip.
 
+use ferrokafka::network::RequestOptions;
 use std::process::Command;
 use std::time::Duration;
 
@@ -216,6 +217,7 @@ async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_co
                         .with_name(topic.clone())
                         .with_num_partitions(1)
                         .with_replication_factor(1)]),
+                RequestOptions::default(),
             )
             .await
             .unwrap();
@@ -231,7 +233,7 @@ async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_co
                     .with_index(0)
                     .with_records(Some(batch(codec, &sent)))])]);
         let response = cluster
-            .send_to_broker(leader.node_id, &produce)
+            .send_to_broker(leader.node_id, &produce, RequestOptions::default())
             .await
             .unwrap();
         assert_eq!(

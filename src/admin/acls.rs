@@ -6,6 +6,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use super::{Admin, Error, Result};
+use crate::network::RequestOptions;
 use crate::protocol::messages::create_acls_request::AclCreation;
 use crate::protocol::messages::delete_acls_request::DeleteAclsFilter;
 use crate::protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
@@ -354,7 +355,7 @@ impl Admin {
             let cluster = self.cluster();
             let response = cluster
                 .retry("CreateAcls", Some(timeout), || {
-                    cluster.send_to_any(&request)
+                    cluster.send_to_any(&request, RequestOptions::default())
                 })
                 .await?;
             if response.results.len() != bindings.len() {
@@ -403,7 +404,9 @@ impl Admin {
             let cluster = self.cluster();
             cluster
                 .retry("DescribeAcls", Some(timeout), || async {
-                    let response = cluster.send_to_any(&request).await?;
+                    let response = cluster
+                        .send_to_any(&request, RequestOptions::default())
+                        .await?;
                     Error::check(
                         ApiKey::DescribeAcls,
                         response.error_code,
@@ -459,7 +462,7 @@ impl Admin {
             let cluster = self.cluster();
             let response = cluster
                 .retry("DeleteAcls", Some(timeout), || {
-                    cluster.send_to_any(&request)
+                    cluster.send_to_any(&request, RequestOptions::default())
                 })
                 .await?;
             if response.filter_results.len() != filters.len() {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::network::{BrokerConnection, Cluster};
+use crate::network::{BrokerConnection, Cluster, RequestOptions};
 use crate::protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
@@ -416,7 +416,9 @@ impl Admin {
                         validate_only: options.validate_only,
                         ..Default::default()
                     };
-                    let response = conn.send_with_version(&request, version).await?;
+                    let response = conn
+                        .send_with(&request, RequestOptions::default().with_version(version))
+                        .await?;
                     Ok(response
                         .topics
                         .into_iter()
@@ -464,7 +466,9 @@ impl Admin {
                 } else {
                     request.topic_names = pending;
                 }
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -519,7 +523,9 @@ impl Admin {
                     timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
                     ..Default::default()
                 };
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -559,7 +565,8 @@ impl Admin {
                         allow_auto_topic_creation: version < 4,
                         ..Default::default()
                     };
-                    conn.send_with_version(&request, version).await
+                    conn.send_with(&request, RequestOptions::default().with_version(version))
+                        .await
                 },
             )
             .instrument(span)
@@ -626,7 +633,9 @@ impl Admin {
                     request.include_topic_authorized_operations =
                         options.include_authorized_operations;
                 }
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .topics
                     .into_iter()
@@ -696,7 +705,9 @@ impl Admin {
                     validate_only: options.validate_only,
                     ..Default::default()
                 };
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .results
                     .into_iter()
