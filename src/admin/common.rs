@@ -20,7 +20,9 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{Error, Result};
-use crate::network::{Backoff, BrokerConnection, BrokerInfo, Cluster, CoordinatorType};
+use crate::network::{
+    Backoff, BrokerConnection, BrokerInfo, Cluster, CoordinatorType, RequestOptions,
+};
 use crate::protocol::{ApiKey, ErrorCode, VersionRange};
 
 /// A partition of a topic.
@@ -123,6 +125,28 @@ pub(super) fn timeout_ms(timeout: Duration) -> i32 {
     i32::try_from(timeout.as_millis())
         .unwrap_or(i32::MAX)
         .max(1)
+}
+
+/// The `timeout_ms` to put in a request that the broker may hold for that
+/// long (CreateTopics, DeleteTopics, CreatePartitions, DeleteRecords, ...),
+/// and the options to send it with: the wire timeout is that plus
+/// `request.timeout.ms`, so the client never gives up on a request the
+/// broker is still allowed to be working on. (Cutting it would kill the
+/// other requests on the connection and make a retry find the broker's own
+/// work, e.g. TOPIC_ALREADY_EXISTS for a topic this very call created.)
+pub(super) fn broker_side_timeout(
+    cluster: &Cluster,
+    remaining: Duration,
+    version: i16,
+) -> (i32, RequestOptions) {
+    let broker_side = timeout_ms(remaining);
+    let wire = Duration::from_millis(broker_side as u64) + cluster.config().request_timeout;
+    (
+        broker_side,
+        RequestOptions::default()
+            .with_version(version)
+            .with_timeout(wire),
+    )
 }
 
 /// The version `conn` negotiated for `api`.

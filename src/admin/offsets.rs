@@ -22,7 +22,8 @@ use crate::protocol::messages::{DeleteRecordsRequest, ListOffsetsRequest};
 use crate::protocol::ApiKey;
 
 use super::common::{
-    broker_retriable, copy_error, needs_version, negotiated, retry_each, timeout_ms, TopicPartition,
+    broker_retriable, broker_side_timeout, copy_error, needs_version, negotiated, retry_each,
+    TopicPartition,
 };
 use super::{Admin, Error, Result};
 
@@ -373,6 +374,7 @@ async fn delete_records_on(
 ) -> Result<Vec<(TopicPartition, Result<DeletedRecords>)>> {
     let conn = cluster.broker_connection(leader).await?;
     let version = negotiated(&conn, ApiKey::DeleteRecords)?;
+    let (broker_timeout, send_options) = broker_side_timeout(&cluster, timeout, version);
     let offsets: BTreeMap<&TopicPartition, i64> =
         wanted.iter().map(|(tp, offset)| (tp, *offset)).collect();
     let partitions: Vec<TopicPartition> = wanted.iter().map(|(tp, _)| tp.clone()).collect();
@@ -392,12 +394,10 @@ async fn delete_records_on(
                 ..Default::default()
             })
             .collect(),
-        timeout_ms: timeout_ms(timeout),
+        timeout_ms: broker_timeout,
         ..Default::default()
     };
-    let response = conn
-        .send_with(&request, RequestOptions::default().with_version(version))
-        .await?;
+    let response = conn.send_with(&request, send_options).await?;
     let mut out = Vec::new();
     for topic in response.topics {
         for p in topic.partitions {

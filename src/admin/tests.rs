@@ -458,3 +458,137 @@ async fn retry_each_settles_retries_and_times_out_per_key() {
     .unwrap_err();
     assert!(matches!(err, Error::Protocol { .. }), "{err}");
 }
+
+/// A one-broker cluster whose controller creates a topic on the first
+/// CreateTopics and then answers it only after `first_answer_delay`
+/// (a broker finishing the creation within the request's `timeout_ms`), or
+/// never (`None`: the connection is closed); later CreateTopics find the
+/// topic and answer TOPIC_ALREADY_EXISTS at once.
+async fn slow_creating_controller(
+    first_answer_delay: Option<Duration>,
+) -> (Arc<AtomicUsize>, Arc<Mutex<Vec<i32>>>, String) {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let broker_timeouts = Arc::new(Mutex::new(Vec::new()));
+    let port = Arc::new(AtomicI32::new(0));
+    let handler: Handler = Arc::new({
+        let (calls, broker_timeouts, port) = (calls.clone(), broker_timeouts.clone(), port.clone());
+        move |header, body| match body {
+            RequestKind::ApiVersions(_) => Reply::now(
+                ResponseKind::ApiVersions(api_versions(|api| Some(api.valid_versions()))),
+                header,
+            ),
+            RequestKind::Metadata(_) => Reply::now(
+                ResponseKind::Metadata(MetadataResponse {
+                    brokers: vec![MetadataResponseBroker {
+                        node_id: 1,
+                        host: "127.0.0.1".into(),
+                        port: port.load(Ordering::SeqCst),
+                        ..Default::default()
+                    }],
+                    controller_id: 1,
+                    ..Default::default()
+                }),
+                header,
+            ),
+            RequestKind::CreateTopics(r) => {
+                broker_timeouts.lock().unwrap().push(r.timeout_ms);
+                let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+                let topics = r
+                    .topics
+                    .iter()
+                    .map(|t| CreatableTopicResult {
+                        name: t.name.clone(),
+                        error_code: if first {
+                            0
+                        } else {
+                            ErrorCode::TopicAlreadyExists.code()
+                        },
+                        topic_id: Uuid::from_u64_pair(3, 3),
+                        num_partitions: t.num_partitions,
+                        replication_factor: t.replication_factor,
+                        ..Default::default()
+                    })
+                    .collect();
+                let body = ResponseKind::CreateTopics(CreateTopicsResponse {
+                    topics,
+                    ..Default::default()
+                });
+                match (first, first_answer_delay) {
+                    (false, _) => Reply::now(body, header),
+                    (true, Some(delay)) => Reply::after(body, header, delay),
+                    (true, None) => Reply::Close,
+                }
+            }
+            _ => Reply::Close,
+        }
+    });
+    let addr = spawn_tcp(handler).await;
+    port.store(
+        addr.rsplit_once(':').unwrap().1.parse().unwrap(),
+        Ordering::SeqCst,
+    );
+    (calls, broker_timeouts, addr)
+}
+
+fn short_wire_timeout_config(addr: String) -> ClientConfig {
+    ClientConfig::builder()
+        .bootstrap_servers([addr])
+        .request_timeout(Duration::from_millis(300))
+        .retry_backoff(Duration::from_millis(5))
+        .retry_backoff_max(Duration::from_millis(20))
+        .default_api_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+/// The broker may hold CreateTopics for its `timeout_ms` (here the call's
+/// 5 s); the wire timeout (request.timeout.ms = 300 ms) must not cut it.
+/// Before: the request was cut after 300 ms, retried, and the topic this
+/// call had created came back as TOPIC_ALREADY_EXISTS.
+#[tokio::test]
+async fn create_topics_waits_as_long_as_the_broker_may_take() {
+    let (calls, broker_timeouts, addr) =
+        slow_creating_controller(Some(Duration::from_millis(900))).await;
+    let admin = Admin::connect(short_wire_timeout_config(addr))
+        .await
+        .unwrap();
+    let created = admin
+        .create_topics(&[NewTopic::new("slow", 2, 1)], CreateTopicsOptions::default())
+        .await
+        .unwrap();
+    let slow = created["slow"].as_ref().unwrap();
+    assert_eq!(slow.topic_id, Some(Uuid::from_u64_pair(3, 3)));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "one attempt, answered");
+    let broker_side = broker_timeouts.lock().unwrap()[0];
+    assert!(
+        broker_side > 4_000,
+        "timeout_ms is the call's remaining time: {broker_side}"
+    );
+}
+
+/// An attempt that got no answer may have created the topic: a retry's
+/// TOPIC_ALREADY_EXISTS for it is this call's own success.
+#[tokio::test]
+async fn create_topics_retry_finding_its_own_topic_is_a_success() {
+    let (calls, _, addr) = slow_creating_controller(None).await;
+    let admin = Admin::connect(short_wire_timeout_config(addr))
+        .await
+        .unwrap();
+    let created = admin
+        .create_topics(&[NewTopic::new("mine", 2, 1)], CreateTopicsOptions::default())
+        .await
+        .unwrap();
+    let mine = created["mine"].as_ref().unwrap();
+    assert_eq!((mine.num_partitions, mine.replication_factor), (Some(2), Some(1)));
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "the lost attempt and the retry");
+
+    // A topic that existed before the call still fails.
+    let created = admin
+        .create_topics(&[NewTopic::new("mine", 2, 1)], CreateTopicsOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        created["mine"].as_ref().unwrap_err().error_code(),
+        Some(ErrorCode::TopicAlreadyExists)
+    );
+}

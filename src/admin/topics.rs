@@ -5,7 +5,7 @@
 //! pending, settles the resources whose answer is final and retries the
 //! rest after a backoff, until the call's deadline.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
@@ -27,7 +27,9 @@ use crate::protocol::messages::{
 };
 use crate::protocol::{ApiKey, ErrorCode, Uuid};
 
-use super::common::{needs_version, negotiated, retry_each, timeout_ms, AuthorizedOperations};
+use super::common::{
+    broker_side_timeout, needs_version, negotiated, retry_each, AuthorizedOperations,
+};
 use super::configs::ConfigEntry;
 use super::{Admin, Error, Result};
 
@@ -196,7 +198,26 @@ pub struct CreatedTopic {
     pub config_error: Option<Error>,
 }
 
+/// The guard of `mutex`, even if a panic poisoned it.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl CreatedTopic {
+    /// A topic that an earlier, unanswered attempt of this call created: its
+    /// id and the broker's view of it are unknown, only what was asked for.
+    fn created_by_unanswered_attempt(asked: &NewTopic) -> CreatedTopic {
+        let request = asked.to_request();
+        CreatedTopic {
+            topic_id: None,
+            num_partitions: (request.num_partitions >= 0).then_some(request.num_partitions),
+            replication_factor: (request.replication_factor >= 0)
+                .then_some(request.replication_factor),
+            configs: None,
+            config_error: None,
+        }
+    }
+
     fn from_result(result: CreatableTopicResult) -> Result<CreatedTopic> {
         Error::check(
             ApiKey::CreateTopics,
@@ -399,6 +420,11 @@ impl Admin {
         let by_name: BTreeMap<String, &NewTopic> =
             topics.iter().map(|t| (t.name.clone(), t)).collect();
         let deadline = Instant::now() + timeout;
+        // Topics of an attempt that got no answer (timed out, connection
+        // lost): the broker may have created them, so a retry that finds
+        // them existing found this call's own work.
+        let maybe_created: std::sync::Mutex<BTreeSet<String>> = Default::default();
+        let validate_only = options.validate_only;
         retry_each(
             self.cluster(),
             "create topics",
@@ -406,23 +432,49 @@ impl Admin {
             by_name.keys().cloned(),
             controller_retriable,
             |pending| {
-                let by_name = &by_name;
+                let (by_name, maybe_created) = (&by_name, &maybe_created);
                 async move {
                     let conn = controller_connection(self.cluster()).await?;
                     let version = negotiated(&conn, ApiKey::CreateTopics)?;
+                    let (broker_timeout, send_options) = broker_side_timeout(
+                        self.cluster(),
+                        deadline.saturating_duration_since(Instant::now()),
+                        version,
+                    );
                     let request = CreateTopicsRequest {
                         topics: pending.iter().map(|n| by_name[n].to_request()).collect(),
-                        timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
-                        validate_only: options.validate_only,
+                        timeout_ms: broker_timeout,
+                        validate_only,
                         ..Default::default()
                     };
-                    let response = conn
-                        .send_with(&request, RequestOptions::default().with_version(version))
-                        .await?;
+                    let response = match conn.send_with(&request, send_options).await {
+                        Ok(response) => response,
+                        Err(e) => {
+                            if !validate_only {
+                                lock(maybe_created).extend(pending);
+                            }
+                            return Err(e);
+                        }
+                    };
+                    let ours = lock(maybe_created);
                     Ok(response
                         .topics
                         .into_iter()
-                        .map(|t| (t.name.clone(), CreatedTopic::from_result(t)))
+                        .map(|t| {
+                            let name = t.name.clone();
+                            let result = if t.error_code == ErrorCode::TopicAlreadyExists.code()
+                                && ours.contains(&name)
+                            {
+                                tracing::debug!(
+                                    topic = %name,
+                                    "TOPIC_ALREADY_EXISTS after an unanswered attempt: created by this call"
+                                );
+                                Ok(CreatedTopic::created_by_unanswered_attempt(by_name[&name]))
+                            } else {
+                                CreatedTopic::from_result(t)
+                            };
+                            (name, result)
+                        })
                         .collect())
                 }
             },
@@ -451,8 +503,13 @@ impl Admin {
             |pending| async move {
                 let conn = controller_connection(self.cluster()).await?;
                 let version = negotiated(&conn, ApiKey::DeleteTopics)?;
+                let (broker_timeout, send_options) = broker_side_timeout(
+                    self.cluster(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    version,
+                );
                 let mut request = DeleteTopicsRequest {
-                    timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
+                    timeout_ms: broker_timeout,
                     ..Default::default()
                 };
                 if version >= 6 {
@@ -466,9 +523,7 @@ impl Admin {
                 } else {
                     request.topic_names = pending;
                 }
-                let response = conn
-                    .send_with(&request, RequestOptions::default().with_version(version))
-                    .await?;
+                let response = conn.send_with(&request, send_options).await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -508,6 +563,11 @@ impl Admin {
             |pending| async move {
                 let conn = controller_connection(self.cluster()).await?;
                 let version = negotiated(&conn, ApiKey::DeleteTopics)?;
+                let (broker_timeout, send_options) = broker_side_timeout(
+                    self.cluster(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    version,
+                );
                 if version < 6 {
                     return Err(needs_version(&conn, ApiKey::DeleteTopics, 6));
                 }
@@ -520,12 +580,10 @@ impl Admin {
                             ..Default::default()
                         })
                         .collect(),
-                    timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
+                    timeout_ms: broker_timeout,
                     ..Default::default()
                 };
-                let response = conn
-                    .send_with(&request, RequestOptions::default().with_version(version))
-                    .await?;
+                let response = conn.send_with(&request, send_options).await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -681,6 +739,11 @@ impl Admin {
             |pending| async move {
                 let conn = controller_connection(self.cluster()).await?;
                 let version = negotiated(&conn, ApiKey::CreatePartitions)?;
+                let (broker_timeout, send_options) = broker_side_timeout(
+                    self.cluster(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    version,
+                );
                 let request = CreatePartitionsRequest {
                     topics: pending
                         .iter()
@@ -701,13 +764,11 @@ impl Admin {
                             }
                         })
                         .collect(),
-                    timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
+                    timeout_ms: broker_timeout,
                     validate_only: options.validate_only,
                     ..Default::default()
                 };
-                let response = conn
-                    .send_with(&request, RequestOptions::default().with_version(version))
-                    .await?;
+                let response = conn.send_with(&request, send_options).await?;
                 Ok(response
                     .results
                     .into_iter()
