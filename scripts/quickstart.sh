@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 if [ -z "${KAFKA_BOOTSTRAP_SERVERS:-}" ]; then
-    scripts/brokers.sh install
+    # Only the broker: the Python clients are for the test suite.
+    scripts/brokers.sh install tansu
 fi
 exec cargo run --quiet --features testkit --example quickstart

@@ -11,8 +11,8 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-# Also installs the Python clients the interoperability test uses, which it
-# needs even against an external cluster.
+# Every part: both brokers and the Python clients the interoperability test
+# uses, which it needs even against an external cluster.
 scripts/brokers.sh install
 cargo fmt --all -- --check
 cargo clippy --all-targets --all-features -- -D warnings

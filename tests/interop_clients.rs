@@ -6,8 +6,11 @@
 //! lz4 blocks and snappy chunks. (The other direction, batches those clients
 //! produce decoding here, is `tests/golden.rs`.)
 //!
-//! The Python clients come from `scripts/brokers.sh install` (the test suite
-//! command runs it); their absence is a failure, not a skip.
+//! The Python clients come from `scripts/brokers.sh install clients` (the
+//! test suite command installs every part; this test asks for the clients
+//! itself, which is a no-op once they are there, so `cargo test` works after
+//! `scripts/quickstart.sh` installed the broker alone). Their absence is a
+//! failure, not a skip.
 
 use ferrokafka::network::RequestOptions;
 use std::process::Command;
@@ -123,11 +126,26 @@ fn hex(v: &Value) -> Option<Vec<u8>> {
     })
 }
 
+/// Installs the Python clients into the brokers' venv unless they are there.
+fn install_python_clients() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/brokers.sh");
+    let output = Command::new("bash")
+        .args([script, "install", "clients"])
+        .env("FERROKAFKA_BROKERS_DIR", brokers_dir())
+        .output()
+        .expect("run scripts/brokers.sh");
+    assert!(
+        output.status.success(),
+        "scripts/brokers.sh install clients failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 fn consume_with(client: &str, bootstrap: &str, topic: &str, count: usize) -> Vec<Sent> {
     let python = brokers_dir().join("venv/bin/python");
     assert!(
         python.exists(),
-        "{} missing: run scripts/brokers.sh install",
+        "{} missing: run scripts/brokers.sh install clients",
         python.display()
     );
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/interop/consume.py");
@@ -172,6 +190,7 @@ fn consume_with(client: &str, bootstrap: &str, topic: &str, count: usize) -> Vec
 async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_codec() {
     // Tansu: noida-db 0.2's fetch loop makes these Python consumers spin (see
     // scripts/golden/README.md), which would test the broker, not the codecs.
+    install_python_clients();
     let broker = TestCluster::from_env_or_start(BrokerKind::Tansu).unwrap();
     let bootstrap = broker.bootstrap_servers();
     let config = ClientConfig::builder()

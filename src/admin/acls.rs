@@ -1,11 +1,12 @@
 //! Access control lists: creating, describing and deleting ACL bindings.
 
-use crate::network::RequestOptions;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use tracing::Instrument;
 
 use super::{Admin, Error, Result};
+use crate::network::RequestOptions;
 use crate::protocol::messages::create_acls_request::AclCreation;
 use crate::protocol::messages::delete_acls_request::DeleteAclsFilter;
 use crate::protocol::messages::{CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest};
@@ -514,6 +515,27 @@ impl Admin {
     }
 }
 
+/// The set of operations in an `authorized_operations` bit field, or `None`
+/// when the broker did not report them (`i32::MIN`). As in the Java client,
+/// the bits of `Unknown`, `Any` and `All` (never real grants) are dropped.
+pub(super) fn authorized_operations(bits: i32) -> Option<BTreeSet<AclOperation>> {
+    if bits == i32::MIN {
+        return None;
+    }
+    Some(
+        (0..32)
+            .filter(|bit| bits & (1 << bit) != 0)
+            .map(|bit| AclOperation::from_code(bit as i8))
+            .filter(|op| {
+                !matches!(
+                    op,
+                    AclOperation::Unknown | AclOperation::Any | AclOperation::All
+                )
+            })
+            .collect(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,7 +597,7 @@ mod tests {
     #[test]
     fn authorized_operations_bits_decode() {
         let bits = (1 << 3) | (1 << 8) | (1 << 6);
-        let ops = super::super::groups::authorized_operations(bits).unwrap();
+        let ops = authorized_operations(bits).unwrap();
         let ops: Vec<_> = ops.into_iter().collect();
         assert_eq!(
             ops,
@@ -585,9 +607,9 @@ mod tests {
                 AclOperation::Describe
             ]
         );
-        assert!(super::super::groups::authorized_operations(i32::MIN).is_none());
+        assert!(authorized_operations(i32::MIN).is_none());
         // -1 sets every bit: only real operations come back.
-        let all = super::super::groups::authorized_operations(-1).unwrap();
+        let all = authorized_operations(-1).unwrap();
         assert_eq!(all.len(), 13);
         assert!(!all.contains(&AclOperation::Unknown) && !all.contains(&AclOperation::All));
     }

@@ -13,71 +13,10 @@ use crate::protocol::messages::{
 };
 use crate::protocol::ApiKey;
 
-use super::offsets::TopicPartition;
-use super::topics::{broker_retriable, negotiated, retry_each};
+use super::common::{
+    broker_retriable, negotiated, retry_each, AuthorizedOperations, TopicPartition,
+};
 use super::{Admin, Error, Result};
-
-/// The operations a client is allowed on a resource, as a broker reports
-/// them: a set of ACL operation codes (3 = READ, 4 = WRITE, ... as in
-/// Kafka's `AclOperation`).
-///
-/// ```
-/// use ferrokafka::admin::AuthorizedOperations;
-///
-/// let ops = AuthorizedOperations::from_bits((1 << 3) | (1 << 8)).unwrap();
-/// assert!(ops.contains(AuthorizedOperations::READ));
-/// assert!(ops.contains(AuthorizedOperations::DESCRIBE));
-/// assert!(!ops.contains(AuthorizedOperations::WRITE));
-/// assert_eq!(ops.codes().collect::<Vec<_>>(), [3, 8]);
-/// // i32::MIN is the wire's "not requested".
-/// assert_eq!(AuthorizedOperations::from_bits(i32::MIN), None);
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct AuthorizedOperations(i32);
-
-impl AuthorizedOperations {
-    /// `READ`.
-    pub const READ: i8 = 3;
-    /// `WRITE`.
-    pub const WRITE: i8 = 4;
-    /// `CREATE`.
-    pub const CREATE: i8 = 5;
-    /// `DELETE`.
-    pub const DELETE: i8 = 6;
-    /// `ALTER`.
-    pub const ALTER: i8 = 7;
-    /// `DESCRIBE`.
-    pub const DESCRIBE: i8 = 8;
-    /// `CLUSTER_ACTION`.
-    pub const CLUSTER_ACTION: i8 = 9;
-    /// `DESCRIBE_CONFIGS`.
-    pub const DESCRIBE_CONFIGS: i8 = 10;
-    /// `ALTER_CONFIGS`.
-    pub const ALTER_CONFIGS: i8 = 11;
-    /// `IDEMPOTENT_WRITE`.
-    pub const IDEMPOTENT_WRITE: i8 = 12;
-
-    /// The set a wire bit field stands for; `None` for `i32::MIN`, which
-    /// brokers send when the operations were not asked for.
-    pub fn from_bits(bits: i32) -> Option<Self> {
-        (bits != i32::MIN).then_some(AuthorizedOperations(bits))
-    }
-
-    /// The bit field: bit `n` set when operation code `n` is allowed.
-    pub fn bits(self) -> i32 {
-        self.0
-    }
-
-    /// Whether operation `code` is allowed.
-    pub fn contains(self, code: i8) -> bool {
-        (0..32).contains(&code) && self.0 & (1 << code) != 0
-    }
-
-    /// The allowed operation codes, ascending.
-    pub fn codes(self) -> impl Iterator<Item = i8> {
-        (0..32i8).filter(move |&code| self.contains(code))
-    }
-}
 
 /// Options of [`Admin::describe_cluster`].
 #[derive(Debug, Clone, Default)]

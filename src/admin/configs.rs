@@ -26,8 +26,7 @@ use crate::protocol::messages::{
 };
 use crate::protocol::ApiKey;
 
-use super::groups::{copy_as_protocol_error, copy_exactly};
-use super::topics::{broker_retriable, negotiated, retry_each};
+use super::common::{broker_retriable, copy_error, negotiated, retry_each};
 use super::{Admin, Error, Result};
 
 /// The kind of a [`ConfigResource`] (the wire's `resource_type`).
@@ -730,43 +729,6 @@ impl Admin {
         )
         .instrument(span)
         .await
-    }
-}
-
-/// A copy of `error` for one of several resources a single failed request
-/// covered. Broker errors are copied exactly; others keep their kind where it
-/// matters for retrying (a broken connection stays retriable) and their text.
-pub(super) fn copy_error(error: &Error) -> Error {
-    if let Some(copy) = copy_exactly(error) {
-        return copy;
-    }
-    match error {
-        Error::RequestTimeout {
-            api,
-            broker,
-            timeout,
-        } => Error::RequestTimeout {
-            api: *api,
-            broker: broker.clone(),
-            timeout: *timeout,
-        },
-        Error::Disconnected { broker, reason } => Error::Disconnected {
-            broker: broker.clone(),
-            reason: reason.clone(),
-        },
-        Error::Connect { broker, source } => Error::Connect {
-            broker: broker.clone(),
-            source: std::io::Error::new(source.kind(), source.to_string()),
-        },
-        Error::ConnectTimeout { broker, timeout } => Error::ConnectTimeout {
-            broker: broker.clone(),
-            timeout: *timeout,
-        },
-        other if other.is_retriable() => Error::Disconnected {
-            broker: String::new(),
-            reason: other.to_string(),
-        },
-        other => copy_as_protocol_error(other),
     }
 }
 

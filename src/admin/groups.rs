@@ -7,15 +7,18 @@
 
 use crate::network::RequestOptions;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::future::Future;
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::{AclOperation, Admin, Error, Result, TopicPartition};
-use crate::network::{Backoff, BrokerConnection, BrokerInfo, Cluster, CoordinatorType};
+use super::acls::{authorized_operations, AclOperation};
+use super::common::{
+    coordinator_rounds, fan_out_to_all_brokers, group_partitions, is_coordinator_retriable,
+    replicate_error, TopicPartition,
+};
+use super::{Admin, Error, Result};
+use crate::network::{BrokerConnection, BrokerInfo, Cluster, CoordinatorType};
 use crate::protocol::messages::consumer_protocol_assignment::ConsumerProtocolAssignment;
 use crate::protocol::messages::consumer_protocol_subscription::ConsumerProtocolSubscription;
 use crate::protocol::messages::leave_group_request::MemberIdentity;
@@ -35,292 +38,6 @@ use crate::protocol::messages::{
 use crate::protocol::{ApiKey, Decodable, ErrorCode};
 
 // ------------------------------------------------------------------ helpers
-
-/// A copy of `error` for a second resource that failed for the same reason
-/// (the network `Error` is not `Clone`). Broker errors, version mismatches and
-/// timeouts are copied exactly; other kinds are carried as a protocol error
-/// that keeps the original's text.
-pub(super) fn replicate_error(error: &Error) -> Error {
-    if let Some(copy) = copy_exactly(error) {
-        return copy;
-    }
-    match error {
-        Error::Timeout {
-            operation,
-            timeout,
-            attempts,
-            last,
-        } => Error::Timeout {
-            operation: operation.clone(),
-            timeout: *timeout,
-            attempts: *attempts,
-            last: last.as_deref().map(|e| Box::new(replicate_error(e))),
-        },
-        other => copy_as_protocol_error(other),
-    }
-}
-
-/// An exact copy of `error` when it is one of the kinds every copy of an
-/// error keeps as it is: a broker's error code, a version mismatch or an
-/// unknown broker id. `None` for every other kind.
-pub(super) fn copy_exactly(error: &Error) -> Option<Error> {
-    match error {
-        Error::Broker { api, code, message } => Some(Error::Broker {
-            api: *api,
-            code: *code,
-            message: message.clone(),
-        }),
-        Error::UnsupportedVersion {
-            api,
-            client,
-            broker,
-        } => Some(Error::UnsupportedVersion {
-            api: *api,
-            client: *client,
-            broker: *broker,
-        }),
-        Error::UnknownBroker(id) => Some(Error::UnknownBroker(*id)),
-        _ => None,
-    }
-}
-
-/// A protocol error (not retriable) that keeps `error`'s text, for a copy of
-/// an error kind that cannot be copied as it is.
-pub(super) fn copy_as_protocol_error(error: &Error) -> Error {
-    Error::Protocol {
-        broker: String::new(),
-        reason: error.to_string(),
-    }
-}
-
-/// Whether a per-resource error means "ask the coordinator again", after
-/// looking it up again for the first two codes.
-pub(super) fn is_coordinator_retriable(error: &Error) -> bool {
-    matches!(
-        error.error_code(),
-        Some(
-            ErrorCode::NotCoordinator
-                | ErrorCode::CoordinatorNotAvailable
-                | ErrorCode::CoordinatorLoadInProgress
-        )
-    ) || (error.error_code().is_none() && error.is_retriable())
-}
-
-/// Runs `futures` concurrently on the runtime and returns their outputs in order.
-pub(super) async fn join_all<T, F>(futures: Vec<F>) -> Vec<T>
-where
-    T: Send + 'static,
-    F: Future<Output = T> + Send + 'static,
-{
-    let span = tracing::Span::current();
-    let mut set = tokio::task::JoinSet::new();
-    let count = futures.len();
-    for (index, future) in futures.into_iter().enumerate() {
-        set.spawn(async move { (index, future.await) }.instrument(span.clone()));
-    }
-    let mut outputs: Vec<Option<T>> = (0..count).map(|_| None).collect();
-    while let Some(joined) = set.join_next().await {
-        match joined {
-            Ok((index, value)) => outputs[index] = Some(value),
-            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-            Err(e) => panic!("admin task cancelled: {e}"),
-        }
-    }
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every task joined"))
-        .collect()
-}
-
-/// Runs `send` for every broker in the metadata, concurrently, and returns
-/// each broker's outcome (`send` does its own retries).
-pub(super) async fn fan_out_to_all_brokers<T, F, Fut>(
-    cluster: &Cluster,
-    operation: &'static str,
-    timeout: Duration,
-    send: F,
-) -> Result<Vec<(i32, Result<T>)>>
-where
-    T: Send + 'static,
-    F: Fn(Cluster, i32) -> Fut,
-    Fut: Future<Output = Result<T>> + Send + 'static,
-{
-    let metadata = cluster
-        .retry(operation, Some(timeout), || cluster.metadata())
-        .await?;
-    let ids: Vec<i32> = metadata.brokers.keys().copied().collect();
-    let futures: Vec<Fut> = ids.iter().map(|&id| send(cluster.clone(), id)).collect();
-    let outcomes = join_all(futures).await;
-    Ok(ids.into_iter().zip(outcomes).collect())
-}
-
-/// What a coordinator answered for one key in [`coordinator_rounds`].
-pub(super) type KeyedResults<T> = Vec<(String, Result<T>)>;
-
-/// Sends per-key requests to each key's coordinator until every key has a
-/// final answer or `timeout` passes.
-///
-/// Each round looks up the pending keys' coordinators in one batched
-/// FindCoordinator, groups the keys by coordinator and calls `send` once per
-/// coordinator. Keys answered with a coordinator error (`NOT_COORDINATOR`,
-/// `COORDINATOR_NOT_AVAILABLE`, `COORDINATOR_LOAD_IN_PROGRESS`) or whose
-/// request failed retriably stay pending (their cached coordinator is
-/// forgotten) and are retried after a backoff; when time runs out they get an
-/// [`Error::Timeout`] carrying the last error.
-pub(super) async fn coordinator_rounds<T, F, Fut>(
-    cluster: &Cluster,
-    kind: CoordinatorType,
-    operation: &'static str,
-    keys: Vec<String>,
-    timeout: Duration,
-    send: F,
-) -> HashMap<String, Result<T>>
-where
-    F: Fn(BrokerInfo, Vec<String>) -> Fut,
-    Fut: Future<Output = Result<KeyedResults<T>>>,
-{
-    let started = Instant::now();
-    let deadline = started + timeout;
-    let config = cluster.config();
-    let backoff = Backoff::new(config.retry_backoff, config.retry_backoff_max);
-    let mut done: HashMap<String, Result<T>> = HashMap::new();
-    let mut pending: BTreeMap<String, Option<Error>> = BTreeMap::new();
-    for key in keys {
-        pending.insert(key, None);
-    }
-    let mut round = 0u32;
-    while !pending.is_empty() {
-        round += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let names: Vec<String> = pending.keys().cloned().collect();
-        let refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let lookup = tokio::time::timeout(remaining, cluster.find_coordinators(kind, &refs)).await;
-        let mut by_coordinator: BTreeMap<i32, (BrokerInfo, Vec<String>)> = BTreeMap::new();
-        match lookup {
-            Err(_) => break,
-            Ok(Err(e)) if !e.is_retriable() => {
-                for (key, _) in std::mem::take(&mut pending) {
-                    done.insert(key, Err(replicate_error(&e)));
-                }
-                break;
-            }
-            Ok(Err(e)) => {
-                for last in pending.values_mut() {
-                    *last = Some(replicate_error(&e));
-                }
-            }
-            Ok(Ok(found)) => {
-                for (key, result) in found {
-                    match result {
-                        Ok(info) => {
-                            by_coordinator
-                                .entry(info.node_id)
-                                .or_insert_with(|| (info, Vec::new()))
-                                .1
-                                .push(key);
-                        }
-                        Err(e) if e.is_retriable() => {
-                            pending.insert(key, Some(e));
-                        }
-                        Err(e) => {
-                            pending.remove(&key);
-                            done.insert(key, Err(e));
-                        }
-                    }
-                }
-            }
-        }
-        for (_, (coordinator, group)) in by_coordinator {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            let answer = tokio::time::timeout(remaining, send(coordinator, group.clone())).await;
-            match answer {
-                Err(_) => break,
-                Ok(Err(e)) => {
-                    let retry = e.is_retriable();
-                    for key in &group {
-                        if e.invalidates_coordinator() {
-                            cluster.invalidate_coordinator(kind, key);
-                        }
-                        if retry {
-                            pending.insert(key.clone(), Some(replicate_error(&e)));
-                        } else {
-                            pending.remove(key);
-                            done.insert(key.clone(), Err(replicate_error(&e)));
-                        }
-                    }
-                }
-                Ok(Ok(results)) => {
-                    for (key, result) in results {
-                        if !pending.contains_key(&key) {
-                            continue;
-                        }
-                        match result {
-                            Err(e) if is_coordinator_retriable(&e) => {
-                                if matches!(
-                                    e.error_code(),
-                                    Some(
-                                        ErrorCode::NotCoordinator
-                                            | ErrorCode::CoordinatorNotAvailable
-                                    )
-                                ) || e.invalidates_coordinator()
-                                {
-                                    cluster.invalidate_coordinator(kind, &key);
-                                }
-                                pending.insert(key, Some(e));
-                            }
-                            other => {
-                                pending.remove(&key);
-                                done.insert(key, other);
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        if pending.is_empty() {
-            break;
-        }
-        let Some(delay) = delay_before_next_round(&backoff, round, deadline) else {
-            break;
-        };
-        tracing::debug!(operation, round, pending = pending.len(), "retrying keys");
-        tokio::time::sleep(delay).await;
-    }
-    done.extend(timed_out(pending, operation, timeout, round));
-    done
-}
-
-/// The backoff to wait after retry round `round` (counted from 1), or `None`
-/// when waiting it would reach `deadline` (so there is no time for another
-/// round).
-pub(super) fn delay_before_next_round(
-    backoff: &Backoff,
-    round: u32,
-    deadline: Instant,
-) -> Option<Duration> {
-    let delay = backoff.delay(round - 1);
-    (Instant::now() + delay < deadline).then_some(delay)
-}
-
-/// The results of the keys still pending when time ran out after `rounds`
-/// rounds: each an [`Error::Timeout`] of `operation` carrying the key's last
-/// error, if it had one.
-pub(super) fn timed_out<'a, K: 'a, T: 'a>(
-    pending: BTreeMap<K, Option<Error>>,
-    operation: &'a str,
-    timeout: Duration,
-    rounds: u32,
-) -> impl Iterator<Item = (K, Result<T>)> + 'a {
-    pending.into_iter().map(move |(key, last)| {
-        let error = Error::Timeout {
-            operation: operation.to_owned(),
-            timeout,
-            attempts: rounds,
-            last: last.map(Box::new),
-        };
-        (key, Err(error))
-    })
-}
 
 /// The connection to the coordinator of `key` and the coordinator itself.
 pub(super) async fn coordinator_connection(
@@ -347,27 +64,6 @@ fn forget_coordinator(cluster: &Cluster, key: &str, error: Error) -> Error {
         cluster.invalidate_coordinator(CoordinatorType::Group, key);
     }
     error
-}
-
-/// The set of operations in an `authorized_operations` bit field, or `None`
-/// when the broker did not report them (`i32::MIN`). As in the Java client,
-/// the bits of `Unknown`, `Any` and `All` (never real grants) are dropped.
-pub(super) fn authorized_operations(bits: i32) -> Option<BTreeSet<AclOperation>> {
-    if bits == i32::MIN {
-        return None;
-    }
-    Some(
-        (0..32)
-            .filter(|bit| bits & (1 << bit) != 0)
-            .map(|bit| AclOperation::from_code(bit as i8))
-            .filter(|op| {
-                !matches!(
-                    op,
-                    AclOperation::Unknown | AclOperation::Any | AclOperation::All
-                )
-            })
-            .collect(),
-    )
 }
 
 // -------------------------------------------------------------------- types
@@ -758,14 +454,6 @@ pub struct RemoveMembersOptions {
 
 /// A per-partition outcome.
 pub type PartitionResults<T> = BTreeMap<TopicPartition, Result<T>>;
-
-pub(super) fn group_partitions(partitions: &[TopicPartition]) -> BTreeMap<&str, Vec<i32>> {
-    let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
-    for tp in partitions {
-        topics.entry(&tp.topic).or_default().push(tp.partition);
-    }
-    topics
-}
 
 // ---------------------------------------------------------------- the calls
 

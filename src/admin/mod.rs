@@ -23,18 +23,21 @@
 
 mod acls;
 mod cluster_info;
+mod common;
 mod configs;
 mod groups;
 mod offsets;
 mod producers;
 mod quotas;
 mod scram;
+#[cfg(test)]
+mod tests;
 mod topics;
 mod transactions;
-// TEMPORARY until admin-a (which defines TopicPartition in offsets.rs) is merged.
 
 pub use acls::*;
 pub use cluster_info::*;
+pub use common::{AuthorizedOperations, TopicPartition};
 pub use configs::*;
 pub use groups::*;
 pub use offsets::*;

@@ -7,7 +7,6 @@
 
 use crate::network::RequestOptions;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
@@ -22,42 +21,11 @@ use crate::protocol::messages::list_offsets_response::ListOffsetsPartitionRespon
 use crate::protocol::messages::{DeleteRecordsRequest, ListOffsetsRequest};
 use crate::protocol::ApiKey;
 
-use super::configs::copy_error;
-use super::topics::{broker_retriable, needs_version, negotiated, retry_each, timeout_ms};
+use super::common::{
+    broker_retriable, broker_side_timeout, copy_error, needs_version, negotiated, retry_each,
+    TopicPartition,
+};
 use super::{Admin, Error, Result};
-
-/// A partition of a topic.
-///
-/// ```
-/// use ferrokafka::admin::TopicPartition;
-///
-/// let tp = TopicPartition::new("orders", 3);
-/// assert_eq!(tp.to_string(), "orders-3");
-/// assert!(TopicPartition::new("orders", 2) < tp);
-/// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TopicPartition {
-    /// The topic's name.
-    pub topic: String,
-    /// The partition index.
-    pub partition: i32,
-}
-
-impl TopicPartition {
-    /// Partition `partition` of `topic`.
-    pub fn new(topic: impl Into<String>, partition: i32) -> Self {
-        TopicPartition {
-            topic: topic.into(),
-            partition,
-        }
-    }
-}
-
-impl fmt::Display for TopicPartition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}-{}", self.topic, self.partition)
-    }
-}
 
 /// Which offset [`Admin::list_offsets`] looks up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -406,6 +374,7 @@ async fn delete_records_on(
 ) -> Result<Vec<(TopicPartition, Result<DeletedRecords>)>> {
     let conn = cluster.broker_connection(leader).await?;
     let version = negotiated(&conn, ApiKey::DeleteRecords)?;
+    let (broker_timeout, send_options) = broker_side_timeout(&cluster, timeout, version);
     let offsets: BTreeMap<&TopicPartition, i64> =
         wanted.iter().map(|(tp, offset)| (tp, *offset)).collect();
     let partitions: Vec<TopicPartition> = wanted.iter().map(|(tp, _)| tp.clone()).collect();
@@ -425,12 +394,10 @@ async fn delete_records_on(
                 ..Default::default()
             })
             .collect(),
-        timeout_ms: timeout_ms(timeout),
+        timeout_ms: broker_timeout,
         ..Default::default()
     };
-    let response = conn
-        .send_with(&request, RequestOptions::default().with_version(version))
-        .await?;
+    let response = conn.send_with(&request, send_options).await?;
     let mut out = Vec::new();
     for topic in response.topics {
         for p in topic.partitions {

@@ -7,8 +7,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::groups::{delay_before_next_round, group_partitions, replicate_error, timed_out};
-use super::{Admin, Error, Result, TopicPartition};
+use super::common::{
+    delay_before_next_round, group_partitions, replicate_error, timed_out, TopicPartition,
+};
+use super::{Admin, Error, Result};
 use crate::network::Backoff;
 use crate::protocol::messages::describe_producers_request::TopicRequest;
 use crate::protocol::messages::DescribeProducersRequest;

@@ -102,8 +102,14 @@ pub struct UserScramCredentialsDescription {
     pub credentials: Vec<ScramCredentialInfo>,
 }
 
-/// A change to a user's SCRAM credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A change to a user's SCRAM credentials. `Debug` never shows the password.
+///
+/// ```
+/// use ferrokafka::admin::{ScramMechanism, UserScramCredentialAlteration};
+/// let upsert = UserScramCredentialAlteration::upsert("alice", ScramMechanism::ScramSha256, 8192, "s3cret");
+/// assert!(!format!("{upsert:?}").contains("s3cret"));
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 pub enum UserScramCredentialAlteration {
     /// Creates or replaces the credential of `user` for `mechanism`.
     ///
@@ -128,6 +134,32 @@ pub enum UserScramCredentialAlteration {
         /// The mechanism.
         mechanism: ScramMechanism,
     },
+}
+
+impl std::fmt::Debug for UserScramCredentialAlteration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UserScramCredentialAlteration::Upsertion {
+                user,
+                mechanism,
+                iterations,
+                password: _,
+                salt,
+            } => f
+                .debug_struct("Upsertion")
+                .field("user", user)
+                .field("mechanism", mechanism)
+                .field("iterations", iterations)
+                .field("password", &"<redacted>")
+                .field("salt", salt)
+                .finish(),
+            UserScramCredentialAlteration::Deletion { user, mechanism } => f
+                .debug_struct("Deletion")
+                .field("user", user)
+                .field("mechanism", mechanism)
+                .finish(),
+        }
+    }
 }
 
 impl UserScramCredentialAlteration {
@@ -178,7 +210,7 @@ fn upsertion(
     iterations: i32,
     password: &str,
     salt: Option<&[u8]>,
-) -> Result<ScramCredentialUpsertion> {
+) -> ScramCredentialUpsertion {
     let salt = match salt {
         Some(s) => s.to_vec(),
         None => {
@@ -193,12 +225,54 @@ fn upsertion(
         // (UNSUPPORTED_SASL_MECHANISM or UNACCEPTABLE_CREDENTIAL).
         _ => Vec::new(),
     };
-    Ok(ScramCredentialUpsertion::default()
+    ScramCredentialUpsertion::default()
         .with_name(user.to_owned())
         .with_mechanism(mechanism.code())
         .with_iterations(iterations)
         .with_salt(Bytes::from(salt))
-        .with_salted_password(Bytes::from(salted)))
+        .with_salted_password(Bytes::from(salted))
+}
+
+/// Builds every upsertion of `alterations` on tokio's blocking pool: PBKDF2
+/// with thousands of rounds per credential must not stall the runtime thread.
+async fn upsertions(
+    alterations: &[UserScramCredentialAlteration],
+) -> Vec<ScramCredentialUpsertion> {
+    let owned: Vec<UserScramCredentialAlteration> = alterations
+        .iter()
+        .filter(|a| matches!(a, UserScramCredentialAlteration::Upsertion { .. }))
+        .cloned()
+        .collect();
+    if owned.is_empty() {
+        return Vec::new();
+    }
+    let derive = move || {
+        owned
+            .iter()
+            .filter_map(|a| match a {
+                UserScramCredentialAlteration::Upsertion {
+                    user,
+                    mechanism,
+                    iterations,
+                    password,
+                    salt,
+                } => Some(upsertion(
+                    user,
+                    *mechanism,
+                    *iterations,
+                    password,
+                    salt.as_deref(),
+                )),
+                UserScramCredentialAlteration::Deletion { .. } => None,
+            })
+            .collect()
+    };
+    match tokio::task::spawn_blocking(derive).await {
+        Ok(upsertions) => upsertions,
+        // Only a panic in the derivation gets here (blocking tasks are never
+        // cancelled): let it continue in the caller.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 impl Admin {
@@ -274,29 +348,15 @@ impl Admin {
         );
         async move {
             let timeout = self.timeout(options.timeout);
-            let mut request = AlterUserScramCredentialsRequest::default();
+            let mut request = AlterUserScramCredentialsRequest::default()
+                .with_upsertions(upsertions(alterations).await);
             for alteration in alterations {
-                match alteration {
-                    UserScramCredentialAlteration::Upsertion {
-                        user,
-                        mechanism,
-                        iterations,
-                        password,
-                        salt,
-                    } => request.upsertions.push(upsertion(
-                        user,
-                        *mechanism,
-                        *iterations,
-                        password,
-                        salt.as_deref(),
-                    )?),
-                    UserScramCredentialAlteration::Deletion { user, mechanism } => {
-                        request.deletions.push(
-                            ScramCredentialDeletion::default()
-                                .with_name(user.clone())
-                                .with_mechanism(mechanism.code()),
-                        )
-                    }
+                if let UserScramCredentialAlteration::Deletion { user, mechanism } = alteration {
+                    request.deletions.push(
+                        ScramCredentialDeletion::default()
+                            .with_name(user.clone())
+                            .with_mechanism(mechanism.code()),
+                    )
                 }
             }
             let cluster = self.cluster();
@@ -326,6 +386,7 @@ impl Admin {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::network::sasl::scram::tests::polls_of_a_neighbour_task;
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
@@ -358,8 +419,8 @@ mod tests {
 
     #[test]
     fn upsertion_salts_randomly_and_hashes_client_side() {
-        let a = upsertion("alice", ScramMechanism::ScramSha256, 4096, "pw", None).unwrap();
-        let b = upsertion("alice", ScramMechanism::ScramSha256, 4096, "pw", None).unwrap();
+        let a = upsertion("alice", ScramMechanism::ScramSha256, 4096, "pw", None);
+        let b = upsertion("alice", ScramMechanism::ScramSha256, 4096, "pw", None);
         assert_eq!(a.salt.len(), 32);
         assert_ne!(a.salt, b.salt, "salts are random");
         assert_ne!(a.salted_password, b.salted_password);
@@ -370,13 +431,53 @@ mod tests {
             4096,
             "password",
             Some(b"salt"),
-        )
-        .unwrap();
+        );
         assert_eq!(
             hex(&fixed.salted_password),
             "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"
         );
         assert_eq!(&fixed.salt[..], b"salt");
+    }
+
+    /// Upsertions keep their order, deletions are skipped, and the password
+    /// never shows in `Debug`.
+    #[tokio::test(flavor = "current_thread")]
+    async fn upsertions_are_derived_off_the_runtime_thread_and_hide_passwords() {
+        let alterations = [
+            UserScramCredentialAlteration::Upsertion {
+                user: "alice".into(),
+                mechanism: ScramMechanism::ScramSha256,
+                iterations: 4096,
+                password: "password".into(),
+                salt: Some(b"salt".to_vec()),
+            },
+            UserScramCredentialAlteration::delete("carol", ScramMechanism::ScramSha512),
+            UserScramCredentialAlteration::upsert(
+                "bob",
+                ScramMechanism::ScramSha512,
+                4096,
+                "pw-Secret-7f3a",
+            ),
+        ];
+        let (built, polls) = polls_of_a_neighbour_task(upsertions(&alterations)).await;
+        assert!(polls > 0, "PBKDF2 blocked the runtime thread");
+        assert_eq!(built.len(), 2);
+        assert_eq!(
+            (built[0].name.as_str(), built[1].name.as_str()),
+            ("alice", "bob")
+        );
+        assert_eq!(
+            hex(&built[0].salted_password),
+            "c5e478d59288c841aa530db6845c4c8d962893a001ce4e11a4963873aa98134a"
+        );
+        for alteration in &alterations {
+            let text = format!("{alteration:?}{alteration:#?}");
+            assert!(
+                !text.contains("pw-Secret-7f3a") && !text.contains("\"password\""),
+                "{text}"
+            );
+        }
+        assert!(upsertions(&alterations[1..2]).await.is_empty());
     }
 
     #[test]

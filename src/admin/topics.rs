@@ -5,15 +5,13 @@
 //! pending, settles the resources whose answer is final and retries the
 //! rest after a backoff, until the call's deadline.
 
-use crate::network::RequestOptions;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
-use std::future::Future;
 use std::time::{Duration, Instant};
 
 use tracing::Instrument;
 
-use crate::network::{Backoff, BrokerConnection, Cluster};
+use crate::network::{BrokerConnection, Cluster, RequestOptions};
 use crate::protocol::messages::create_partitions_request::{
     CreatePartitionsAssignment, CreatePartitionsTopic,
 };
@@ -27,43 +25,13 @@ use crate::protocol::messages::metadata_response::MetadataResponseTopic;
 use crate::protocol::messages::{
     CreatePartitionsRequest, CreateTopicsRequest, DeleteTopicsRequest, MetadataRequest,
 };
-use crate::protocol::{ApiKey, ErrorCode, Uuid, VersionRange};
+use crate::protocol::{ApiKey, ErrorCode, Uuid};
 
-use super::cluster_info::AuthorizedOperations;
+use super::common::{
+    broker_side_timeout, needs_version, negotiated, retry_each, AuthorizedOperations,
+};
 use super::configs::ConfigEntry;
 use super::{Admin, Error, Result};
-
-// ---------------------------------------------------------------------------
-// Shared plumbing for this crate's admin calls
-// ---------------------------------------------------------------------------
-
-/// A duration as the `timeout_ms` field of a request (saturating, at least 1).
-pub(super) fn timeout_ms(timeout: Duration) -> i32 {
-    i32::try_from(timeout.as_millis())
-        .unwrap_or(i32::MAX)
-        .max(1)
-}
-
-/// The version `conn` negotiated for `api`.
-pub(super) fn negotiated(conn: &BrokerConnection, api: ApiKey) -> Result<i16> {
-    conn.api_versions()
-        .map(|table| table.negotiate(api))
-        .unwrap_or(Err(Error::UnsupportedVersion {
-            api,
-            client: api.stable_versions(),
-            broker: None,
-        }))
-}
-
-/// The error for an API that exists on the broker but only in versions too
-/// old for what was asked (deleting by topic id, `MaxTimestamp`, ...).
-pub(super) fn needs_version(conn: &BrokerConnection, api: ApiKey, min: i16) -> Error {
-    Error::UnsupportedVersion {
-        api,
-        client: VersionRange::new(min, api.stable_versions().max),
-        broker: conn.api_versions().and_then(|t| t.broker_range(api)),
-    }
-}
 
 /// A connection to the controller named in metadata, or to any broker when
 /// the controller is unknown (KRaft brokers forward controller requests).
@@ -84,129 +52,6 @@ pub(super) fn controller_retriable(error: &Error) -> bool {
         error.error_code(),
         Some(ErrorCode::NotController | ErrorCode::ThrottlingQuotaExceeded)
     )
-}
-
-/// Whether a per-resource error is worth another attempt by the broker's own
-/// classification (leader moved, coordinator loading, ...).
-pub(super) fn broker_retriable(error: &Error) -> bool {
-    error.is_retriable()
-}
-
-/// Runs `attempt` for the keys still pending until each has a final result
-/// or `timeout` passes.
-///
-/// `attempt` gets the pending keys and returns a result per key; a key it
-/// does not answer for gets an [`Error::Protocol`]. A per-key error for which
-/// `retriable` holds keeps the key pending. An error of the whole attempt
-/// (connection lost, request timed out) is retried when it is retriable and
-/// returned at once otherwise. Metadata is marked stale when an error calls
-/// for it, so the next attempt routes afresh. Keys still pending at the
-/// deadline end with [`Error::Timeout`] carrying their last error; when no
-/// attempt ever got an answer the whole call fails with it.
-pub(super) async fn retry_each<K, V, F, Fut>(
-    cluster: &Cluster,
-    operation: &str,
-    timeout: Duration,
-    keys: impl IntoIterator<Item = K>,
-    retriable: fn(&Error) -> bool,
-    mut attempt: F,
-) -> Result<BTreeMap<K, Result<V>>>
-where
-    K: Ord + Clone + Debug,
-    F: FnMut(Vec<K>) -> Fut,
-    Fut: Future<Output = Result<Vec<(K, Result<V>)>>>,
-{
-    let deadline = Instant::now() + timeout;
-    let config = cluster.config();
-    let backoff = Backoff::new(config.retry_backoff, config.retry_backoff_max);
-    let mut pending: BTreeSet<K> = keys.into_iter().collect();
-    let mut done = BTreeMap::new();
-    let mut last: BTreeMap<K, Error> = BTreeMap::new();
-    let mut request_error: Option<Error> = None;
-    let mut answered_once = false;
-    let mut attempts = 0u32;
-    while !pending.is_empty() {
-        attempts += 1;
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let keys: Vec<K> = pending.iter().cloned().collect();
-        let mut invalidate = false;
-        match tokio::time::timeout(remaining, attempt(keys)).await {
-            Err(_elapsed) => break,
-            Ok(Err(e)) if !e.is_retriable() => return Err(e),
-            Ok(Err(e)) => {
-                invalidate |= e.invalidates_metadata();
-                tracing::debug!(operation, attempts, error = %e, "attempt failed; retrying");
-                request_error = Some(e);
-            }
-            Ok(Ok(results)) => {
-                answered_once = true;
-                request_error = None;
-                let mut unanswered = pending.clone();
-                for (key, result) in results {
-                    if !unanswered.remove(&key) {
-                        continue;
-                    }
-                    match result {
-                        Err(e) if retriable(&e) => {
-                            invalidate |= e.invalidates_metadata();
-                            tracing::debug!(operation, attempts, key = ?key, error = %e, "retrying");
-                            last.insert(key, e);
-                        }
-                        result => {
-                            pending.remove(&key);
-                            last.remove(&key);
-                            done.insert(key, result);
-                        }
-                    }
-                }
-                for key in unanswered {
-                    pending.remove(&key);
-                    last.remove(&key);
-                    let reason = format!("{operation}: the response has no result for {key:?}");
-                    done.insert(
-                        key,
-                        Err(Error::Protocol {
-                            broker: String::new(),
-                            reason,
-                        }),
-                    );
-                }
-            }
-        }
-        if pending.is_empty() {
-            break;
-        }
-        if invalidate {
-            cluster.invalidate_metadata();
-        }
-        let delay = backoff.delay(attempts - 1);
-        if Instant::now() + delay >= deadline {
-            break;
-        }
-        tokio::time::sleep(delay).await;
-    }
-    if pending.is_empty() {
-        return Ok(done);
-    }
-    if !answered_once {
-        return Err(Error::Timeout {
-            operation: operation.to_owned(),
-            timeout,
-            attempts,
-            last: request_error.map(Box::new),
-        });
-    }
-    for key in pending {
-        let last = last.remove(&key).map(Box::new);
-        let error = Error::Timeout {
-            operation: format!("{operation} ({key:?})"),
-            timeout,
-            attempts,
-            last,
-        };
-        done.insert(key, Err(error));
-    }
-    Ok(done)
 }
 
 // ---------------------------------------------------------------------------
@@ -353,7 +198,26 @@ pub struct CreatedTopic {
     pub config_error: Option<Error>,
 }
 
+/// The guard of `mutex`, even if a panic poisoned it.
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl CreatedTopic {
+    /// A topic that an earlier, unanswered attempt of this call created: its
+    /// id and the broker's view of it are unknown, only what was asked for.
+    fn created_by_unanswered_attempt(asked: &NewTopic) -> CreatedTopic {
+        let request = asked.to_request();
+        CreatedTopic {
+            topic_id: None,
+            num_partitions: (request.num_partitions >= 0).then_some(request.num_partitions),
+            replication_factor: (request.replication_factor >= 0)
+                .then_some(request.replication_factor),
+            configs: None,
+            config_error: None,
+        }
+    }
+
     fn from_result(result: CreatableTopicResult) -> Result<CreatedTopic> {
         Error::check(
             ApiKey::CreateTopics,
@@ -556,6 +420,11 @@ impl Admin {
         let by_name: BTreeMap<String, &NewTopic> =
             topics.iter().map(|t| (t.name.clone(), t)).collect();
         let deadline = Instant::now() + timeout;
+        // Topics of an attempt that got no answer (timed out, connection
+        // lost): the broker may have created them, so a retry that finds
+        // them existing found this call's own work.
+        let maybe_created: std::sync::Mutex<BTreeSet<String>> = Default::default();
+        let validate_only = options.validate_only;
         retry_each(
             self.cluster(),
             "create topics",
@@ -563,23 +432,49 @@ impl Admin {
             by_name.keys().cloned(),
             controller_retriable,
             |pending| {
-                let by_name = &by_name;
+                let (by_name, maybe_created) = (&by_name, &maybe_created);
                 async move {
                     let conn = controller_connection(self.cluster()).await?;
                     let version = negotiated(&conn, ApiKey::CreateTopics)?;
+                    let (broker_timeout, send_options) = broker_side_timeout(
+                        self.cluster(),
+                        deadline.saturating_duration_since(Instant::now()),
+                        version,
+                    );
                     let request = CreateTopicsRequest {
                         topics: pending.iter().map(|n| by_name[n].to_request()).collect(),
-                        timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
-                        validate_only: options.validate_only,
+                        timeout_ms: broker_timeout,
+                        validate_only,
                         ..Default::default()
                     };
-                    let response = conn
-                        .send_with(&request, RequestOptions::default().with_version(version))
-                        .await?;
+                    let response = match conn.send_with(&request, send_options).await {
+                        Ok(response) => response,
+                        Err(e) => {
+                            if !validate_only {
+                                lock(maybe_created).extend(pending);
+                            }
+                            return Err(e);
+                        }
+                    };
+                    let ours = lock(maybe_created);
                     Ok(response
                         .topics
                         .into_iter()
-                        .map(|t| (t.name.clone(), CreatedTopic::from_result(t)))
+                        .map(|t| {
+                            let name = t.name.clone();
+                            let result = if t.error_code == ErrorCode::TopicAlreadyExists.code()
+                                && ours.contains(&name)
+                            {
+                                tracing::debug!(
+                                    topic = %name,
+                                    "TOPIC_ALREADY_EXISTS after an unanswered attempt: created by this call"
+                                );
+                                Ok(CreatedTopic::created_by_unanswered_attempt(by_name[&name]))
+                            } else {
+                                CreatedTopic::from_result(t)
+                            };
+                            (name, result)
+                        })
                         .collect())
                 }
             },
@@ -608,8 +503,13 @@ impl Admin {
             |pending| async move {
                 let conn = controller_connection(self.cluster()).await?;
                 let version = negotiated(&conn, ApiKey::DeleteTopics)?;
+                let (broker_timeout, send_options) = broker_side_timeout(
+                    self.cluster(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    version,
+                );
                 let mut request = DeleteTopicsRequest {
-                    timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
+                    timeout_ms: broker_timeout,
                     ..Default::default()
                 };
                 if version >= 6 {
@@ -623,9 +523,7 @@ impl Admin {
                 } else {
                     request.topic_names = pending;
                 }
-                let response = conn
-                    .send_with(&request, RequestOptions::default().with_version(version))
-                    .await?;
+                let response = conn.send_with(&request, send_options).await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -665,6 +563,11 @@ impl Admin {
             |pending| async move {
                 let conn = controller_connection(self.cluster()).await?;
                 let version = negotiated(&conn, ApiKey::DeleteTopics)?;
+                let (broker_timeout, send_options) = broker_side_timeout(
+                    self.cluster(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    version,
+                );
                 if version < 6 {
                     return Err(needs_version(&conn, ApiKey::DeleteTopics, 6));
                 }
@@ -677,12 +580,10 @@ impl Admin {
                             ..Default::default()
                         })
                         .collect(),
-                    timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
+                    timeout_ms: broker_timeout,
                     ..Default::default()
                 };
-                let response = conn
-                    .send_with(&request, RequestOptions::default().with_version(version))
-                    .await?;
+                let response = conn.send_with(&request, send_options).await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -838,6 +739,11 @@ impl Admin {
             |pending| async move {
                 let conn = controller_connection(self.cluster()).await?;
                 let version = negotiated(&conn, ApiKey::CreatePartitions)?;
+                let (broker_timeout, send_options) = broker_side_timeout(
+                    self.cluster(),
+                    deadline.saturating_duration_since(Instant::now()),
+                    version,
+                );
                 let request = CreatePartitionsRequest {
                     topics: pending
                         .iter()
@@ -858,13 +764,11 @@ impl Admin {
                             }
                         })
                         .collect(),
-                    timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
+                    timeout_ms: broker_timeout,
                     validate_only: options.validate_only,
                     ..Default::default()
                 };
-                let response = conn
-                    .send_with(&request, RequestOptions::default().with_version(version))
-                    .await?;
+                let response = conn.send_with(&request, send_options).await?;
                 Ok(response
                     .results
                     .into_iter()
@@ -881,473 +785,5 @@ impl Admin {
         )
         .instrument(span)
         .await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    //! The admin calls against an in-process two-broker fake cluster: routing
-    //! (controller, leaders, named brokers), per-resource results and
-    //! retries after NOT_CONTROLLER and NOT_LEADER_OR_FOLLOWER.
-
-    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-
-    use super::*;
-    use crate::admin::{
-        AlterConfigOp, ConfigResource, ConfigSource, DescribeConfigsOptions, OffsetSpec,
-        TopicPartition,
-    };
-    use crate::network::testing::{api_versions, spawn_tcp, Handler, Reply};
-    use crate::network::ClientConfig;
-    use crate::protocol::messages::create_topics_response::CreatableTopicResult;
-    use crate::protocol::messages::describe_configs_response::{
-        DescribeConfigsResourceResult, DescribeConfigsResult,
-    };
-    use crate::protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
-    use crate::protocol::messages::list_offsets_response::{
-        ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
-    };
-    use crate::protocol::messages::metadata_response::{
-        MetadataResponseBroker, MetadataResponsePartition,
-    };
-    use crate::protocol::messages::{
-        CreateTopicsResponse, DescribeConfigsResponse, IncrementalAlterConfigsResponse,
-        ListOffsetsResponse, MetadataResponse,
-    };
-    use crate::protocol::{RequestKind, ResponseKind};
-
-    /// Shared state of the fake cluster.
-    #[derive(Default)]
-    struct Fake {
-        ports: Mutex<Vec<(i32, u16)>>,
-        controller: AtomicI32,
-        leader_of_p1: AtomicI32,
-        /// (broker, partitions) of each ListOffsets request.
-        list_offsets: Mutex<Vec<(i32, Vec<i32>)>>,
-        create_topics_calls: AtomicUsize,
-        /// (broker, resource names) of each config request.
-        config_requests: Mutex<Vec<(i32, Vec<String>)>>,
-    }
-
-    fn metadata(fake: &Fake) -> MetadataResponse {
-        let brokers = fake
-            .ports
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|&(id, port)| MetadataResponseBroker {
-                node_id: id,
-                host: "127.0.0.1".into(),
-                port: i32::from(port),
-                ..Default::default()
-            })
-            .collect();
-        let partition = |index, leader| MetadataResponsePartition {
-            partition_index: index,
-            leader_id: leader,
-            leader_epoch: 4,
-            replica_nodes: vec![1, 2],
-            isr_nodes: vec![1, 2],
-            ..Default::default()
-        };
-        MetadataResponse {
-            brokers,
-            cluster_id: Some("fake".into()),
-            controller_id: fake.controller.load(Ordering::SeqCst),
-            topics: vec![MetadataResponseTopic {
-                name: Some("t".into()),
-                topic_id: Uuid::from_u64_pair(7, 7),
-                partitions: vec![
-                    partition(0, 1),
-                    partition(1, fake.leader_of_p1.load(Ordering::SeqCst)),
-                    partition(2, 1),
-                ],
-                ..Default::default()
-            }],
-            ..Default::default()
-        }
-    }
-
-    fn handler(node: i32, fake: Arc<Fake>) -> Handler {
-        Arc::new(move |header, body| {
-            let reply = |body| Reply::now(body, header);
-            match body {
-                RequestKind::ApiVersions(_) => {
-                    reply(ResponseKind::ApiVersions(api_versions(|api| {
-                        Some(api.valid_versions())
-                    })))
-                }
-                RequestKind::Metadata(_) => reply(ResponseKind::Metadata(metadata(&fake))),
-                RequestKind::CreateTopics(r) => {
-                    fake.create_topics_calls.fetch_add(1, Ordering::SeqCst);
-                    // Broker 2 is the controller, though metadata first says 1.
-                    let controller = 2;
-                    let topics = r
-                        .topics
-                        .iter()
-                        .map(|t| {
-                            let mut result = CreatableTopicResult {
-                                name: t.name.clone(),
-                                num_partitions: t.num_partitions,
-                                replication_factor: t.replication_factor,
-                                ..Default::default()
-                            };
-                            if node != controller {
-                                result.error_code = ErrorCode::NotController.code();
-                            } else if t.name == "exists" {
-                                result.error_code = ErrorCode::TopicAlreadyExists.code();
-                                result.error_message = Some("it does".into());
-                            } else {
-                                result.topic_id = Uuid::from_u64_pair(1, 2);
-                            }
-                            result
-                        })
-                        .collect();
-                    // Metadata tells the truth from the first refusal on.
-                    fake.controller.store(controller, Ordering::SeqCst);
-                    reply(ResponseKind::CreateTopics(CreateTopicsResponse {
-                        topics,
-                        ..Default::default()
-                    }))
-                }
-                RequestKind::ListOffsets(r) => {
-                    let mut seen = Vec::new();
-                    let topics = r
-                        .topics
-                        .iter()
-                        .map(|t| ListOffsetsTopicResponse {
-                            name: t.name.clone(),
-                            partitions: t
-                                .partitions
-                                .iter()
-                                .map(|p| {
-                                    seen.push(p.partition_index);
-                                    let mut answer = ListOffsetsPartitionResponse {
-                                        partition_index: p.partition_index,
-                                        offset: i64::from(p.partition_index) * 100
-                                            + i64::from(node),
-                                        timestamp: p.timestamp,
-                                        leader_epoch: 4,
-                                        ..Default::default()
-                                    };
-                                    if p.partition_index == 1 && node == 2 {
-                                        // Leadership of p1 moved to broker 1.
-                                        fake.leader_of_p1.store(1, Ordering::SeqCst);
-                                        answer.error_code = ErrorCode::NotLeaderOrFollower.code();
-                                    }
-                                    answer
-                                })
-                                .collect(),
-                            ..Default::default()
-                        })
-                        .collect();
-                    fake.list_offsets.lock().unwrap().push((node, seen));
-                    reply(ResponseKind::ListOffsets(ListOffsetsResponse {
-                        topics,
-                        ..Default::default()
-                    }))
-                }
-                RequestKind::DescribeConfigs(r) => {
-                    let names = r.resources.iter().map(|r| r.resource_name.clone());
-                    fake.config_requests
-                        .lock()
-                        .unwrap()
-                        .push((node, names.collect()));
-                    let results = r
-                        .resources
-                        .iter()
-                        .map(|res| DescribeConfigsResult {
-                            resource_type: res.resource_type,
-                            resource_name: res.resource_name.clone(),
-                            configs: vec![DescribeConfigsResourceResult {
-                                name: "answered.by".into(),
-                                value: Some(node.to_string()),
-                                config_source: 1,
-                                config_type: 3,
-                                ..Default::default()
-                            }],
-                            ..Default::default()
-                        })
-                        .collect();
-                    reply(ResponseKind::DescribeConfigs(DescribeConfigsResponse {
-                        results,
-                        ..Default::default()
-                    }))
-                }
-                RequestKind::IncrementalAlterConfigs(r) => {
-                    let names = r.resources.iter().map(|r| r.resource_name.clone());
-                    fake.config_requests
-                        .lock()
-                        .unwrap()
-                        .push((node, names.collect()));
-                    let responses = r
-                        .resources
-                        .iter()
-                        .map(|res| {
-                            let bad = res.configs.iter().any(|c| c.name == "bad");
-                            AlterConfigsResourceResponse {
-                                resource_type: res.resource_type,
-                                resource_name: res.resource_name.clone(),
-                                error_code: if bad {
-                                    ErrorCode::InvalidConfig.code()
-                                } else {
-                                    0
-                                },
-                                ..Default::default()
-                            }
-                        })
-                        .collect();
-                    reply(ResponseKind::IncrementalAlterConfigs(
-                        IncrementalAlterConfigsResponse {
-                            responses,
-                            ..Default::default()
-                        },
-                    ))
-                }
-                _ => Reply::Close,
-            }
-        })
-    }
-
-    async fn fake_admin() -> (Arc<Fake>, Admin) {
-        let fake = Arc::new(Fake::default());
-        fake.controller.store(1, Ordering::SeqCst);
-        fake.leader_of_p1.store(2, Ordering::SeqCst);
-        let mut addrs = Vec::new();
-        for id in [1, 2] {
-            let addr = spawn_tcp(handler(id, fake.clone())).await;
-            let port = addr.rsplit_once(':').unwrap().1.parse().unwrap();
-            fake.ports.lock().unwrap().push((id, port));
-            addrs.push(addr);
-        }
-        let config = ClientConfig::builder()
-            .bootstrap_servers(addrs)
-            .retry_backoff(Duration::from_millis(5))
-            .retry_backoff_max(Duration::from_millis(20))
-            .default_api_timeout(Duration::from_secs(5))
-            .build()
-            .unwrap();
-        (fake, Admin::connect(config).await.unwrap())
-    }
-
-    #[tokio::test]
-    async fn create_topics_follows_a_moved_controller_and_reports_per_topic() {
-        let (fake, admin) = fake_admin().await;
-        let created = admin
-            .create_topics(
-                &[NewTopic::new("a", 3, 2), NewTopic::new("exists", 1, 1)],
-                CreateTopicsOptions::default(),
-            )
-            .await
-            .unwrap();
-        // First attempt: broker 1 answers NOT_CONTROLLER for both; the retry
-        // goes to broker 2 after the metadata refresh.
-        assert_eq!(fake.create_topics_calls.load(Ordering::SeqCst), 2);
-        let a = created["a"].as_ref().unwrap();
-        assert_eq!(a.topic_id, Some(Uuid::from_u64_pair(1, 2)));
-        assert_eq!((a.num_partitions, a.replication_factor), (Some(3), Some(2)));
-        let err = created["exists"].as_ref().unwrap_err();
-        assert_eq!(err.error_code(), Some(ErrorCode::TopicAlreadyExists));
-        assert!(err.to_string().contains("it does"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn list_offsets_groups_by_leader_and_retries_moved_partitions() {
-        let (fake, admin) = fake_admin().await;
-        let specs: BTreeMap<TopicPartition, OffsetSpec> = (0..3)
-            .map(|p| (TopicPartition::new("t", p), OffsetSpec::Latest))
-            .collect();
-        let offsets = admin
-            .list_offsets(&specs, Default::default())
-            .await
-            .unwrap();
-        let got: Vec<i64> = offsets
-            .values()
-            .map(|r| r.as_ref().unwrap().offset)
-            .collect();
-        // Partition p answered by broker b has offset 100 p + b; p1 moved to 1.
-        assert_eq!(got, [1, 101, 201]);
-        assert_eq!(
-            offsets[&TopicPartition::new("t", 0)]
-                .as_ref()
-                .unwrap()
-                .leader_epoch,
-            Some(4)
-        );
-        let mut requests = fake.list_offsets.lock().unwrap().clone();
-        requests.sort();
-        // One request per leader (p0 and p2 together), then p1 again at its new leader.
-        assert_eq!(requests, [(1, vec![0, 2]), (1, vec![1]), (2, vec![1])]);
-    }
-
-    #[tokio::test]
-    async fn configs_of_a_broker_go_to_that_broker() {
-        let (fake, admin) = fake_admin().await;
-        let topic = ConfigResource::topic("t");
-        let broker2 = ConfigResource::broker(2);
-        let described = admin
-            .describe_configs(
-                &[topic.clone(), broker2.clone()],
-                DescribeConfigsOptions::default(),
-            )
-            .await
-            .unwrap();
-        let entry = described[&broker2]
-            .as_ref()
-            .unwrap()
-            .get("answered.by")
-            .unwrap()
-            .clone();
-        assert_eq!(entry.value.as_deref(), Some("2"));
-        assert_eq!(entry.source, ConfigSource::DynamicTopicConfig);
-        assert!(described[&topic].is_ok());
-        let requests = fake.config_requests.lock().unwrap().clone();
-        assert!(
-            requests.contains(&(2, vec!["2".to_owned()])),
-            "{requests:?}"
-        );
-        assert!(requests.iter().any(|(_, names)| names == &["t".to_owned()]));
-
-        let changes = BTreeMap::from([
-            (topic.clone(), vec![AlterConfigOp::set("retention.ms", "1")]),
-            (
-                ConfigResource::topic("u"),
-                vec![AlterConfigOp::set("bad", "x")],
-            ),
-        ]);
-        let altered = admin
-            .incremental_alter_configs(&changes, Default::default())
-            .await
-            .unwrap();
-        assert!(altered[&topic].is_ok());
-        let err = altered[&ConfigResource::topic("u")].as_ref().unwrap_err();
-        assert_eq!(err.error_code(), Some(ErrorCode::InvalidConfig));
-    }
-
-    #[tokio::test]
-    async fn describe_topics_maps_metadata_and_missing_topics() {
-        let (_fake, admin) = fake_admin().await;
-        let described = admin
-            .describe_topics(&["t"], DescribeTopicsOptions::default())
-            .await
-            .unwrap();
-        let t = described["t"].as_ref().unwrap();
-        assert_eq!(t.topic_id, Some(Uuid::from_u64_pair(7, 7)));
-        assert_eq!(t.partitions.len(), 3);
-        assert_eq!(t.partitions[1].leader, Some(2));
-        assert_eq!(t.partitions[1].leader_epoch, Some(4));
-        assert_eq!(t.authorized_operations, None);
-        // The fake answers only for "t": other names get a protocol error.
-        let described = admin
-            .describe_topics(&["nope"], Default::default())
-            .await
-            .unwrap();
-        assert!(matches!(described["nope"], Err(Error::Protocol { .. })));
-    }
-
-    #[tokio::test]
-    async fn retry_each_settles_retries_and_times_out_per_key() {
-        let cluster = Cluster::new(
-            ClientConfig::builder()
-                .bootstrap_servers(["127.0.0.1:1"])
-                .retry_backoff(Duration::from_millis(1))
-                .retry_backoff_max(Duration::from_millis(5))
-                .build()
-                .unwrap(),
-        )
-        .unwrap();
-        let broker = |code: ErrorCode| Error::Broker {
-            api: ApiKey::CreateTopics,
-            code,
-            message: None,
-        };
-        let attempts = AtomicUsize::new(0);
-        let results = retry_each(
-            &cluster,
-            "test",
-            Duration::from_millis(200),
-            ["ok", "final", "again", "forever", "silent"],
-            controller_retriable,
-            |pending| {
-                let n = attempts.fetch_add(1, Ordering::SeqCst);
-                async move {
-                    if n == 1 {
-                        // A whole attempt failing retriably is retried.
-                        return Err(Error::Disconnected {
-                            broker: "x".into(),
-                            reason: "test".into(),
-                        });
-                    }
-                    Ok(pending
-                        .into_iter()
-                        .filter(|k| *k != "silent")
-                        .map(|k| {
-                            let r = match k {
-                                "ok" => Ok(k.len()),
-                                "final" => Err(broker(ErrorCode::InvalidReplicationFactor)),
-                                "again" if n < 2 => Err(broker(ErrorCode::NotController)),
-                                "again" => Ok(0),
-                                _ => Err(broker(ErrorCode::ThrottlingQuotaExceeded)),
-                            };
-                            (k, r)
-                        })
-                        .collect())
-                }
-            },
-        )
-        .await
-        .unwrap();
-        assert_eq!(*results["ok"].as_ref().unwrap(), 2);
-        assert_eq!(
-            results["final"].as_ref().unwrap_err().error_code(),
-            Some(ErrorCode::InvalidReplicationFactor)
-        );
-        assert_eq!(*results["again"].as_ref().unwrap(), 0);
-        match results["forever"].as_ref().unwrap_err() {
-            Error::Timeout {
-                last: Some(last), ..
-            } => {
-                assert_eq!(last.error_code(), Some(ErrorCode::ThrottlingQuotaExceeded))
-            }
-            other => panic!("{other}"),
-        }
-        assert!(matches!(results["silent"], Err(Error::Protocol { .. })));
-        assert!(attempts.load(Ordering::SeqCst) >= 4);
-
-        // No answer at all before the deadline: the call fails as a whole.
-        let err = retry_each(
-            &cluster,
-            "test",
-            Duration::from_millis(50),
-            [1],
-            broker_retriable,
-            |_| async {
-                Err::<Vec<(i32, Result<()>)>, _>(Error::Disconnected {
-                    broker: "x".into(),
-                    reason: "down".into(),
-                })
-            },
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(err, Error::Timeout { last: Some(_), .. }), "{err}");
-        // A non-retriable failure of a whole attempt is returned at once.
-        let err = retry_each(
-            &cluster,
-            "test",
-            Duration::from_secs(5),
-            [1],
-            broker_retriable,
-            |_| async {
-                Err::<Vec<(i32, Result<()>)>, _>(Error::Protocol {
-                    broker: "x".into(),
-                    reason: "garbage".into(),
-                })
-            },
-        )
-        .await
-        .unwrap_err();
-        assert!(matches!(err, Error::Protocol { .. }), "{err}");
     }
 }

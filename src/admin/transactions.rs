@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use super::groups::{coordinator_rounds, fan_out_to_all_brokers};
-use super::{Admin, Error, Result, TopicPartition};
+use super::common::{coordinator_rounds, fan_out_to_all_brokers, TopicPartition};
+use super::{Admin, Error, Result};
 use crate::network::CoordinatorType;
 use crate::protocol::messages::{DescribeTransactionsRequest, ListTransactionsRequest};
 use crate::protocol::ApiKey;

@@ -114,7 +114,8 @@ pub(crate) async fn authenticate(conn: &BrokerConnection, sasl: &SaslConfig) -> 
                 .map_err(|reason| failure(mechanism, reason))?;
             let server_first = step(client.client_first().into_bytes()).await?;
             let client_final = client
-                .handle_server_first(&server_first)
+                .handle_server_first_blocking_pool(&server_first)
+                .await
                 .map_err(|reason| failure(mechanism, reason))?;
             let server_final = step(client_final.into_bytes()).await?;
             client
@@ -125,3 +126,6 @@ pub(crate) async fn authenticate(conn: &BrokerConnection, sasl: &SaslConfig) -> 
     tracing::debug!(mechanism = mechanism.name(), broker = %conn.broker(), user = %sasl.username, "SASL authentication succeeded");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

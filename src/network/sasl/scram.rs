@@ -120,12 +120,30 @@ pub fn attributes(message: &str) -> Result<Vec<(char, &str)>, String> {
         .collect()
 }
 
-#[derive(Debug)]
 enum Step {
     Initial,
     ClientFirstSent,
     ClientFinalSent { server_signature: Vec<u8> },
     Done,
+}
+
+impl Step {
+    fn name(&self) -> &'static str {
+        match self {
+            Step::Initial => "Initial",
+            Step::ClientFirstSent => "ClientFirstSent",
+            Step::ClientFinalSent { .. } => "ClientFinalSent",
+            Step::Done => "Done",
+        }
+    }
+}
+
+/// A server-first message that passed every check.
+struct ServerFirst {
+    text: String,
+    nonce: String,
+    salt: Vec<u8>,
+    iterations: u32,
 }
 
 /// The client side of one SCRAM exchange.
@@ -141,13 +159,33 @@ enum Step {
 /// assert!(client_final.ends_with(",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="));
 /// client.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=").unwrap();
 /// ```
-#[derive(Debug)]
+///
+/// `Debug` shows the mechanism, the user and the step, never the password
+/// or anything derived from it:
+///
+/// ```
+/// use ferrokafka::network::sasl::scram::{ScramClient, ScramHash};
+/// let client = ScramClient::new(ScramHash::Sha512, "alice", "s3cret").unwrap();
+/// assert!(!format!("{client:?}").contains("s3cret"));
+/// ```
 pub struct ScramClient {
     hash: ScramHash,
     username: String,
     password: String,
     nonce: String,
     step: Step,
+}
+
+impl std::fmt::Debug for ScramClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The password, and the server signature derived from it, stay out.
+        f.debug_struct("ScramClient")
+            .field("hash", &self.hash)
+            .field("username", &self.username)
+            .field("password", &"<redacted>")
+            .field("step", &self.step.name())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ScramClient {
@@ -189,7 +227,43 @@ impl ScramClient {
 
     /// Checks the server-first message and returns the client-final message
     /// carrying the proof.
+    ///
+    /// The key derivation (PBKDF2, up to [`MAX_ITERATIONS`] rounds) runs on
+    /// the calling thread; async code uses
+    /// [`ScramClient::handle_server_first_blocking_pool`] instead.
     pub fn handle_server_first(&mut self, server_first: &[u8]) -> Result<String, String> {
+        let checked = self.check_server_first(server_first)?;
+        let salted =
+            self.hash
+                .salted_password(self.password.as_bytes(), &checked.salt, checked.iterations);
+        Ok(self.client_final(&checked, &salted))
+    }
+
+    /// Like [`ScramClient::handle_server_first`], but derives the key on
+    /// tokio's blocking pool (`spawn_blocking`), so a SCRAM login does not
+    /// stall the other tasks of the runtime thread for the PBKDF2 rounds.
+    pub async fn handle_server_first_blocking_pool(
+        &mut self,
+        server_first: &[u8],
+    ) -> Result<String, String> {
+        let checked = self.check_server_first(server_first)?;
+        let (hash, password, salt, iterations) = (
+            self.hash,
+            self.password.clone(),
+            checked.salt.clone(),
+            checked.iterations,
+        );
+        let salted = tokio::task::spawn_blocking(move || {
+            hash.salted_password(password.as_bytes(), &salt, iterations)
+        })
+        .await
+        .map_err(|e| format!("the key derivation task failed: {e}"))?;
+        Ok(self.client_final(&checked, &salted))
+    }
+
+    /// Validates the server-first message (order, nonce, salt, iteration
+    /// bounds) without any key derivation.
+    fn check_server_first(&self, server_first: &[u8]) -> Result<ServerFirst, String> {
         if !matches!(self.step, Step::ClientFirstSent) {
             return Err("server-first message out of order".into());
         }
@@ -238,15 +312,24 @@ impl ScramClient {
                 "iteration count {iterations} is outside {MIN_ITERATIONS}..={MAX_ITERATIONS}"
             ));
         }
-        let salted = self
-            .hash
-            .salted_password(self.password.as_bytes(), &salt, iterations);
-        let (client_key, stored_key, server_key) = self.hash.keys(&salted);
+        Ok(ServerFirst {
+            text: server_first.to_owned(),
+            nonce: nonce.to_owned(),
+            salt,
+            iterations,
+        })
+    }
+
+    /// The client-final message for a checked server-first message and the
+    /// salted password derived from it.
+    fn client_final(&mut self, checked: &ServerFirst, salted: &[u8]) -> String {
+        let (client_key, stored_key, server_key) = self.hash.keys(salted);
         // "biws" is base64 of the GS2 header "n,,".
-        let without_proof = format!("c=biws,r={nonce}");
+        let without_proof = format!("c=biws,r={}", checked.nonce);
         let auth_message = format!(
-            "{},{server_first},{without_proof}",
-            self.client_first_bare()
+            "{},{},{without_proof}",
+            self.client_first_bare(),
+            checked.text
         );
         let client_signature = self.hash.mac(&stored_key, auth_message.as_bytes());
         let proof: Vec<u8> = client_key
@@ -256,7 +339,7 @@ impl ScramClient {
             .collect();
         let server_signature = self.hash.mac(&server_key, auth_message.as_bytes());
         self.step = Step::ClientFinalSent { server_signature };
-        Ok(format!("{without_proof},p={}", BASE64.encode(proof)))
+        format!("{without_proof},p={}", BASE64.encode(proof))
     }
 
     /// Checks the server-final message: the server must prove it knows the
@@ -310,6 +393,61 @@ pub(crate) mod tests {
         );
         c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
             .unwrap();
+    }
+
+    /// Runs `work` on a current-thread runtime next to a task that counts
+    /// its own polls until `work` is done, and returns that count with
+    /// `work`'s output. Work that blocks the runtime thread from its first
+    /// poll to its end gives the other task no poll (0); work awaiting the
+    /// blocking pool gives it at least one.
+    pub(crate) async fn polls_of_a_neighbour_task<F: std::future::Future>(
+        work: F,
+    ) -> (F::Output, usize) {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        use std::sync::Arc;
+        let done = Arc::new(AtomicBool::new(false));
+        let polls = Arc::new(AtomicUsize::new(0));
+        let neighbour = tokio::spawn({
+            let (done, polls) = (done.clone(), polls.clone());
+            async move {
+                while !done.load(Ordering::SeqCst) {
+                    polls.fetch_add(1, Ordering::SeqCst);
+                    tokio::task::yield_now().await;
+                }
+            }
+        });
+        let output = work.await;
+        done.store(true, Ordering::SeqCst);
+        neighbour.await.unwrap();
+        (output, polls.load(Ordering::SeqCst))
+    }
+
+    /// The key derivation leaves the runtime thread: on a current-thread
+    /// runtime, another task keeps running while the proof is computed.
+    #[tokio::test(flavor = "current_thread")]
+    async fn key_derivation_runs_on_the_blocking_pool() {
+        let mut c =
+            ScramClient::with_nonce(ScramHash::Sha256, "user", "pencil", "rOprNGfwEbeRWgbNEkqO")
+                .unwrap();
+        c.client_first();
+        let (client_final, polls) =
+            polls_of_a_neighbour_task(c.handle_server_first_blocking_pool(SERVER_FIRST.as_bytes()))
+                .await;
+        let client_final = client_final.unwrap();
+        assert!(
+            polls > 0,
+            "the runtime thread was blocked for the whole key derivation"
+        );
+        assert!(client_final.ends_with(",p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="));
+        c.verify_server_final(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=")
+            .unwrap();
+        // Checks still come first, without spawning anything.
+        let mut fresh = ScramClient::with_nonce(ScramHash::Sha256, "u", "p", "abc").unwrap();
+        fresh.client_first();
+        assert!(fresh
+            .handle_server_first_blocking_pool(b"r=xyz,s=AAAA,i=4096")
+            .await
+            .is_err());
     }
 
     #[test]
