@@ -8,6 +8,7 @@
 //! Run it with `scripts/quickstart.sh` (which installs the broker first), or
 //! `cargo run --features testkit --example quickstart`.
 
+use ferrokafka::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -96,7 +97,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .with_index(partition)
                     .with_records(Some(batch.finish()?))])]);
         let leader = cluster.leader_for(TOPIC, partition).await?;
-        let response = cluster.send_to_broker(leader.node_id, &request).await?;
+        let response = cluster
+            .send_to_broker(leader.node_id, &request, RequestOptions::default())
+            .await?;
         let answer = &response.responses[0].partition_responses[0];
         println!(
             "produced {RECORDS_PER_PARTITION} records to {TOPIC}/{partition} at base offset {}: {}",
@@ -118,7 +121,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .with_partition(partition)
                     .with_fetch_offset(0)
                     .with_partition_max_bytes(1 << 20)])]);
-        let response = cluster.send_to_broker(leader.node_id, &request).await?;
+        let response = cluster
+            .send_to_broker(leader.node_id, &request, RequestOptions::default())
+            .await?;
         let data = &response.responses[0].partitions[0];
         let records = data.records.clone().unwrap_or_default();
         let mut values = Vec::new();

@@ -8,6 +8,7 @@
 //! test asserts the typed error or prints the wrong answer it got, naming the
 //! gap, instead of skipping silently.
 
+use ferrokafka::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -88,7 +89,7 @@ async fn produce(admin: &Admin, topic: &str, partition: i32, count: i64) {
     let leader = admin.cluster().leader_for(topic, partition).await.unwrap();
     let response = admin
         .cluster()
-        .send_to_broker(leader.node_id, &request)
+        .send_to_broker(leader.node_id, &request, RequestOptions::default())
         .await
         .unwrap();
     let p = &response.responses[0].partition_responses[0];

@@ -9,6 +9,7 @@
 //! The Python clients come from `scripts/brokers.sh install` (the test suite
 //! command runs it); their absence is a failure, not a skip.
 
+use ferrokafka::network::RequestOptions;
 use std::process::Command;
 use std::time::Duration;
 
@@ -197,6 +198,7 @@ async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_co
                         .with_name(topic.clone())
                         .with_num_partitions(1)
                         .with_replication_factor(1)]),
+                RequestOptions::default(),
             )
             .await
             .unwrap();
@@ -212,7 +214,7 @@ async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_co
                     .with_index(0)
                     .with_records(Some(batch(codec, &sent)))])]);
         let response = cluster
-            .send_to_broker(leader.node_id, &produce)
+            .send_to_broker(leader.node_id, &produce, RequestOptions::default())
             .await
             .unwrap();
         assert_eq!(

@@ -5,6 +5,7 @@
 //! reconnection after a broker restart, for every broker in
 //! `FERROKAFKA_TEST_BROKERS` (default: both).
 
+use ferrokafka::network::RequestOptions;
 use std::time::Duration;
 
 use ferrokafka::network::{ClientConfig, Cluster};
@@ -160,7 +161,10 @@ async fn the_client_reconnects_after_a_broker_restart() {
                 Some(Duration::from_secs(20)),
                 || async {
                     client
-                        .send_to_any(&MetadataRequest::default().with_topics(Some(vec![])))
+                        .send_to_any(
+                            &MetadataRequest::default().with_topics(Some(vec![])),
+                            RequestOptions::default(),
+                        )
                         .await
                 },
             )

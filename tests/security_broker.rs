@@ -17,6 +17,7 @@
 //! `KAFKA_BOOTSTRAP_SERVERS` has unknown security settings); they run unless
 //! `FERROKAFKA_TEST_BROKERS` leaves Tansu out, and then say so.
 
+use ferrokafka::network::RequestOptions;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -154,7 +155,7 @@ async fn metadata_works(config: ClientConfig, bootstrap: &str) {
     let addresses: Vec<String> = metadata.brokers.values().map(|b| b.address()).collect();
     assert_eq!(addresses, [bootstrap.to_owned()], "advertised brokers");
     let response = cluster
-        .send_to_any(&MetadataRequest::default())
+        .send_to_any(&MetadataRequest::default(), RequestOptions::default())
         .await
         .unwrap();
     assert_eq!(response.brokers.len(), 1);

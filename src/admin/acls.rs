@@ -1,5 +1,6 @@
 //! Access control lists: creating, describing and deleting ACL bindings.
 
+use crate::network::RequestOptions;
 use std::time::Duration;
 
 use tracing::Instrument;
@@ -353,7 +354,7 @@ impl Admin {
             let cluster = self.cluster();
             let response = cluster
                 .retry("CreateAcls", Some(timeout), || {
-                    cluster.send_to_any(&request)
+                    cluster.send_to_any(&request, RequestOptions::default())
                 })
                 .await?;
             if response.results.len() != bindings.len() {
@@ -402,7 +403,9 @@ impl Admin {
             let cluster = self.cluster();
             cluster
                 .retry("DescribeAcls", Some(timeout), || async {
-                    let response = cluster.send_to_any(&request).await?;
+                    let response = cluster
+                        .send_to_any(&request, RequestOptions::default())
+                        .await?;
                     Error::check(
                         ApiKey::DescribeAcls,
                         response.error_code,
@@ -458,7 +461,7 @@ impl Admin {
             let cluster = self.cluster();
             let response = cluster
                 .retry("DeleteAcls", Some(timeout), || {
-                    cluster.send_to_any(&request)
+                    cluster.send_to_any(&request, RequestOptions::default())
                 })
                 .await?;
             if response.filter_results.len() != filters.len() {

@@ -1,6 +1,7 @@
 //! The cluster itself: its id, controller and brokers, and the log
 //! directories of each broker.
 
+use crate::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -198,7 +199,9 @@ impl Admin {
                             include_cluster_authorized_operations: include,
                             ..Default::default()
                         };
-                        let r = conn.send_with_version(&request, version).await?;
+                        let r = conn
+                            .send_with(&request, RequestOptions::default().with_version(version))
+                            .await?;
                         Error::check(
                             ApiKey::DescribeCluster,
                             r.error_code,
@@ -236,7 +239,9 @@ impl Admin {
                     if ops_in_metadata {
                         request.include_cluster_authorized_operations = include;
                     }
-                    let r = conn.send_with_version(&request, version).await?;
+                    let r = conn
+                        .send_with(&request, RequestOptions::default().with_version(version))
+                        .await?;
                     let brokers = r
                         .brokers
                         .into_iter()
@@ -293,7 +298,13 @@ impl Admin {
                             topics: None,
                             ..Default::default()
                         };
-                        log_dirs(conn.send_with_version(&request, version).await?)
+                        log_dirs(
+                            conn.send_with(
+                                &request,
+                                RequestOptions::default().with_version(version),
+                            )
+                            .await?,
+                        )
                     }
                     .await;
                     out.push((id, result));

@@ -5,6 +5,7 @@
 //! name, so requests are split per broker; every other resource goes to any
 //! broker (which forwards to the controller where needed).
 
+use crate::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
@@ -579,7 +580,9 @@ impl Admin {
                     include_documentation: options.include_documentation && version >= 3,
                     ..Default::default()
                 };
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response.results.into_iter().map(describe_result).collect())
             },
         )
@@ -628,7 +631,9 @@ impl Admin {
                     validate_only,
                     ..Default::default()
                 };
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -705,7 +710,9 @@ impl Admin {
                     validate_only,
                     ..Default::default()
                 };
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .responses
                     .into_iter()

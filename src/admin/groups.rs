@@ -5,6 +5,7 @@
 //! coordinator-routed calls of this crate's admin client share (fan-out to
 //! every broker, per-key coordinator rounds with retries).
 
+use crate::network::RequestOptions;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::time::Duration;
@@ -810,7 +811,9 @@ impl Admin {
                     async move {
                         cluster
                             .retry("ListGroups", Some(timeout), || async {
-                                let response = cluster.send_to_broker(id, &request).await?;
+                                let response = cluster
+                                    .send_to_broker(id, &request, RequestOptions::default())
+                                    .await?;
                                 Error::check(ApiKey::ListGroups, response.error_code, None)?;
                                 Ok(response.groups)
                             })
@@ -1028,7 +1031,7 @@ impl Admin {
                         request = request.with_require_stable(options.require_stable);
                     }
                     let response = conn
-                        .send_with_version(&request, version)
+                        .send_with(&request, RequestOptions::default().with_version(version))
                         .await
                         .map_err(|e| forget_coordinator(cluster, group_id, e))?;
                     // (partition, offset, epoch, metadata, error)
@@ -1142,7 +1145,12 @@ impl Admin {
             cluster
                 .retry("OffsetCommit", Some(timeout), || async {
                     let response = cluster
-                        .send_to_coordinator(CoordinatorType::Group, group_id, &request)
+                        .send_to_coordinator(
+                            CoordinatorType::Group,
+                            group_id,
+                            &request,
+                            RequestOptions::default(),
+                        )
                         .await?;
                     let mut out = BTreeMap::new();
                     for t in response.topics {
@@ -1209,7 +1217,12 @@ impl Admin {
             cluster
                 .retry("OffsetDelete", Some(timeout), || async {
                     let response = cluster
-                        .send_to_coordinator(CoordinatorType::Group, group_id, &request)
+                        .send_to_coordinator(
+                            CoordinatorType::Group,
+                            group_id,
+                            &request,
+                            RequestOptions::default(),
+                        )
                         .await?;
                     Error::check(ApiKey::OffsetDelete, response.error_code, None)
                         .map_err(|e| forget_coordinator(cluster, group_id, e))?;
@@ -1275,7 +1288,7 @@ impl Admin {
                         .with_group_id(group_id.to_owned())
                         .with_members(identities);
                     let response = conn
-                        .send_with_version(&request, version)
+                        .send_with(&request, RequestOptions::default().with_version(version))
                         .await
                         .map_err(|e| forget_coordinator(cluster, group_id, e))?;
                     Error::check(ApiKey::LeaveGroup, response.error_code, None)

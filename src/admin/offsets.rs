@@ -5,6 +5,7 @@
 //! leader, one request per leader is sent (concurrently), and partitions
 //! whose leader moved are looked up again and retried.
 
+use crate::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -384,7 +385,9 @@ async fn list_offsets_on(
             .collect(),
         ..Default::default()
     };
-    let response = conn.send_with_version(&request, version).await?;
+    let response = conn
+        .send_with(&request, RequestOptions::default().with_version(version))
+        .await?;
     for topic in response.topics {
         for p in &topic.partitions {
             let tp = TopicPartition::new(topic.name.clone(), p.partition_index);
@@ -425,7 +428,9 @@ async fn delete_records_on(
         timeout_ms: timeout_ms(timeout),
         ..Default::default()
     };
-    let response = conn.send_with_version(&request, version).await?;
+    let response = conn
+        .send_with(&request, RequestOptions::default().with_version(version))
+        .await?;
     let mut out = Vec::new();
     for topic in response.topics {
         for p in topic.partitions {

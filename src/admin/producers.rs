@@ -1,5 +1,6 @@
 //! Describing the active producers of partitions (KIP-664).
 
+use crate::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -110,9 +111,11 @@ impl Admin {
                             .collect(),
                     );
                     let remaining = deadline.saturating_duration_since(Instant::now());
-                    let answer =
-                        tokio::time::timeout(remaining, cluster.send_to_broker(broker, &request))
-                            .await;
+                    let answer = tokio::time::timeout(
+                        remaining,
+                        cluster.send_to_broker(broker, &request, RequestOptions::default()),
+                    )
+                    .await;
                     match answer {
                         Err(_) => break,
                         Ok(Err(e)) => {

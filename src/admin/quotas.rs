@@ -1,6 +1,7 @@
 //! Client quotas (KIP-546): describing and altering quotas of users,
 //! client ids and IPs.
 
+use crate::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -213,7 +214,9 @@ impl Admin {
             let cluster = self.cluster();
             cluster
                 .retry("DescribeClientQuotas", Some(timeout), || async {
-                    let response = cluster.send_to_any(&request).await?;
+                    let response = cluster
+                        .send_to_any(&request, RequestOptions::default())
+                        .await?;
                     Error::check(
                         ApiKey::DescribeClientQuotas,
                         response.error_code,
@@ -255,7 +258,7 @@ impl Admin {
             let cluster = self.cluster();
             let response = cluster
                 .retry("AlterClientQuotas", Some(timeout), || {
-                    cluster.send_to_any(&request)
+                    cluster.send_to_any(&request, RequestOptions::default())
                 })
                 .await?;
             Ok(response

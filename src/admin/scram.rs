@@ -1,6 +1,7 @@
 //! SCRAM credentials: describing users' credentials and upserting or
 //! deleting them.
 
+use crate::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -221,7 +222,9 @@ impl Admin {
             let cluster = self.cluster();
             cluster
                 .retry("DescribeUserScramCredentials", Some(timeout), || async {
-                    let response = cluster.send_to_any(&request).await?;
+                    let response = cluster
+                        .send_to_any(&request, RequestOptions::default())
+                        .await?;
                     Error::check(
                         ApiKey::DescribeUserScramCredentials,
                         response.error_code,
@@ -299,7 +302,7 @@ impl Admin {
             let cluster = self.cluster();
             let response = cluster
                 .retry("AlterUserScramCredentials", Some(timeout), || {
-                    cluster.send_to_controller(&request)
+                    cluster.send_to_controller(&request, RequestOptions::default())
                 })
                 .await?;
             Ok(response

@@ -5,6 +5,7 @@
 //! pending, settles the resources whose answer is final and retries the
 //! rest after a backoff, until the call's deadline.
 
+use crate::network::RequestOptions;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 use std::future::Future;
@@ -572,7 +573,9 @@ impl Admin {
                         validate_only: options.validate_only,
                         ..Default::default()
                     };
-                    let response = conn.send_with_version(&request, version).await?;
+                    let response = conn
+                        .send_with(&request, RequestOptions::default().with_version(version))
+                        .await?;
                     Ok(response
                         .topics
                         .into_iter()
@@ -620,7 +623,9 @@ impl Admin {
                 } else {
                     request.topic_names = pending;
                 }
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -675,7 +680,9 @@ impl Admin {
                     timeout_ms: timeout_ms(deadline.saturating_duration_since(Instant::now())),
                     ..Default::default()
                 };
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .responses
                     .into_iter()
@@ -715,7 +722,8 @@ impl Admin {
                         allow_auto_topic_creation: version < 4,
                         ..Default::default()
                     };
-                    conn.send_with_version(&request, version).await
+                    conn.send_with(&request, RequestOptions::default().with_version(version))
+                        .await
                 },
             )
             .instrument(span)
@@ -782,7 +790,9 @@ impl Admin {
                     request.include_topic_authorized_operations =
                         options.include_authorized_operations;
                 }
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .topics
                     .into_iter()
@@ -852,7 +862,9 @@ impl Admin {
                     validate_only: options.validate_only,
                     ..Default::default()
                 };
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 Ok(response
                     .results
                     .into_iter()

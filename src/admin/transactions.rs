@@ -1,5 +1,6 @@
 //! Listing and describing transactions (KIP-664).
 
+use crate::network::RequestOptions;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -163,7 +164,9 @@ impl Admin {
                     async move {
                         cluster
                             .retry("ListTransactions", Some(timeout), || async {
-                                let response = cluster.send_to_broker(id, &request).await?;
+                                let response = cluster
+                                    .send_to_broker(id, &request, RequestOptions::default())
+                                    .await?;
                                 Error::check(ApiKey::ListTransactions, response.error_code, None)?;
                                 Ok(response)
                             })

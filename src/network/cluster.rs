@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,7 @@ use super::backoff::Backoff;
 use super::config::{ClientConfig, ConfigError};
 use super::connection::BrokerConnection;
 use super::error::{Error, Result};
+use super::options::{ConnectionRole, RequestOptions};
 
 /// A broker as listed in metadata (or found as a coordinator).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -214,12 +216,23 @@ impl CoordinatorType {
     }
 }
 
-/// One pooled connection slot per broker address.
+/// One pooled connection slot per broker address and role.
 #[derive(Default)]
 struct Slot {
     conn: Option<BrokerConnection>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Why the last attempt failed, for callers that waited for it.
+    last_failure: Option<Error>,
+}
+
+/// A slot and the number of connection attempts it has finished: a caller
+/// that finds the count moved while it waited for the slot shares that
+/// attempt's outcome instead of making its own.
+#[derive(Default)]
+struct PoolEntry {
+    attempts: AtomicU64,
+    slot: tokio::sync::Mutex<Slot>,
 }
 
 struct Cached {
@@ -235,7 +248,7 @@ struct Inner {
     cache: RwLock<Cached>,
     refresh: tokio::sync::Mutex<()>,
     topics: Mutex<BTreeSet<String>>,
-    pool: Mutex<HashMap<String, Arc<tokio::sync::Mutex<Slot>>>>,
+    pool: Mutex<HashMap<(String, ConnectionRole), Arc<PoolEntry>>>,
     coordinators: Mutex<HashMap<(CoordinatorType, String), BrokerInfo>>,
 }
 
@@ -335,9 +348,9 @@ impl Cluster {
                 tokio::time::sleep(period).await;
                 let Some(inner) = weak.upgrade() else { break };
                 let slots: Vec<_> = lock(&inner.pool).values().cloned().collect();
-                for slot in slots {
+                for entry in slots {
                     // A slot being used right now is not idle.
-                    let Ok(mut slot) = slot.try_lock() else {
+                    let Ok(mut slot) = entry.slot.try_lock() else {
                         continue;
                     };
                     if slot
@@ -372,26 +385,51 @@ impl Cluster {
 
     // ---------------------------------------------------------------- pool
 
-    /// The pooled connection to `addr`, opening one (after the reconnect
-    /// backoff, if the last attempt failed) when there is none or it broke.
+    /// The pooled [`ConnectionRole::General`] connection to `addr` (see
+    /// [`Cluster::connection_for`]).
     pub async fn connection(&self, addr: &str) -> Result<BrokerConnection> {
-        self.connection_inner(addr, true).await
+        self.connection_for(addr, ConnectionRole::General).await
     }
 
-    async fn connection_inner(&self, addr: &str, wait_backoff: bool) -> Result<BrokerConnection> {
-        let slot = lock(&self.inner.pool)
-            .entry(addr.to_owned())
+    /// The pooled connection to `addr` for `role`, opening one (after the
+    /// reconnect backoff, if the last attempt failed) when there is none or
+    /// it broke. Callers that arrive while a connection attempt is under way
+    /// share its outcome: one attempt, however many callers wait.
+    pub async fn connection_for(
+        &self,
+        addr: &str,
+        role: ConnectionRole,
+    ) -> Result<BrokerConnection> {
+        self.connection_inner(addr, role, true).await
+    }
+
+    async fn connection_inner(
+        &self,
+        addr: &str,
+        role: ConnectionRole,
+        wait_backoff: bool,
+    ) -> Result<BrokerConnection> {
+        let entry = lock(&self.inner.pool)
+            .entry((addr.to_owned(), role))
             .or_default()
             .clone();
-        // Held while connecting so there is one connection per broker; a
-        // dropped caller just releases it.
-        let mut slot = slot.lock().await;
+        let seen = entry.attempts.load(Ordering::Acquire);
+        // Held while connecting so there is one connection per broker and
+        // role; a dropped caller just releases it.
+        let mut slot = entry.slot.lock().await;
         if let Some(conn) = &slot.conn {
             if !conn.is_closed() && !idle_too_long(conn, self.inner.config.connections_max_idle) {
                 return Ok(conn.clone());
             }
             conn.close();
             slot.conn = None;
+        }
+        if entry.attempts.load(Ordering::Acquire) != seen {
+            // An attempt finished while we waited for the slot, and failed
+            // (a success would have left a connection): share its outcome.
+            if let Some(failure) = &slot.last_failure {
+                return Err(failure.duplicate());
+            }
         }
         if let Some(at) = slot.retry_at {
             let now = Instant::now();
@@ -405,16 +443,19 @@ impl Cluster {
                 tokio::time::sleep(at - now).await;
             }
         }
-        match BrokerConnection::connect_with(
+        let result = BrokerConnection::connect_with(
             addr,
             self.inner.config.clone(),
             self.inner.tls.as_ref(),
+            role,
         )
-        .await
-        {
+        .await;
+        entry.attempts.fetch_add(1, Ordering::AcqRel);
+        match result {
             Ok(conn) => {
                 slot.failures = 0;
                 slot.retry_at = None;
+                slot.last_failure = None;
                 slot.conn = Some(conn.clone());
                 Ok(conn)
             }
@@ -426,7 +467,8 @@ impl Cluster {
                 let delay = backoff.delay(slot.failures);
                 slot.failures = slot.failures.saturating_add(1);
                 slot.retry_at = Some(Instant::now() + delay);
-                tracing::debug!(broker = addr, error = %e, backoff_ms = delay.as_millis() as u64, "connection attempt failed");
+                slot.last_failure = Some(e.duplicate());
+                tracing::debug!(broker = addr, role = role.name(), error = %e, backoff_ms = delay.as_millis() as u64, "connection attempt failed");
                 Err(e)
             }
         }
@@ -437,8 +479,9 @@ impl Cluster {
     pub async fn any_connection(&self) -> Result<BrokerConnection> {
         let open: Vec<BrokerConnection> = {
             let pool = lock(&self.inner.pool);
-            pool.values()
-                .filter_map(|slot| slot.try_lock().ok().and_then(|s| s.conn.clone()))
+            pool.iter()
+                .filter(|((_, role), _)| *role == ConnectionRole::General)
+                .filter_map(|(_, e)| e.slot.try_lock().ok().and_then(|s| s.conn.clone()))
                 .filter(|c| !c.is_closed())
                 .collect()
         };
@@ -452,16 +495,26 @@ impl Cluster {
             .map(BrokerInfo::address)
             .collect();
         candidates.shuffle(&mut rand::rng());
-        for server in &self.inner.config.bootstrap_servers {
-            if !candidates.contains(server) {
-                candidates.push(server.clone());
-            }
-        }
+        // Bootstrap servers in random order too (as the Java client does),
+        // so clients do not all pile onto the first one listed.
+        let mut bootstrap: Vec<String> = self
+            .inner
+            .config
+            .bootstrap_servers
+            .iter()
+            .filter(|s| !candidates.contains(s))
+            .cloned()
+            .collect();
+        bootstrap.shuffle(&mut rand::rng());
+        candidates.extend(bootstrap);
         let mut last = None;
         // First without waiting for backoffs, then waiting.
         for wait in [false, true] {
             for addr in &candidates {
-                match self.connection_inner(addr, wait).await {
+                match self
+                    .connection_inner(addr, ConnectionRole::General, wait)
+                    .await
+                {
                     Ok(conn) => return Ok(conn),
                     Err(e) if e.is_retriable() => last = Some(e),
                     Err(e) => return Err(e),
@@ -476,9 +529,32 @@ impl Cluster {
         })
     }
 
-    /// The connection to broker `node_id`, refreshing metadata once if the
-    /// broker is unknown.
+    /// The [`ConnectionRole::General`] connection to broker `node_id` (see
+    /// [`Cluster::broker_connection_for`]).
     pub async fn broker_connection(&self, node_id: i32) -> Result<BrokerConnection> {
+        self.broker_connection_for(node_id, ConnectionRole::General)
+            .await
+    }
+
+    /// The pooled connection to broker `node_id` for `role` (opened lazily;
+    /// one per broker and role), refreshing metadata once if the broker is
+    /// unknown.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: ferrokafka::network::Cluster) -> Result<(), ferrokafka::network::Error> {
+    /// use ferrokafka::network::ConnectionRole;
+    ///
+    /// let produce = cluster.broker_connection_for(1, ConnectionRole::Produce).await?;
+    /// let fetch = cluster.broker_connection_for(1, ConnectionRole::Fetch).await?;
+    /// assert_eq!(produce.max_in_flight(), 5); // max.in.flight.requests.per.connection
+    /// assert_eq!(fetch.max_in_flight(), usize::MAX);
+    /// # Ok(()) }
+    /// ```
+    pub async fn broker_connection_for(
+        &self,
+        node_id: i32,
+        role: ConnectionRole,
+    ) -> Result<BrokerConnection> {
         let addr = match self.broker(node_id) {
             Some(b) => b.address(),
             None => {
@@ -488,7 +564,7 @@ impl Cluster {
                     .address()
             }
         };
-        self.connection(&addr).await
+        self.connection_for(&addr, role).await
     }
 
     fn broker(&self, node_id: i32) -> Option<BrokerInfo> {
@@ -501,40 +577,115 @@ impl Cluster {
 
     // ------------------------------------------------------------ routing
 
-    /// Sends `request` to broker `node_id`.
+    /// Notes a failed request: errors that mean the layout changed (a broken
+    /// connection, a timeout, NOT_LEADER_OR_FOLLOWER, ...) ask for fresh
+    /// metadata.
+    fn observe<T>(&self, result: Result<T>) -> Result<T> {
+        if let Err(e) = &result {
+            if e.invalidates_metadata() {
+                self.invalidate_metadata();
+            }
+        }
+        result
+    }
+
+    /// Sends `request` to broker `node_id` on the connection of
+    /// `options.role`.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: ferrokafka::network::Cluster) -> Result<(), ferrokafka::network::Error> {
+    /// use ferrokafka::network::RequestOptions;
+    /// use ferrokafka::protocol::messages::ListGroupsRequest;
+    ///
+    /// let groups = cluster
+    ///     .send_to_broker(1, &ListGroupsRequest::default(), RequestOptions::default())
+    ///     .await?;
+    /// # let _ = groups; Ok(()) }
+    /// ```
     pub async fn send_to_broker<R: Request>(
         &self,
         node_id: i32,
         request: &R,
+        options: RequestOptions,
     ) -> Result<R::Response> {
-        self.broker_connection(node_id).await?.send(request).await
+        let result = match self.broker_connection_for(node_id, options.role).await {
+            Ok(conn) => conn.send_with(request, options).await,
+            Err(e) => Err(e),
+        };
+        self.observe(result)
     }
 
-    /// Sends `request` to any broker.
-    pub async fn send_to_any<R: Request>(&self, request: &R) -> Result<R::Response> {
-        self.any_connection().await?.send(request).await
+    /// Sends `request` to any broker (on an open connection of the
+    /// [`ConnectionRole::General`] role when `options.role` is general,
+    /// else on that role's connection to a broker from metadata).
+    pub async fn send_to_any<R: Request>(
+        &self,
+        request: &R,
+        options: RequestOptions,
+    ) -> Result<R::Response> {
+        let result = async {
+            let conn = self.any_connection().await?;
+            let conn = if options.role == ConnectionRole::General {
+                conn
+            } else {
+                self.connection_for(conn.broker(), options.role).await?
+            };
+            conn.send_with(request, options).await
+        }
+        .await;
+        self.observe(result)
     }
 
     /// Sends `request` to the controller named in metadata, or to any broker
     /// when it is unknown (KRaft brokers forward controller requests).
-    pub async fn send_to_controller<R: Request>(&self, request: &R) -> Result<R::Response> {
+    pub async fn send_to_controller<R: Request>(
+        &self,
+        request: &R,
+        options: RequestOptions,
+    ) -> Result<R::Response> {
         match self.metadata().await?.controller_id {
-            Some(id) if self.broker(id).is_some() => self.send_to_broker(id, request).await,
-            _ => self.send_to_any(request).await,
+            Some(id) if self.broker(id).is_some() => {
+                self.send_to_broker(id, request, options).await
+            }
+            _ => self.send_to_any(request, options).await,
+        }
+    }
+
+    /// The coordinator of `key` and the pooled connection to it for `role`
+    /// (usually [`ConnectionRole::Group`], so heartbeats never queue behind a
+    /// fetch or a join on another connection).
+    pub async fn coordinator_connection(
+        &self,
+        kind: CoordinatorType,
+        key: &str,
+        role: ConnectionRole,
+    ) -> Result<(BrokerInfo, BrokerConnection)> {
+        let coordinator = self.find_coordinator(kind, key).await?;
+        match self.connection_for(&coordinator.address(), role).await {
+            Ok(conn) => Ok((coordinator, conn)),
+            Err(e) => {
+                self.invalidate_coordinator(kind, key);
+                Err(e)
+            }
         }
     }
 
     /// Sends `request` to the coordinator of `key`, forgetting the cached
-    /// coordinator when the answer says it moved.
+    /// coordinator when the connection breaks, the request times out or the
+    /// answer is NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE as a typed error.
+    ///
+    /// Error codes inside a response body are the caller's to read: pass
+    /// them to [`Cluster::coordinator_error`], which forgets the coordinator
+    /// when they say it moved.
     pub async fn send_to_coordinator<R: Request>(
         &self,
         kind: CoordinatorType,
         key: &str,
         request: &R,
+        options: RequestOptions,
     ) -> Result<R::Response> {
-        let coordinator = self.find_coordinator(kind, key).await?;
-        let result = match self.connection(&coordinator.address()).await {
-            Ok(conn) => conn.send(request).await,
+        let result = match self.coordinator_connection(kind, key, options.role).await {
+            Ok((_, conn)) => conn.send_with(request, options).await,
             Err(e) => Err(e),
         };
         if let Err(e) = &result {
@@ -542,7 +693,40 @@ impl Cluster {
                 self.invalidate_coordinator(kind, key);
             }
         }
-        result
+        self.observe(result)
+    }
+
+    /// Handles an error code found in a coordinator's answer: for
+    /// NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE it forgets the cached
+    /// coordinator of `key` (the next request looks it up again) and returns
+    /// `true`; other codes are left alone (`false`).
+    ///
+    /// ```
+    /// use ferrokafka::network::{ClientConfig, Cluster, CoordinatorType};
+    /// use ferrokafka::protocol::ErrorCode;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let config = ClientConfig::builder().bootstrap_servers(["localhost:9092"]).build().unwrap();
+    /// let cluster = Cluster::new(config).unwrap();
+    /// assert!(cluster.coordinator_error(CoordinatorType::Group, "g", ErrorCode::NotCoordinator));
+    /// assert!(!cluster.coordinator_error(CoordinatorType::Group, "g", ErrorCode::UnknownMemberId));
+    /// # }
+    /// ```
+    pub fn coordinator_error(&self, kind: CoordinatorType, key: &str, code: ErrorCode) -> bool {
+        let moved = matches!(
+            code,
+            ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable
+        );
+        if moved {
+            tracing::debug!(
+                ?kind,
+                key,
+                code = code.name(),
+                "coordinator moved; forgetting it"
+            );
+            self.invalidate_coordinator(kind, key);
+        }
+        moved
     }
 
     // ----------------------------------------------------------- metadata
@@ -619,7 +803,9 @@ impl Cluster {
             request = request.with_allow_auto_topic_creation(false);
         }
         let started_at = Instant::now();
-        let response = conn.send_with_version(&request, version).await?;
+        let response = conn
+            .send_with(&request, RequestOptions::default().with_version(version))
+            .await?;
         let metadata = Arc::new(ClusterMetadata::from_response(&response));
         tracing::debug!(
             broker = %conn.broker(),
@@ -692,7 +878,9 @@ impl Cluster {
             let request = FindCoordinatorRequest::default()
                 .with_key_type(kind.key_type())
                 .with_coordinator_keys(keys.iter().map(|k| k.to_string()).collect());
-            let response = conn.send_with_version(&request, version).await?;
+            let response = conn
+                .send_with(&request, RequestOptions::default().with_version(version))
+                .await?;
             for key in keys {
                 let result = response
                     .coordinators
@@ -713,7 +901,9 @@ impl Cluster {
                 if version >= 1 {
                     request = request.with_key_type(kind.key_type());
                 }
-                let response = conn.send_with_version(&request, version).await?;
+                let response = conn
+                    .send_with(&request, RequestOptions::default().with_version(version))
+                    .await?;
                 let result = Error::check(
                     ApiKey::FindCoordinator,
                     response.error_code,
@@ -985,18 +1175,33 @@ mod tests {
         assert_eq!(metadata.cluster_id.as_deref(), Some("fake"));
 
         let request = ListGroupsRequest::default();
-        let r = cluster.send_to_broker(2, &request).await.unwrap();
+        let r = cluster
+            .send_to_broker(2, &request, RequestOptions::default())
+            .await
+            .unwrap();
         assert_eq!(answered_by(&r), "answered-by-2");
-        let r = cluster.send_to_controller(&request).await.unwrap();
+        let r = cluster
+            .send_to_controller(&request, RequestOptions::default())
+            .await
+            .unwrap();
         assert_eq!(answered_by(&r), "answered-by-1");
-        assert!(cluster.send_to_any(&request).await.is_ok());
+        assert!(cluster
+            .send_to_any(&request, RequestOptions::default())
+            .await
+            .is_ok());
 
         // Unknown controller: any broker will do.
         state.controller.store(-1, Ordering::SeqCst);
         cluster.invalidate_metadata();
-        assert!(cluster.send_to_controller(&request).await.is_ok());
+        assert!(cluster
+            .send_to_controller(&request, RequestOptions::default())
+            .await
+            .is_ok());
 
-        let err = cluster.send_to_broker(9, &request).await.unwrap_err();
+        let err = cluster
+            .send_to_broker(9, &request, RequestOptions::default())
+            .await
+            .unwrap_err();
         assert!(matches!(err, Error::UnknownBroker(9)), "{err}");
         assert!(err.is_retriable());
     }
@@ -1096,7 +1301,12 @@ mod tests {
         assert!(err.is_retriable() && err.invalidates_coordinator());
 
         let r = cluster
-            .send_to_coordinator(CoordinatorType::Group, "g", &ListGroupsRequest::default())
+            .send_to_coordinator(
+                CoordinatorType::Group,
+                "g",
+                &ListGroupsRequest::default(),
+                RequestOptions::default(),
+            )
             .await
             .unwrap();
         assert_eq!(answered_by(&r), "answered-by-2");
@@ -1130,13 +1340,14 @@ mod tests {
             .send_to_broker(
                 1,
                 &crate::protocol::messages::DescribeGroupsRequest::default(),
+                RequestOptions::default(),
             )
             .await
             .unwrap_err();
         assert!(matches!(err, Error::Disconnected { .. }), "{err}");
         assert!(first.is_closed());
         let r = cluster
-            .send_to_broker(1, &ListGroupsRequest::default())
+            .send_to_broker(1, &ListGroupsRequest::default(), RequestOptions::default())
             .await
             .unwrap();
         assert_eq!(answered_by(&r), "answered-by-1");
@@ -1162,7 +1373,7 @@ mod tests {
         .expect("the idle connection was not closed");
         // The next use opens a new one.
         let r = cluster
-            .send_to_broker(1, &ListGroupsRequest::default())
+            .send_to_broker(1, &ListGroupsRequest::default(), RequestOptions::default())
             .await
             .unwrap();
         assert_eq!(answered_by(&r), "answered-by-1");

@@ -218,6 +218,11 @@ pub struct ClientConfig {
     pub connections_max_idle: Duration,
     /// Largest response frame accepted (`receive.message.max.bytes`, 100 MB + 512).
     pub max_response_size: usize,
+    /// Requests in flight per produce connection
+    /// (`max.in.flight.requests.per.connection`, 5). Applies to
+    /// [`ConnectionRole::Produce`](super::ConnectionRole::Produce) connections
+    /// only; the other roles are not capped.
+    pub max_in_flight_requests_per_connection: usize,
     /// How to talk to brokers (`security.protocol`).
     pub security_protocol: SecurityProtocol,
     /// SASL settings; required for the SASL protocols.
@@ -245,6 +250,7 @@ impl Default for ClientConfig {
             connection_setup_timeout: Duration::from_millis(10_000),
             connections_max_idle: Duration::from_millis(540_000),
             max_response_size: 100_000_000 + 512,
+            max_in_flight_requests_per_connection: 5,
             security_protocol: SecurityProtocol::Plaintext,
             sasl: None,
             tls: TlsConfig::default(),
@@ -313,6 +319,12 @@ impl ClientConfigBuilder {
     /// Sets the largest response frame accepted.
     pub fn max_response_size(mut self, bytes: usize) -> Self {
         self.config.max_response_size = bytes;
+        self
+    }
+
+    /// Sets `max.in.flight.requests.per.connection` (produce connections).
+    pub fn max_in_flight_requests_per_connection(mut self, requests: usize) -> Self {
+        self.config.max_in_flight_requests_per_connection = requests;
         self
     }
 
@@ -495,6 +507,18 @@ impl ClientConfig {
                     .parse()
                     .map_err(|_| invalid("expected a number of bytes"))?;
             }
+            "max.in.flight.requests.per.connection" => {
+                self.max_in_flight_requests_per_connection = value
+                    .parse()
+                    .map_err(|_| invalid("expected a positive number of requests"))?;
+            }
+            // Every address a name resolves to is tried (`use_all_dns_ips`,
+            // the Java default); bootstrap servers are shuffled either way.
+            "client.dns.lookup"
+                if matches!(
+                    value,
+                    "use_all_dns_ips" | "resolve_canonical_bootstrap_servers_only"
+                ) => {}
             "security.protocol" => {
                 self.security_protocol = value.parse().map_err(|e: String| invalid(&e))?;
             }
@@ -549,6 +573,13 @@ impl ClientConfig {
             return Err(ConfigError::Missing(
                 "a client certificate and its key must be given together",
             ));
+        }
+        if self.max_in_flight_requests_per_connection == 0 {
+            return Err(ConfigError::InvalidValue {
+                key: "max.in.flight.requests.per.connection".into(),
+                value: "0".into(),
+                reason: "at least one request must be allowed in flight".into(),
+            });
         }
         if self.max_response_size < 8 {
             return Err(ConfigError::InvalidValue {

@@ -18,32 +18,51 @@
 //! queued a drop guard unregisters the id; after, the response is still read
 //! by the reader task and discarded because its receiver is gone.
 //!
+//! Frames leave in the order they were queued. [`BrokerConnection::submit`]
+//! returns once its frame is queued, so a task that submits A, then B, has A
+//! written before B whichever [`ResponseHandle`] it awaits first (an
+//! idempotent producer relies on it). A connection opened for
+//! [`ConnectionRole::Produce`] caps its requests in flight at
+//! `max.in.flight.requests.per.connection`: `submit` waits for a free slot,
+//! which the reader task releases when the answer arrives.
+//!
 //! A request that gets no answer within its timeout closes the connection,
 //! as in the Java client: the broker may be gone behind a half-open TCP
 //! connection, so the cluster client reconnects rather than waiting on it.
 //!
-//! When either task fails (EOF, I/O error, oversized frame, unknown
-//! correlation id) the connection is marked closed and every pending request
-//! fails with a retriable [`Error::Disconnected`] (or the non-retriable
-//! [`Error::FrameTooLarge`]). Requests made afterwards fail at once.
+//! When either task fails (EOF, I/O error, unknown correlation id) the
+//! connection is marked closed and every pending request fails with a
+//! retriable [`Error::Disconnected`]. A response frame larger than
+//! `receive.message.max.bytes` fails the request it answers with
+//! [`Error::FrameTooLarge`] and the others with `Disconnected`. Requests made
+//! afterwards fail at once. Closing (by [`BrokerConnection::close`], a
+//! request timeout, or dropping the last handle) stops both tasks at once,
+//! even a write blocked on a broker that stopped reading, and so releases the
+//! socket.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::protocol::frame::peek_correlation_id;
 use crate::protocol::messages::{ApiVersionsRequest, ResponseHeader};
-use crate::protocol::{encode_request_frame, ApiKey, Decodable, Message, Request};
+use crate::protocol::{encode_request_frame, ApiKey, Decodable, Request, Response};
 
 use super::config::{split_host_port, ClientConfig};
 use super::error::{Error, Result};
+use super::options::{ConnectionRole, RequestOptions};
 use super::versions::{interpret_api_versions, ApiVersionsOutcome, ApiVersionsTable};
 
 /// How many encoded frames may wait for the writer task before senders wait.
@@ -52,15 +71,14 @@ const WRITE_QUEUE: usize = 256;
 const WRITE_BUFFER: usize = 64 * 1024;
 /// The reader's buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// How long a writer that stops on its own (the broker closed, a write
+/// failed) spends shutting its half down (a TLS close_notify).
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
 
 /// Why a connection closed.
 #[derive(Debug, Clone)]
 enum Closed {
     Disconnected(String),
-    FrameTooLarge {
-        size: usize,
-        max: usize,
-    },
     /// TLS failed before the broker's first response: with TLS 1.3 a broker
     /// that rejects the client certificate says so only after the client's
     /// side of the handshake has finished, in an alert the first read meets.
@@ -74,11 +92,6 @@ impl Closed {
                 broker: broker.to_owned(),
                 reason: reason.clone(),
             },
-            Closed::FrameTooLarge { size, max } => Error::FrameTooLarge {
-                broker: broker.to_owned(),
-                size: *size,
-                max: *max,
-            },
             Closed::Tls(reason) => Error::TlsHandshake {
                 broker: broker.to_owned(),
                 source: std::io::Error::new(std::io::ErrorKind::InvalidData, reason.clone()),
@@ -89,6 +102,8 @@ impl Closed {
 
 struct Pending {
     tx: oneshot::Sender<Result<Bytes>>,
+    /// The in-flight slot of a capped connection, released with the answer.
+    _slot: Option<OwnedSemaphorePermit>,
 }
 
 struct State {
@@ -104,6 +119,8 @@ struct Shared {
     broker: String,
     state: Mutex<State>,
     shutdown: watch::Sender<bool>,
+    /// The in-flight cap (Produce connections only).
+    slots: Option<Arc<Semaphore>>,
 }
 
 impl Shared {
@@ -115,7 +132,10 @@ impl Shared {
 
     /// Allocates a correlation id and registers its response slot, unless
     /// the connection is closed.
-    fn register(&self) -> Result<(i32, oneshot::Receiver<Result<Bytes>>)> {
+    fn register(
+        &self,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Result<(i32, oneshot::Receiver<Result<Bytes>>)> {
         let mut state = self.lock();
         if let Some(closed) = &state.closed {
             return Err(closed.to_error(&self.broker));
@@ -127,7 +147,7 @@ impl Shared {
         state.next_correlation_id = id.wrapping_add(1).max(0);
         state.last_active = Instant::now();
         let (tx, rx) = oneshot::channel();
-        state.pending.insert(id, Pending { tx });
+        state.pending.insert(id, Pending { tx, _slot: slot });
         Ok((id, rx))
     }
 
@@ -150,6 +170,11 @@ impl Shared {
     /// Marks the connection closed and fails every pending request. The first
     /// reason wins.
     fn close(&self, reason: Closed) {
+        self.close_failing(reason, None);
+    }
+
+    /// [`Shared::close`], failing request `special` with its own error.
+    fn close_failing(&self, reason: Closed, special: Option<(i32, Error)>) {
         let (pending, closed) = {
             let mut state = self.lock();
             if state.closed.is_none() {
@@ -162,8 +187,19 @@ impl Shared {
                 .unwrap_or(Closed::Disconnected(String::new()));
             (std::mem::take(&mut state.pending), closed)
         };
-        for (_, p) in pending {
-            let _ = p.tx.send(Err(closed.to_error(&self.broker)));
+        let mut special = special;
+        for (id, p) in pending {
+            let error = match special.take() {
+                Some((special_id, e)) if special_id == id => e,
+                other => {
+                    special = other;
+                    closed.to_error(&self.broker)
+                }
+            };
+            let _ = p.tx.send(Err(error));
+        }
+        if let Some(slots) = &self.slots {
+            slots.close();
         }
         self.shutdown.send_replace(true);
     }
@@ -195,12 +231,17 @@ struct Inner {
     reader: AbortHandle,
     config: Arc<ClientConfig>,
     versions: OnceLock<ApiVersionsTable>,
+    role: ConnectionRole,
+    /// Dies when both tasks have ended (and so the socket is released).
+    #[cfg_attr(not(test), allow(dead_code))]
+    tasks: std::sync::Weak<()>,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        // The writer ends by itself once the queue's sender is gone, after
-        // writing what was queued.
+        // Nobody can send or wait any more: stop both tasks now (the writer
+        // does not finish writing what was queued; a producer that cares
+        // about acks=0 frames keeps its connection until they are written).
         self.reader.abort();
         self.shared
             .close(Closed::Disconnected("connection handle dropped".into()));
@@ -216,13 +257,19 @@ impl Drop for Inner {
 /// ```no_run
 /// # async fn demo() -> Result<(), ferrokafka::network::Error> {
 /// use std::sync::Arc;
-/// use ferrokafka::network::{BrokerConnection, ClientConfig};
+/// use ferrokafka::network::{BrokerConnection, ClientConfig, RequestOptions};
 /// use ferrokafka::protocol::messages::MetadataRequest;
 ///
 /// let config = Arc::new(ClientConfig::default());
 /// let conn = BrokerConnection::connect("localhost:9092", config).await?;
-/// let metadata = conn.send(&MetadataRequest::default().with_topics(Some(vec![]))).await?;
+/// let request = MetadataRequest::default().with_topics(Some(vec![]));
+/// let metadata = conn.send(&request).await?;
 /// println!("{} brokers", metadata.brokers.len());
+/// // The same in version 9, waiting at most 5 s.
+/// let options = RequestOptions::default()
+///     .with_version(9)
+///     .with_timeout(std::time::Duration::from_secs(5));
+/// conn.send_with(&request, options).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -234,34 +281,105 @@ impl std::fmt::Debug for BrokerConnection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BrokerConnection")
             .field("broker", &self.inner.shared.broker)
+            .field("role", &self.inner.role)
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+/// The answer to a request queued by [`BrokerConnection::submit`].
+///
+/// A future resolving with the decoded response or a typed error; the
+/// request timeout runs from the moment the frame was queued, and expiring
+/// it closes the connection (as [`BrokerConnection::send_with`] does).
+/// Dropping the handle discards the answer; the request still occupies its
+/// in-flight slot until the broker answers.
+#[must_use = "a response handle does nothing unless awaited"]
+pub struct ResponseHandle<T> {
+    raw: RawHandle,
+    version: i16,
+    _response: PhantomData<fn() -> T>,
+}
+
+impl<T> std::fmt::Debug for ResponseHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseHandle")
+            .field("broker", &self.raw.conn.broker())
+            .field("api", &self.raw.api)
+            .field("correlation_id", &self.raw.correlation_id)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> ResponseHandle<T> {
+    /// The correlation id the request was sent with.
+    pub fn correlation_id(&self) -> i32 {
+        self.raw.correlation_id
+    }
+
+    /// The version the request was sent in.
+    pub fn version(&self) -> i16 {
+        self.version
+    }
+}
+
+impl<T: Response> Future for ResponseHandle<T> {
+    type Output = Result<T>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match Pin::new(&mut this.raw).poll(cx) {
+            Poll::Ready(Ok(frame)) => {
+                Poll::Ready(this.raw.conn.decode_response::<T>(frame, this.version))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
 impl BrokerConnection {
     /// Connects to `addr` (`host:port`): TCP (with `TCP_NODELAY`), TLS when the
     /// security protocol asks for it, ApiVersions negotiation and SASL, all
-    /// within `socket.connection.setup.timeout.ms`.
+    /// within `socket.connection.setup.timeout.ms`. The connection has the
+    /// [`ConnectionRole::General`] role (no in-flight cap).
+    ///
+    /// When `host` resolves to several addresses, each is tried in turn
+    /// with an equal share of what is left of the setup timeout (the Java
+    /// client's `client.dns.lookup=use_all_dns_ips`).
     pub async fn connect(addr: &str, config: Arc<ClientConfig>) -> Result<Self> {
+        Self::connect_for(addr, config, ConnectionRole::General).await
+    }
+
+    /// [`BrokerConnection::connect`] for a role: a
+    /// [`ConnectionRole::Produce`] connection caps its requests in flight at
+    /// `max.in.flight.requests.per.connection`.
+    pub async fn connect_for(
+        addr: &str,
+        config: Arc<ClientConfig>,
+        role: ConnectionRole,
+    ) -> Result<Self> {
         let tls = if config.security_protocol.uses_tls() {
             Some(super::tls::connector(&config.tls)?)
         } else {
             None
         };
-        Self::connect_with(addr, config, tls.as_ref()).await
+        Self::connect_with(addr, config, tls.as_ref(), role).await
     }
 
-    /// [`BrokerConnection::connect`] with a prepared TLS connector (so a pool
-    /// reads certificates once).
+    /// [`BrokerConnection::connect_for`] with a prepared TLS connector (so a
+    /// pool reads certificates once).
     pub(crate) async fn connect_with(
         addr: &str,
         config: Arc<ClientConfig>,
         tls: Option<&tokio_rustls::TlsConnector>,
+        role: ConnectionRole,
     ) -> Result<Self> {
-        let span = tracing::info_span!("kafka_connect", broker = %addr);
+        let span = tracing::info_span!("kafka_connect", broker = %addr, role = role.name());
         let limit = config.connection_setup_timeout;
         let started = Instant::now();
+        let deadline = started + limit;
         let attempt = async {
             let (host, port) = split_host_port(addr).map_err(|reason| {
                 Error::Config(super::config::ConfigError::InvalidValue {
@@ -270,32 +388,17 @@ impl BrokerConnection {
                     reason,
                 })
             })?;
-            let tcp = TcpStream::connect((host, port))
+            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
                 .await
                 .map_err(|source| Error::Connect {
                     broker: addr.to_owned(),
                     source,
-                })?;
-            tcp.set_nodelay(true).map_err(|source| Error::Connect {
-                broker: addr.to_owned(),
-                source,
-            })?;
-            match tls {
-                Some(connector) => {
-                    let name = super::tls::server_name(host)?;
-                    let stream = connector.connect(name, tcp).await.map_err(|source| {
-                        Error::TlsHandshake {
-                            broker: addr.to_owned(),
-                            source,
-                        }
-                    })?;
-                    Self::start(stream, addr, config.clone()).await
-                }
-                None => Self::start(tcp, addr, config.clone()).await,
-            }
+                })?
+                .collect();
+            Self::connect_addresses(addr, host, &resolved, deadline, &config, tls, role).await
         }
         .instrument(span.clone());
-        match tokio::time::timeout(limit, attempt).await {
+        match tokio::time::timeout_at(deadline.into(), attempt).await {
             Ok(Ok(conn)) => {
                 span.in_scope(|| {
                     tracing::debug!(
@@ -313,6 +416,78 @@ impl BrokerConnection {
                 broker: addr.to_owned(),
                 timeout: limit,
             }),
+        }
+    }
+
+    /// Tries each resolved address in turn, giving each an equal share of
+    /// the time left before `deadline`; returns the first connection set up,
+    /// or the last failure.
+    async fn connect_addresses(
+        addr: &str,
+        host: &str,
+        resolved: &[SocketAddr],
+        deadline: Instant,
+        config: &Arc<ClientConfig>,
+        tls: Option<&tokio_rustls::TlsConnector>,
+        role: ConnectionRole,
+    ) -> Result<Self> {
+        let mut last = None;
+        for (i, ip) in resolved.iter().enumerate() {
+            let left = (resolved.len() - i) as u32;
+            let share = deadline.saturating_duration_since(Instant::now()) / left;
+            let attempt = Self::connect_address(addr, host, *ip, config.clone(), tls, role);
+            match tokio::time::timeout(share, attempt).await {
+                Ok(Ok(conn)) => return Ok(conn),
+                // Wrong credentials or certificates are the same on every
+                // address.
+                Ok(Err(e)) if !e.is_retriable() => return Err(e),
+                Ok(Err(e)) => {
+                    tracing::debug!(address = %ip, error = %e, "address failed; trying the next");
+                    last = Some(e);
+                }
+                Err(_) => {
+                    tracing::debug!(address = %ip, share_ms = share.as_millis() as u64, "address timed out; trying the next");
+                    last = Some(Error::ConnectTimeout {
+                        broker: addr.to_owned(),
+                        timeout: share,
+                    });
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::Connect {
+            broker: addr.to_owned(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{host} resolved to no address"),
+            ),
+        }))
+    }
+
+    /// Sets up a connection to one resolved address.
+    async fn connect_address(
+        addr: &str,
+        host: &str,
+        ip: SocketAddr,
+        config: Arc<ClientConfig>,
+        tls: Option<&tokio_rustls::TlsConnector>,
+        role: ConnectionRole,
+    ) -> Result<Self> {
+        let connect_error = |source| Error::Connect {
+            broker: addr.to_owned(),
+            source,
+        };
+        let tcp = TcpStream::connect(ip).await.map_err(connect_error)?;
+        tcp.set_nodelay(true).map_err(connect_error)?;
+        match tls {
+            Some(connector) => {
+                let name = super::tls::server_name(host)?;
+                let stream = connector
+                    .connect(name, tcp)
+                    .await
+                    .map_err(|source| handshake_error(addr, source))?;
+                Self::start(stream, addr, config, role).await
+            }
+            None => Self::start(tcp, addr, config, role).await,
         }
     }
 
@@ -342,9 +517,23 @@ impl BrokerConnection {
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
+        Self::from_stream_for(stream, broker, config, ConnectionRole::General).await
+    }
+
+    /// [`BrokerConnection::from_stream`] for a role (see
+    /// [`BrokerConnection::connect_for`]).
+    pub async fn from_stream_for<S>(
+        stream: S,
+        broker: impl Into<String>,
+        config: Arc<ClientConfig>,
+        role: ConnectionRole,
+    ) -> Result<Self>
+    where
+        S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
+    {
         let broker = broker.into();
         let limit = config.connection_setup_timeout;
-        match tokio::time::timeout(limit, Self::start(stream, &broker, config)).await {
+        match tokio::time::timeout(limit, Self::start(stream, &broker, config, role)).await {
             Ok(result) => result,
             Err(_) => Err(Error::ConnectTimeout {
                 broker,
@@ -354,11 +543,16 @@ impl BrokerConnection {
     }
 
     /// Spawns the tasks, then negotiates versions and authenticates.
-    async fn start<S>(stream: S, broker: &str, config: Arc<ClientConfig>) -> Result<Self>
+    async fn start<S>(
+        stream: S,
+        broker: &str,
+        config: Arc<ClientConfig>,
+        role: ConnectionRole,
+    ) -> Result<Self>
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
-        let conn = Self::spawn(stream, broker, config);
+        let conn = Self::spawn(stream, broker, config, role);
         conn.negotiate_versions().await?;
         if conn.inner.config.security_protocol.uses_sasl() {
             let sasl = conn.inner.config.sasl.clone().ok_or(Error::Config(
@@ -370,12 +564,22 @@ impl BrokerConnection {
     }
 
     /// Spawns the reader and writer tasks over `stream`, without any handshake.
-    pub(crate) fn spawn<S>(stream: S, broker: &str, config: Arc<ClientConfig>) -> Self
+    pub(crate) fn spawn<S>(
+        stream: S,
+        broker: &str,
+        config: Arc<ClientConfig>,
+        role: ConnectionRole,
+    ) -> Self
     where
         S: AsyncRead + AsyncWrite + Send + Unpin + 'static,
     {
         let (read_half, write_half) = tokio::io::split(stream);
         let (shutdown, _) = watch::channel(false);
+        let slots = (role == ConnectionRole::Produce).then(|| {
+            Arc::new(Semaphore::new(
+                config.max_in_flight_requests_per_connection.max(1),
+            ))
+        });
         let shared = Arc::new(Shared {
             broker: broker.to_owned(),
             state: Mutex::new(State {
@@ -385,12 +589,28 @@ impl BrokerConnection {
                 last_active: Instant::now(),
             }),
             shutdown,
+            slots,
         });
-        let span = tracing::info_span!("kafka_connection", broker = %broker);
+        let span = tracing::info_span!("kafka_connection", broker = %broker, role = role.name());
+        let (shared_for_writer, shared_for_reader) = (shared.clone(), shared.clone());
+        let max_response_size = config.max_response_size;
         let (frames_tx, frames_rx) = mpsc::channel(WRITE_QUEUE);
-        tokio::spawn(write_loop(write_half, frames_rx, shared.clone()).instrument(span.clone()));
+        let token = Arc::new(());
+        let tasks = Arc::downgrade(&token);
+        let writer_token = token.clone();
+        tokio::spawn(
+            async move {
+                write_loop(write_half, frames_rx, shared_for_writer).await;
+                drop(writer_token);
+            }
+            .instrument(span.clone()),
+        );
         let reader = tokio::spawn(
-            read_loop(read_half, shared.clone(), config.max_response_size).instrument(span),
+            async move {
+                read_loop(read_half, shared_for_reader, max_response_size).await;
+                drop(token);
+            }
+            .instrument(span),
         )
         .abort_handle();
         BrokerConnection {
@@ -400,6 +620,8 @@ impl BrokerConnection {
                 reader,
                 config,
                 versions: OnceLock::new(),
+                role,
+                tasks,
             }),
         }
     }
@@ -416,9 +638,12 @@ impl BrokerConnection {
             ));
         // Each step strictly lowers the version, so this ends.
         loop {
-            let frame = self
-                .round_trip(&request, version, self.inner.config.request_timeout)
+            let timeout = self.inner.config.request_timeout;
+            let deadline = Instant::now() + timeout;
+            let handle = self
+                .queue(&request, version, (deadline, timeout), None)
                 .await?;
+            let frame = handle.await?;
             match interpret_api_versions(frame, version, self.broker())? {
                 ApiVersionsOutcome::Done(response) => {
                     let table = ApiVersionsTable::from_response(&response);
@@ -448,6 +673,11 @@ impl BrokerConnection {
         &self.inner.shared.broker
     }
 
+    /// The role this connection was opened for.
+    pub fn role(&self) -> ConnectionRole {
+        self.inner.role
+    }
+
     /// The configuration this connection was opened with.
     pub fn config(&self) -> &Arc<ClientConfig> {
         &self.inner.config
@@ -464,6 +694,20 @@ impl BrokerConnection {
         self.inner.shared.lock().pending.len()
     }
 
+    /// The cap on requests in flight: `max.in.flight.requests.per.connection`
+    /// for a [`ConnectionRole::Produce`] connection, `usize::MAX` (no cap)
+    /// for the other roles.
+    pub fn max_in_flight(&self) -> usize {
+        match &self.inner.shared.slots {
+            Some(_) => self
+                .inner
+                .config
+                .max_in_flight_requests_per_connection
+                .max(1),
+            None => usize::MAX,
+        }
+    }
+
     /// How long the connection has had nothing to do: `None` while a request
     /// is in flight, else the time since the last request was sent or answered.
     pub fn idle_for(&self) -> Option<Duration> {
@@ -475,7 +719,7 @@ impl BrokerConnection {
     }
 
     /// Closes the connection: pending requests fail with
-    /// [`Error::Disconnected`].
+    /// [`Error::Disconnected`], and both tasks end, releasing the socket.
     pub fn close(&self) {
         self.inner
             .shared
@@ -493,7 +737,10 @@ impl BrokerConnection {
         self.api_versions()?.negotiate(api).ok()
     }
 
-    fn version_for(&self, api: ApiKey) -> Result<i16> {
+    fn version_for(&self, api: ApiKey, chosen: Option<i16>) -> Result<i16> {
+        if let Some(version) = chosen {
+            return Ok(version);
+        }
         match self.api_versions() {
             Some(table) => table.negotiate(api),
             None => Err(Error::UnsupportedVersion {
@@ -510,38 +757,20 @@ impl BrokerConnection {
     /// Cancellation safe: dropping the future at any point leaves the
     /// connection usable.
     pub async fn send<R: Request>(&self, request: &R) -> Result<R::Response> {
-        let version = self.version_for(R::API_KEY)?;
-        self.send_with_version(request, version).await
+        self.send_with(request, RequestOptions::default()).await
     }
 
-    /// Like [`BrokerConnection::send`] with an explicit timeout.
-    pub async fn send_with_timeout<R: Request>(
+    /// Sends `request` with `options` (version, timeout; the role is the
+    /// connection's own and ignored here) and waits for its response.
+    ///
+    /// The timeout covers waiting for an in-flight slot, queueing and the
+    /// answer. Cancellation safe, like [`BrokerConnection::send`].
+    pub async fn send_with<R: Request>(
         &self,
         request: &R,
-        timeout: Duration,
+        options: RequestOptions,
     ) -> Result<R::Response> {
-        let version = self.version_for(R::API_KEY)?;
-        self.send_with_version_timeout(request, version, timeout)
-            .await
-    }
-
-    /// Sends `request` in `version` (not checked against the broker's range).
-    pub async fn send_with_version<R: Request>(
-        &self,
-        request: &R,
-        version: i16,
-    ) -> Result<R::Response> {
-        self.send_with_version_timeout(request, version, self.inner.config.request_timeout)
-            .await
-    }
-
-    /// Sends `request` in `version` and waits at most `timeout`.
-    pub async fn send_with_version_timeout<R: Request>(
-        &self,
-        request: &R,
-        version: i16,
-        timeout: Duration,
-    ) -> Result<R::Response> {
+        let version = self.version_for(R::API_KEY, options.version)?;
         let span = tracing::debug_span!(
             "kafka_request",
             api = R::API_KEY.name(),
@@ -550,41 +779,160 @@ impl BrokerConnection {
         );
         async {
             let started = Instant::now();
-            let result = self.round_trip(request, version, timeout).await;
+            let result = match self.submit_in(request, version, options.timeout).await {
+                Ok(handle) => handle.await,
+                Err(e) => Err(e),
+            };
             let latency_us = started.elapsed().as_micros() as u64;
             match &result {
                 Ok(_) => tracing::debug!(latency_us, "response received"),
                 Err(e) => tracing::debug!(latency_us, error = %e, "request failed"),
             }
-            self.decode_response::<R>(result?, version)
+            result
         }
         .instrument(span)
         .await
     }
 
-    /// Sends a request that gets no response (Produce with `acks=0`), in the
-    /// negotiated version. Returns once the frame is queued for writing; it
-    /// is then written whatever happens to the caller.
-    pub async fn send_no_response<R: Request>(&self, request: &R) -> Result<()> {
-        let version = self.version_for(R::API_KEY)?;
-        self.send_no_response_with_version(request, version).await
+    /// Ordered pipelining: waits for an in-flight slot (the cap of a
+    /// [`ConnectionRole::Produce`] connection), queues the frame and returns
+    /// at once with a handle for the answer.
+    ///
+    /// Frames leave in the order their `submit` calls returned, whichever
+    /// handle is awaited first. The request timeout (`options.timeout`, else
+    /// `request.timeout.ms`) covers the wait for a slot and the answer.
+    /// Dropping this future before it returns queues nothing.
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: ferrokafka::network::BrokerConnection) -> Result<(), ferrokafka::network::Error> {
+    /// use ferrokafka::network::RequestOptions;
+    /// use ferrokafka::protocol::messages::ProduceRequest;
+    ///
+    /// let first = conn.submit(&ProduceRequest::default(), RequestOptions::default()).await?;
+    /// let second = conn.submit(&ProduceRequest::default(), RequestOptions::default()).await?;
+    /// // `first` was written before `second`, whatever is awaited first.
+    /// let (b, a) = (second.await?, first.await?);
+    /// # let _ = (a, b); Ok(()) }
+    /// ```
+    pub async fn submit<R: Request>(
+        &self,
+        request: &R,
+        options: RequestOptions,
+    ) -> Result<ResponseHandle<R::Response>> {
+        let version = self.version_for(R::API_KEY, options.version)?;
+        self.submit_in(request, version, options.timeout).await
     }
 
-    /// [`BrokerConnection::send_no_response`] in an explicit version.
-    pub async fn send_no_response_with_version<R: Request>(
+    async fn submit_in<R: Request>(
         &self,
         request: &R,
         version: i16,
+        timeout: Option<Duration>,
+    ) -> Result<ResponseHandle<R::Response>> {
+        let timeout = timeout.unwrap_or(self.inner.config.request_timeout);
+        let deadline = Instant::now() + timeout;
+        let slot = match &self.inner.shared.slots {
+            Some(slots) => {
+                let acquire = slots.clone().acquire_owned();
+                match tokio::time::timeout_at(deadline.into(), acquire).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    Ok(Err(_)) => return Err(self.closed_error()),
+                    // The requests in flight time out by themselves; this
+                    // one was never sent, so the connection stays open.
+                    Err(_) => {
+                        return Err(Error::RequestTimeout {
+                            api: R::API_KEY,
+                            broker: self.broker().to_owned(),
+                            timeout,
+                        })
+                    }
+                }
+            }
+            None => None,
+        };
+        let raw = self
+            .queue(request, version, (deadline, timeout), slot)
+            .await?;
+        Ok(ResponseHandle {
+            raw,
+            version,
+            _response: PhantomData,
+        })
+    }
+
+    /// Registers `request` and queues its frame; the returned handle yields
+    /// the raw response frame (header included).
+    async fn queue<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+        (deadline, timeout): (Instant, Duration),
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Result<RawHandle> {
+        let shared = &*self.inner.shared;
+        let (id, rx) = shared.register(slot)?;
+        let mut guard = RegistrationGuard {
+            shared,
+            id,
+            armed: true,
+        };
+        let frame = self.encode(request, id, version)?;
+        // Cancel safe: if this is dropped, the frame was not queued.
+        match tokio::time::timeout_at(deadline.into(), self.inner.frames.send(frame)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(self.closed_error()),
+            Err(_) => return Err(self.timed_out(R::API_KEY, timeout)),
+        }
+        // Queued: the writer will send it, so the response must be read by
+        // the reader task even if nobody waits for it any more.
+        guard.armed = false;
+        Ok(RawHandle {
+            conn: self.clone(),
+            rx,
+            deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
+            correlation_id: id,
+            api: R::API_KEY,
+            timeout,
+        })
+    }
+
+    /// Closes the connection after a request timed out and says so.
+    fn timed_out(&self, api: ApiKey, timeout: Duration) -> Error {
+        // As the Java client does: a broker that does not answer within the
+        // request timeout is treated as gone (it may be a half-open TCP
+        // connection that would never fail by itself). The other requests on
+        // this connection fail with a retriable error and the cluster client
+        // opens a new connection.
+        self.inner.shared.close(Closed::Disconnected(format!(
+            "no response to {} within {timeout:?}",
+            api.name()
+        )));
+        Error::RequestTimeout {
+            api,
+            broker: self.broker().to_owned(),
+            timeout,
+        }
+    }
+
+    /// Queues a request that gets no response (Produce with `acks=0`), in
+    /// order with submitted ones. Returns once the frame is queued; it is
+    /// then written unless the connection closes first.
+    pub async fn submit_no_response<R: Request>(
+        &self,
+        request: &R,
+        options: RequestOptions,
     ) -> Result<()> {
+        let version = self.version_for(R::API_KEY, options.version)?;
         let shared = &self.inner.shared;
         let id = shared.next_id()?;
         let frame = self.encode(request, id, version)?;
         tracing::debug!(api = R::API_KEY.name(), version, correlation_id = id, broker = %self.broker(), "sending request without response");
-        self.inner
-            .frames
-            .send(frame)
-            .await
-            .map_err(|_| self.closed_error())
+        let timeout = options.timeout.unwrap_or(self.inner.config.request_timeout);
+        match tokio::time::timeout(timeout, self.inner.frames.send(frame)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(self.closed_error()),
+            Err(_) => Err(self.timed_out(R::API_KEY, timeout)),
+        }
     }
 
     fn encode<R: Request>(&self, request: &R, id: i32, version: i16) -> Result<Bytes> {
@@ -611,68 +959,70 @@ impl BrokerConnection {
             .to_error(self.broker())
     }
 
-    /// Registers, queues and awaits one request; returns the response frame
-    /// (header included, size prefix excluded).
-    async fn round_trip<R: Request>(
-        &self,
-        request: &R,
-        version: i16,
-        timeout: Duration,
-    ) -> Result<Bytes> {
-        let shared = &*self.inner.shared;
-        let (id, rx) = shared.register()?;
-        let mut guard = RegistrationGuard {
-            shared,
-            id,
-            armed: true,
-        };
-        let frame = self.encode(request, id, version)?;
-        let exchange = async {
-            // Cancel safe: if this is dropped, the frame was not queued.
-            self.inner
-                .frames
-                .send(frame)
-                .await
-                .map_err(|_| self.closed_error())?;
-            // Queued: the writer will send it, so the response must be read
-            // by the reader task even if nobody waits for it any more.
-            guard.armed = false;
-            match rx.await {
-                Ok(result) => result,
-                Err(_) => Err(self.closed_error()),
-            }
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(result) => result,
-            Err(_) => {
-                // As the Java client does: a broker that does not answer within
-                // the request timeout is treated as gone (it may be a half-open
-                // TCP connection that would never fail by itself). The other
-                // requests on this connection fail with a retriable error and
-                // the cluster client opens a new connection.
-                self.inner.shared.close(Closed::Disconnected(format!(
-                    "no response to {} within {timeout:?}",
-                    R::API_KEY.name()
-                )));
-                Err(Error::RequestTimeout {
-                    api: R::API_KEY,
-                    broker: self.broker().to_owned(),
-                    timeout,
-                })
-            }
-        }
+    /// A weak reference that dies when both of the connection's tasks have
+    /// ended (tests use it to check that the socket was released).
+    #[cfg(test)]
+    pub(crate) fn task_liveness(&self) -> std::sync::Weak<()> {
+        self.inner.tasks.clone()
     }
 
-    fn decode_response<R: Request>(&self, mut frame: Bytes, version: i16) -> Result<R::Response> {
+    fn decode_response<T: Response>(&self, mut frame: Bytes, version: i16) -> Result<T> {
         let decode_err = |source| Error::Decode {
-            api: R::API_KEY,
+            api: T::API_KEY,
             version,
             broker: self.broker().to_owned(),
             source,
         };
-        ResponseHeader::decode(&mut frame, R::API_KEY.response_header_version(version))
+        ResponseHeader::decode(&mut frame, T::API_KEY.response_header_version(version))
             .map_err(decode_err)?;
-        R::Response::from_bytes(frame, version).map_err(decode_err)
+        T::from_bytes(frame, version).map_err(decode_err)
+    }
+}
+
+/// A queued request's raw answer (used for the handshake, before versions
+/// are known, and wrapped by [`ResponseHandle`]).
+struct RawHandle {
+    conn: BrokerConnection,
+    rx: oneshot::Receiver<Result<Bytes>>,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+    correlation_id: i32,
+    api: ApiKey,
+    /// What the deadline allowed, for the error message.
+    timeout: Duration,
+}
+
+impl Future for RawHandle {
+    type Output = Result<Bytes>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        match Pin::new(&mut this.rx).poll(cx) {
+            Poll::Ready(Ok(result)) => return Poll::Ready(result),
+            Poll::Ready(Err(_)) => return Poll::Ready(Err(this.conn.closed_error())),
+            Poll::Pending => {}
+        }
+        match this.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(this.conn.timed_out(this.api, this.timeout))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// Classifies a failed TLS handshake: errors from rustls (certificates,
+/// names, alerts) are [`Error::TlsHandshake`] and final; socket errors (a
+/// reset, EOF) mean the broker went away and stay retriable, so bootstrap
+/// moves on to the next server.
+fn handshake_error(broker: &str, source: std::io::Error) -> Error {
+    if is_tls_error(&source) {
+        Error::TlsHandshake {
+            broker: broker.to_owned(),
+            source,
+        }
+    } else {
+        Error::Disconnected {
+            broker: broker.to_owned(),
+            reason: format!("socket failed during the TLS handshake: {source}"),
+        }
     }
 }
 
@@ -703,36 +1053,35 @@ where
 {
     let mut shutdown = shared.shutdown.subscribe();
     let mut out = BufWriter::with_capacity(WRITE_BUFFER, write_half);
-    let reason = loop {
-        let frame = tokio::select! {
-            biased;
-            frame = frames.recv() => frame,
-            _ = shutdown.wait_for(|closed| *closed) => break None,
-        };
-        let Some(frame) = frame else {
-            break Some("connection handle dropped".to_owned());
-        };
-        if let Err(e) = out.write_all(&frame).await {
-            break Some(format!("write failed: {e}"));
-        }
-        // Whatever else is already queued goes out with the same flush.
-        let mut failed = None;
-        while let Ok(frame) = frames.try_recv() {
+    let work = async {
+        loop {
+            let Some(frame) = frames.recv().await else {
+                return "connection handle dropped".to_owned();
+            };
             if let Err(e) = out.write_all(&frame).await {
-                failed = Some(format!("write failed: {e}"));
-                break;
+                return format!("write failed: {e}");
+            }
+            // Whatever else is already queued goes out with the same flush.
+            while let Ok(frame) = frames.try_recv() {
+                if let Err(e) = out.write_all(&frame).await {
+                    return format!("write failed: {e}");
+                }
+            }
+            if let Err(e) = out.flush().await {
+                return format!("write failed: {e}");
             }
         }
-        if failed.is_some() {
-            break failed;
-        }
-        if let Err(e) = out.flush().await {
-            break Some(format!("write failed: {e}"));
-        }
     };
-    let _ = out.shutdown().await;
+    // Every write races the shutdown signal: a broker that stopped reading
+    // must not keep this task, and with it the socket, alive after close.
+    let reason = tokio::select! {
+        biased;
+        _ = shutdown.wait_for(|closed| *closed) => None,
+        reason = work => Some(reason),
+    };
     if let Some(reason) = reason {
         shared.close(Closed::Disconnected(reason));
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE, out.shutdown()).await;
     }
 }
 
@@ -756,6 +1105,29 @@ where
             Err(ReadError::Tls(reason)) => {
                 break Closed::Disconnected(format!("read failed: {reason}"))
             }
+            Err(ReadError::TooLarge {
+                size,
+                max,
+                correlation_id,
+            }) => {
+                // Only the request this frame answers fails for good; the
+                // others were fine and can be retried on a new connection.
+                let special = correlation_id.map(|id| {
+                    let error = Error::FrameTooLarge {
+                        broker: shared.broker.clone(),
+                        size,
+                        max,
+                    };
+                    (id, error)
+                });
+                shared.close_failing(
+                    Closed::Disconnected(format!(
+                        "a {size}-byte response exceeded receive.message.max.bytes ({max})"
+                    )),
+                    special,
+                );
+                return;
+            }
             Err(ReadError::Closed(closed)) => break closed,
         };
         first = false;
@@ -771,7 +1143,8 @@ where
             state.pending.remove(&id)
         };
         match pending {
-            // A dropped receiver means the caller gave up: discard.
+            // A dropped receiver means the caller gave up: discard. Dropping
+            // `p` releases its in-flight slot.
             Some(p) => {
                 let _ = p.tx.send(Ok(frame));
             }
@@ -790,6 +1163,13 @@ where
 enum ReadError {
     /// The TLS layer failed (an alert from the broker, a bad record).
     Tls(String),
+    /// A frame announced more bytes than allowed; `correlation_id` is the
+    /// id it answers, when its header could be read.
+    TooLarge {
+        size: usize,
+        max: usize,
+        correlation_id: Option<i32>,
+    },
     Closed(Closed),
 }
 
@@ -823,11 +1203,22 @@ where
     let size = usize::try_from(size)
         .map_err(|_| Closed::Disconnected(format!("negative frame size {size}")))?;
     if size > max_frame {
-        return Err(Closed::FrameTooLarge {
+        // Read only the correlation id, to know which request it answers.
+        let mut id = [0u8; 4];
+        let correlation_id = if size >= 4 {
+            input
+                .read_exact(&mut id)
+                .await
+                .ok()
+                .map(|_| i32::from_be_bytes(id))
+        } else {
+            None
+        };
+        return Err(ReadError::TooLarge {
             size,
             max: max_frame,
-        }
-        .into());
+            correlation_id,
+        });
     }
     let mut frame = BytesMut::zeroed(size);
     input
@@ -851,11 +1242,15 @@ mod tests {
 
     #[tokio::test]
     async fn frames_are_size_prefixed_and_bounded() {
-        let mut data: &[u8] = &[0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 9];
+        let mut data: &[u8] = &[0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 9, 0, 0, 0, 42];
         assert_eq!(&read_frame(&mut data, 8).await.unwrap()[..], &[1, 2, 3]);
         assert!(matches!(
             read_frame(&mut data, 8).await,
-            Err(ReadError::Closed(Closed::FrameTooLarge { size: 9, max: 8 }))
+            Err(ReadError::TooLarge {
+                size: 9,
+                max: 8,
+                correlation_id: Some(42)
+            })
         ));
         let mut data: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         assert!(matches!(

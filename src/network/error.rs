@@ -59,7 +59,9 @@ pub enum Error {
     },
 
     /// No response arrived within `request.timeout.ms` (or the per-request
-    /// timeout). The connection stays usable; a late response is discarded.
+    /// timeout). The connection it was sent on is closed (the broker may be
+    /// gone behind a half-open TCP connection) and the other requests on it
+    /// fail with [`Error::Disconnected`]; the cluster client opens a new one.
     #[error("{api:?} request to broker {broker} timed out after {timeout:?}")]
     RequestTimeout {
         /// The request's API.
@@ -235,6 +237,7 @@ impl Error {
             Error::Connect { .. }
             | Error::ConnectTimeout { .. }
             | Error::Disconnected { .. }
+            | Error::RequestTimeout { .. }
             | Error::UnknownBroker(_)
             | Error::NoBrokerAvailable { .. } => true,
             Error::Broker { code, .. } => matches!(
@@ -265,10 +268,108 @@ impl Error {
                     ErrorCode::NotCoordinator | ErrorCode::CoordinatorNotAvailable
                 )
             }
-            Error::Disconnected { .. } | Error::Connect { .. } | Error::ConnectTimeout { .. } => {
-                true
-            }
+            Error::Disconnected { .. }
+            | Error::Connect { .. }
+            | Error::ConnectTimeout { .. }
+            | Error::RequestTimeout { .. } => true,
             _ => false,
+        }
+    }
+
+    /// A copy of this error for another caller that waited on the same
+    /// attempt (I/O sources are recreated from their kind and message).
+    pub(crate) fn duplicate(&self) -> Error {
+        let io = |e: &std::io::Error| std::io::Error::new(e.kind(), e.to_string());
+        match self {
+            Error::Config(e) => Error::Config(e.clone()),
+            Error::Connect { broker, source } => Error::Connect {
+                broker: broker.clone(),
+                source: io(source),
+            },
+            Error::ConnectTimeout { broker, timeout } => Error::ConnectTimeout {
+                broker: broker.clone(),
+                timeout: *timeout,
+            },
+            Error::TlsHandshake { broker, source } => Error::TlsHandshake {
+                broker: broker.clone(),
+                source: io(source),
+            },
+            Error::Disconnected { broker, reason } => Error::Disconnected {
+                broker: broker.clone(),
+                reason: reason.clone(),
+            },
+            Error::RequestTimeout {
+                api,
+                broker,
+                timeout,
+            } => Error::RequestTimeout {
+                api: *api,
+                broker: broker.clone(),
+                timeout: *timeout,
+            },
+            Error::Encode {
+                api,
+                version,
+                source,
+            } => Error::Encode {
+                api: *api,
+                version: *version,
+                source: source.clone(),
+            },
+            Error::Decode {
+                api,
+                version,
+                broker,
+                source,
+            } => Error::Decode {
+                api: *api,
+                version: *version,
+                broker: broker.clone(),
+                source: source.clone(),
+            },
+            Error::FrameTooLarge { broker, size, max } => Error::FrameTooLarge {
+                broker: broker.clone(),
+                size: *size,
+                max: *max,
+            },
+            Error::Protocol { broker, reason } => Error::Protocol {
+                broker: broker.clone(),
+                reason: reason.clone(),
+            },
+            Error::UnsupportedVersion {
+                api,
+                client,
+                broker,
+            } => Error::UnsupportedVersion {
+                api: *api,
+                client: *client,
+                broker: *broker,
+            },
+            Error::Broker { api, code, message } => Error::Broker {
+                api: *api,
+                code: *code,
+                message: message.clone(),
+            },
+            Error::SaslAuthentication { mechanism, reason } => Error::SaslAuthentication {
+                mechanism: mechanism.clone(),
+                reason: reason.clone(),
+            },
+            Error::UnknownBroker(id) => Error::UnknownBroker(*id),
+            Error::NoBrokerAvailable { tried, last } => Error::NoBrokerAvailable {
+                tried: tried.clone(),
+                last: Box::new(last.duplicate()),
+            },
+            Error::Timeout {
+                operation,
+                timeout,
+                attempts,
+                last,
+            } => Error::Timeout {
+                operation: operation.clone(),
+                timeout: *timeout,
+                attempts: *attempts,
+                last: last.as_ref().map(|e| Box::new(e.duplicate())),
+            },
         }
     }
 

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod options;
 pub mod sasl;
 pub mod tls;
 pub mod versions;
@@ -33,6 +34,7 @@ pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, PemSource, SaslConfig, SaslMechanism,
     SecurityProtocol, TlsConfig,
 };
-pub use connection::BrokerConnection;
+pub use connection::{BrokerConnection, ResponseHandle};
 pub use error::{Error, Result};
+pub use options::{ConnectionRole, RequestOptions};
 pub use versions::ApiVersionsTable;

@@ -25,8 +25,16 @@ pub(crate) enum Reply {
     },
     /// Send these bytes verbatim (size prefix included).
     Raw(Bytes),
+    /// Answer with what `body` resolves to (nothing if `None`), encoded in
+    /// `version`, whenever it resolves; later requests are served meanwhile.
+    Later {
+        body: std::pin::Pin<Box<dyn std::future::Future<Output = Option<ResponseKind>> + Send>>,
+        version: i16,
+    },
     /// Never answer.
     Silent,
+    /// Stop reading from the client (a hung broker) but keep the socket open.
+    Stall,
     /// Close the connection.
     Close,
 }
@@ -111,7 +119,19 @@ where
             Reply::Raw(bytes) => {
                 let _ = tx.send(bytes);
             }
+            Reply::Later { body, version } => {
+                let tx = tx.clone();
+                let id = header.correlation_id;
+                tokio::spawn(async move {
+                    if let Some(body) = body.await {
+                        let _ = tx.send(response_frame(id, &body, version));
+                    }
+                });
+            }
             Reply::Silent => {}
+            Reply::Stall => {
+                std::future::pending::<()>().await;
+            }
             Reply::Close => {
                 writer.abort();
                 return;

@@ -192,7 +192,10 @@ async fn a_request_timeout_is_retriable_and_closes_the_connection() {
     };
     tokio::task::yield_now().await;
     let err = conn
-        .send_with_timeout(&tagged("never/0/silent"), Duration::from_millis(30))
+        .send_with(
+            &tagged("never/0/silent"),
+            RequestOptions::default().with_timeout(Duration::from_millis(30)),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -244,11 +247,15 @@ async fn broken_connection_fails_every_pending_request() {
 }
 
 #[tokio::test]
-async fn oversized_and_unknown_frames_close_the_connection() {
+async fn oversized_frame_fails_only_its_request_and_unknown_frames_close_the_connection() {
     let handler = with_api_versions(|header, body| match body {
         RequestKind::Metadata(m) if tag_of(&m) == "huge" => {
-            Reply::Raw(bytes::Bytes::from_static(&[0x7f, 0, 0, 0]))
+            // A size far above the limit, then the header's correlation id.
+            let mut frame = vec![0x7f, 0, 0, 0];
+            frame.extend_from_slice(&header.correlation_id.to_be_bytes());
+            Reply::Raw(bytes::Bytes::from(frame))
         }
+        RequestKind::Metadata(m) if tag_of(&m).ends_with("silent") => Reply::Silent,
         RequestKind::Metadata(_) => {
             // A response for a correlation id nobody asked for.
             Reply::Raw(super::testing::response_frame(
@@ -268,6 +275,15 @@ async fn oversized_and_unknown_frames_close_the_connection() {
     let conn = duplex_connection(handler.clone(), small.clone())
         .await
         .unwrap();
+    let bystanders: Vec<_> = (0..3)
+        .map(|i| {
+            let conn = conn.clone();
+            tokio::spawn(async move { conn.send(&tagged(&format!("b{i}/silent"))).await })
+        })
+        .collect();
+    while conn.in_flight() < 3 {
+        tokio::task::yield_now().await;
+    }
     let err = conn.send(&tagged("huge")).await.unwrap_err();
     assert!(
         matches!(err, Error::FrameTooLarge { max: 1048576, .. }),
@@ -275,6 +291,12 @@ async fn oversized_and_unknown_frames_close_the_connection() {
     );
     assert!(!err.is_retriable());
     assert!(conn.is_closed());
+    // The requests it did not answer were fine: they may be retried.
+    for bystander in bystanders {
+        let err = bystander.await.unwrap().unwrap_err();
+        assert!(matches!(err, Error::Disconnected { .. }), "{err}");
+        assert!(err.is_retriable());
+    }
 
     let conn = duplex_connection(handler, small).await.unwrap();
     let err = conn.send(&tagged("other")).await.unwrap_err();
@@ -282,6 +304,294 @@ async fn oversized_and_unknown_frames_close_the_connection() {
         matches!(err, Error::Disconnected { ref reason, .. } if reason.contains("correlation")),
         "{err}"
     );
+}
+
+/// A broker that records the order requests arrive in and answers each one
+/// only when the test releases it.
+struct GatedBroker {
+    arrived: Mutex<Vec<String>>,
+    gates: Mutex<Vec<tokio::sync::oneshot::Sender<()>>>,
+    outstanding: AtomicUsize,
+    max_outstanding: AtomicUsize,
+}
+
+impl GatedBroker {
+    fn new() -> Arc<Self> {
+        Arc::new(GatedBroker {
+            arrived: Mutex::new(Vec::new()),
+            gates: Mutex::new(Vec::new()),
+            outstanding: AtomicUsize::new(0),
+            max_outstanding: AtomicUsize::new(0),
+        })
+    }
+
+    fn handler(self: &Arc<Self>) -> Handler {
+        let broker = self.clone();
+        with_api_versions(move |header, body| match body {
+            RequestKind::Metadata(m) => {
+                let tag = tag_of(&m);
+                broker.arrived.lock().unwrap().push(tag.clone());
+                let now = broker.outstanding.fetch_add(1, Ordering::SeqCst) + 1;
+                broker.max_outstanding.fetch_max(now, Ordering::SeqCst);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                broker.gates.lock().unwrap().push(tx);
+                let broker = broker.clone();
+                Reply::Later {
+                    body: Box::pin(async move {
+                        rx.await.ok()?;
+                        broker.outstanding.fetch_sub(1, Ordering::SeqCst);
+                        Some(echo(&tag))
+                    }),
+                    version: header.request_api_version,
+                }
+            }
+            // acks=0: recorded, never answered.
+            RequestKind::Produce(_) => {
+                broker.arrived.lock().unwrap().push("produce".into());
+                Reply::Silent
+            }
+            _ => Reply::Close,
+        })
+    }
+
+    /// Answers every request that arrived so far, newest first.
+    fn release_all(&self) -> usize {
+        let gates: Vec<_> = self.gates.lock().unwrap().drain(..).rev().collect();
+        let n = gates.len();
+        for gate in gates {
+            let _ = gate.send(());
+        }
+        n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn submitted_frames_leave_in_submission_order_and_the_in_flight_cap_holds() {
+    const CAP: usize = 3;
+    const N: usize = 40;
+    let broker = GatedBroker::new();
+    let config = Arc::new(
+        ClientConfig::builder()
+            .max_in_flight_requests_per_connection(CAP)
+            .build()
+            .unwrap(),
+    );
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(serve(server, broker.handler()));
+    let conn = BrokerConnection::from_stream_for(client, "fake", config, ConnectionRole::Produce)
+        .await
+        .unwrap();
+    assert_eq!(conn.max_in_flight(), CAP);
+
+    // CAP submissions return at once, each with a handle...
+    let mut handles = Vec::new();
+    for i in 0..CAP {
+        let handle = conn
+            .submit(&tagged(&format!("r{i}")), RequestOptions::default())
+            .await
+            .unwrap();
+        assert!(conn.in_flight() <= CAP);
+        handles.push(handle);
+    }
+    // ...and the next one waits for a free slot.
+    let blocked = tokio::time::timeout(
+        Duration::from_millis(50),
+        conn.submit(&tagged("blocked"), RequestOptions::default()),
+    )
+    .await;
+    assert!(blocked.is_err(), "the cap of {CAP} did not hold");
+
+    // One task keeps submitting while the broker answers out of order.
+    let submitter = {
+        let conn = conn.clone();
+        tokio::spawn(async move {
+            let mut handles = Vec::new();
+            for i in CAP..N {
+                let handle = conn
+                    .submit(&tagged(&format!("r{i}")), RequestOptions::default())
+                    .await
+                    .unwrap();
+                assert!(conn.in_flight() <= CAP, "{} in flight", conn.in_flight());
+                handles.push((i, handle));
+            }
+            handles
+        })
+    };
+    let mut answered = 0;
+    while answered < N {
+        answered += broker.release_all();
+        tokio::task::yield_now().await;
+    }
+    // Handles are awaited last-first: their order does not matter.
+    for (i, handle) in handles.into_iter().enumerate().rev() {
+        assert_eq!(echoed(&handle.await.unwrap()), format!("r{i}"));
+    }
+    let rest = submitter.await.unwrap();
+    for (i, handle) in rest.into_iter().rev() {
+        assert_eq!(echoed(&handle.await.unwrap()), format!("r{i}"));
+    }
+    let expected: Vec<String> = (0..N).map(|i| format!("r{i}")).collect();
+    assert_eq!(*broker.arrived.lock().unwrap(), expected);
+    let max = broker.max_outstanding.load(Ordering::SeqCst);
+    assert!(max <= CAP, "the broker saw {max} requests outstanding");
+    assert_eq!(max, CAP, "pipelining never filled the window");
+    assert_eq!(conn.in_flight(), 0);
+
+    // General connections are not capped.
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(serve(server, broker.handler()));
+    let general = BrokerConnection::from_stream(client, "fake", config_with_cap(CAP))
+        .await
+        .unwrap();
+    assert_eq!(general.max_in_flight(), usize::MAX);
+    let mut handles = Vec::new();
+    for i in 0..2 * CAP {
+        handles.push(
+            general
+                .submit(&tagged(&format!("g{i}")), RequestOptions::default())
+                .await
+                .unwrap(),
+        );
+    }
+    assert_eq!(general.in_flight(), 2 * CAP);
+    broker.release_all();
+    for handle in handles {
+        handle.await.unwrap();
+    }
+}
+
+fn config_with_cap(cap: usize) -> Arc<ClientConfig> {
+    Arc::new(
+        ClientConfig::builder()
+            .max_in_flight_requests_per_connection(cap)
+            .build()
+            .unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn submit_no_response_keeps_submission_order() {
+    let broker = GatedBroker::new();
+    let (client, server) = tokio::io::duplex(64 * 1024);
+    tokio::spawn(serve(server, broker.handler()));
+    let conn = BrokerConnection::from_stream_for(
+        client,
+        "fake",
+        config_with_cap(2),
+        ConnectionRole::Produce,
+    )
+    .await
+    .unwrap();
+    let a = conn
+        .submit(&tagged("a"), RequestOptions::default())
+        .await
+        .unwrap();
+    // No response expected: it takes no in-flight slot.
+    conn.submit_no_response(
+        &ProduceRequest::default().with_acks(0),
+        RequestOptions::default(),
+    )
+    .await
+    .unwrap();
+    let c = conn
+        .submit(&tagged("c"), RequestOptions::default())
+        .await
+        .unwrap();
+    while broker.arrived.lock().unwrap().len() < 3 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(*broker.arrived.lock().unwrap(), ["a", "produce", "c"]);
+    broker.release_all();
+    assert_eq!(echoed(&c.await.unwrap()), "c");
+    assert_eq!(echoed(&a.await.unwrap()), "a");
+}
+
+/// A TCP broker that answers ApiVersions, then stops reading when it gets a
+/// Metadata request tagged `stall`, leaving the client's writes to block.
+async fn stalling_broker() -> String {
+    spawn_tcp(with_api_versions(|header, body| match body {
+        RequestKind::Metadata(m) if tag_of(&m) == "stall" => Reply::Stall,
+        RequestKind::Metadata(m) => Reply::now(echo(&tag_of(&m)), header),
+        _ => Reply::Close,
+    }))
+    .await
+}
+
+/// Queues enough big frames behind a `stall` that the writer task blocks in
+/// a write to the socket.
+async fn block_the_writer(conn: &BrokerConnection) {
+    conn.submit_no_response(&tagged("stall"), RequestOptions::default())
+        .await
+        .unwrap();
+    let big = "x".repeat(1 << 20);
+    for _ in 0..24 {
+        conn.submit_no_response(&tagged(&big), RequestOptions::default())
+            .await
+            .unwrap();
+    }
+    // Let the writer run into the full socket buffer.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+}
+
+async fn tasks_end(liveness: std::sync::Weak<()>) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while liveness.upgrade().is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn close_timeout_and_drop_end_both_tasks_even_with_a_write_blocked() {
+    let addr = stalling_broker().await;
+
+    // close()
+    let conn = BrokerConnection::connect(&addr, config()).await.unwrap();
+    block_the_writer(&conn).await;
+    let liveness = conn.task_liveness();
+    assert!(liveness.upgrade().is_some());
+    conn.close();
+    assert!(
+        tasks_end(liveness).await,
+        "close() left the writer blocked on a broker that stopped reading"
+    );
+
+    // A request timeout.
+    let conn = BrokerConnection::connect(&addr, config()).await.unwrap();
+    block_the_writer(&conn).await;
+    let liveness = conn.task_liveness();
+    let err = conn
+        .send_with(
+            &tagged("late"),
+            RequestOptions::default().with_timeout(Duration::from_millis(50)),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RequestTimeout { .. }), "{err}");
+    assert!(conn.is_closed());
+    assert!(
+        tasks_end(liveness).await,
+        "a request timeout left the writer and the socket alive"
+    );
+
+    // Dropping every handle.
+    let conn = BrokerConnection::connect(&addr, config()).await.unwrap();
+    block_the_writer(&conn).await;
+    let liveness = conn.task_liveness();
+    drop(conn);
+    assert!(
+        tasks_end(liveness).await,
+        "dropping the last handle did not release the socket"
+    );
+
+    // An idle connection also ends at once when dropped.
+    let conn = BrokerConnection::connect(&addr, config()).await.unwrap();
+    assert_eq!(echoed(&conn.send(&tagged("ok")).await.unwrap()), "ok");
+    let liveness = conn.task_liveness();
+    drop(conn);
+    assert!(tasks_end(liveness).await);
 }
 
 #[tokio::test]
@@ -298,8 +608,12 @@ async fn requests_without_response_are_written_and_keep_the_connection_in_sync()
     });
     let conn = duplex_connection(handler, config()).await.unwrap();
     let produce = ProduceRequest::default().with_acks(0);
-    conn.send_no_response(&produce).await.unwrap();
-    conn.send_no_response(&produce).await.unwrap();
+    conn.submit_no_response(&produce, RequestOptions::default())
+        .await
+        .unwrap();
+    conn.submit_no_response(&produce, RequestOptions::default())
+        .await
+        .unwrap();
     assert_eq!(echoed(&conn.send(&tagged("m")).await.unwrap()), "m");
     assert_eq!(seen.lock().unwrap().len(), 2);
     assert_eq!(conn.in_flight(), 0);

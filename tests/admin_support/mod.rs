@@ -3,6 +3,7 @@
 //! producing idempotently, all with raw generated requests.
 #![allow(dead_code)]
 
+use ferrokafka::network::RequestOptions;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -49,7 +50,11 @@ pub async fn create_topic(admin: &Admin, name: &str, partitions: i32) {
             .with_num_partitions(partitions)
             .with_replication_factor(1)])
         .with_timeout_ms(10_000);
-    let response = admin.cluster().send_to_controller(&request).await.unwrap();
+    let response = admin
+        .cluster()
+        .send_to_controller(&request, RequestOptions::default())
+        .await
+        .unwrap();
     assert_eq!(response.topics[0].error_code, 0, "{response:?}");
     // Wait until the topic has leaders.
     for _ in 0..100 {
@@ -184,7 +189,12 @@ pub async fn commit_as_member(admin: &Admin, member: &Member, topic: &str, offse
             )]);
     let response = admin
         .cluster()
-        .send_to_coordinator(CoordinatorType::Group, &member.group, &request)
+        .send_to_coordinator(
+            CoordinatorType::Group,
+            &member.group,
+            &request,
+            RequestOptions::default(),
+        )
         .await
         .unwrap();
     for t in &response.topics {
@@ -229,11 +239,20 @@ pub async fn init_producer_id(
         Some(id) => {
             cluster
                 .retry("InitProducerId", None, || {
-                    cluster.send_to_coordinator(CoordinatorType::Transaction, id, &request)
+                    cluster.send_to_coordinator(
+                        CoordinatorType::Transaction,
+                        id,
+                        &request,
+                        RequestOptions::default(),
+                    )
                 })
                 .await?
         }
-        None => cluster.send_to_any(&request).await?,
+        None => {
+            cluster
+                .send_to_any(&request, RequestOptions::default())
+                .await?
+        }
     };
     Error::check(ApiKey::InitProducerId, response.error_code, None)?;
     Ok((response.producer_id, response.producer_epoch))
@@ -279,7 +298,7 @@ pub async fn produce(
     let leader = admin.cluster().leader_for(topic, partition).await.unwrap();
     let response = admin
         .cluster()
-        .send_to_broker(leader.node_id, &request)
+        .send_to_broker(leader.node_id, &request, RequestOptions::default())
         .await
         .unwrap();
     let p = &response.responses[0].partition_responses[0];

@@ -8,6 +8,7 @@
 
 pub mod scram;
 
+use super::options::RequestOptions;
 use bytes::Bytes;
 
 use crate::protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
@@ -52,9 +53,9 @@ pub(crate) async fn authenticate(conn: &BrokerConnection, sasl: &SaslConfig) -> 
         table.negotiate_within(ApiKey::SaslHandshake, VersionRange::new(1, i16::MAX))?;
     let auth_version = table.negotiate(ApiKey::SaslAuthenticate)?;
     let handshake = conn
-        .send_with_version(
+        .send_with(
             &SaslHandshakeRequest::default().with_mechanism(mechanism.name().to_owned()),
-            handshake_version,
+            RequestOptions::default().with_version(handshake_version),
         )
         .await?;
     match ErrorCode::from_code(handshake.error_code) {
@@ -78,9 +79,9 @@ pub(crate) async fn authenticate(conn: &BrokerConnection, sasl: &SaslConfig) -> 
 
     let step = |token: Vec<u8>| async move {
         let response = conn
-            .send_with_version(
+            .send_with(
                 &SaslAuthenticateRequest::default().with_auth_bytes(Bytes::from(token)),
-                auth_version,
+                RequestOptions::default().with_version(auth_version),
             )
             .await?;
         match ErrorCode::from_code(response.error_code) {

@@ -1,0 +1,103 @@
+//! Per-request options: which pooled connection carries a request, how long
+//! to wait for its answer and which version to send.
+
+use std::time::Duration;
+
+/// What a pooled connection is used for.
+///
+/// A broker answers the requests of one connection one at a time, in order,
+/// so a request that the broker holds on purpose (a JoinGroup waiting for the
+/// rebalance, a Fetch long-poll) stalls everything queued behind it on the
+/// same socket. The cluster client therefore keeps one connection per broker
+/// *and role*, opened the first time a role is used.
+///
+/// ```
+/// use ferrokafka::network::ConnectionRole;
+///
+/// assert_eq!(ConnectionRole::default(), ConnectionRole::General);
+/// assert_ne!(ConnectionRole::Fetch, ConnectionRole::Group);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum ConnectionRole {
+    /// Metadata, admin and anything else short.
+    #[default]
+    General,
+    /// Produce requests; the only role whose requests in flight are capped
+    /// (`max.in.flight.requests.per.connection`).
+    Produce,
+    /// Fetch long-polls and offset lookups of a consumer.
+    Fetch,
+    /// Coordinator traffic: JoinGroup, SyncGroup, Heartbeat, commits.
+    Group,
+}
+
+impl ConnectionRole {
+    /// Every role, for iteration.
+    pub const ALL: [ConnectionRole; 4] = [
+        ConnectionRole::General,
+        ConnectionRole::Produce,
+        ConnectionRole::Fetch,
+        ConnectionRole::Group,
+    ];
+
+    /// A short lower-case name for logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ConnectionRole::General => "general",
+            ConnectionRole::Produce => "produce",
+            ConnectionRole::Fetch => "fetch",
+            ConnectionRole::Group => "group",
+        }
+    }
+}
+
+/// How one request is sent: on which role's connection, with which wire
+/// timeout, in which version.
+///
+/// ```
+/// use std::time::Duration;
+/// use ferrokafka::network::{ConnectionRole, RequestOptions};
+///
+/// // A JoinGroup may legitimately take the whole rebalance timeout.
+/// let join = RequestOptions::role(ConnectionRole::Group)
+///     .with_timeout(Duration::from_secs(300) + Duration::from_secs(5));
+/// assert_eq!(join.role, ConnectionRole::Group);
+/// assert_eq!(join.version, None); // the highest version both sides speak
+/// let old = RequestOptions::default().with_version(0);
+/// assert_eq!((old.role, old.version), (ConnectionRole::General, Some(0)));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RequestOptions {
+    /// The connection role (default [`ConnectionRole::General`]).
+    pub role: ConnectionRole,
+    /// How long to wait for the answer; `None` means `request.timeout.ms`.
+    pub timeout: Option<Duration>,
+    /// The version to send; `None` means the highest both sides support.
+    pub version: Option<i16>,
+}
+
+impl RequestOptions {
+    /// Default options on the connection of `role`.
+    pub fn role(role: ConnectionRole) -> Self {
+        RequestOptions {
+            role,
+            ..Self::default()
+        }
+    }
+
+    /// Waits at most `timeout` for the answer.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        RequestOptions {
+            timeout: Some(timeout),
+            ..self
+        }
+    }
+
+    /// Sends version `version` (not checked against the broker's range).
+    pub fn with_version(self, version: i16) -> Self {
+        RequestOptions {
+            version: Some(version),
+            ..self
+        }
+    }
+}
