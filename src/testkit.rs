@@ -55,6 +55,8 @@ use bytes::{Bytes, BytesMut};
 use crate::protocol::messages::{ApiVersionsRequest, ApiVersionsResponse, ResponseHeader};
 use crate::protocol::{encode_request_frame, ApiKey, Decodable, Message, Request};
 
+pub mod fault_proxy;
+
 /// Environment variable naming an external cluster to test against instead of
 /// starting a local broker (a comma-separated `host:port` list).
 pub const BOOTSTRAP_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
@@ -1012,9 +1014,13 @@ impl TestBroker {
                     "broker".into(),
                     "--listener-url".into(),
                     format!("tcp://127.0.0.1:{}", self.broker_port),
-                    // Clients are sent to the TLS proxy, when there is one.
+                    // Clients are sent to the advertised port or the TLS
+                    // proxy, when there is one.
                     "--advertised-listener-url".into(),
-                    format!("tcp://127.0.0.1:{}", self.port),
+                    format!(
+                        "tcp://127.0.0.1:{}",
+                        self.options.advertised_port.unwrap_or(self.port)
+                    ),
                     "--storage-engine".into(),
                     "memory://tansu/".into(),
                 ];
@@ -1217,6 +1223,11 @@ pub struct BrokerOptions {
     pub tls: Option<TlsFiles>,
     /// Require SASL authentication (`tansu broker --authentication`).
     pub authentication: bool,
+    /// Advertise this `127.0.0.1` port in metadata instead of the broker's
+    /// own (or its TLS front's), so that clients connect through something
+    /// listening there, such as a [`fault_proxy::FaultProxy`] (Tansu only:
+    /// `--advertised-listener-url`).
+    pub advertised_port: Option<u16>,
 }
 
 impl BrokerOptions {
@@ -1232,6 +1243,13 @@ impl BrokerOptions {
         self
     }
 
+    /// Advertise `port` on `127.0.0.1` in metadata (`None`: the broker's own
+    /// address). See [`fault_proxy::FaultProxy::start_with_broker`].
+    pub fn advertised_port(mut self, port: Option<u16>) -> BrokerOptions {
+        self.advertised_port = port;
+        self
+    }
+
     fn check(&self, kind: BrokerKind) -> Result<(), TestkitError> {
         let unsupported = |what: &str| {
             Err(TestkitError::Unsupported {
@@ -1241,7 +1259,8 @@ impl BrokerOptions {
         };
         if kind == BrokerKind::Noida && *self != BrokerOptions::default() {
             return unsupported(
-                "TLS or authentication: noida-db 0.2 has no option for Kafka TLS or SASL",
+                "TLS, authentication or an advertised port: noida-db 0.2 has no option for \
+                 Kafka TLS, SASL or advertised listeners",
             );
         }
         Ok(())

@@ -1,0 +1,67 @@
+//! ferrokafka's `Producer`: every delivery handle awaited.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use ferrokafka::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
+use ferrokafka::records::Compression;
+
+use super::{client_config, runtime};
+use crate::measure::{RunReport, Window};
+use crate::workload::{Codec, Data, Workload, LINGER_MS};
+
+/// Delivery handles awaited in order once this many are outstanding (they
+/// complete roughly in send order; this bounds the handles held, not the
+/// records in flight, which `buffer.memory` bounds).
+const OUTSTANDING_HANDLES: usize = 100_000;
+
+/// Produces `records` records of `workload` to `topic`; timed from the first
+/// send until every delivery handle has resolved.
+pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) -> String {
+    let data = Data::new(workload, records);
+    runtime().block_on(async {
+        let config = ProducerConfig::builder()
+            .acks(Acks::Leader)
+            .linger(Duration::from_millis(LINGER_MS))
+            .compression(match workload.codec {
+                Codec::None => Compression::None,
+                Codec::Lz4 => Compression::Lz4,
+            })
+            .enable_idempotence(false)
+            .build()
+            .expect("producer config");
+        let producer = Producer::new(client_config(bootstrap), config)
+            .await
+            .expect("ferrokafka producer");
+
+        let window = Window::start();
+        let mut pending = VecDeque::with_capacity(OUTSTANDING_HANDLES);
+        for i in 0..records {
+            let record = ProducerRecord::new(topic, data.value(i).clone()).with_key(data.key(i));
+            let delivery = producer.send(record).await.expect("ferrokafka send");
+            if pending.len() == OUTSTANDING_HANDLES {
+                let oldest = pending.pop_front().expect("a handle");
+                oldest.await.expect("ferrokafka delivery");
+            }
+            pending.push_back(delivery);
+        }
+        producer.flush().await.expect("ferrokafka flush");
+        for delivery in pending {
+            delivery.await.expect("ferrokafka delivery");
+        }
+        let (wall, cpu) = window.finish();
+        producer
+            .close(Duration::from_secs(10))
+            .await
+            .expect("ferrokafka close");
+        RunReport {
+            client: "ferrokafka",
+            workload: workload.name,
+            records,
+            payload_bytes: records * (workload.key_size + workload.value_size) as u64,
+            wall,
+            cpu,
+        }
+        .json()
+    })
+}
