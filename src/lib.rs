@@ -11,6 +11,8 @@
 //! * [`network`]: configuration, broker connections (TLS, SASL, version
 //!   negotiation, pipelining) and the cluster client.
 //! * [`admin`]: the admin client (topics, configs, groups, offsets, ACLs, ...).
+//! * [`producer`]: the producer (batching, compression, Java-compatible
+//!   partitioning, idempotence, transactions).
 //! * [`consumer`]: fetching assigned partitions (poll batches or a `Stream`).
 //! * `testkit` (feature `testkit`): runs real Kafka-compatible brokers for
 //!   integration tests.

@@ -315,6 +315,8 @@ impl ProducerConfig {
                 unknown.into_keys().collect(),
             ));
         }
+        let mut client = client;
+        client.max_in_flight_requests_per_connection = producer.max_in_flight;
         // Keys both layers read (request.timeout.ms, retry.backoff.*) land in
         // the producer's Option fields and fall back to the client's.
         Ok((client, producer))

@@ -59,16 +59,25 @@ impl Producer {
     /// Connects to the cluster and, with idempotence (the default), obtains
     /// a producer id. A transactional producer gets its id from
     /// [`Producer::init_transactions`].
-    pub async fn new(client: ClientConfig, config: ProducerConfig) -> Result<Producer> {
+    ///
+    /// `max.in.flight.requests.per.connection` is the smaller of the
+    /// client's and the producer's setting.
+    pub async fn new(mut client: ClientConfig, config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
+        client.max_in_flight_requests_per_connection = client
+            .max_in_flight_requests_per_connection
+            .min(config.max_in_flight);
         let cluster = Cluster::connect(client.clone()).await?;
         Self::with_cluster(cluster, config).await
     }
 
     /// A producer over an existing [`Cluster`] (sharing its connections).
-    pub async fn with_cluster(cluster: Cluster, config: ProducerConfig) -> Result<Producer> {
+    pub async fn with_cluster(cluster: Cluster, mut config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
         let client = cluster.config().clone();
+        config.max_in_flight = config
+            .max_in_flight
+            .min(client.max_in_flight_requests_per_connection);
         let backoff = Backoff::new(
             config.retry_backoff.unwrap_or(client.retry_backoff),
             config.retry_backoff_max.unwrap_or(client.retry_backoff_max),

@@ -14,7 +14,9 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 
-use crate::network::{BrokerConnection, ClusterMetadata, Error as NetError};
+use crate::network::{
+    BrokerConnection, ClusterMetadata, ConnectionRole, Error as NetError, RequestOptions,
+};
 use crate::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::protocol::ErrorCode;
@@ -204,7 +206,41 @@ impl Sender {
                 break;
             }
         }
+        // Partitions first used in the transaction during the pass.
+        self.start_partition_adds(now, &mut next);
+        // Partitions without a leader found during the pass.
+        if self.metadata_wanted && !self.metadata_running {
+            match self.metadata_retry_at {
+                Some(at) if at > now => merge_deadline(&mut next, at),
+                _ => self.start_metadata_refresh(),
+            }
+        }
+        if let Some(at) = self.first_expiry() {
+            merge_deadline(&mut next, at);
+        }
         next
+    }
+
+    /// When the oldest waiting batch reaches `delivery.timeout.ms`.
+    fn first_expiry(&self) -> Option<Instant> {
+        let timeout = self.shared.config.delivery_timeout;
+        let mut first: Option<Instant> = None;
+        for topic in self.topics.iter() {
+            for queue in topic.partitions.iter() {
+                let state = queue.lock();
+                let oldest = state
+                    .ready
+                    .front()
+                    .map(|b| b.created)
+                    .into_iter()
+                    .chain(state.open.as_ref().map(|b| b.created))
+                    .min();
+                if let Some(created) = oldest {
+                    merge_deadline(&mut first, created + timeout);
+                }
+            }
+        }
+        first
     }
 
     /// One pass over every partition, building at most one request per
@@ -348,7 +384,9 @@ impl Sender {
         let cluster = self.shared.cluster.clone();
         let _ = attempts;
         self.tasks.push(Box::pin(async move {
-            let result = cluster.broker_connection(node).await;
+            let result = cluster
+                .broker_connection_for(node, ConnectionRole::Produce)
+                .await;
             Event::Connected { node, result }
         }));
     }
@@ -391,10 +429,18 @@ impl Sender {
         self.tasks.push(Box::pin(
             async move {
                 let started = Instant::now();
+                let options = RequestOptions::role(ConnectionRole::Produce).with_timeout(timeout);
+                // Ordered pipelining: frames leave in submission order, and
+                // this task submits in the order requests were built.
                 let result = if acks == Acks::None {
-                    conn.send_no_response(&request).await.map(|()| None)
+                    conn.submit_no_response(&request, options)
+                        .await
+                        .map(|()| None)
                 } else {
-                    conn.send_with_timeout(&request, timeout).await.map(Some)
+                    match conn.submit(&request, options).await {
+                        Ok(handle) => handle.await.map(Some),
+                        Err(e) => Err(e),
+                    }
                 };
                 Event::Produced {
                     request: id,

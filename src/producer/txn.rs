@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::network::{CoordinatorType, Error as NetError};
+use crate::network::{CoordinatorType, Error as NetError, RequestOptions};
 use crate::protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use crate::protocol::messages::txn_offset_commit_request::{
     TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
@@ -106,7 +106,11 @@ where
                         .api_versions()
                         .map(|t| t.negotiate(R::API_KEY))
                         .unwrap_or(Ok(0))?;
-                    conn.send_with_version(request, version.min(max)).await
+                    conn.send_with(
+                        request,
+                        RequestOptions::default().with_version(version.min(max)),
+                    )
+                    .await
                 }
                 None => conn.send(request).await,
             }

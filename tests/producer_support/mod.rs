@@ -6,10 +6,14 @@
 use std::process::Command;
 use std::time::Duration;
 
-use ferrokafka::network::{ClientConfig, Cluster};
+use bytes::Bytes;
+use ferrokafka::network::{ClientConfig, Cluster, RequestOptions};
 use ferrokafka::producer::{Producer, ProducerConfig};
 use ferrokafka::protocol::messages::create_topics_request::CreatableTopic;
+use ferrokafka::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use ferrokafka::protocol::messages::CreateTopicsRequest;
+use ferrokafka::protocol::messages::FetchRequest;
+use ferrokafka::records::RecordStream;
 use ferrokafka::testkit::brokers_dir;
 use serde_json::Value;
 
@@ -46,7 +50,10 @@ pub async fn create_topic(bootstrap: &str, name: &str, partitions: i32) {
             .with_num_partitions(partitions)
             .with_replication_factor(1)])
         .with_timeout_ms(10_000);
-    let response = cluster.send_to_controller(&request).await.unwrap();
+    let response = cluster
+        .send_to_controller(&request, RequestOptions::default())
+        .await
+        .unwrap();
     assert_eq!(response.topics[0].error_code, 0, "{response:?}");
     cluster.track_topics([name]);
     for _ in 0..100 {
@@ -103,6 +110,16 @@ fn python(args: &[&str]) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
+/// Runs clients.py off the async runtime's threads.
+async fn python_async(args: &[&str]) -> String {
+    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    tokio::task::spawn_blocking(move || {
+        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
+    })
+    .await
+    .unwrap()
+}
+
 /// Consumes `count` records of `topic` with a peer client ("librdkafka" or
 /// "kafka-python").
 pub async fn consume_with(
@@ -113,7 +130,7 @@ pub async fn consume_with(
     count: usize,
     isolation: &str,
 ) -> Vec<Consumed> {
-    let args: Vec<String> = [
+    let out = python_async(&[
         "consume",
         "--client",
         client,
@@ -127,15 +144,8 @@ pub async fn consume_with(
         &count.to_string(),
         "--isolation",
         isolation,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let out = tokio::task::spawn_blocking(move || {
-        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    ])
+    .await;
     out.lines()
         .map(|line| {
             let v: Value = serde_json::from_str(line).unwrap();
@@ -174,7 +184,7 @@ pub async fn peer_partitions(
         .map(|k| k.iter().map(|b| format!("{b:02x}")).collect())
         .collect();
     std::fs::write(&file, text.join("\n")).unwrap();
-    let args: Vec<String> = [
+    let out = python_async(&[
         "partitions",
         "--client",
         client,
@@ -184,15 +194,8 @@ pub async fn peer_partitions(
         topic,
         "--keys-file",
         file.to_str().unwrap(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let out = tokio::task::spawn_blocking(move || {
-        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap();
+    ])
+    .await;
     let _ = std::fs::remove_file(&file);
     let partitions: Vec<i32> = out
         .lines()
@@ -207,4 +210,82 @@ pub async fn peer_partitions(
         "{client} answered for every key"
     );
     partitions
+}
+
+/// What one Fetch returned for a partition.
+pub struct Fetched {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    /// (producer id, first offset) of aborted transactions (read_committed).
+    pub aborted: Vec<(i64, i64)>,
+}
+
+/// One Fetch of `topic`/`partition` from `offset` at its leader;
+/// `isolation` 0 = read_uncommitted, 1 = read_committed.
+pub async fn fetch(
+    cluster: &Cluster,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+    isolation: i8,
+) -> Fetched {
+    cluster.track_topics([topic]);
+    let metadata = cluster.refresh_metadata().await.unwrap();
+    let leader = metadata.leader_for(topic, partition).unwrap();
+    let topic_id = metadata.topics[topic].topic_id;
+    let request = FetchRequest::default()
+        .with_max_wait_ms(200)
+        .with_min_bytes(1)
+        .with_max_bytes(8 << 20)
+        .with_isolation_level(isolation)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic.to_owned())
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(partition)
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(4 << 20)])]);
+    // A broker without topic ids (noida-db) needs a Fetch that names topics (v12-).
+    let options = if topic_id == ferrokafka::protocol::Uuid::ZERO {
+        RequestOptions::default().with_version(12)
+    } else {
+        RequestOptions::default()
+    };
+    let response = cluster
+        .send_to_broker(leader.node_id, &request, options)
+        .await
+        .unwrap();
+    let data = &response.responses[0].partitions[0];
+    assert_eq!(data.error_code, 0, "fetch {topic}-{partition}@{offset}");
+    Fetched {
+        records: data.records.clone().unwrap_or_default(),
+        high_watermark: data.high_watermark,
+        aborted: data
+            .aborted_transactions
+            .clone()
+            .unwrap_or_default()
+            .iter()
+            .map(|a| (a.producer_id, a.first_offset))
+            .collect(),
+    }
+}
+
+/// Every record value of a partition, in offset order, with its offset.
+pub async fn read_partition(cluster: &Cluster, topic: &str, partition: i32) -> Vec<(i64, Bytes)> {
+    let mut out = Vec::new();
+    let mut offset = 0;
+    loop {
+        let fetched = fetch(cluster, topic, partition, offset, 0).await;
+        let before = offset;
+        for record in RecordStream::new(fetched.records) {
+            let record = record.unwrap();
+            if record.offset >= offset {
+                offset = record.offset + 1;
+                out.push((record.offset, record.value.unwrap_or_default()));
+            }
+        }
+        if offset >= fetched.high_watermark || offset == before {
+            return out;
+        }
+    }
 }
