@@ -187,6 +187,13 @@ const INLINE_HEADERS: usize = 8;
 
 /// Appends a record to the partition's open batch, opening a new batch (and
 /// sealing the full one) when it does not fit.
+/// A header's key as the batch builder takes it: Kafka header keys are text.
+fn header_key(header: &Header) -> Result<&str> {
+    header
+        .key_str()
+        .map_err(|_| ProducerError::InvalidRecord("a header key is not valid UTF-8".into()))
+}
+
 pub(crate) fn append(
     topic: &TopicQueues,
     queue: &PartitionQueue,
@@ -198,15 +205,15 @@ pub(crate) fn append(
     let spilled: Vec<(&str, Option<&[u8]>)>;
     let headers: &[(&str, Option<&[u8]>)] = if record.headers.len() <= INLINE_HEADERS {
         for (slot, h) in inline.iter_mut().zip(record.headers) {
-            *slot = (h.key.as_str(), h.value.as_deref());
+            *slot = (header_key(h)?, h.value.as_deref());
         }
         &inline[..record.headers.len()]
     } else {
         spilled = record
             .headers
             .iter()
-            .map(|h| (h.key.as_str(), h.value.as_deref()))
-            .collect();
+            .map(|h| Ok((header_key(h)?, h.value.as_deref())))
+            .collect::<Result<_>>()?;
         &spilled
     };
     let mut appended = Appended::default();

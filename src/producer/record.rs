@@ -87,10 +87,7 @@ impl ProducerRecord {
 
     /// Appends a header (duplicate keys are allowed).
     pub fn with_header(mut self, key: impl Into<String>, value: Option<Bytes>) -> Self {
-        self.headers.push(Header {
-            key: key.into(),
-            value,
-        });
+        self.headers.push(Header::new(key.into(), value));
         self
     }
 
