@@ -186,6 +186,23 @@ pub(crate) async fn spawn_tcp(handler: Handler) -> String {
     addr
 }
 
+/// [`spawn_tcp`] that also counts accepted connections.
+pub(crate) async fn spawn_counting_tcp(
+    handler: Handler,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(serve(stream, handler.clone()));
+        }
+    });
+    (addr, accepted)
+}
+
 /// The server side of SCRAM, checking the client's proof as a broker would.
 pub(crate) struct ScramServer {
     hash: ScramHash,
