@@ -1749,6 +1749,151 @@ mod tests {
         assert_eq!((info.node_id, group.role()), (2, ConnectionRole::Group));
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_heartbeat_is_answered_while_a_join_and_a_long_fetch_are_held_by_the_same_broker() {
+        use crate::protocol::messages::{
+            FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+            JoinGroupResponse,
+        };
+        let port = Arc::new(AtomicI32::new(0));
+        let held = Duration::from_millis(1500);
+        let handler: crate::network::testing::Handler = {
+            let port = port.clone();
+            Arc::new(move |header, body| {
+                let port = port.load(Ordering::SeqCst);
+                let blocking = |body| Reply::Blocking {
+                    body,
+                    version: header.request_api_version,
+                    delay: held,
+                };
+                match body {
+                    RequestKind::ApiVersions(_) => Reply::now(
+                        ResponseKind::ApiVersions(api_versions(|api| Some(api.valid_versions()))),
+                        header,
+                    ),
+                    RequestKind::Metadata(_) => Reply::now(
+                        ResponseKind::Metadata(MetadataResponse::default().with_brokers(vec![
+                            MetadataResponseBroker::default()
+                                .with_node_id(1)
+                                .with_host("127.0.0.1".into())
+                                .with_port(port),
+                        ])),
+                        header,
+                    ),
+                    RequestKind::FindCoordinator(_) if header.request_api_version < 4 => {
+                        Reply::now(
+                            ResponseKind::FindCoordinator(
+                                FindCoordinatorResponse::default()
+                                    .with_node_id(1)
+                                    .with_host("127.0.0.1".into())
+                                    .with_port(port),
+                            ),
+                            header,
+                        )
+                    }
+                    RequestKind::FindCoordinator(f) => Reply::now(
+                        ResponseKind::FindCoordinator(
+                            FindCoordinatorResponse::default().with_coordinators(
+                                f.coordinator_keys
+                                    .iter()
+                                    .map(|k| {
+                                        Coordinator::default()
+                                            .with_key(k.clone())
+                                            .with_node_id(1)
+                                            .with_host("127.0.0.1".into())
+                                            .with_port(port)
+                                    })
+                                    .collect(),
+                            ),
+                        ),
+                        header,
+                    ),
+                    // Held like a broker holds a long-poll or a join.
+                    RequestKind::Fetch(_) => {
+                        blocking(ResponseKind::Fetch(FetchResponse::default()))
+                    }
+                    RequestKind::JoinGroup(_) => {
+                        blocking(ResponseKind::JoinGroup(JoinGroupResponse::default()))
+                    }
+                    RequestKind::Heartbeat(_) => Reply::now(
+                        ResponseKind::Heartbeat(HeartbeatResponse::default()),
+                        header,
+                    ),
+                    _ => Reply::Close,
+                }
+            })
+        };
+        let addr = spawn_tcp(handler).await;
+        port.store(
+            addr.rsplit_once(':').unwrap().1.parse().unwrap(),
+            Ordering::SeqCst,
+        );
+        let cluster = Cluster::connect(config(vec![addr])).await.unwrap();
+        // The member knows its coordinator (FindCoordinator goes over the
+        // general connection, which the join below holds).
+        cluster
+            .find_coordinator(CoordinatorType::Group, "g")
+            .await
+            .unwrap();
+        let long = RequestOptions::default().with_timeout(Duration::from_secs(10));
+        let fetch = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let request = FetchRequest::default().with_max_wait_ms(1500);
+                let options = RequestOptions {
+                    role: ConnectionRole::Fetch,
+                    ..long
+                };
+                cluster.send_to_broker(1, &request, options).await
+            })
+        };
+        let join = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let request = JoinGroupRequest::default().with_group_id("other".into());
+                cluster
+                    .send_to_coordinator(CoordinatorType::Group, "other", &request, long)
+                    .await
+            })
+        };
+        // Both are on the wire and held by the broker.
+        while cluster
+            .broker_connection_for(1, ConnectionRole::Fetch)
+            .await
+            .unwrap()
+            .in_flight()
+            == 0
+            || cluster.broker_connection(1).await.unwrap().in_flight() == 0
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let heartbeat = HeartbeatRequest::default().with_group_id("g".into());
+        cluster
+            .send_to_coordinator(
+                CoordinatorType::Group,
+                "g",
+                &heartbeat,
+                RequestOptions::role(ConnectionRole::Group),
+            )
+            .await
+            .unwrap();
+        assert!(
+            !fetch.is_finished() && !join.is_finished(),
+            "the heartbeat was answered only after the held requests"
+        );
+        // The fake holds a connection like a broker does: a heartbeat queued
+        // behind the fetch on the same connection waits for it.
+        let mut fetch = fetch;
+        cluster
+            .send_to_broker(1, &heartbeat, RequestOptions::role(ConnectionRole::Fetch))
+            .await
+            .unwrap();
+        let fetched = tokio::time::timeout(Duration::from_millis(500), &mut fetch).await;
+        assert!(fetched.is_ok(), "the fake does not hold connections");
+        fetched.unwrap().unwrap().unwrap();
+        join.await.unwrap().unwrap();
+    }
+
     #[tokio::test]
     async fn retry_helper_backs_off_and_respects_deadlines() {
         let cluster = Cluster::new(config(vec!["127.0.0.1:1".into()])).unwrap();

@@ -31,6 +31,14 @@ pub(crate) enum Reply {
         body: std::pin::Pin<Box<dyn std::future::Future<Output = Option<ResponseKind>> + Send>>,
         version: i16,
     },
+    /// Hold the connection for `delay` (read nothing more, as a Kafka
+    /// broker that processes one request per connection at a time), then
+    /// answer with `body`.
+    Blocking {
+        body: ResponseKind,
+        version: i16,
+        delay: Duration,
+    },
     /// Never answer.
     Silent,
     /// Stop reading from the client (a hung broker) but keep the socket open.
@@ -127,6 +135,14 @@ where
                         let _ = tx.send(response_frame(id, &body, version));
                     }
                 });
+            }
+            Reply::Blocking {
+                body,
+                version,
+                delay,
+            } => {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(response_frame(header.correlation_id, &body, version));
             }
             Reply::Silent => {}
             Reply::Stall => {
