@@ -7,19 +7,22 @@
 //! topic is asked about for the first time. Only topics the client asked
 //! about are fetched, never the whole cluster.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use rand::seq::SliceRandom;
+use tokio::sync::{watch, Notify};
 use tokio_rustls::TlsConnector;
+use tracing::Instrument;
 
 use crate::protocol::messages::find_coordinator_response::Coordinator;
 use crate::protocol::messages::metadata_request::MetadataRequestTopic;
 use crate::protocol::messages::{FindCoordinatorRequest, MetadataRequest, MetadataResponse};
-use crate::protocol::{ApiKey, ErrorCode, Request, Uuid};
+use crate::protocol::{ApiKey, ErrorCode, Request};
 
 use super::backoff::Backoff;
 use super::config::{ClientConfig, ConfigError};
@@ -27,176 +30,10 @@ use super::connection::BrokerConnection;
 use super::error::{Error, Result};
 use super::options::{ConnectionRole, RequestOptions};
 
-/// A broker as listed in metadata (or found as a coordinator).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct BrokerInfo {
-    /// The broker's id.
-    pub node_id: i32,
-    /// Its advertised host.
-    pub host: String,
-    /// Its advertised port.
-    pub port: i32,
-    /// Its rack, if configured.
-    pub rack: Option<String>,
-}
-
-impl BrokerInfo {
-    /// `host:port`, with brackets around IPv6 literals.
-    pub fn address(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// One partition's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PartitionMetadata {
-    /// The partition index.
-    pub partition: i32,
-    /// The leader's broker id, or -1 when there is none.
-    pub leader_id: i32,
-    /// The leader epoch, or -1 when unknown.
-    pub leader_epoch: i32,
-    /// All replicas.
-    pub replicas: Vec<i32>,
-    /// In-sync replicas.
-    pub isr: Vec<i32>,
-    /// Offline replicas.
-    pub offline_replicas: Vec<i32>,
-    /// The partition-level error, if any.
-    pub error: ErrorCode,
-}
-
-/// One topic's metadata.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TopicMetadata {
-    /// The topic name.
-    pub name: String,
-    /// The topic id ([`Uuid::ZERO`] before Metadata v10).
-    pub topic_id: Uuid,
-    /// Whether the topic is internal (`__consumer_offsets`, ...).
-    pub is_internal: bool,
-    /// The topic-level error, if any.
-    pub error: ErrorCode,
-    /// Partitions sorted by index.
-    pub partitions: Vec<PartitionMetadata>,
-}
-
-/// A snapshot of the cluster's layout.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterMetadata {
-    /// The cluster id, if the broker sent one.
-    pub cluster_id: Option<String>,
-    /// The controller's broker id, if known.
-    pub controller_id: Option<i32>,
-    /// Brokers by id.
-    pub brokers: BTreeMap<i32, BrokerInfo>,
-    /// Topics by name.
-    pub topics: HashMap<String, TopicMetadata>,
-}
-
-impl ClusterMetadata {
-    /// Builds a snapshot from a Metadata response.
-    pub fn from_response(response: &MetadataResponse) -> Self {
-        let brokers = response
-            .brokers
-            .iter()
-            .map(|b| {
-                (
-                    b.node_id,
-                    BrokerInfo {
-                        node_id: b.node_id,
-                        host: b.host.clone(),
-                        port: b.port,
-                        rack: b.rack.clone(),
-                    },
-                )
-            })
-            .collect();
-        let topics = response
-            .topics
-            .iter()
-            .filter_map(|t| {
-                let name = t.name.clone()?;
-                let mut partitions: Vec<_> = t
-                    .partitions
-                    .iter()
-                    .map(|p| PartitionMetadata {
-                        partition: p.partition_index,
-                        leader_id: p.leader_id,
-                        leader_epoch: p.leader_epoch,
-                        replicas: p.replica_nodes.clone(),
-                        isr: p.isr_nodes.clone(),
-                        offline_replicas: p.offline_replicas.clone(),
-                        error: ErrorCode::from_code(p.error_code),
-                    })
-                    .collect();
-                partitions.sort_by_key(|p| p.partition);
-                Some((
-                    name.clone(),
-                    TopicMetadata {
-                        name,
-                        topic_id: t.topic_id,
-                        is_internal: t.is_internal,
-                        error: ErrorCode::from_code(t.error_code),
-                        partitions,
-                    },
-                ))
-            })
-            .collect();
-        ClusterMetadata {
-            cluster_id: response.cluster_id.clone(),
-            controller_id: (response.controller_id >= 0).then_some(response.controller_id),
-            brokers,
-            topics,
-        }
-    }
-
-    /// The leader of `topic`/`partition`, or the error that explains why
-    /// there is none.
-    pub fn leader_for(&self, topic: &str, partition: i32) -> Result<PartitionLeader> {
-        let missing = |code| Error::Broker {
-            api: ApiKey::Metadata,
-            code,
-            message: Some(format!("{topic}-{partition}")),
-        };
-        let t = self
-            .topics
-            .get(topic)
-            .ok_or_else(|| missing(ErrorCode::UnknownTopicOrPartition))?;
-        if t.error != ErrorCode::None {
-            return Err(missing(t.error));
-        }
-        let p = t
-            .partitions
-            .binary_search_by_key(&partition, |p| p.partition)
-            .map(|i| &t.partitions[i])
-            .map_err(|_| missing(ErrorCode::UnknownTopicOrPartition))?;
-        if p.leader_id < 0 {
-            return Err(missing(if p.error != ErrorCode::None {
-                p.error
-            } else {
-                ErrorCode::LeaderNotAvailable
-            }));
-        }
-        Ok(PartitionLeader {
-            node_id: p.leader_id,
-            leader_epoch: p.leader_epoch,
-        })
-    }
-}
-
-/// A partition's leader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PartitionLeader {
-    /// The leader's broker id.
-    pub node_id: i32,
-    /// The leader epoch (-1 when the broker did not send one).
-    pub leader_epoch: i32,
-}
+pub use super::metadata::{
+    BrokerInfo, ClusterMetadata, MetadataSnapshot, PartitionLeader, PartitionMetadata,
+    TopicMetadata, TopicPartitions,
+};
 
 /// What a coordinator coordinates (FindCoordinator `key_type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -235,21 +72,62 @@ struct PoolEntry {
     slot: tokio::sync::Mutex<Slot>,
 }
 
-struct Cached {
-    metadata: Arc<ClusterMetadata>,
-    fetched_at: Option<Instant>,
-    stale: bool,
+/// What the refresher publishes after each attempt.
+#[derive(Clone, Default)]
+struct RefreshStatus {
+    /// Every refresh request numbered up to this one was covered by an
+    /// attempt that has finished (successfully or not).
+    covered: u64,
+    /// Every request up to this one was covered by a successful refresh.
+    fresh: u64,
+    /// Why the last attempt failed, if it did.
+    failure: Option<Arc<Error>>,
+    /// The generation of the newest snapshot.
     generation: u64,
+}
+
+/// Who wants what refreshed; touched by callers that ask for a refresh and
+/// by the refresher, never by lookups.
+#[derive(Default)]
+struct RefreshControl {
+    /// Topics whose metadata is fetched.
+    tracked: BTreeSet<String>,
+    /// Numbers refresh requests: a request is satisfied by an attempt that
+    /// started after it was made, i.e. one that covered its number.
+    requested: u64,
+    /// When the last successful refresh started.
+    fetched_at: Option<Instant>,
+}
+
+/// The metadata snapshot and the refresher's bookkeeping; shared by the
+/// cluster handles and the refresher task (which holds no strong reference
+/// to the cluster while it waits, so it ends with the last handle).
+struct MetadataState {
+    snapshot: ArcSwap<MetadataSnapshot>,
+    control: Mutex<RefreshControl>,
+    status: watch::Sender<RefreshStatus>,
+    wake: Notify,
+    /// Set when the last cluster handle is dropped.
+    closed: AtomicBool,
+    refresher_started: AtomicBool,
+    /// Dies when the refresher task ends (for tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    refresher_alive: Mutex<std::sync::Weak<()>>,
 }
 
 struct Inner {
     config: Arc<ClientConfig>,
     tls: Option<TlsConnector>,
-    cache: RwLock<Cached>,
-    refresh: tokio::sync::Mutex<()>,
-    topics: Mutex<BTreeSet<String>>,
+    meta: Arc<MetadataState>,
     pool: Mutex<HashMap<(String, ConnectionRole), Arc<PoolEntry>>>,
     coordinators: Mutex<HashMap<(CoordinatorType, String), BrokerInfo>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.meta.closed.store(true, Ordering::Release);
+        self.meta.wake.notify_one();
+    }
 }
 
 /// Whether a connection has had nothing in flight for longer than `max_idle`.
@@ -287,14 +165,6 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|p| p.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|p| p.into_inner())
-}
-
 fn lock<T>(lock: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     lock.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -316,14 +186,15 @@ impl Cluster {
             inner: Arc::new(Inner {
                 config: Arc::new(config),
                 tls,
-                cache: RwLock::new(Cached {
-                    metadata: Arc::default(),
-                    fetched_at: None,
-                    stale: true,
-                    generation: 0,
+                meta: Arc::new(MetadataState {
+                    snapshot: ArcSwap::from_pointee(MetadataSnapshot::default()),
+                    control: Mutex::default(),
+                    status: watch::Sender::new(RefreshStatus::default()),
+                    wake: Notify::new(),
+                    closed: AtomicBool::new(false),
+                    refresher_started: AtomicBool::new(false),
+                    refresher_alive: Mutex::new(std::sync::Weak::new()),
                 }),
-                refresh: tokio::sync::Mutex::new(()),
-                topics: Mutex::default(),
                 pool: Mutex::default(),
                 coordinators: Mutex::default(),
             }),
@@ -488,10 +359,12 @@ impl Cluster {
         if let Some(conn) = open.into_iter().next() {
             return Ok(conn);
         }
-        let mut candidates: Vec<String> = read(&self.inner.cache)
-            .metadata
-            .brokers
-            .values()
+        let mut candidates: Vec<String> = self
+            .inner
+            .meta
+            .snapshot
+            .load()
+            .brokers()
             .map(BrokerInfo::address)
             .collect();
         candidates.shuffle(&mut rand::rng());
@@ -568,11 +441,7 @@ impl Cluster {
     }
 
     fn broker(&self, node_id: i32) -> Option<BrokerInfo> {
-        read(&self.inner.cache)
-            .metadata
-            .brokers
-            .get(&node_id)
-            .cloned()
+        self.inner.meta.snapshot.load().broker(node_id).cloned()
     }
 
     // ------------------------------------------------------------ routing
@@ -643,7 +512,7 @@ impl Cluster {
         request: &R,
         options: RequestOptions,
     ) -> Result<R::Response> {
-        match self.metadata().await?.controller_id {
+        match self.fresh_snapshot().await?.controller_id() {
             Some(id) if self.broker(id).is_some() => {
                 self.send_to_broker(id, request, options).await
             }
@@ -731,63 +600,200 @@ impl Cluster {
 
     // ----------------------------------------------------------- metadata
 
-    /// The cached metadata, refreshed first if it is missing, stale or older
-    /// than `metadata.max.age.ms`.
-    pub async fn metadata(&self) -> Result<Arc<ClusterMetadata>> {
-        {
-            let cache = read(&self.inner.cache);
-            let fresh = cache
-                .fetched_at
-                .is_some_and(|at| at.elapsed() < self.inner.config.metadata_max_age);
-            if fresh && !cache.stale {
-                return Ok(cache.metadata.clone());
-            }
+    /// The current metadata snapshot: lock-free and allocation-free (one
+    /// atomic reference count), for hot paths such as partition → leader.
+    ///
+    /// ```no_run
+    /// # async fn demo(cluster: ferrokafka::network::Cluster) -> Result<(), ferrokafka::network::Error> {
+    /// let snapshot = cluster.metadata_for_topics(&["orders"]).await?;
+    /// let leader = snapshot.topic("orders").and_then(|t| t.partition(0)).map(|p| p.leader_id);
+    /// // Later, without waiting:
+    /// let again = cluster.snapshot();
+    /// assert!(again.generation() >= snapshot.generation());
+    /// # let _ = leader; Ok(()) }
+    /// ```
+    pub fn snapshot(&self) -> Arc<MetadataSnapshot> {
+        self.inner.meta.snapshot.load_full()
+    }
+
+    /// Registers `topics` (their metadata is fetched from now on) and waits
+    /// for the first completed refresh that includes them; returns at once
+    /// when the current snapshot has them all. A failed refresh that covered
+    /// them is returned as its error (retriable when a retry can help).
+    pub async fn metadata_for_topics(&self, topics: &[&str]) -> Result<Arc<MetadataSnapshot>> {
+        let snapshot = self.snapshot();
+        if snapshot.generation() > 0 && topics.iter().all(|t| snapshot.topic(t).is_some()) {
+            return Ok(snapshot);
         }
-        self.refresh_metadata().await
+        let need = {
+            let mut control = lock(&self.inner.meta.control);
+            for topic in topics {
+                if !control.tracked.contains(*topic) {
+                    control.tracked.insert((*topic).to_owned());
+                }
+            }
+            control.requested += 1;
+            control.requested
+        };
+        self.await_refresh(need).await
     }
 
-    /// The cached metadata without any refresh.
+    /// Asks the refresher for a refresh soon: single-flight (callers asking
+    /// while one runs share the next one) and at most one per
+    /// `retry.backoff.ms`. Returns at once; see [`Cluster::metadata_changed`].
+    pub fn request_metadata_refresh(&self) {
+        self.request_refresh();
+    }
+
+    /// Waits for a snapshot newer than generation `seen` (the generation of
+    /// a snapshot you hold) and returns it. Does not itself ask for a
+    /// refresh: pair it with [`Cluster::request_metadata_refresh`], or let
+    /// the periodic refresh (`metadata.max.age.ms`) bring it.
+    pub async fn metadata_changed(&self, seen: u64) -> Arc<MetadataSnapshot> {
+        self.ensure_refresher();
+        let mut status = self.inner.meta.status.subscribe();
+        // The sender lives as long as `self`, so this cannot fail.
+        let _ = status.wait_for(|s| s.generation > seen).await;
+        self.snapshot()
+    }
+
+    /// The metadata as owned maps, refreshed first if it is missing, was
+    /// invalidated or is older than `metadata.max.age.ms`.
+    pub async fn metadata(&self) -> Result<Arc<ClusterMetadata>> {
+        Ok(self.fresh_snapshot().await?.to_cluster_metadata())
+    }
+
+    /// The metadata as owned maps, without any refresh.
     pub fn cached_metadata(&self) -> Arc<ClusterMetadata> {
-        read(&self.inner.cache).metadata.clone()
+        self.snapshot().to_cluster_metadata()
     }
 
-    /// Marks the metadata stale: the next use refreshes it.
+    /// Marks the metadata stale: the refresher fetches it again soon, and
+    /// [`Cluster::metadata`] waits for that refresh (an invalidation made
+    /// while a refresh is in flight asks for the next one).
     pub fn invalidate_metadata(&self) {
-        write(&self.inner.cache).stale = true;
+        self.request_refresh();
     }
 
     /// Adds topics to those whose metadata is fetched; returns whether any
-    /// was new. A new topic marks the cached metadata stale, so the next use
-    /// fetches it.
+    /// was new. A new topic asks for a refresh that includes it.
     pub fn track_topics<I, S>(&self, topics: I) -> bool
     where
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        let mut tracked = lock(&self.inner.topics);
-        let mut added = false;
-        for t in topics {
-            added |= tracked.insert(t.into());
-        }
-        drop(tracked);
+        let added = {
+            let mut control = lock(&self.inner.meta.control);
+            let mut added = false;
+            for t in topics {
+                added |= control.tracked.insert(t.into());
+            }
+            if added {
+                control.requested += 1;
+            }
+            added
+        };
         if added {
-            self.invalidate_metadata();
+            self.wake_refresher();
         }
         added
     }
 
-    /// Fetches metadata now (concurrent callers share one fetch).
+    /// Fetches metadata now (through the refresher: concurrent callers share
+    /// one fetch) and returns it as owned maps.
     pub async fn refresh_metadata(&self) -> Result<Arc<ClusterMetadata>> {
-        let started = read(&self.inner.cache).generation;
-        let _single_flight = self.inner.refresh.lock().await;
-        {
-            let cache = read(&self.inner.cache);
-            if cache.generation != started && !cache.stale {
-                // Someone refreshed while we waited.
-                return Ok(cache.metadata.clone());
+        let need = self.request_refresh();
+        Ok(self.await_refresh(need).await?.to_cluster_metadata())
+    }
+
+    /// The leader of `topic`/`partition`. Tracks the topic (fetching its
+    /// metadata the first time). Errors are typed broker errors
+    /// (`UNKNOWN_TOPIC_OR_PARTITION`, `LEADER_NOT_AVAILABLE`, ...), mostly
+    /// retriable.
+    pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<PartitionLeader> {
+        self.track_topics([topic]);
+        self.fresh_snapshot().await?.leader_for(topic, partition)
+    }
+
+    /// The snapshot, after waiting for a refresh if one was asked for and
+    /// has not completed, or the snapshot is missing or too old.
+    async fn fresh_snapshot(&self) -> Result<Arc<MetadataSnapshot>> {
+        let status = self.inner.meta.status.borrow().clone();
+        let need = {
+            let mut control = lock(&self.inner.meta.control);
+            let aged = !control
+                .fetched_at
+                .is_some_and(|at| at.elapsed() < self.inner.config.metadata_max_age);
+            if aged && control.requested <= status.fresh {
+                control.requested += 1;
             }
+            (control.requested > status.fresh).then_some(control.requested)
+        };
+        match need {
+            None => Ok(self.snapshot()),
+            Some(need) => self.await_refresh(need).await,
         }
-        let topics: Vec<String> = lock(&self.inner.topics).iter().cloned().collect();
+    }
+
+    /// Numbers a new refresh request and wakes the refresher.
+    fn request_refresh(&self) -> u64 {
+        let need = {
+            let mut control = lock(&self.inner.meta.control);
+            control.requested += 1;
+            control.requested
+        };
+        self.wake_refresher();
+        need
+    }
+
+    fn wake_refresher(&self) {
+        self.ensure_refresher();
+        self.inner.meta.wake.notify_one();
+    }
+
+    /// Waits until an attempt covering request `need` finished.
+    async fn await_refresh(&self, need: u64) -> Result<Arc<MetadataSnapshot>> {
+        self.wake_refresher();
+        let mut status = self.inner.meta.status.subscribe();
+        let status = match status.wait_for(|s| s.covered >= need).await {
+            Ok(status) => status.clone(),
+            Err(_) => unreachable_closed(),
+        };
+        if status.fresh >= need {
+            return Ok(self.snapshot());
+        }
+        Err(status
+            .failure
+            .map(|e| e.duplicate())
+            .unwrap_or_else(unreachable_closed))
+    }
+
+    /// Starts the refresher task once, inside a tokio runtime.
+    fn ensure_refresher(&self) {
+        let meta = &self.inner.meta;
+        if meta.refresher_started.load(Ordering::Acquire) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if meta.refresher_started.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let alive = Arc::new(());
+        *lock(&meta.refresher_alive) = Arc::downgrade(&alive);
+        let task = refresher(meta.clone(), Arc::downgrade(&self.inner), alive);
+        runtime.spawn(task.instrument(tracing::debug_span!("kafka_metadata_refresher")));
+    }
+
+    /// A weak reference that dies when the refresher task has ended.
+    #[cfg(test)]
+    fn refresher_liveness(&self) -> std::sync::Weak<()> {
+        lock(&self.inner.meta.refresher_alive).clone()
+    }
+
+    /// One Metadata request for `topics` to any broker.
+    async fn fetch_metadata(&self, topics: &[String]) -> Result<MetadataResponse> {
         let conn = self.any_connection().await?;
         let version = conn
             .api_versions()
@@ -806,29 +812,14 @@ impl Cluster {
         let response = conn
             .send_with(&request, RequestOptions::default().with_version(version))
             .await?;
-        let metadata = Arc::new(ClusterMetadata::from_response(&response));
         tracing::debug!(
             broker = %conn.broker(),
-            brokers = metadata.brokers.len(),
-            topics = metadata.topics.len(),
+            brokers = response.brokers.len(),
+            topics = response.topics.len(),
             latency_us = started_at.elapsed().as_micros() as u64,
-            "metadata refreshed"
+            "metadata fetched"
         );
-        let mut cache = write(&self.inner.cache);
-        cache.metadata = metadata.clone();
-        cache.fetched_at = Some(Instant::now());
-        cache.stale = false;
-        cache.generation += 1;
-        Ok(metadata)
-    }
-
-    /// The leader of `topic`/`partition`. Tracks the topic (fetching its
-    /// metadata the first time). Errors are typed broker errors
-    /// (`UNKNOWN_TOPIC_OR_PARTITION`, `LEADER_NOT_AVAILABLE`, ...), mostly
-    /// retriable.
-    pub async fn leader_for(&self, topic: &str, partition: i32) -> Result<PartitionLeader> {
-        self.track_topics([topic]);
-        self.metadata().await?.leader_for(topic, partition)
+        Ok(response)
     }
 
     // -------------------------------------------------------- coordinators
@@ -992,10 +983,124 @@ impl Cluster {
     }
 }
 
+/// The status channel's sender lives in the state the caller holds, so it
+/// never closes while anyone waits on it.
+fn unreachable_closed<T>() -> T {
+    unreachable!("the metadata status sender outlives every receiver")
+}
+
+/// The refresher task: the only place metadata is fetched. It waits for a
+/// request (or `metadata.max.age.ms`), spaces attempts by `retry.backoff.ms`
+/// (exponentially more after failures), fetches every tracked topic, merges
+/// the answer into a new snapshot (keeping newer leader epochs) and swaps it
+/// in. It holds the cluster only while fetching, and ends once the last
+/// cluster handle is dropped.
+async fn refresher(meta: Arc<MetadataState>, cluster: std::sync::Weak<Inner>, alive: Arc<()>) {
+    let (min_interval, backoff, max_age) = match cluster.upgrade() {
+        Some(inner) => (
+            inner.config.retry_backoff,
+            Backoff::new(inner.config.retry_backoff, inner.config.retry_backoff_max),
+            inner.config.metadata_max_age,
+        ),
+        None => return,
+    };
+    let mut failures = 0u32;
+    let mut last_start: Option<Instant> = None;
+    loop {
+        if meta.closed.load(Ordering::Acquire) {
+            break;
+        }
+        // Wait until a refresh is due.
+        let (due, periodic_at) = {
+            let control = lock(&meta.control);
+            let status = meta.status.borrow();
+            let requested = control.requested > status.fresh;
+            let retrying = requested && status.covered >= control.requested;
+            let periodic_at = control.fetched_at.map(|at| at + max_age);
+            let aged = periodic_at.is_some_and(|at| at <= Instant::now());
+            (requested || aged || retrying, periodic_at)
+        };
+        if !due {
+            match periodic_at {
+                Some(at) => {
+                    tokio::select! {
+                        _ = meta.wake.notified() => {}
+                        _ = tokio::time::sleep_until(at.into()) => {}
+                    }
+                }
+                None => meta.wake.notified().await,
+            }
+            continue;
+        }
+        // Space attempts out.
+        if let Some(started) = last_start {
+            let gap = if failures == 0 {
+                min_interval
+            } else {
+                backoff.delay(failures - 1)
+            };
+            let earliest = started + gap;
+            if earliest > Instant::now() {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(earliest.into()) => {}
+                    // Woken early only to notice a drop; requests wait.
+                    _ = wait_closed(&meta) => break,
+                }
+            }
+        }
+        let Some(inner) = cluster.upgrade() else {
+            break;
+        };
+        let handle = Cluster { inner };
+        let (covering, topics) = {
+            let control = lock(&meta.control);
+            let topics: Vec<String> = control.tracked.iter().cloned().collect();
+            (control.requested, topics)
+        };
+        let started = Instant::now();
+        last_start = Some(started);
+        let result = handle.fetch_metadata(&topics).await;
+        drop(handle);
+        match result {
+            Ok(response) => {
+                failures = 0;
+                let old = meta.snapshot.load_full();
+                let generation = old.generation() + 1;
+                meta.snapshot
+                    .store(Arc::new(old.merged(&response, generation)));
+                lock(&meta.control).fetched_at = Some(started);
+                tracing::debug!(generation, topics = topics.len(), "metadata refreshed");
+                meta.status.send_modify(|s| {
+                    s.covered = s.covered.max(covering);
+                    s.fresh = s.fresh.max(covering);
+                    s.failure = None;
+                    s.generation = generation;
+                });
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::debug!(error = %e, failures, "metadata refresh failed");
+                meta.status.send_modify(|s| {
+                    s.covered = s.covered.max(covering);
+                    s.failure = Some(Arc::new(e));
+                });
+            }
+        }
+    }
+    drop(alive);
+}
+
+/// Resolves once the last cluster handle has been dropped.
+async fn wait_closed(meta: &MetadataState) {
+    while !meta.closed.load(Ordering::Acquire) {
+        meta.wake.notified().await;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::testing::{api_versions, spawn_tcp, Reply};
+    use crate::network::testing::{api_versions, spawn_counting_tcp, spawn_tcp, Reply};
     use crate::protocol::messages::list_groups_response::ListedGroup;
     use crate::protocol::messages::metadata_response::{
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -1003,8 +1108,9 @@ mod tests {
     use crate::protocol::messages::{
         FindCoordinatorResponse, ListGroupsRequest, ListGroupsResponse,
     };
+    use crate::protocol::Uuid;
     use crate::protocol::{RequestKind, ResponseKind, VersionRange};
-    use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicI32, AtomicUsize};
 
     /// The shared state of a two-broker fake cluster.
     #[derive(Default)]
@@ -1015,6 +1121,8 @@ mod tests {
         find_coordinator_max: AtomicI32,
         find_coordinator_calls: AtomicUsize,
         metadata_calls: AtomicUsize,
+        /// How long Metadata answers take, in milliseconds.
+        metadata_delay_ms: AtomicU64,
     }
 
     fn metadata(state: &FakeCluster, request: &MetadataRequest) -> MetadataResponse {
@@ -1045,7 +1153,7 @@ mod tests {
             .filter_map(|t| t.name.clone())
             .map(|name| {
                 let topic = MetadataResponseTopic::default().with_name(Some(name.clone()));
-                if name == "orders" {
+                if name.starts_with("orders") {
                     topic
                         .with_topic_id(Uuid::from_u64_pair(1, 2))
                         .with_partitions(vec![
@@ -1082,7 +1190,8 @@ mod tests {
             }
             RequestKind::Metadata(m) => {
                 state.metadata_calls.fetch_add(1, Ordering::SeqCst);
-                Reply::now(ResponseKind::Metadata(metadata(&state, &m)), header)
+                let delay = Duration::from_millis(state.metadata_delay_ms.load(Ordering::SeqCst));
+                Reply::after(ResponseKind::Metadata(metadata(&state, &m)), header, delay)
             }
             RequestKind::ListGroups(_) => Reply::now(
                 ResponseKind::ListGroups(ListGroupsResponse::default().with_groups(vec![
@@ -1090,6 +1199,7 @@ mod tests {
                 ])),
                 header,
             ),
+            RequestKind::Heartbeat(_) => Reply::Silent,
             // Closing is how the tests break a pooled connection.
             RequestKind::DescribeGroups(_) => Reply::Close,
             RequestKind::FindCoordinator(f) => {
@@ -1379,6 +1489,409 @@ mod tests {
         assert_eq!(answered_by(&r), "answered-by-1");
         let second = cluster.broker_connection(1).await.unwrap();
         assert!(!second.is_closed());
+    }
+
+    #[tokio::test]
+    async fn a_refresh_in_flight_loses_neither_a_new_topic_nor_an_invalidation() {
+        let (state, addrs) = fake_cluster().await;
+        let cluster = Cluster::connect(config(addrs)).await.unwrap();
+        state.metadata_delay_ms.store(200, Ordering::SeqCst);
+        // A refresh for "orders" is in flight...
+        let first = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move { cluster.leader_for("orders", 0).await })
+        };
+        while state.metadata_calls.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // ...when another caller needs a topic that refresh did not ask for.
+        let late = cluster.leader_for("orders-late", 1).await;
+        assert_eq!(
+            late.map(|l| l.node_id).map_err(|e| e.to_string()),
+            Ok(2),
+            "the caller got the in-flight refresh, which lacks its topic"
+        );
+        assert_eq!(first.await.unwrap().unwrap().node_id, 1);
+
+        // An invalidation during an in-flight refresh is not lost either.
+        let calls = state.metadata_calls.load(Ordering::SeqCst);
+        cluster.invalidate_metadata();
+        let refreshing = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move { cluster.metadata().await })
+        };
+        while state.metadata_calls.load(Ordering::SeqCst) <= calls {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // Leadership moves after that refresh's request was answered.
+        state.leader_of_p0.store(2, Ordering::SeqCst);
+        cluster.invalidate_metadata();
+        refreshing.await.unwrap().unwrap();
+        let leader = cluster.metadata().await.unwrap().leader_for("orders", 0);
+        assert_eq!(
+            leader.unwrap().node_id,
+            2,
+            "the invalidation made during the refresh was lost"
+        );
+    }
+
+    #[tokio::test]
+    async fn one_refresher_single_flight_rate_limited_periodic_and_notifying() {
+        let (state, addrs) = fake_cluster().await;
+        let mut config = config(addrs);
+        config.retry_backoff = Duration::from_millis(30);
+        let cluster = Cluster::connect(config).await.unwrap();
+        let before = state.metadata_calls.load(Ordering::SeqCst);
+        let first = cluster.snapshot();
+        assert!(first.generation() >= 1);
+
+        // Twenty concurrent callers share at most two fetches.
+        let callers: Vec<_> = (0..20)
+            .map(|i| {
+                let cluster = cluster.clone();
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        cluster.refresh_metadata().await.map(|_| ())
+                    } else {
+                        cluster.metadata_for_topics(&["orders"]).await.map(|_| ())
+                    }
+                })
+            })
+            .collect();
+        for caller in callers {
+            caller.await.unwrap().unwrap();
+        }
+        let fetches = state.metadata_calls.load(Ordering::SeqCst) - before;
+        assert!((1..=2).contains(&fetches), "{fetches} fetches");
+        let snapshot = cluster.snapshot();
+        let orders = snapshot.topic("orders").unwrap();
+        assert_eq!(orders.partition(1).unwrap().leader_id, 2);
+        assert_eq!(orders.available_partitions(), &[0, 1]);
+
+        // A change notification follows a requested refresh.
+        let seen = snapshot.generation();
+        let waiter = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move { cluster.metadata_changed(seen).await })
+        };
+        cluster.request_metadata_refresh();
+        let newer = waiter.await.unwrap();
+        assert!(newer.generation() > seen);
+
+        // The refresher task ends with the last handle.
+        let alive = cluster.refresher_liveness();
+        assert!(alive.upgrade().is_some());
+        let clone = cluster.clone();
+        drop(cluster);
+        assert!(alive.upgrade().is_some(), "a clone is still alive");
+        drop(clone);
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while alive.upgrade().is_some() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the refresher outlived the last cluster handle");
+    }
+
+    #[tokio::test]
+    async fn metadata_is_refreshed_every_max_age() {
+        let (state, addrs) = fake_cluster().await;
+        let mut config = config(addrs);
+        config.metadata_max_age = Duration::from_millis(40);
+        let cluster = Cluster::connect(config).await.unwrap();
+        let generation = cluster.snapshot().generation();
+        // Nobody asks; the periodic refresh still comes.
+        let newer = tokio::time::timeout(
+            Duration::from_secs(5),
+            cluster.metadata_changed(generation + 2),
+        )
+        .await
+        .expect("no periodic refresh");
+        assert!(newer.generation() > generation + 2);
+        assert!(state.metadata_calls.load(Ordering::SeqCst) >= 3);
+    }
+
+    #[tokio::test]
+    async fn callers_waiting_for_a_reconnect_share_one_attempt() {
+        // Accepts TCP, never answers ApiVersions: every attempt runs into
+        // the setup timeout.
+        let (addr, accepted) = spawn_counting_tcp(Arc::new(|_, _| Reply::Silent)).await;
+        let mut config = config(vec![addr.clone()]);
+        config.connection_setup_timeout = Duration::from_millis(300);
+        let cluster = Cluster::new(config).unwrap();
+        let callers: Vec<_> = (0..5)
+            .map(|_| {
+                let (cluster, addr) = (cluster.clone(), addr.clone());
+                tokio::spawn(async move { cluster.connection(&addr).await })
+            })
+            .collect();
+        for caller in callers {
+            let err = caller.await.unwrap().unwrap_err();
+            assert!(matches!(err, Error::ConnectTimeout { .. }), "{err}");
+            assert!(err.is_retriable());
+        }
+        assert_eq!(
+            accepted.load(Ordering::SeqCst),
+            1,
+            "each waiting caller repeated the failed attempt"
+        );
+    }
+
+    #[tokio::test]
+    async fn bootstrap_servers_are_tried_in_random_order() {
+        let mut servers = Vec::new();
+        let mut counters = Vec::new();
+        for _ in 0..4 {
+            let handler: crate::network::testing::Handler = Arc::new(|header, body| match body {
+                RequestKind::ApiVersions(_) => Reply::now(
+                    ResponseKind::ApiVersions(api_versions(|api| Some(api.valid_versions()))),
+                    header,
+                ),
+                _ => Reply::Close,
+            });
+            let (addr, accepted) = spawn_counting_tcp(handler).await;
+            servers.push(addr);
+            counters.push(accepted);
+        }
+        for _ in 0..16 {
+            let cluster = Cluster::new(config(servers.clone())).unwrap();
+            cluster.any_connection().await.unwrap();
+        }
+        let used = counters
+            .iter()
+            .filter(|c| c.load(Ordering::SeqCst) > 0)
+            .count();
+        assert!(
+            used > 1,
+            "16 clients all bootstrapped from the first server listed"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_timeout_forgets_the_coordinator_and_refreshes_metadata() {
+        let (state, addrs) = fake_cluster().await;
+        let cluster = Cluster::connect(config(addrs)).await.unwrap();
+        let generation = cluster.snapshot().generation();
+        let request = crate::protocol::messages::HeartbeatRequest::default();
+        let err = cluster
+            .send_to_coordinator(
+                CoordinatorType::Group,
+                "g",
+                &request,
+                RequestOptions::role(ConnectionRole::Group).with_timeout(Duration::from_millis(50)),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::RequestTimeout { .. }), "{err}");
+        assert_eq!(state.find_coordinator_calls.load(Ordering::SeqCst), 1);
+        cluster
+            .find_coordinator(CoordinatorType::Group, "g")
+            .await
+            .unwrap();
+        assert_eq!(
+            state.find_coordinator_calls.load(Ordering::SeqCst),
+            2,
+            "the coordinator that timed out was still cached"
+        );
+        // The timeout also asked for fresh metadata.
+        tokio::time::timeout(Duration::from_secs(5), cluster.metadata_changed(generation))
+            .await
+            .expect("a request timeout did not refresh metadata");
+
+        // Body-level NOT_COORDINATOR goes through coordinator_error.
+        assert!(cluster.coordinator_error(CoordinatorType::Group, "g", ErrorCode::NotCoordinator));
+        cluster
+            .find_coordinator(CoordinatorType::Group, "g")
+            .await
+            .unwrap();
+        assert_eq!(state.find_coordinator_calls.load(Ordering::SeqCst), 3);
+        assert!(!cluster.coordinator_error(
+            CoordinatorType::Group,
+            "g",
+            ErrorCode::UnknownMemberId
+        ));
+        cluster
+            .find_coordinator(CoordinatorType::Group, "g")
+            .await
+            .unwrap();
+        assert_eq!(state.find_coordinator_calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn roles_get_their_own_pooled_connections() {
+        let (_state, addrs) = fake_cluster().await;
+        let cluster = Cluster::connect(config(addrs)).await.unwrap();
+        let general = cluster.broker_connection(1).await.unwrap();
+        let produce = cluster
+            .broker_connection_for(1, ConnectionRole::Produce)
+            .await
+            .unwrap();
+        let fetch = cluster
+            .broker_connection_for(1, ConnectionRole::Fetch)
+            .await
+            .unwrap();
+        assert_eq!(produce.role(), ConnectionRole::Produce);
+        assert_eq!(produce.max_in_flight(), 5);
+        assert_eq!(fetch.max_in_flight(), usize::MAX);
+        // Distinct connections: closing one leaves the others open.
+        produce.close();
+        assert!(!general.is_closed() && !fetch.is_closed());
+        let again = cluster
+            .broker_connection_for(1, ConnectionRole::Produce)
+            .await
+            .unwrap();
+        assert!(!again.is_closed());
+        let (info, group) = cluster
+            .coordinator_connection(CoordinatorType::Group, "g", ConnectionRole::Group)
+            .await
+            .unwrap();
+        assert_eq!((info.node_id, group.role()), (2, ConnectionRole::Group));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_heartbeat_is_answered_while_a_join_and_a_long_fetch_are_held_by_the_same_broker() {
+        use crate::protocol::messages::{
+            FetchRequest, FetchResponse, HeartbeatRequest, HeartbeatResponse, JoinGroupRequest,
+            JoinGroupResponse,
+        };
+        let port = Arc::new(AtomicI32::new(0));
+        let held = Duration::from_millis(1500);
+        let handler: crate::network::testing::Handler = {
+            let port = port.clone();
+            Arc::new(move |header, body| {
+                let port = port.load(Ordering::SeqCst);
+                let blocking = |body| Reply::Blocking {
+                    body,
+                    version: header.request_api_version,
+                    delay: held,
+                };
+                match body {
+                    RequestKind::ApiVersions(_) => Reply::now(
+                        ResponseKind::ApiVersions(api_versions(|api| Some(api.valid_versions()))),
+                        header,
+                    ),
+                    RequestKind::Metadata(_) => Reply::now(
+                        ResponseKind::Metadata(MetadataResponse::default().with_brokers(vec![
+                            MetadataResponseBroker::default()
+                                .with_node_id(1)
+                                .with_host("127.0.0.1".into())
+                                .with_port(port),
+                        ])),
+                        header,
+                    ),
+                    RequestKind::FindCoordinator(_) if header.request_api_version < 4 => {
+                        Reply::now(
+                            ResponseKind::FindCoordinator(
+                                FindCoordinatorResponse::default()
+                                    .with_node_id(1)
+                                    .with_host("127.0.0.1".into())
+                                    .with_port(port),
+                            ),
+                            header,
+                        )
+                    }
+                    RequestKind::FindCoordinator(f) => Reply::now(
+                        ResponseKind::FindCoordinator(
+                            FindCoordinatorResponse::default().with_coordinators(
+                                f.coordinator_keys
+                                    .iter()
+                                    .map(|k| {
+                                        Coordinator::default()
+                                            .with_key(k.clone())
+                                            .with_node_id(1)
+                                            .with_host("127.0.0.1".into())
+                                            .with_port(port)
+                                    })
+                                    .collect(),
+                            ),
+                        ),
+                        header,
+                    ),
+                    // Held like a broker holds a long-poll or a join.
+                    RequestKind::Fetch(_) => {
+                        blocking(ResponseKind::Fetch(FetchResponse::default()))
+                    }
+                    RequestKind::JoinGroup(_) => {
+                        blocking(ResponseKind::JoinGroup(JoinGroupResponse::default()))
+                    }
+                    RequestKind::Heartbeat(_) => Reply::now(
+                        ResponseKind::Heartbeat(HeartbeatResponse::default()),
+                        header,
+                    ),
+                    _ => Reply::Close,
+                }
+            })
+        };
+        let addr = spawn_tcp(handler).await;
+        port.store(
+            addr.rsplit_once(':').unwrap().1.parse().unwrap(),
+            Ordering::SeqCst,
+        );
+        let cluster = Cluster::connect(config(vec![addr])).await.unwrap();
+        // The member knows its coordinator (FindCoordinator goes over the
+        // general connection, which the join below holds).
+        cluster
+            .find_coordinator(CoordinatorType::Group, "g")
+            .await
+            .unwrap();
+        let long = RequestOptions::default().with_timeout(Duration::from_secs(10));
+        let fetch = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let request = FetchRequest::default().with_max_wait_ms(1500);
+                let options = RequestOptions {
+                    role: ConnectionRole::Fetch,
+                    ..long
+                };
+                cluster.send_to_broker(1, &request, options).await
+            })
+        };
+        let join = {
+            let cluster = cluster.clone();
+            tokio::spawn(async move {
+                let request = JoinGroupRequest::default().with_group_id("other".into());
+                cluster
+                    .send_to_coordinator(CoordinatorType::Group, "other", &request, long)
+                    .await
+            })
+        };
+        // Both are on the wire and held by the broker.
+        while cluster
+            .broker_connection_for(1, ConnectionRole::Fetch)
+            .await
+            .unwrap()
+            .in_flight()
+            == 0
+            || cluster.broker_connection(1).await.unwrap().in_flight() == 0
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let heartbeat = HeartbeatRequest::default().with_group_id("g".into());
+        cluster
+            .send_to_coordinator(
+                CoordinatorType::Group,
+                "g",
+                &heartbeat,
+                RequestOptions::role(ConnectionRole::Group),
+            )
+            .await
+            .unwrap();
+        assert!(
+            !fetch.is_finished() && !join.is_finished(),
+            "the heartbeat was answered only after the held requests"
+        );
+        // The fake holds a connection like a broker does: a heartbeat queued
+        // behind the fetch on the same connection waits for it.
+        let mut fetch = fetch;
+        cluster
+            .send_to_broker(1, &heartbeat, RequestOptions::role(ConnectionRole::Fetch))
+            .await
+            .unwrap();
+        let fetched = tokio::time::timeout(Duration::from_millis(500), &mut fetch).await;
+        assert!(fetched.is_ok(), "the fake does not hold connections");
+        fetched.unwrap().unwrap().unwrap();
+        join.await.unwrap().unwrap();
     }
 
     #[tokio::test]

@@ -422,7 +422,7 @@ impl BrokerConnection {
     /// Tries each resolved address in turn, giving each an equal share of
     /// the time left before `deadline`; returns the first connection set up,
     /// or the last failure.
-    async fn connect_addresses(
+    pub(crate) async fn connect_addresses(
         addr: &str,
         host: &str,
         resolved: &[SocketAddr],

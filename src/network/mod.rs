@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod metadata;
 pub mod options;
 pub mod sasl;
 pub mod tls;
@@ -26,15 +27,16 @@ pub(crate) mod testing;
 mod tests;
 
 pub use backoff::Backoff;
-pub use cluster::{
-    BrokerInfo, Cluster, ClusterMetadata, CoordinatorType, PartitionLeader, PartitionMetadata,
-    TopicMetadata,
-};
+pub use cluster::{Cluster, CoordinatorType};
 pub use config::{
     ClientConfig, ClientConfigBuilder, ConfigError, PemSource, SaslConfig, SaslMechanism,
     SecurityProtocol, TlsConfig,
 };
 pub use connection::{BrokerConnection, ResponseHandle};
 pub use error::{Error, Result};
+pub use metadata::{
+    BrokerInfo, ClusterMetadata, MetadataSnapshot, PartitionLeader, PartitionMetadata,
+    TopicMetadata, TopicPartitions,
+};
 pub use options::{ConnectionRole, RequestOptions};
 pub use versions::ApiVersionsTable;

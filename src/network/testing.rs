@@ -31,6 +31,14 @@ pub(crate) enum Reply {
         body: std::pin::Pin<Box<dyn std::future::Future<Output = Option<ResponseKind>> + Send>>,
         version: i16,
     },
+    /// Hold the connection for `delay` (read nothing more, as a Kafka
+    /// broker that processes one request per connection at a time), then
+    /// answer with `body`.
+    Blocking {
+        body: ResponseKind,
+        version: i16,
+        delay: Duration,
+    },
     /// Never answer.
     Silent,
     /// Stop reading from the client (a hung broker) but keep the socket open.
@@ -128,6 +136,14 @@ where
                     }
                 });
             }
+            Reply::Blocking {
+                body,
+                version,
+                delay,
+            } => {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(response_frame(header.correlation_id, &body, version));
+            }
             Reply::Silent => {}
             Reply::Stall => {
                 std::future::pending::<()>().await;
@@ -184,6 +200,23 @@ pub(crate) async fn spawn_tcp(handler: Handler) -> String {
         }
     });
     addr
+}
+
+/// [`spawn_tcp`] that also counts accepted connections.
+pub(crate) async fn spawn_counting_tcp(
+    handler: Handler,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(serve(stream, handler.clone()));
+        }
+    });
+    (addr, accepted)
 }
 
 /// The server side of SCRAM, checking the client's proof as a broker would.

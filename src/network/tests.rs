@@ -454,7 +454,11 @@ async fn submitted_frames_leave_in_submission_order_and_the_in_flight_cap_holds(
         );
     }
     assert_eq!(general.in_flight(), 2 * CAP);
-    broker.release_all();
+    let mut released = 0;
+    while released < 2 * CAP {
+        released += broker.release_all();
+        tokio::task::yield_now().await;
+    }
     for handle in handles {
         handle.await.unwrap();
     }
@@ -808,6 +812,51 @@ async fn sasl_exchanges_end_to_end() {
 }
 
 #[tokio::test]
+async fn every_resolved_address_gets_a_share_of_the_setup_timeout() {
+    // The first address accepts TCP and never answers; the second works.
+    let silent = spawn_tcp(Arc::new(|_, _| Reply::Silent)).await;
+    let good = spawn_tcp(echo_handler()).await;
+    let config = Arc::new(
+        ClientConfig::builder()
+            .connection_setup_timeout(Duration::from_millis(400))
+            .build()
+            .unwrap(),
+    );
+    let resolved: Vec<std::net::SocketAddr> = vec![silent.parse().unwrap(), good.parse().unwrap()];
+    let deadline = std::time::Instant::now() + config.connection_setup_timeout;
+    let conn = BrokerConnection::connect_addresses(
+        "broker.example:9092",
+        "broker.example",
+        &resolved,
+        deadline,
+        &config,
+        None,
+        ConnectionRole::General,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        echoed(&conn.send(&tagged("second")).await.unwrap()),
+        "second"
+    );
+    // Only silent addresses: the last failure is a setup timeout.
+    let resolved: Vec<std::net::SocketAddr> = vec![silent.parse().unwrap()];
+    let deadline = std::time::Instant::now() + Duration::from_millis(100);
+    let err = BrokerConnection::connect_addresses(
+        "broker.example:9092",
+        "broker.example",
+        &resolved,
+        deadline,
+        &config,
+        None,
+        ConnectionRole::General,
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, Error::ConnectTimeout { .. }), "{err}");
+}
+
+#[tokio::test]
 async fn connect_failures_are_typed() {
     // Nothing listens on a port we just freed.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -926,6 +975,54 @@ mod tls_tests {
                 .build()
                 .unwrap(),
         )
+    }
+
+    /// A server that reads the start of the ClientHello, then resets the
+    /// connection.
+    async fn resetting_server() -> u16 {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut tcp, _)) = listener.accept().await {
+                use tokio::io::AsyncReadExt;
+                let mut hello = [0u8; 16];
+                let _ = tcp.read(&mut hello).await;
+                let _ = tcp.set_zero_linger();
+                drop(tcp);
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn a_socket_reset_during_the_tls_handshake_is_retriable_and_bootstrap_moves_on() {
+        let good = pki("good ca");
+        let port = tls_broker(&good, None).await;
+        let config = tls_config(TlsConfig {
+            ca: Some(PemSource::Pem(good.ca_pem.clone())),
+            ..TlsConfig::default()
+        });
+        let reset = resetting_server().await;
+        let err = BrokerConnection::connect(&format!("localhost:{reset}"), config.clone())
+            .await
+            .unwrap_err();
+        assert!(
+            err.is_retriable(),
+            "a reset during the handshake is not a TLS failure: {err}"
+        );
+        assert!(!matches!(err, Error::TlsHandshake { .. }), "{err}");
+
+        // Bootstrap: three servers that reset, then the real one.
+        let mut servers = Vec::new();
+        for _ in 0..3 {
+            servers.push(format!("localhost:{}", resetting_server().await));
+        }
+        servers.push(format!("localhost:{port}"));
+        let mut cluster_config = (*config).clone();
+        cluster_config.bootstrap_servers = servers;
+        let cluster = Cluster::new(cluster_config).unwrap();
+        let conn = cluster.any_connection().await.unwrap();
+        assert_eq!(conn.broker(), format!("localhost:{port}"));
     }
 
     #[tokio::test]
