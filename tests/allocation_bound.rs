@@ -205,3 +205,209 @@ fn compressed_batches_never_decompress_past_the_limit() {
         );
     }
 }
+
+// ---- records: every codec and legacy sets ----
+//
+// The bound: for any records blob, total bytes allocated while decoding all
+// of it <= RECORDS_FACTOR * (input size + bytes actually decompressed)
+// + RECORDS_FIXED (a codec's fixed working state: gzip's inflate window,
+// zstd's decoding context, ...). No allocation may follow a size that the
+// input merely claims (a snappy length preamble, an lz4 block size, a count).
+
+const RECORDS_FACTOR: usize = 4;
+const RECORDS_FIXED: usize = 256 * 1024;
+
+/// Decodes every batch and record of `blob` (errors end the walk).
+fn decode_records(blob: &Bytes, limit: usize) {
+    let options = DecodeOptions {
+        max_decompressed_bytes: limit,
+        ..DecodeOptions::default()
+    };
+    for batch in BatchReader::with_options(blob.clone(), options) {
+        let Ok(batch) = batch else { break };
+        if let Ok(records) = batch.records() {
+            for record in records {
+                if record.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Bytes the codec really produces for `section` (0 if it fails).
+fn decompressed_len(
+    codec: ferrokafka::records::Compression,
+    section: &[u8],
+    limit: usize,
+) -> usize {
+    ferrokafka::records::compression::decompress(codec, section, limit).map_or(0, |b| b.len())
+}
+
+fn assert_records_bound(what: &str, blob: &Bytes, decompressed: usize, limit: usize) {
+    decode_records(blob, limit); // warm up per-thread codec state
+    let (largest, total) = measure(|| decode_records(blob, limit));
+    let bound = RECORDS_FACTOR * (blob.len() + decompressed) + RECORDS_FIXED;
+    assert!(
+        total <= bound,
+        "{what}: {} input bytes, {decompressed} decompressed: allocated {total} in total \
+         (largest {largest}), bound {bound}",
+        blob.len()
+    );
+}
+
+/// A v2 batch with `section` as its (compressed) records section and a valid CRC.
+fn v2_with_section(codec: ferrokafka::records::Compression, count: i32, section: &[u8]) -> Bytes {
+    let mut out = vec![0u8; 61];
+    out[16] = 2;
+    out[22] = codec.id();
+    out[43..51].copy_from_slice(&(-1i64).to_be_bytes());
+    out[51..53].copy_from_slice(&(-1i16).to_be_bytes());
+    out[53..57].copy_from_slice(&(-1i32).to_be_bytes());
+    out[57..61].copy_from_slice(&count.to_be_bytes());
+    out.extend_from_slice(section);
+    let len = (out.len() - 12) as i32;
+    out[8..12].copy_from_slice(&len.to_be_bytes());
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    Bytes::from(out)
+}
+
+#[test]
+fn snappy_length_claims_beyond_what_a_block_can_hold_allocate_nothing() {
+    let _guard = MEASURE.lock().unwrap();
+    use ferrokafka::records::Compression;
+    // A raw snappy block claiming 64 MiB - 1 (varint ff ff ff 1f), then a few
+    // bytes that cannot expand to anything like it: a 67-byte batch.
+    let block = [0xff, 0xff, 0xff, 0x1f, 0x00, 0x00];
+    let blob = v2_with_section(Compression::Snappy, 1, &block);
+    assert_eq!(blob.len(), 67);
+    let limit = ferrokafka::records::DEFAULT_MAX_DECOMPRESSED_BYTES;
+    assert_records_bound("snappy raw block", &blob, 0, limit);
+    // The same claim inside xerial framing.
+    let mut xerial = vec![
+        0x82, b'S', b'N', b'A', b'P', b'P', b'Y', 0, 0, 0, 0, 1, 0, 0, 0, 1,
+    ];
+    xerial.extend_from_slice(&(block.len() as i32).to_be_bytes());
+    xerial.extend_from_slice(&block);
+    let blob = v2_with_section(Compression::Snappy, 1, &xerial);
+    assert_records_bound("snappy xerial chunk", &blob, 0, limit);
+}
+
+/// A legacy v0 message (crc, magic 0, attributes, key, value).
+fn legacy_v0_message(attributes: u8, value: &[u8]) -> Vec<u8> {
+    let mut body = vec![0u8, attributes];
+    body.extend_from_slice(&(-1i32).to_be_bytes());
+    body.extend_from_slice(&(value.len() as i32).to_be_bytes());
+    body.extend_from_slice(value);
+    let mut message = ferrokafka::records::legacy::crc32_ieee(&body)
+        .to_be_bytes()
+        .to_vec();
+    message.extend_from_slice(&body);
+    message
+}
+
+fn legacy_entry(offset: i64, message: &[u8]) -> Vec<u8> {
+    let mut out = offset.to_be_bytes().to_vec();
+    out.extend_from_slice(&(message.len() as i32).to_be_bytes());
+    out.extend_from_slice(message);
+    out
+}
+
+/// A gzip v0 wrapper holding `count` one-byte messages at the offsets given.
+fn legacy_gzip_wrapper(offsets: impl Iterator<Item = i64>) -> (Bytes, usize) {
+    use ferrokafka::records::{compression, Compression};
+    let mut inner = Vec::new();
+    for offset in offsets {
+        inner.extend(legacy_entry(offset, &legacy_v0_message(0, b"x")));
+    }
+    let mut gz = bytes::BytesMut::new();
+    compression::compress(Compression::Gzip, None, &inner, &mut gz).unwrap();
+    let wrapper = legacy_entry(0, &legacy_v0_message(1, &gz));
+    (Bytes::from(wrapper), inner.len())
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn legacy_gzip_wrappers_allocate_in_proportion_to_what_they_decompress() {
+    let _guard = MEASURE.lock().unwrap();
+    let limit = 4 << 20;
+    // 120,000 identical inner messages (all at offset 0) in a wrapper of a
+    // few KiB: refused at the second message, which repeats the offset.
+    let (identical, inner_len) = legacy_gzip_wrapper(std::iter::repeat(0).take(120_000));
+    assert!(identical.len() < 64 * 1024, "{}", identical.len());
+    assert!(inner_len < limit);
+    assert_records_bound("identical inner messages", &identical, inner_len, limit);
+    // The same with increasing offsets: decoded lazily, record by record.
+    let (increasing, inner_len) = legacy_gzip_wrapper(0..120_000);
+    assert_records_bound("increasing inner offsets", &increasing, inner_len, limit);
+    let mut decoded = 0usize;
+    for batch in BatchReader::with_options(
+        increasing.clone(),
+        DecodeOptions {
+            max_decompressed_bytes: limit,
+            ..DecodeOptions::default()
+        },
+    ) {
+        decoded += batch.unwrap().records().unwrap().count();
+    }
+    assert_eq!(decoded, 120_000);
+}
+
+#[test]
+fn every_codec_decodes_within_the_allocation_bound() {
+    let _guard = MEASURE.lock().unwrap();
+    use ferrokafka::records::{Compression, RecordBatchBuilder};
+    let limit = ferrokafka::records::DEFAULT_MAX_DECOMPRESSED_BYTES;
+    for codec in [
+        Compression::None,
+        Compression::Gzip,
+        Compression::Snappy,
+        Compression::Lz4,
+        Compression::Zstd,
+    ]
+    .into_iter()
+    .filter(|c| c.is_enabled())
+    {
+        for (records, value_len) in [(1usize, 10usize), (10, 100), (1000, 100), (50, 100_000)] {
+            let mut b = RecordBatchBuilder::new(codec);
+            for i in 0..records {
+                let value: Vec<u8> = (0..value_len).map(|j| ((i * 7 + j) % 251) as u8).collect();
+                b.append(i as i64, Some(b"key"), Some(&value), &[("h", Some(b"v"))])
+                    .unwrap();
+            }
+            let blob = b.finish().unwrap();
+            let decompressed = decompressed_len(codec, &blob[61..], limit);
+            assert_records_bound(
+                &format!("{codec:?} {records} x {value_len}"),
+                &blob,
+                decompressed,
+                limit,
+            );
+        }
+    }
+}
+
+#[test]
+fn codec_header_claims_allocate_nothing_large() {
+    let _guard = MEASURE.lock().unwrap();
+    use ferrokafka::records::Compression;
+    let limit = ferrokafka::records::DEFAULT_MAX_DECOMPRESSED_BYTES;
+    // lz4 frame: magic, FLG (v01, independent blocks), BD 0x70 (4 MiB
+    // blocks), header checksum, then a 1-byte block holding one literal and
+    // the end mark: 4 MiB of block buffers claimed for 1 byte of output.
+    let hc = 0x73; // (xxh32([0x60, 0x70], seed 0) >> 8) & 0xff
+    let mut lz4 = vec![0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, hc];
+    lz4.extend_from_slice(&2u32.to_le_bytes());
+    lz4.extend_from_slice(&[0x10, b'a']);
+    lz4.extend_from_slice(&0u32.to_le_bytes());
+    if Compression::Lz4.is_enabled() {
+        let blob = v2_with_section(Compression::Lz4, 1, &lz4);
+        let decompressed = decompressed_len(Compression::Lz4, &lz4, limit);
+        assert_eq!(decompressed, 1, "the lz4 frame is valid");
+        assert_records_bound("lz4 4 MiB blocks", &blob, decompressed, limit);
+    }
+    // Not covered here: zstd's working memory (its window) is allocated by
+    // the C library, out of this allocator's sight; it is capped by
+    // `window_log_max` (records/compression/zstd.rs).
+}

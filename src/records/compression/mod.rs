@@ -16,6 +16,8 @@ mod gzip;
 mod lz4;
 #[cfg(feature = "snappy")]
 mod snappy;
+#[cfg(feature = "lz4")]
+mod xxh32;
 #[cfg(feature = "zstd")]
 mod zstd;
 
@@ -144,7 +146,7 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> Result<Byte
 
 /// Reads `reader` to its end into a vector, never holding more than `limit`
 /// bytes. `input_len` only seeds a modest initial capacity.
-#[cfg(any(feature = "gzip", feature = "lz4", feature = "zstd"))]
+#[cfg(any(feature = "gzip", feature = "zstd"))]
 fn read_bounded<R: std::io::Read>(
     reader: R,
     codec: Compression,

@@ -72,8 +72,13 @@ pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordsE
     Ok(out)
 }
 
+/// The most one byte of a snappy block can expand to: the densest element
+/// is a 3-byte copy (tag plus a 2-byte offset) of 64 bytes, 21.3x.
+const MAX_EXPANSION: usize = 22;
+
 /// Appends one raw snappy block to `out`, checking the length the block
-/// claims against `limit` before reserving anything.
+/// claims against `limit` and against what the block's size could possibly
+/// hold before reserving anything.
 fn decompress_block(
     dec: &mut Decoder,
     block: &[u8],
@@ -81,6 +86,22 @@ fn decompress_block(
     limit: usize,
 ) -> Result<(), RecordsError> {
     let claimed = decompress_len(block).map_err(|e| RecordsError::codec(CODEC, e))?;
+    if out
+        .len()
+        .checked_add(claimed)
+        .map_or(true, |end| end > limit)
+    {
+        return Err(RecordsError::DecompressedTooLarge { limit });
+    }
+    if claimed > block.len().saturating_mul(MAX_EXPANSION) {
+        return Err(RecordsError::codec(
+            CODEC,
+            format!(
+                "block of {} bytes claims {claimed} bytes, more than it can hold",
+                block.len()
+            ),
+        ));
+    }
     let start = out.len();
     let end = start
         .checked_add(claimed)
@@ -143,6 +164,21 @@ mod tests {
             rest = &rest[4 + len..];
         }
         assert_eq!(sizes, vec![32768, 32768, 4464]);
+    }
+
+    #[test]
+    fn the_densest_blocks_are_within_the_expansion_bound() {
+        // Long runs compress to 3-byte 64-byte copies: the worst real ratio.
+        for len in [1usize, 64, 1000, 65_536, 1 << 20] {
+            let data = vec![b'z'; len];
+            let block = Encoder::new().compress_vec(&data).unwrap();
+            assert!(
+                len <= block.len() * MAX_EXPANSION,
+                "{len} from {}",
+                block.len()
+            );
+            assert_eq!(decompress(&block, 1 << 21).unwrap(), data);
+        }
     }
 
     #[test]
