@@ -114,7 +114,12 @@ async fn every_codec_is_read_intact_by_librdkafka_and_kafka_python() {
                 let headers: Vec<(String, Option<Vec<u8>>)> = record
                     .headers
                     .iter()
-                    .map(|h| (h.key.clone(), h.value.as_ref().map(|v| v.to_vec())))
+                    .map(|h| {
+                        (
+                            h.key_str().expect("test header keys are text").to_owned(),
+                            h.value.as_ref().map(|v| v.to_vec()),
+                        )
+                    })
                     .collect();
                 assert_eq!(read.headers, headers, "{client} {codec:?}");
                 assert_eq!(read.timestamp, meta.timestamp, "{client} {codec:?}");

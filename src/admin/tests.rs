@@ -553,7 +553,10 @@ async fn create_topics_waits_as_long_as_the_broker_may_take() {
         .await
         .unwrap();
     let created = admin
-        .create_topics(&[NewTopic::new("slow", 2, 1)], CreateTopicsOptions::default())
+        .create_topics(
+            &[NewTopic::new("slow", 2, 1)],
+            CreateTopicsOptions::default(),
+        )
         .await
         .unwrap();
     let slow = created["slow"].as_ref().unwrap();
@@ -575,16 +578,29 @@ async fn create_topics_retry_finding_its_own_topic_is_a_success() {
         .await
         .unwrap();
     let created = admin
-        .create_topics(&[NewTopic::new("mine", 2, 1)], CreateTopicsOptions::default())
+        .create_topics(
+            &[NewTopic::new("mine", 2, 1)],
+            CreateTopicsOptions::default(),
+        )
         .await
         .unwrap();
     let mine = created["mine"].as_ref().unwrap();
-    assert_eq!((mine.num_partitions, mine.replication_factor), (Some(2), Some(1)));
-    assert_eq!(calls.load(Ordering::SeqCst), 2, "the lost attempt and the retry");
+    assert_eq!(
+        (mine.num_partitions, mine.replication_factor),
+        (Some(2), Some(1))
+    );
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "the lost attempt and the retry"
+    );
 
     // A topic that existed before the call still fails.
     let created = admin
-        .create_topics(&[NewTopic::new("mine", 2, 1)], CreateTopicsOptions::default())
+        .create_topics(
+            &[NewTopic::new("mine", 2, 1)],
+            CreateTopicsOptions::default(),
+        )
         .await
         .unwrap();
     assert_eq!(
