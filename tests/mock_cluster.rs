@@ -494,7 +494,13 @@ async fn injected_retriable_produce_errors_are_retried_by_cluster_retry() {
         let request = produce_request("retried", 0, batch((-1, -1, -1), &["x"]));
         let base = cluster
             .retry("produce", None, || async {
-                let response = cluster.send_to_broker(leader, &request).await?;
+                let response = cluster
+                    .send_to_broker(
+                        leader,
+                        &request,
+                        ferrokafka::network::RequestOptions::default(),
+                    )
+                    .await?;
                 let (code, base) = partition_result(&response);
                 Error::check(ApiKey::Produce, code, None)?;
                 Ok::<_, Error>(base)
@@ -520,7 +526,13 @@ async fn injected_retriable_produce_errors_are_retried_by_cluster_retry() {
     let request = produce_request("retried", 0, batch((-1, -1, -1), &["y"]));
     let started = Instant::now();
     cluster
-        .retry("produce", None, || cluster.send_to_broker(leader, &request))
+        .retry("produce", None, || {
+            cluster.send_to_broker(
+                leader,
+                &request,
+                ferrokafka::network::RequestOptions::default(),
+            )
+        })
         .await
         .unwrap();
     assert!(started.elapsed() >= Duration::from_millis(50));

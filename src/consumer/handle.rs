@@ -396,6 +396,11 @@ async fn drive(shared: Arc<Shared>) {
                     },
                 });
             }
+            if std::mem::take(&mut state.renew_sessions) {
+                for session in state.sessions.values_mut() {
+                    session.reset();
+                }
+            }
             let max_bytes = room.min(shared.config.fetch_max_bytes as usize).max(1) as i32;
             for (node, targets) in per_node {
                 for t in &targets {

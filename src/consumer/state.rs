@@ -119,6 +119,9 @@ pub(crate) struct State {
     pub metadata_wanted: bool,
     pub metadata_in_flight: bool,
     pub metadata_not_before: Option<Instant>,
+    /// Set by a seek: the next fetches are full ones (new sessions), so no
+    /// broker keeps serving a session partition from its old offset.
+    pub renew_sessions: bool,
 }
 
 /// What the consumer handle, its stream and the background tasks share.
@@ -150,6 +153,11 @@ impl State {
             return false;
         };
         p.generation = generation;
+        self.renew_sessions = true;
+        // A lookup or check still running is for the old generation: its
+        // answer is dropped, and this seek's own one starts afresh.
+        p.reset_in_flight = false;
+        p.validation_in_flight = false;
         p.failed = false;
         p.awaiting_validation = false;
         p.position_epoch = None;

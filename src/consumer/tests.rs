@@ -725,3 +725,29 @@ async fn the_stream_yields_owned_records_in_order() {
     assert_eq!(&*records[7].topic, TOPIC);
     assert_eq!(records[7].leader_epoch, Some(0));
 }
+
+#[tokio::test]
+async fn a_seek_while_an_offset_lookup_runs_is_not_lost() {
+    let (_fake, bootstrap) = fake_cluster(1, vec![numbered_log(1, 5, 2)]).await;
+    let consumer = consumer(
+        &bootstrap,
+        ConsumerConfig::builder().auto_offset_reset(AutoOffsetReset::Earliest),
+    )
+    .await;
+    let tp = TopicPartition::new(TOPIC, 0);
+    // The reset to the beginning starts a lookup; the seek overtakes it,
+    // and a later seek to the beginning must start its own.
+    consumer.assign([tp.clone()]).unwrap();
+    tokio::task::yield_now().await;
+    consumer.seek(&tp, Offset::At(6)).unwrap();
+    assert_eq!(consume(&consumer, 2).await[0].1, 6);
+    consumer.seek(&tp, Offset::Beginning).unwrap();
+    assert_eq!(
+        consumer
+            .resolved_position(&tp, Duration::from_secs(5))
+            .await
+            .unwrap(),
+        Some(0)
+    );
+    assert_eq!(consume(&consumer, 10).await[0].1, 0);
+}
