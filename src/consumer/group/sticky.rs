@@ -150,9 +150,19 @@ fn encode_sticky_user_data(partitions: &[TopicPartition], generation: i32) -> By
     buf.freeze()
 }
 
-/// Reads Java's StickyAssignorUserData (v0 has no generation). `None` for
-/// bytes that do not parse.
-fn decode_sticky_user_data(mut bytes: Bytes) -> Option<MemberData> {
+/// Reads StickyAssignorUserData as Java and librdkafka write it (v0 has no
+/// generation), or as kafka-python writes it (the same after an i16 version
+/// prefix). `None` for bytes that parse as neither.
+fn decode_sticky_user_data(bytes: Bytes) -> Option<MemberData> {
+    parse_sticky_user_data(bytes.clone()).or_else(|| {
+        let prefixed = bytes.len() >= 2 && matches!(bytes[..2], [0, 0] | [0, 1]);
+        prefixed
+            .then(|| parse_sticky_user_data(bytes.slice(2..)))
+            .flatten()
+    })
+}
+
+fn parse_sticky_user_data(mut bytes: Bytes) -> Option<MemberData> {
     if bytes.len() < 4 {
         return None;
     }
@@ -172,10 +182,10 @@ fn decode_sticky_user_data(mut bytes: Bytes) -> Option<MemberData> {
                 .map(|&p| TopicPartition::new(name.clone(), p)),
         );
     }
-    let generation = if bytes.len() >= 4 {
-        bytes.get_i32()
-    } else {
-        -1
+    let generation = match bytes.len() {
+        0 => -1,
+        4 => bytes.get_i32(),
+        _ => return None,
     };
     Some(MemberData { owned, generation })
 }

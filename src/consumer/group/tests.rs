@@ -772,3 +772,94 @@ fn group_protocol_choice_follows_the_coordinator_vote() {
     assert_eq!(choose_group_protocol(&[&["roundrobin"], &["range"]]), None);
     assert_eq!(choose_group_protocol(&[]), None);
 }
+
+// ---- bytes written by kafka-python 2.x (captured from its encoders) ----
+
+fn hex(s: &str) -> Bytes {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect::<Vec<u8>>()
+        .into()
+}
+
+#[test]
+fn kafka_python_subscriptions_and_assignments_decode_and_match_our_encoding() {
+    let expected_sub = |v: i16| {
+        match v {
+        0 => "000000000002000161000162000000027564",
+        1 => "00010000000200016100016200000002756400000001000161000000020000000000000003",
+        2 => "000200000002000161000162000000027564000000010001610000000200000000000000030000002a",
+        _ => "000300000002000161000162000000027564000000010001610000000200000000000000030000002a00027231",
+    }
+    };
+    let sub = Subscription::new(["a", "b"])
+        .with_user_data(Some(Bytes::from_static(b"ud")))
+        .with_owned_partitions(vec![tp("a", 0), tp("a", 3)])
+        .with_generation_id(42)
+        .with_rack_id(Some("r1".into()));
+    let assignment = Assignment {
+        partitions: vec![tp("a", 2), tp("a", 5)],
+        user_data: Some(Bytes::from_static(b"x")),
+    };
+    for v in 0..=3i16 {
+        let theirs = hex(expected_sub(v));
+        assert_eq!(sub.encode_version(v).unwrap(), theirs, "subscription v{v}");
+        let decoded = Subscription::decode(theirs).unwrap();
+        assert_eq!(decoded.topics, ["a", "b"]);
+        let theirs = hex(&format!(
+            "000{v}000000010001610000000200000002000000050000000178"
+        ));
+        assert_eq!(
+            assignment.encode_version(v).unwrap(),
+            theirs,
+            "assignment v{v}"
+        );
+        assert_eq!(Assignment::decode(theirs).unwrap(), assignment);
+    }
+}
+
+#[test]
+fn kafka_python_sticky_user_data_and_cooperative_owned_partitions_are_honoured() {
+    // kafka-python StickyPartitionAssignor: v0 subscription to [t1, t0] whose
+    // user data says it had t0-1, t0-0, t1-2 in generation 5 (kafka-python
+    // puts an i16 version before Java's StickyAssignorUserData layout).
+    let sticky = Subscription::decode(hex(
+        "0000000000020002743100027430000000260001000000020002743000000002000000010000000000027431000000010000000200000005",
+    ))
+    .unwrap();
+    assert_eq!(sticky.topics, ["t1", "t0"]);
+    let out = StickyAssignor::default()
+        .assign(
+            &counts(&[("t0", 2), ("t1", 3)]),
+            &[
+                GroupMember::new("python", sticky),
+                member("rust", &["t0", "t1"]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        parts(&out, "python"),
+        [tp("t0", 0), tp("t0", 1), tp("t1", 2)]
+    );
+    assert_eq!(parts(&out, "rust"), [tp("t1", 0), tp("t1", 1)]);
+
+    // kafka-python CooperativeStickyAssignor: v1 with owned t0-1 and t1-0.
+    let coop = Subscription::decode(hex(
+        "00010000000200027430000274310000000000000002000274300000000100000001000274310000000100000000",
+    ))
+    .unwrap();
+    assert_eq!(coop.owned_partitions, [tp("t0", 1), tp("t1", 0)]);
+    assert_eq!(coop.user_data, Some(Bytes::new()));
+    let out = CooperativeStickyAssignor
+        .assign(
+            &counts(&[("t0", 2), ("t1", 2)]),
+            &[
+                GroupMember::new("python", coop),
+                member("rust", &["t0", "t1"]),
+            ],
+        )
+        .unwrap();
+    assert_eq!(parts(&out, "python"), [tp("t0", 1), tp("t1", 0)]);
+    assert_eq!(parts(&out, "rust"), [tp("t0", 0), tp("t1", 1)]);
+}
