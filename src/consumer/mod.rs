@@ -24,6 +24,7 @@
 mod config;
 mod error;
 mod fetch;
+pub mod group;
 mod handle;
 mod metrics;
 mod offsets;
