@@ -1,24 +1,21 @@
 //! Quickstart: starts a local Kafka-compatible broker (Tansu, on 127.0.0.1)
 //! unless `KAFKA_BOOTSTRAP_SERVERS` names a cluster, then, with the admin
-//! client, describes the cluster and creates a topic; produces compressed
-//! batches to every partition and consumes them back (with protocol-level
-//! Produce and Fetch requests: the producer and consumer APIs come next);
-//! lists offsets and groups; and deletes the topic.
+//! client, describes the cluster and creates a topic; produces lz4-compressed
+//! records to every partition with the producer and reads them back with the
+//! consumer; lists offsets and groups; and deletes the topic.
 //!
 //! Run it with `scripts/quickstart.sh` (which installs the broker first), or
 //! `cargo run --features testkit --example quickstart`.
 
-use ferrokafka::network::RequestOptions;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use bytes::Bytes;
 use ferrokafka::admin::{Admin, NewTopic, OffsetSpec, TopicPartition};
+use ferrokafka::consumer::{Consumer, ConsumerConfig, Offset, TopicPartition as ConsumerPartition};
 use ferrokafka::network::ClientConfig;
-use ferrokafka::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use ferrokafka::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use ferrokafka::protocol::messages::{FetchRequest, ProduceRequest};
-use ferrokafka::protocol::ErrorCode;
-use ferrokafka::records::{Compression, RecordBatchBuilder, RecordStream};
+use ferrokafka::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
+use ferrokafka::records::Compression;
 use ferrokafka::testkit::{BrokerKind, TestCluster};
 
 const TOPIC: &str = "ferrokafka-quickstart";
@@ -43,8 +40,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .client_id("ferrokafka-quickstart")
         .default_api_timeout(Duration::from_secs(15))
         .build()?;
-    let admin = Admin::connect(config).await?;
-    let cluster = admin.cluster().clone();
+    let admin = Admin::connect(config.clone()).await?;
 
     // Administer: describe the cluster, create the topic, describe it.
     let description = admin.describe_cluster(Default::default()).await?;
@@ -72,75 +68,72 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             p.partition, p.leader, p.replicas
         );
     }
-    let topic_id = topic.topic_id.unwrap_or_default();
 
-    // Produce: one lz4-compressed batch per partition, acks=all, to each leader.
+    // Produce with the producer: lz4 batches, acks=all, idempotent; every
+    // record to an explicit partition so the consumer can check the order.
+    let producer = Producer::new(
+        config.clone(),
+        ProducerConfig::builder()
+            .acks(Acks::All)
+            .compression(Compression::Lz4)
+            .build()?,
+    )
+    .await?;
     let mut sent: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let mut deliveries = Vec::new();
     for partition in 0..PARTITIONS {
-        let mut batch = RecordBatchBuilder::new(Compression::Lz4);
         for i in 0..RECORDS_PER_PARTITION {
             let value = format!("hello #{i} from partition {partition}");
-            batch.append(
-                1_700_000_000_000 + i as i64,
-                Some(format!("key-{i}").as_bytes()),
-                Some(value.as_bytes()),
-                &[("source", Some(b"quickstart"))],
-            )?;
+            let record = ProducerRecord::new(TOPIC, Bytes::from(value.clone()))
+                .with_key(Bytes::from(format!("key-{i}")))
+                .with_partition(partition)
+                .with_header("source", Some(Bytes::from_static(b"quickstart")));
+            // Awaiting `send` enqueues the record; the handle resolves when
+            // the broker has acknowledged it.
+            deliveries.push(producer.send(record).await?);
             sent.entry(partition).or_default().push(value);
         }
-        let request = ProduceRequest::default()
-            .with_acks(-1)
-            .with_timeout_ms(10_000)
-            .with_topic_data(vec![TopicProduceData::default()
-                .with_name(TOPIC.into())
-                .with_partition_data(vec![PartitionProduceData::default()
-                    .with_index(partition)
-                    .with_records(Some(batch.finish()?))])]);
-        let leader = cluster.leader_for(TOPIC, partition).await?;
-        let response = cluster
-            .send_to_broker(leader.node_id, &request, RequestOptions::default())
-            .await?;
-        let answer = &response.responses[0].partition_responses[0];
+    }
+    for delivery in deliveries {
+        let metadata = delivery.await?;
         println!(
-            "produced {RECORDS_PER_PARTITION} records to {TOPIC}/{partition} at base offset {}: {}",
-            answer.base_offset,
-            ErrorCode::from_code(answer.error_code)
+            "produced to {}/{} at offset {}",
+            metadata.topic, metadata.partition, metadata.offset
         );
     }
+    producer.close(Duration::from_secs(10)).await?;
 
-    // Consume: fetch every partition from its leader and decode the batches.
-    for partition in 0..PARTITIONS {
-        let leader = cluster.leader_for(TOPIC, partition).await?;
-        let request = FetchRequest::default()
-            .with_max_wait_ms(500)
-            .with_min_bytes(1)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TOPIC.into())
-                .with_topic_id(topic_id)
-                .with_partitions(vec![FetchPartition::default()
-                    .with_partition(partition)
-                    .with_fetch_offset(0)
-                    .with_partition_max_bytes(1 << 20)])]);
-        let response = cluster
-            .send_to_broker(leader.node_id, &request, RequestOptions::default())
-            .await?;
-        let data = &response.responses[0].partitions[0];
-        let records = data.records.clone().unwrap_or_default();
-        let mut values = Vec::new();
-        for record in RecordStream::new(records) {
-            let record = record?;
-            let value =
-                String::from_utf8_lossy(record.value.as_deref().unwrap_or_default()).into_owned();
-            println!("consumed {TOPIC}/{partition}@{}: {value}", record.offset);
-            values.push(value);
+    // Consume with the consumer: assign every partition from the beginning
+    // and poll until every produced record came back.
+    let consumer = Consumer::new(config.clone(), ConsumerConfig::builder().build()?).await?;
+    let partitions: Vec<_> = (0..PARTITIONS)
+        .map(|p| ConsumerPartition::new(TOPIC, p))
+        .collect();
+    consumer.assign(partitions.iter().cloned())?;
+    for tp in &partitions {
+        consumer.seek(tp, Offset::Beginning)?;
+    }
+    let mut consumed: BTreeMap<i32, Vec<String>> = BTreeMap::new();
+    let total = PARTITIONS as usize * RECORDS_PER_PARTITION;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while consumed.values().map(Vec::len).sum::<usize>() < total {
+        if tokio::time::Instant::now() > deadline {
+            return Err(format!("consumed {consumed:?}, produced {sent:?}").into());
         }
-        if values != sent[&partition] {
-            return Err(format!(
-                "partition {partition}: consumed {values:?}, produced {:?}",
-                sent[&partition]
-            )
-            .into());
+        let batch = consumer.poll(100, Duration::from_millis(500)).await?;
+        for record in batch.iter() {
+            let value = String::from_utf8_lossy(record.value().unwrap_or_default()).into_owned();
+            println!(
+                "consumed {}/{}@{}: {value}",
+                record.topic(),
+                record.partition(),
+                record.offset()
+            );
+            consumed.entry(record.partition()).or_default().push(value);
         }
+    }
+    if consumed != sent {
+        return Err(format!("consumed {consumed:?}, produced {sent:?}").into());
     }
 
     // Administer: offsets, groups, and delete the topic again.
