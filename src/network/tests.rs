@@ -527,9 +527,15 @@ async fn block_the_writer(conn: &BrokerConnection) {
     conn.submit_no_response(&tagged("stall"), RequestOptions::default())
         .await
         .unwrap();
-    let big = "x".repeat(1 << 20);
+    // About 1 MiB per frame, in topic names no longer than a Kafka string
+    // may be (0x7fff bytes).
+    let big = MetadataRequest::default().with_topics(Some(
+        (0..64)
+            .map(|_| MetadataRequestTopic::default().with_name(Some("x".repeat(1 << 14))))
+            .collect(),
+    ));
     for _ in 0..24 {
-        conn.submit_no_response(&tagged(&big), RequestOptions::default())
+        conn.submit_no_response(&big, RequestOptions::default())
             .await
             .unwrap();
     }
