@@ -139,7 +139,7 @@ fn idle_too_long(conn: &BrokerConnection, max_idle: Duration) -> bool {
 ///
 /// ```no_run
 /// # async fn demo() -> Result<(), ferrokafka::network::Error> {
-/// use ferrokafka::network::{ClientConfig, Cluster};
+/// use ferrokafka::network::{ClientConfig, Cluster, RequestOptions};
 /// use ferrokafka::protocol::messages::ListGroupsRequest;
 ///
 /// let config = ClientConfig::builder().bootstrap_servers(["localhost:9092"]).build()?;
@@ -147,7 +147,9 @@ fn idle_too_long(conn: &BrokerConnection, max_idle: Duration) -> bool {
 /// let leader = cluster.leader_for("orders", 0).await?;
 /// let request = ListGroupsRequest::default();
 /// let groups = cluster
-///     .retry("list groups", None, || cluster.send_to_broker(leader.node_id, &request))
+///     .retry("list groups", None, || {
+///         cluster.send_to_broker(leader.node_id, &request, RequestOptions::default())
+///     })
 ///     .await?;
 /// println!("{} groups", groups.groups.len());
 /// # Ok(()) }
