@@ -63,25 +63,7 @@ impl OffsetSpec {
     }
 }
 
-/// Which records count for [`OffsetSpec::Latest`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum IsolationLevel {
-    /// All records: the high watermark.
-    #[default]
-    ReadUncommitted,
-    /// Only committed transactional records: the last stable offset
-    /// (ListOffsets v2+).
-    ReadCommitted,
-}
-
-impl IsolationLevel {
-    fn code(self) -> i8 {
-        match self {
-            IsolationLevel::ReadUncommitted => 0,
-            IsolationLevel::ReadCommitted => 1,
-        }
-    }
-}
+pub use crate::network::IsolationLevel;
 
 /// Options of [`Admin::list_offsets`].
 #[derive(Debug, Clone, Default)]
@@ -332,7 +314,7 @@ async fn list_offsets_on(
     let partitions: Vec<TopicPartition> = sendable.iter().map(|(tp, _)| tp.clone()).collect();
     let request = ListOffsetsRequest {
         replica_id: -1,
-        isolation_level: isolation.code(),
+        isolation_level: isolation.wire(),
         topics: by_topic(&partitions)
             .into_iter()
             .map(|(topic, indexes)| ListOffsetsTopic {

@@ -6,25 +6,7 @@ use std::time::Duration;
 
 use crate::network::ConfigError;
 
-/// Which records a fetch returns (`isolation.level`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum IsolationLevel {
-    /// Every record, including those of open and aborted transactions.
-    #[default]
-    ReadUncommitted,
-    /// Only records up to the last stable offset, without aborted transactions.
-    ReadCommitted,
-}
-
-impl IsolationLevel {
-    /// The wire value of the Fetch and ListOffsets `isolation_level` field.
-    pub fn wire(self) -> i8 {
-        match self {
-            IsolationLevel::ReadUncommitted => 0,
-            IsolationLevel::ReadCommitted => 1,
-        }
-    }
-}
+pub use crate::network::IsolationLevel;
 
 /// Where to start when a partition has no valid position (`auto.offset.reset`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

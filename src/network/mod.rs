@@ -38,5 +38,5 @@ pub use metadata::{
     BrokerInfo, ClusterMetadata, MetadataSnapshot, PartitionLeader, PartitionMetadata,
     TopicMetadata, TopicPartitions,
 };
-pub use options::{ConnectionRole, RequestOptions};
+pub use options::{ConnectionRole, IsolationLevel, RequestOptions};
 pub use versions::ApiVersionsTable;

@@ -101,3 +101,26 @@ impl RequestOptions {
         }
     }
 }
+
+/// Which records a read may see (`isolation.level`), as the Fetch and
+/// ListOffsets requests carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum IsolationLevel {
+    /// Every record, including those of open and aborted transactions: reads
+    /// go up to the high watermark.
+    #[default]
+    ReadUncommitted,
+    /// Only records up to the last stable offset, without aborted
+    /// transactions (ListOffsets v2+).
+    ReadCommitted,
+}
+
+impl IsolationLevel {
+    /// The wire value of the Fetch and ListOffsets `isolation_level` field.
+    pub fn wire(self) -> i8 {
+        match self {
+            IsolationLevel::ReadUncommitted => 0,
+            IsolationLevel::ReadCommitted => 1,
+        }
+    }
+}
