@@ -118,6 +118,12 @@ async fn create_topic(bootstrap: &str, topic: &str, replication: i16) {
 }
 
 async fn consumer(bootstrap: &str, config: ConsumerConfig) -> Consumer {
+    if std::env::var_os("FK_TRACE").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_test_writer()
+            .try_init();
+    }
     Consumer::new(client_config(bootstrap), config)
         .await
         .unwrap()
@@ -175,13 +181,7 @@ async fn consumes_what_librdkafka_produced_with_every_codec() {
     consumes_what_peers_produced(&["librdkafka"]).await;
 }
 
-/// Known bug, open in issue 9: in about half the runs against Tansu the
-/// consumer moves its position to the end of a topic kafka-python wrote
-/// without handing out a record (bytes_fetched 0, so probably the legacy
-/// v0/v1 message-set path: kafka-python picks its message format from a
-/// version probe). Run it with `--ignored` until that is fixed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "known bug (issue 9): records kafka-python wrote to Tansu are sometimes skipped"]
 async fn consumes_what_kafka_python_produced_with_every_codec() {
     consumes_what_peers_produced(&["kafka-python"]).await;
 }

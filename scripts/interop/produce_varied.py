@@ -14,6 +14,12 @@ usage: produce_varied.py --client librdkafka|kafka-python --bootstrap H:P --topi
 import argparse
 import json
 import sys
+import time
+
+# Recent timestamps: a broker deletes records older than retention.ms (7
+# days by default) by their timestamps, and noida-db does so within seconds,
+# moving the log start past what was just written.
+BASE_TIMESTAMP = int(time.time() * 1000) - 60_000
 
 
 def record(i, null_headers=True):
@@ -22,7 +28,7 @@ def record(i, null_headers=True):
     # kafka-python cannot send a null header value: it sends an empty one.
     null = None if null_headers else b""
     headers = [("dup", b"a"), ("dup", b"b"), ("null", null)] if i % 3 == 0 else []
-    return key, value, headers, 1_700_000_000_000 + i
+    return key, value, headers, BASE_TIMESTAMP + i
 
 
 def hexify(b):
