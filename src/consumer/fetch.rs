@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tracing::Instrument;
@@ -15,7 +15,7 @@ use crate::network::{ConnectionRole, RequestOptions};
 use crate::protocol::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use crate::protocol::messages::fetch_response::AbortedTransaction as WireAbortedTransaction;
 use crate::protocol::messages::{FetchRequest, FetchResponse};
-use crate::protocol::{ApiKey, ErrorCode};
+use crate::protocol::{ApiKey, ErrorCode, Uuid};
 use crate::records::compression::{self, Compression};
 use crate::records::{
     AbortedTransaction, AbortedTransactions, Batch, BatchReader, DecodeOptions, RecordsError,
@@ -30,8 +30,30 @@ use super::session::{FetchSession, PartitionFetch, SessionRequest};
 use super::state::{Shared, State};
 use super::{group_by_topic, Offset, TopicPartition};
 
-/// The highest Fetch version used: v13+ names topics by id only.
-const MAX_FETCH_VERSION: i16 = 12;
+/// The highest Fetch version used. From v13 (KIP-516) topics are named by
+/// id, which needs every fetched topic's id from the metadata; without them
+/// the fetch stays at [`MAX_FETCH_VERSION_BY_NAME`].
+const MAX_FETCH_VERSION: i16 = 17;
+
+/// The highest Fetch version that names topics by name.
+const MAX_FETCH_VERSION_BY_NAME: i16 = 12;
+
+/// The longest pause between fetches to a broker that answers empty fetches
+/// at once instead of holding them for `fetch.max.wait.ms` (capped by
+/// `fetch.max.wait.ms` itself).
+///
+/// Kafka brokers hold a fetch until `fetch.min.bytes` arrive or
+/// `fetch.max.wait.ms` passes, so a consumer at the end of the log sends a
+/// few requests a second. Some brokers answer at once with nothing; fetching
+/// again immediately turns an idle consumer into a busy loop (tens of
+/// thousands of requests a minute, a core of CPU on both sides). Neither the
+/// Java client nor librdkafka guards against it (librdkafka backs off only
+/// after errors). Here, after an empty answer that came back in under half
+/// the wait asked for, the next fetch to that broker waits 1 ms, doubling
+/// with each such answer in a row, up to this cap; any data or error ends
+/// the pacing. A broker that does hold fetches never triggers it, and
+/// against one that does not, new records wait at most the cap.
+pub(crate) const EMPTY_ANSWER_BACKOFF_CAP: Duration = Duration::from_millis(100);
 
 /// A partition going into a fetch.
 #[derive(Debug, Clone)]
@@ -71,6 +93,8 @@ fn build_request(
     max_bytes: i32,
     version: i16,
 ) -> FetchRequest {
+    let id_of = |topic: &str| plan.topic_ids.get(topic).copied().unwrap_or(Uuid::ZERO);
+    let by_id = version >= 13;
     let topics = group_by_topic(plan.send.iter().map(|(tp, f)| {
         let partition = FetchPartition::default()
             .with_partition(tp.partition())
@@ -83,17 +107,33 @@ fn build_request(
     }))
     .into_iter()
     .map(|(topic, partitions)| {
-        FetchTopic::default()
-            .with_topic(topic)
-            .with_partitions(partitions)
+        let entry = FetchTopic::default().with_partitions(partitions);
+        if by_id {
+            entry.with_topic_id(id_of(&topic))
+        } else {
+            entry.with_topic(topic)
+        }
     })
     .collect();
-    let forgotten = group_by_topic(plan.forgotten.iter().map(|tp| (tp, tp.partition())))
+    let forgotten_ids: HashMap<&str, Uuid> = plan
+        .forgotten
+        .iter()
+        .map(|(tp, id)| (tp.topic(), *id))
+        .collect();
+    let forgotten = group_by_topic(plan.forgotten.iter().map(|(tp, _)| (tp, tp.partition())))
         .into_iter()
         .map(|(topic, partitions)| {
-            ForgottenTopic::default()
-                .with_topic(topic)
-                .with_partitions(partitions)
+            let entry = ForgottenTopic::default().with_partitions(partitions);
+            if by_id {
+                entry.with_topic_id(
+                    forgotten_ids
+                        .get(topic.as_str())
+                        .copied()
+                        .unwrap_or_default(),
+                )
+            } else {
+                entry.with_topic(topic)
+            }
         })
         .collect();
     let mut request = FetchRequest::default()
@@ -112,6 +152,55 @@ fn build_request(
     request
 }
 
+/// The version to fetch with and, for v13+, the id of every fetched topic
+/// (from the metadata snapshot). Topic ids are used only when the broker
+/// serves v13+ and every fetched topic has one; otherwise v12 at most, by name.
+fn choose_version(
+    negotiated: Option<i16>,
+    targets: &[Target],
+    id_of: impl Fn(&str) -> Option<Uuid>,
+) -> (i16, HashMap<String, Uuid>) {
+    let version = negotiated.unwrap_or(4).min(MAX_FETCH_VERSION);
+    if version < 13 {
+        return (version, HashMap::new());
+    }
+    let mut ids = HashMap::new();
+    for t in targets {
+        let topic = t.partition.topic();
+        if ids.contains_key(topic) {
+            continue;
+        }
+        match id_of(topic).filter(|id| *id != Uuid::ZERO) {
+            Some(id) => {
+                ids.insert(topic.to_owned(), id);
+            }
+            None => return (MAX_FETCH_VERSION_BY_NAME, HashMap::new()),
+        }
+    }
+    (version, ids)
+}
+
+/// The pause before the next fetch to a broker after an answer: `None` to
+/// fetch again as soon as there is room. See [`EMPTY_ANSWER_BACKOFF_CAP`].
+fn pace_after_answer(
+    config: &ConsumerConfig,
+    session: &mut FetchSession,
+    empty: bool,
+    elapsed: Duration,
+) -> Option<Duration> {
+    let wait = config.fetch_max_wait;
+    let quick_and_empty =
+        empty && config.fetch_min_bytes > 0 && !wait.is_zero() && elapsed < wait / 2;
+    if !quick_and_empty {
+        session.quick_empty_answers = 0;
+        return None;
+    }
+    let streak = session.quick_empty_answers.min(16);
+    session.quick_empty_answers = session.quick_empty_answers.saturating_add(1);
+    let cap = EMPTY_ANSWER_BACKOFF_CAP.min(wait);
+    Some(Duration::from_millis(1u64 << streak).min(cap))
+}
+
 /// Runs one fetch against broker `node` and applies its answer.
 pub(crate) async fn fetch_from(
     shared: Arc<Shared>,
@@ -124,9 +213,19 @@ pub(crate) async fn fetch_from(
     async move {
         let started = Instant::now();
         let outcome = round_trip(&shared, node, &mut session, &targets, max_bytes).await;
-        shared.counters.record_latency(started.elapsed());
+        let elapsed = started.elapsed();
+        shared.counters.record_latency(elapsed);
         let results = match outcome {
-            Ok(results) => results,
+            Ok(Answer::SessionError) => {
+                // Answered by a full fetch right away.
+                session.quick_empty_answers = 0;
+                let mut state = shared.lock();
+                finish(&mut state, node, session, &targets);
+                drop(state);
+                shared.wake.notify_one();
+                return;
+            }
+            Ok(Answer::Partitions(results)) => results,
             Err(e) => {
                 tracing::debug!(error = %e, "fetch failed");
                 Counters::add(&shared.counters.fetch_errors, 1);
@@ -142,8 +241,19 @@ pub(crate) async fn fetch_from(
                 return;
             }
         };
+        let empty = results.iter().all(|r| {
+            r.code == ErrorCode::None && r.decoded.as_ref().map_or(true, |d| d.chunks.is_empty())
+        });
+        let pause = pace_after_answer(&shared.config, &mut session, empty, elapsed);
         let mut state = shared.lock();
         finish(&mut state, node, session, &targets);
+        if let Some(pause) = pause {
+            tracing::trace!(
+                pause_us = pause.as_micros() as u64,
+                "empty answer came early; pacing the next fetch"
+            );
+            state.backoff.insert(node, Instant::now() + pause);
+        }
         let mut refresh = false;
         for result in results {
             refresh |= apply(&shared.config, &mut state, result);
@@ -169,22 +279,32 @@ fn finish(state: &mut State, node: i32, session: FetchSession, targets: &[Target
     }
 }
 
+/// What a fetch round trip brought.
+enum Answer {
+    /// Each answered partition's result.
+    Partitions(Vec<PartitionResult>),
+    /// The fetch session was gone or out of step: fetch again, in full.
+    SessionError,
+}
+
 async fn round_trip(
     shared: &Shared,
     node: i32,
     session: &mut FetchSession,
     targets: &[Target],
     max_bytes: i32,
-) -> Result<Vec<PartitionResult>, NetworkError> {
+) -> Result<Answer, NetworkError> {
     let config = &shared.config;
     let conn = shared
         .cluster
         .broker_connection_for(node, ConnectionRole::Fetch)
         .await?;
-    let version = conn
-        .negotiated_version(ApiKey::Fetch)
-        .unwrap_or(4)
-        .min(MAX_FETCH_VERSION);
+    let snapshot = shared.cluster.snapshot();
+    let (version, topic_ids) =
+        choose_version(conn.negotiated_version(ApiKey::Fetch), targets, |topic| {
+            snapshot.topic(topic).map(|t| t.topic_id())
+        });
+    drop(snapshot);
     if version < 7 {
         session.reset();
     }
@@ -192,9 +312,18 @@ async fn round_trip(
         .iter()
         .map(|t| (t.partition.clone(), t.fetch))
         .collect();
-    let plan = session.request(wanted);
+    let plan = session.request(wanted, topic_ids);
     let request = build_request(config, &plan, max_bytes, version);
+    // For v13+ answers, which name topics by id.
+    let names_by_id: HashMap<Uuid, String> = plan
+        .topic_ids
+        .iter()
+        .map(|(name, id)| (*id, name.clone()))
+        .collect();
     Counters::add(&shared.counters.fetch_requests, 1);
+    if plan.by_topic_id() {
+        Counters::add(&shared.counters.fetches_by_topic_id, 1);
+    }
     if !plan.full {
         Counters::add(&shared.counters.incremental_fetches, 1);
     }
@@ -222,7 +351,7 @@ async fn round_trip(
         );
         // A session error is answered by a full fetch right away.
         return if session_error {
-            Ok(Vec::new())
+            Ok(Answer::SessionError)
         } else {
             Err(NetworkError::Broker {
                 api: ApiKey::Fetch,
@@ -237,9 +366,16 @@ async fn round_trip(
         .collect();
     let mut results = Vec::new();
     for topic in response.responses {
+        let name = if version >= 13 {
+            match names_by_id.get(&topic.topic_id) {
+                Some(name) => name.as_str(),
+                None => continue,
+            }
+        } else {
+            topic.topic.as_str()
+        };
         for data in topic.partitions {
-            let Some(target) = by_partition.get(&(topic.topic.as_str(), data.partition_index))
-            else {
+            let Some(target) = by_partition.get(&(name, data.partition_index)) else {
                 continue;
             };
             let code = ErrorCode::from_code(data.error_code);
@@ -267,7 +403,7 @@ async fn round_trip(
             });
         }
     }
-    Ok(results)
+    Ok(Answer::Partitions(results))
 }
 
 /// Decodes one partition's records into chunks, starting at the fetch

@@ -10,6 +10,7 @@ use super::TopicPartition;
 pub(crate) struct Counters {
     pub fetch_requests: AtomicU64,
     pub incremental_fetches: AtomicU64,
+    pub fetches_by_topic_id: AtomicU64,
     pub fetch_session_resets: AtomicU64,
     pub fetch_errors: AtomicU64,
     pub fetch_latency_total_us: AtomicU64,
@@ -74,6 +75,8 @@ pub struct ConsumerMetrics {
     pub fetch_requests: u64,
     /// Of those, incremental fetches of an open fetch session (KIP-227).
     pub incremental_fetches: u64,
+    /// Of those, fetches naming topics by id (Fetch v13+, KIP-516).
+    pub fetches_by_topic_id: u64,
     /// Fetch sessions dropped after a session error.
     pub fetch_session_resets: u64,
     /// Fetch requests that failed (connection, timeout, top-level error).
@@ -108,6 +111,7 @@ impl ConsumerMetrics {
             bytes_consumed: Counters::get(&c.bytes_consumed),
             fetch_requests: requests,
             incremental_fetches: Counters::get(&c.incremental_fetches),
+            fetches_by_topic_id: Counters::get(&c.fetches_by_topic_id),
             fetch_session_resets: Counters::get(&c.fetch_session_resets),
             fetch_errors: Counters::get(&c.fetch_errors),
             fetch_latency_avg: Duration::from_micros(total.checked_div(requests).unwrap_or(0)),

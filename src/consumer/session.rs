@@ -5,10 +5,17 @@
 //! partitions whose fetch parameters changed since they were last sent, and
 //! name the partitions to drop as forgotten. Any session error, or a broker
 //! that answers session id 0, makes the next request a full one again.
+//!
+//! From Fetch v13 (KIP-516) the broker keys a session's partitions by topic
+//! id, not name: a topic recreated under the same name is another topic. So
+//! the session remembers the id each topic was added with; when the
+//! metadata's id changes, the old (id, partition) is forgotten and the new
+//! one listed. A session opened with names is never continued with ids (or
+//! the other way round): the next request is a full one.
 
 use std::collections::HashMap;
 
-use crate::protocol::ErrorCode;
+use crate::protocol::{ErrorCode, Uuid};
 
 use super::TopicPartition;
 
@@ -30,10 +37,21 @@ pub(crate) struct SessionRequest {
     pub full: bool,
     /// Partitions to list in the request.
     pub send: Vec<(TopicPartition, PartitionFetch)>,
-    /// Partitions to drop from the session.
-    pub forgotten: Vec<TopicPartition>,
+    /// Partitions to drop from the session, with the topic id they were
+    /// added under ([`Uuid::ZERO`] when topics go by name).
+    pub forgotten: Vec<(TopicPartition, Uuid)>,
     /// Every partition the request fetches (listed or carried by the session).
     pub wanted: HashMap<TopicPartition, PartitionFetch>,
+    /// The id of each wanted topic when the request names topics by id
+    /// (Fetch v13+); empty when it names them by name.
+    pub topic_ids: HashMap<String, Uuid>,
+}
+
+impl SessionRequest {
+    /// Whether the request names topics by id (Fetch v13+).
+    pub fn by_topic_id(&self) -> bool {
+        !self.topic_ids.is_empty()
+    }
 }
 
 /// One broker's fetch session.
@@ -43,6 +61,15 @@ pub(crate) struct FetchSession {
     epoch: i32,
     /// The session's partitions as the broker knows them.
     partitions: HashMap<TopicPartition, PartitionFetch>,
+    /// The topic ids the session's partitions were added under (empty for a
+    /// session that names topics by name).
+    topic_ids: HashMap<String, Uuid>,
+    /// Whether the session names topics by id (Fetch v13+).
+    by_topic_id: bool,
+    /// Consecutive empty answers that came back well before
+    /// `fetch.max.wait.ms` (see `fetch::EMPTY_ANSWER_BACKOFF_CAP`): the
+    /// broker is not holding fetches, so the next one is paced.
+    pub quick_empty_answers: u32,
 }
 
 /// The epoch after `epoch` (wraps to 1, never 0 or -1 which are special).
@@ -60,9 +87,16 @@ impl FetchSession {
         self.id != 0
     }
 
-    /// Plans the request that fetches exactly `wanted`.
-    pub fn request(&self, wanted: HashMap<TopicPartition, PartitionFetch>) -> SessionRequest {
-        if !self.is_open() {
+    /// Plans the request that fetches exactly `wanted`; `topic_ids` holds
+    /// the id of every wanted topic when the request goes by topic id
+    /// (Fetch v13+), and is empty when it goes by name.
+    pub fn request(
+        &self,
+        wanted: HashMap<TopicPartition, PartitionFetch>,
+        topic_ids: HashMap<String, Uuid>,
+    ) -> SessionRequest {
+        let by_topic_id = !topic_ids.is_empty();
+        if !self.is_open() || self.by_topic_id != by_topic_id {
             let mut send: Vec<_> = wanted.iter().map(|(tp, f)| (tp.clone(), *f)).collect();
             send.sort_by(|a, b| a.0.cmp(&b.0));
             return SessionRequest {
@@ -72,19 +106,34 @@ impl FetchSession {
                 send,
                 forgotten: Vec::new(),
                 wanted,
+                topic_ids,
             };
         }
+        let old_id = |tp: &TopicPartition| {
+            self.topic_ids
+                .get(tp.topic())
+                .copied()
+                .unwrap_or(Uuid::ZERO)
+        };
+        // A topic whose id changed (deleted and recreated) is another topic
+        // to the broker: its partitions are forgotten under the old id and
+        // listed again under the new one.
+        let replaced = |tp: &TopicPartition| {
+            by_topic_id
+                && self.partitions.contains_key(tp)
+                && topic_ids.get(tp.topic()).copied().unwrap_or(Uuid::ZERO) != old_id(tp)
+        };
         let mut send: Vec<_> = wanted
             .iter()
-            .filter(|(tp, f)| self.partitions.get(*tp) != Some(*f))
+            .filter(|(tp, f)| self.partitions.get(*tp) != Some(*f) || replaced(tp))
             .map(|(tp, f)| (tp.clone(), *f))
             .collect();
         send.sort_by(|a, b| a.0.cmp(&b.0));
         let mut forgotten: Vec<_> = self
             .partitions
             .keys()
-            .filter(|tp| !wanted.contains_key(*tp))
-            .cloned()
+            .filter(|tp| !wanted.contains_key(*tp) || replaced(tp))
+            .map(|tp| (tp.clone(), old_id(tp)))
             .collect();
         forgotten.sort();
         SessionRequest {
@@ -94,6 +143,7 @@ impl FetchSession {
             send,
             forgotten,
             wanted,
+            topic_ids,
         }
     }
 
@@ -115,7 +165,9 @@ impl FetchSession {
             if session_id != 0 {
                 self.id = session_id;
                 self.epoch = 1;
+                self.by_topic_id = request.by_topic_id();
                 self.partitions = request.wanted;
+                self.topic_ids = request.topic_ids;
             } else {
                 // The broker keeps no session (or cannot now): stay sessionless.
                 self.reset();
@@ -123,6 +175,7 @@ impl FetchSession {
         } else {
             self.epoch = next_epoch(self.epoch);
             self.partitions = request.wanted;
+            self.topic_ids = request.topic_ids;
         }
         false
     }
@@ -132,6 +185,8 @@ impl FetchSession {
         self.id = 0;
         self.epoch = 0;
         self.partitions.clear();
+        self.topic_ids.clear();
+        self.by_topic_id = false;
     }
 }
 
@@ -156,11 +211,11 @@ mod tests {
     fn full_then_incremental_then_reset_on_error() {
         let mut s = FetchSession::default();
         let wanted: HashMap<_, _> = [(tp(0), f(0)), (tp(1), f(5))].into();
-        let r = s.request(wanted.clone());
+        let r = s.request(wanted.clone(), HashMap::new());
         assert!(r.full && r.session_id == 0 && r.epoch == 0 && r.send.len() == 2);
         assert!(!s.on_response(r, ErrorCode::None, 42));
         // Nothing changed: an incremental request listing nothing.
-        let r = s.request(wanted);
+        let r = s.request(wanted, HashMap::new());
         assert!(
             !r.full
                 && r.session_id == 42
@@ -170,21 +225,58 @@ mod tests {
         );
         s.on_response(r, ErrorCode::None, 42);
         // Partition 0 advanced, partition 1 dropped.
-        let r = s.request([(tp(0), f(10))].into());
+        let r = s.request([(tp(0), f(10))].into(), HashMap::new());
         assert_eq!(r.epoch, 2);
         assert_eq!(r.send, vec![(tp(0), f(10))]);
-        assert_eq!(r.forgotten, vec![tp(1)]);
+        assert_eq!(r.forgotten, vec![(tp(1), Uuid::ZERO)]);
         assert!(s.on_response(r, ErrorCode::InvalidFetchSessionEpoch, 0));
-        let r = s.request([(tp(0), f(10))].into());
+        let r = s.request([(tp(0), f(10))].into(), HashMap::new());
         assert!(r.full && r.session_id == 0 && r.epoch == 0);
     }
 
     #[test]
     fn sessionless_brokers_get_full_fetches() {
         let mut s = FetchSession::default();
-        let r = s.request([(tp(0), f(0))].into());
+        let r = s.request([(tp(0), f(0))].into(), HashMap::new());
         s.on_response(r, ErrorCode::None, 0);
-        assert!(s.request([(tp(0), f(3))].into()).full);
+        assert!(s.request([(tp(0), f(3))].into(), HashMap::new()).full);
         assert_eq!(next_epoch(i32::MAX - 1), 1);
+    }
+
+    fn ids(id: u64) -> HashMap<String, Uuid> {
+        [("t".to_owned(), Uuid::from_u64_pair(7, id))].into()
+    }
+
+    #[test]
+    fn topic_id_sessions_forget_a_recreated_topic_under_its_old_id() {
+        let mut s = FetchSession::default();
+        let wanted: HashMap<_, _> = [(tp(0), f(0)), (tp(1), f(5))].into();
+        let r = s.request(wanted.clone(), ids(1));
+        assert!(r.full && r.by_topic_id());
+        s.on_response(r, ErrorCode::None, 9);
+        // Same id, nothing changed: nothing listed.
+        let r = s.request(wanted.clone(), ids(1));
+        assert!(!r.full && r.send.is_empty() && r.forgotten.is_empty());
+        s.on_response(r, ErrorCode::None, 9);
+        // The topic was recreated: both partitions forgotten under the old
+        // id and listed again (under the new one).
+        let r = s.request(wanted.clone(), ids(2));
+        assert!(!r.full);
+        assert_eq!(r.send.len(), 2);
+        assert_eq!(
+            r.forgotten,
+            vec![
+                (tp(0), Uuid::from_u64_pair(7, 1)),
+                (tp(1), Uuid::from_u64_pair(7, 1))
+            ]
+        );
+        s.on_response(r, ErrorCode::None, 9);
+        let r = s.request(wanted.clone(), ids(2));
+        assert!(r.send.is_empty() && r.forgotten.is_empty());
+        s.on_response(r, ErrorCode::None, 9);
+        // Falling back to names (a broker or topic without ids): a new,
+        // full session rather than mixing names into an id session.
+        let r = s.request(wanted, HashMap::new());
+        assert!(r.full && r.session_id == 0 && !r.by_topic_id());
     }
 }

@@ -751,3 +751,43 @@ async fn a_seek_while_an_offset_lookup_runs_is_not_lost() {
     );
     assert_eq!(consume(&consumer, 10).await[0].1, 0);
 }
+
+/// The fake brokers answer every fetch at once, with nothing at the end of
+/// the log, instead of holding it for `fetch.max.wait.ms` (as Tansu and
+/// noida-db do). An idle consumer must not turn that into a busy loop, and
+/// new records must still come.
+#[tokio::test]
+async fn an_idle_consumer_paces_fetches_to_a_broker_that_answers_empty_at_once() {
+    let (fake, bootstrap) = fake_cluster(1, vec![numbered_log(1, 2, 2)]).await;
+    let client = ClientConfig::builder()
+        .bootstrap_servers([bootstrap.as_str()])
+        .retry_backoff(Duration::from_millis(10))
+        .build()
+        .unwrap();
+    let config = ConsumerConfig::builder()
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .fetch_max_wait(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    let consumer = Consumer::new(client, config).await.unwrap();
+    consumer.assign([TopicPartition::new(TOPIC, 0)]).unwrap();
+    assert_each_once(&consume(&consumer, 4).await, 1, 4);
+    let before = consumer.metrics().fetch_requests;
+    let idle = Duration::from_secs(2);
+    let polled = consumer.poll(10, idle).await.unwrap();
+    assert_eq!(polled.len(), 0);
+    let idle_fetches = consumer.metrics().fetch_requests - before;
+    // Paced: 1, 2, 4, ... ms up to 100 ms between fetches, so about 25 in
+    // 2 s; without pacing, thousands.
+    assert!(
+        idle_fetches <= 60,
+        "{idle_fetches} fetches in {idle:?} with nothing to read"
+    );
+    assert!(idle_fetches >= 3, "{idle_fetches} fetches: still polling?");
+    // A record written now still arrives.
+    let next = lock(&fake).logs[0].end();
+    let appended = batch(next, &["v4"], -1, false);
+    lock(&fake).logs[0].batches.push(appended);
+    let more = consume(&consumer, 1).await;
+    assert_eq!(more, vec![(0, 4, "v4".to_owned())]);
+}
