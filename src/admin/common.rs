@@ -400,6 +400,26 @@ pub(super) fn is_coordinator_retriable(error: &Error) -> bool {
     ) || (error.error_code().is_none() && error.is_retriable())
 }
 
+/// Forgets the cached coordinator of `key` when `error` says it moved: an
+/// error code from a response body goes through [`Cluster::coordinator_error`]
+/// (NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE forget it;
+/// COORDINATOR_LOAD_IN_PROGRESS keeps it, to be retried, as in the Java
+/// client); a failed request (broken connection, timeout) forgets it too.
+pub(super) fn forget_moved_coordinator(
+    cluster: &Cluster,
+    kind: CoordinatorType,
+    key: &str,
+    error: &Error,
+) {
+    match error.error_code() {
+        Some(code) => {
+            cluster.coordinator_error(kind, key, code);
+        }
+        None if error.invalidates_coordinator() => cluster.invalidate_coordinator(kind, key),
+        None => {}
+    }
+}
+
 /// Runs `futures` concurrently on the runtime and returns their outputs in order.
 pub(super) async fn join_all<T, F>(futures: Vec<F>) -> Vec<T>
 where
@@ -532,9 +552,7 @@ where
                 Ok(Err(e)) => {
                     let retry = e.is_retriable();
                     for key in &group {
-                        if e.invalidates_coordinator() {
-                            cluster.invalidate_coordinator(kind, key);
-                        }
+                        forget_moved_coordinator(cluster, kind, key, &e);
                         if retry {
                             pending.insert(key.clone(), Some(replicate_error(&e)));
                         } else {
@@ -550,16 +568,7 @@ where
                         }
                         match result {
                             Err(e) if is_coordinator_retriable(&e) => {
-                                if matches!(
-                                    e.error_code(),
-                                    Some(
-                                        ErrorCode::NotCoordinator
-                                            | ErrorCode::CoordinatorNotAvailable
-                                    )
-                                ) || e.invalidates_coordinator()
-                                {
-                                    cluster.invalidate_coordinator(kind, &key);
-                                }
+                                forget_moved_coordinator(cluster, kind, &key, &e);
                                 pending.insert(key, Some(e));
                             }
                             other => {

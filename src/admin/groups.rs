@@ -5,7 +5,7 @@
 //! coordinator-routed calls of this crate's admin client share (fan-out to
 //! every broker, per-key coordinator rounds with retries).
 
-use crate::network::RequestOptions;
+use crate::network::{ConnectionRole, RequestOptions};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 
@@ -14,8 +14,8 @@ use tracing::Instrument;
 
 use super::acls::{authorized_operations, AclOperation};
 use super::common::{
-    coordinator_rounds, fan_out_to_all_brokers, group_partitions, is_coordinator_retriable,
-    replicate_error, TopicPartition,
+    coordinator_rounds, fan_out_to_all_brokers, forget_moved_coordinator, group_partitions,
+    is_coordinator_retriable, replicate_error, TopicPartition,
 };
 use super::{Admin, Error, Result};
 use crate::network::{BrokerConnection, BrokerInfo, Cluster, CoordinatorType};
@@ -39,30 +39,19 @@ use crate::protocol::{ApiKey, Decodable, ErrorCode};
 
 // ------------------------------------------------------------------ helpers
 
-/// The connection to the coordinator of `key` and the coordinator itself.
-pub(super) async fn coordinator_connection(
-    cluster: &Cluster,
-    kind: CoordinatorType,
-    key: &str,
-) -> Result<(BrokerInfo, BrokerConnection)> {
-    let coordinator = cluster.find_coordinator(kind, key).await?;
-    match cluster.connection(&coordinator.address()).await {
-        Ok(conn) => Ok((coordinator, conn)),
-        Err(e) => {
-            if e.invalidates_coordinator() {
-                cluster.invalidate_coordinator(kind, key);
-            }
-            Err(e)
-        }
-    }
+/// The connection to the coordinator of group `key` (the network layer's
+/// cached lookup; it forgets the coordinator when the connection fails).
+async fn group_coordinator_connection(cluster: &Cluster, key: &str) -> Result<BrokerConnection> {
+    let (_, conn) = cluster
+        .coordinator_connection(CoordinatorType::Group, key, ConnectionRole::General)
+        .await?;
+    Ok(conn)
 }
 
-/// Forgets the coordinator of `key` when `error` says it moved, and returns
-/// the error.
+/// Forgets the coordinator of group `key` when `error` says it moved (see
+/// [`forget_moved_coordinator`]), and returns the error.
 fn forget_coordinator(cluster: &Cluster, key: &str, error: Error) -> Error {
-    if error.invalidates_coordinator() {
-        cluster.invalidate_coordinator(CoordinatorType::Group, key);
-    }
+    forget_moved_coordinator(cluster, CoordinatorType::Group, key, &error);
     error
 }
 
@@ -680,8 +669,7 @@ impl Admin {
             let cluster = self.cluster();
             cluster
                 .retry("OffsetFetch", Some(timeout), || async {
-                    let (_, conn) =
-                        coordinator_connection(cluster, CoordinatorType::Group, group_id).await?;
+                    let conn = group_coordinator_connection(cluster, group_id).await?;
                     let version = conn
                         .api_versions()
                         .map(|t| t.negotiate(ApiKey::OffsetFetch))
@@ -945,8 +933,7 @@ impl Admin {
             let cluster = self.cluster();
             cluster
                 .retry("LeaveGroup", Some(timeout), || async {
-                    let (_, conn) =
-                        coordinator_connection(cluster, CoordinatorType::Group, group_id).await?;
+                    let conn = group_coordinator_connection(cluster, group_id).await?;
                     let version = conn
                         .api_versions()
                         .map(|t| t.negotiate(ApiKey::LeaveGroup))

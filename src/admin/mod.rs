@@ -25,6 +25,8 @@ mod acls;
 mod cluster_info;
 mod common;
 mod configs;
+#[cfg(test)]
+mod coordinator_tests;
 mod groups;
 mod offsets;
 mod producers;

@@ -218,25 +218,41 @@ fn handler(node: i32, fake: Arc<Fake>) -> Handler {
     })
 }
 
-async fn fake_admin() -> (Arc<Fake>, Admin) {
-    let fake = Arc::new(Fake::default());
-    fake.controller.store(1, Ordering::SeqCst);
-    fake.leader_of_p1.store(2, Ordering::SeqCst);
+/// Starts fake brokers 1 and 2 (`handler` of each id), tells `started` the
+/// port of each before any client connects, and returns an admin client
+/// bootstrapped from both with short backoffs and `api_timeout`.
+pub(super) async fn admin_on_two_fake_brokers(
+    handler: impl Fn(i32) -> Handler,
+    mut started: impl FnMut(i32, u16),
+    api_timeout: Duration,
+) -> Admin {
     let mut addrs = Vec::new();
     for id in [1, 2] {
-        let addr = spawn_tcp(handler(id, fake.clone())).await;
-        let port = addr.rsplit_once(':').unwrap().1.parse().unwrap();
-        fake.ports.lock().unwrap().push((id, port));
+        let addr = spawn_tcp(handler(id)).await;
+        started(id, addr.rsplit_once(':').unwrap().1.parse().unwrap());
         addrs.push(addr);
     }
     let config = ClientConfig::builder()
         .bootstrap_servers(addrs)
         .retry_backoff(Duration::from_millis(5))
         .retry_backoff_max(Duration::from_millis(20))
-        .default_api_timeout(Duration::from_secs(5))
+        .default_api_timeout(api_timeout)
         .build()
         .unwrap();
-    (fake, Admin::connect(config).await.unwrap())
+    Admin::connect(config).await.unwrap()
+}
+
+async fn fake_admin() -> (Arc<Fake>, Admin) {
+    let fake = Arc::new(Fake::default());
+    fake.controller.store(1, Ordering::SeqCst);
+    fake.leader_of_p1.store(2, Ordering::SeqCst);
+    let admin = admin_on_two_fake_brokers(
+        |id| handler(id, fake.clone()),
+        |id, port| fake.ports.lock().unwrap().push((id, port)),
+        Duration::from_secs(5),
+    )
+    .await;
+    (fake, admin)
 }
 
 #[tokio::test]

@@ -1102,7 +1102,9 @@ async fn wait_closed(meta: &MetadataState) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::network::testing::{api_versions, spawn_counting_tcp, spawn_tcp, Reply};
+    use crate::network::testing::{
+        api_versions, local_brokers, spawn_counting_tcp, spawn_tcp, Reply,
+    };
     use crate::protocol::messages::list_groups_response::ListedGroup;
     use crate::protocol::messages::metadata_response::{
         MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -1128,18 +1130,7 @@ mod tests {
     }
 
     fn metadata(state: &FakeCluster, request: &MetadataRequest) -> MetadataResponse {
-        let brokers = state
-            .brokers
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|&(id, port)| {
-                MetadataResponseBroker::default()
-                    .with_node_id(id)
-                    .with_host("127.0.0.1".into())
-                    .with_port(port as i32)
-            })
-            .collect();
+        let brokers = local_brokers(&state.brokers.lock().unwrap());
         let partition = |index: i32, leader: i32| {
             MetadataResponsePartition::default()
                 .with_partition_index(index)

@@ -67,6 +67,22 @@ impl Reply {
 
 pub(crate) type Handler = Arc<dyn Fn(&RequestHeader, RequestKind) -> Reply + Send + Sync>;
 
+/// Metadata entries for fake brokers listening on 127.0.0.1, one per
+/// `(node id, port)`.
+pub(crate) fn local_brokers(
+    ports: &[(i32, u16)],
+) -> Vec<crate::protocol::messages::metadata_response::MetadataResponseBroker> {
+    ports
+        .iter()
+        .map(|&(id, port)| {
+            crate::protocol::messages::metadata_response::MetadataResponseBroker::default()
+                .with_node_id(id)
+                .with_host("127.0.0.1".into())
+                .with_port(i32::from(port))
+        })
+        .collect()
+}
+
 /// Encodes a response frame with its size prefix.
 pub(crate) fn response_frame(correlation_id: i32, body: &ResponseKind, version: i16) -> Bytes {
     let api = body.api_key();
