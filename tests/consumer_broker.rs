@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferrokafka::admin::{Admin, CreateTopicsOptions, NewTopic};
 use ferrokafka::consumer::{
-    AutoOffsetReset, Consumer, ConsumerConfig, IsolationLevel, Offset, TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, IsolationLevel, Offset, RecordView, TopicPartition,
 };
 use ferrokafka::network::ClientConfig;
 use ferrokafka::testkit::mock::MockCluster;
@@ -137,14 +137,20 @@ fn config() -> ConsumerConfig {
         .unwrap()
 }
 
-/// Polls until `n` records came; returns (offset, record).
-async fn consume(consumer: &Consumer, n: usize, max_per_poll: usize) -> Vec<(i64, Rec)> {
+/// Polls (at most `max_per_poll` records a time) until `n` records came;
+/// returns what `map` makes of each.
+async fn consume_mapped<T>(
+    consumer: &Consumer,
+    n: usize,
+    max_per_poll: usize,
+    mut map: impl FnMut(&RecordView<'_>) -> T,
+) -> Vec<T> {
     let mut out = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     while out.len() < n {
         assert!(
             Instant::now() < deadline,
-            "only {} of {n} records: {out:?}; {:?}",
+            "only {} of {n} records; {:?}",
             out.len(),
             consumer.metrics()
         );
@@ -152,22 +158,28 @@ async fn consume(consumer: &Consumer, n: usize, max_per_poll: usize) -> Vec<(i64
             .poll(max_per_poll.min(n - out.len()), Duration::from_millis(500))
             .await
             .unwrap();
-        for r in batch.iter() {
-            out.push((
-                r.offset(),
-                Rec {
-                    key: r.key().map(<[u8]>::to_vec),
-                    value: r.value().map(<[u8]>::to_vec),
-                    headers: r
-                        .headers()
-                        .map(|h| (h.key().to_owned(), h.value().map(<[u8]>::to_vec)))
-                        .collect(),
-                    timestamp: r.timestamp(),
-                },
-            ));
-        }
+        out.extend(batch.iter().map(|r| map(&r)));
     }
     out
+}
+
+/// Polls until `n` records came; returns (offset, record).
+async fn consume(consumer: &Consumer, n: usize, max_per_poll: usize) -> Vec<(i64, Rec)> {
+    consume_mapped(consumer, n, max_per_poll, |r| {
+        (
+            r.offset(),
+            Rec {
+                key: r.key().map(<[u8]>::to_vec),
+                value: r.value().map(<[u8]>::to_vec),
+                headers: r
+                    .headers()
+                    .map(|h| (h.key().to_owned(), h.value().map(<[u8]>::to_vec)))
+                    .collect(),
+                timestamp: r.timestamp(),
+            },
+        )
+    })
+    .await
 }
 
 fn assert_consecutive(got: &[(i64, Rec)], from: i64) {
@@ -213,6 +225,16 @@ async fn consumes_what_peers_produced(clients: &[&str]) {
                 let m = consumer.metrics();
                 assert_eq!(m.records_consumed, sent.len() as u64);
                 assert_eq!(m.partitions[0].position, Some(sent.len() as i64));
+                match kind.gap(Capability::FetchByTopicId) {
+                    None => assert_eq!(
+                        m.fetches_by_topic_id, m.fetch_requests,
+                        "{kind} serves Fetch v13+ with topic ids: every fetch goes by id"
+                    ),
+                    Some(gap) => assert_eq!(
+                        m.fetches_by_topic_id, 0,
+                        "{kind} fetches by topic id now: drop the gap ({gap})"
+                    ),
+                }
             }
         }
     }
@@ -402,4 +424,209 @@ async fn mock_cluster_leader_move_mid_consume_resumes_at_the_same_offset() {
         m.incremental_fetches > 0,
         "the mock keeps fetch sessions: {m:?}"
     );
+}
+
+/// Produces `count` records of `size` bytes round-robin over `partitions`
+/// with ferrokafka's producer; the value starts with the record's number.
+async fn produce_sized(bootstrap: &str, topic: &str, partitions: i32, count: usize, size: usize) {
+    use ferrokafka::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
+    let producer = Producer::new(
+        client_config(bootstrap),
+        ProducerConfig::builder()
+            .acks(Acks::Leader)
+            .linger(Duration::from_millis(5))
+            .batch_size(256 * 1024)
+            .build()
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let mut handles = Vec::with_capacity(count);
+    for i in 0..count {
+        let mut value = format!("{i:>12}").into_bytes();
+        value.resize(size, b'.');
+        let record = ProducerRecord::new(topic.to_owned(), bytes::Bytes::from(value))
+            .with_partition(i as i32 % partitions);
+        handles.push(producer.send(record).await.unwrap());
+    }
+    for h in handles {
+        h.await.unwrap();
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// Issue 9's bounded memory on a real broker: a 100 MB topic
+/// (`FK_BOUNDED_MEMORY_MB` changes the size; about 11 s on two busy cores)
+/// read by an application slower than the
+/// fetcher, with a 4 MiB buffer budget: the buffered bytes never pass the
+/// budget by more than one fetch response, the buffer does fill (so the
+/// bound was tested), and every record comes, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_application_keeps_buffered_bytes_under_the_budget_on_tansu() {
+    let megabytes: usize = std::env::var("FK_BOUNDED_MEMORY_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    const RECORD: usize = 1024;
+    const PARTITIONS: i32 = 3;
+    let count = megabytes * 1024 * 1024 / RECORD;
+    let broker = TestCluster::from_env_or_start(BrokerKind::Tansu).unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = format!("consume-bounded-{}", std::process::id());
+    let admin = Admin::connect(client_config(&bootstrap)).await.unwrap();
+    admin
+        .create_topics(
+            &[NewTopic::new(topic.as_str(), PARTITIONS, 1)],
+            CreateTopicsOptions::default(),
+        )
+        .await
+        .unwrap()[topic.as_str()]
+    .as_ref()
+    .unwrap();
+    let started = Instant::now();
+    produce_sized(&bootstrap, &topic, PARTITIONS, count, RECORD).await;
+    let produced_in = started.elapsed();
+
+    let budget = 4 * 1024 * 1024;
+    let response_max = 1024 * 1024;
+    let consumer = consumer(
+        &bootstrap,
+        ConsumerConfig::builder()
+            .auto_offset_reset(AutoOffsetReset::Earliest)
+            .fetch_max_wait(Duration::from_millis(100))
+            .fetch_buffer_bytes(budget)
+            .fetch_max_bytes(response_max as i32)
+            .max_partition_fetch_bytes(response_max as i32)
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let tps: Vec<TopicPartition> = (0..PARTITIONS)
+        .map(|p| TopicPartition::new(topic.as_str(), p))
+        .collect();
+    consumer.assign(tps.clone()).unwrap();
+    let started = Instant::now();
+    let mut next = vec![0i64; PARTITIONS as usize];
+    let mut seen = 0usize;
+    let mut polls = 0u64;
+    while seen < count {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "{seen} of {count} records; {:?}",
+            consumer.metrics()
+        );
+        let batch = consumer.poll(64, Duration::from_secs(5)).await.unwrap();
+        for r in batch.iter() {
+            let p = r.partition() as usize;
+            assert_eq!(r.offset(), next[p], "partition {p}");
+            next[p] += 1;
+            assert_eq!(r.value().unwrap().len(), RECORD);
+        }
+        seen += batch.len();
+        polls += 1;
+        let buffered = consumer.metrics().buffered_bytes;
+        assert!(
+            buffered <= budget + response_max,
+            "{buffered} bytes buffered (budget {budget})"
+        );
+        // The application is slow: 64 records (64 KiB) per millisecond at
+        // most, slower than the fetcher reads from a local broker.
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let consumed_in = started.elapsed();
+    let m = consumer.metrics();
+    assert_eq!(seen, count);
+    assert_eq!(m.records_consumed, count as u64);
+    for (p, tp) in tps.iter().enumerate() {
+        assert_eq!(consumer.position(tp).unwrap(), Some(next[p]));
+    }
+    assert!(
+        m.max_buffered_bytes <= budget + response_max,
+        "max {} buffered (budget {budget})",
+        m.max_buffered_bytes
+    );
+    assert!(
+        m.max_buffered_bytes >= budget / 2,
+        "the buffer never filled ({} bytes at most): the application was not slower than \
+         the fetcher, so the bound was not exercised",
+        m.max_buffered_bytes
+    );
+    eprintln!(
+        "bounded memory: {megabytes} MB ({count} records) produced in {produced_in:?}, consumed \
+         in {consumed_in:?} over {polls} polls; max buffered {} bytes (budget {budget}); \
+         {} fetches, {} by topic id",
+        m.max_buffered_bytes, m.fetch_requests, m.fetches_by_topic_id
+    );
+}
+
+/// Fetch v13+ (KIP-516) on the mock cluster, which serves it: fetches name
+/// topics by id from the metadata. When the topic is deleted and created
+/// again under the same name (a new id), the broker answers UNKNOWN_TOPIC_ID
+/// for the old id; the consumer refreshes its metadata, moves its fetch
+/// session to the new id and reads what is written to the new topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_fetches_by_topic_id_and_follows_a_recreated_topic() {
+    let mock = MockCluster::start(1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let topic = "consume-ids";
+    mock.create_topic(topic, 2, 1).unwrap();
+    produce_sized(&bootstrap, topic, 2, 40, 32).await;
+    let tps = [TopicPartition::new(topic, 0), TopicPartition::new(topic, 1)];
+    let consumer = consumer(&bootstrap, config()).await;
+    consumer.assign(tps.clone()).unwrap();
+    let first = consume_values(&consumer, 40).await;
+    assert_eq!(first.len(), 40);
+    let m = consumer.metrics();
+    assert!(m.fetch_requests > 0);
+    assert_eq!(
+        m.fetches_by_topic_id, m.fetch_requests,
+        "the mock serves Fetch v13+ and Metadata with topic ids: every fetch goes by id"
+    );
+
+    let admin = Admin::connect(client_config(&bootstrap)).await.unwrap();
+    admin
+        .delete_topics(&[topic], Default::default())
+        .await
+        .unwrap()[topic]
+        .as_ref()
+        .unwrap();
+    mock.create_topic(topic, 2, 1).unwrap();
+    // The old id is unknown now; with the new one the positions (20) are past
+    // the new, empty log's end: KIP-320 validation finds the log "truncated"
+    // to 0 and, with auto.offset.reset set, the consumer continues from there.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while tps
+        .iter()
+        .any(|tp| consumer.position(tp).unwrap() != Some(0))
+    {
+        assert!(Instant::now() < deadline, "{:?}", consumer.metrics());
+        let stray = consumer.poll(10, Duration::from_millis(100)).await.unwrap();
+        assert_eq!(stray.len(), 0);
+    }
+    produce_sized(&bootstrap, topic, 2, 10, 32).await;
+    let second = consume_values(&consumer, 10).await;
+    let mut offsets: Vec<(i32, i64)> = second.iter().map(|r| (r.0, r.1)).collect();
+    offsets.sort();
+    let want: Vec<(i32, i64)> = (0..2).flat_map(|p| (0..5).map(move |o| (p, o))).collect();
+    assert_eq!(offsets, want, "the new topic read from its start");
+    let m = consumer.metrics();
+    assert_eq!(m.fetches_by_topic_id, m.fetch_requests, "{m:?}");
+    assert!(
+        m.incremental_fetches > 0,
+        "the mock keeps fetch sessions: {m:?}"
+    );
+}
+
+/// Polls until `n` records came; returns (partition, offset, number in the value).
+async fn consume_values(consumer: &Consumer, n: usize) -> Vec<(i32, i64, u64)> {
+    consume_mapped(consumer, n, 100, |r| {
+        let value = r.value().unwrap();
+        let number = std::str::from_utf8(&value[..12])
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        (r.partition(), r.offset(), number)
+    })
+    .await
 }

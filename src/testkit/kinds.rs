@@ -159,6 +159,8 @@ pub enum Capability {
     OffsetCommitMetadata,
     /// DeleteGroups refusing a group with members (NON_EMPTY_GROUP).
     DeleteGroupsRefusesNonEmpty,
+    /// Fetch v13+ naming topics by id (KIP-516), with topic ids in Metadata.
+    FetchByTopicId,
 }
 
 impl fmt::Display for Capability {
@@ -340,6 +342,11 @@ const TANSU_GAPS: &[KnownGap] = &[
 ];
 
 const NOIDA_GAPS: &[KnownGap] = &[
+    gap(
+        Capability::FetchByTopicId,
+        GapKind::NotSupported,
+        "ApiVersions lists Fetch up to v12 (librdkafka picks v12 there, v16 on Tansu): topics go by name",
+    ),
     gap(
         Capability::DescribeAcls,
         GapKind::NotSupported,
