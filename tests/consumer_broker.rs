@@ -529,9 +529,9 @@ async fn a_slow_application_keeps_buffered_bytes_under_the_budget_on_tansu() {
             buffered <= budget + response_max,
             "{buffered} bytes buffered (budget {budget})"
         );
-        // The application is slow: 64 records (64 KiB) per millisecond at
-        // most, slower than the fetcher reads from a local broker.
-        tokio::time::sleep(Duration::from_millis(1)).await;
+        // The application is slow: 64 records (64 KiB) per 2 ms at most
+        // (32 MB/s), slower than the fetcher reads from a local broker.
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let consumed_in = started.elapsed();
     let m = consumer.metrics();
