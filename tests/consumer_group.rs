@@ -690,3 +690,76 @@ async fn subscribe_and_assign_exclude_each_other_and_need_a_group_id() {
     consumer.assign(tps("t", [0])).unwrap();
     consumer.close().await;
 }
+
+/// Tansu smoke test: two ferrokafka members share a group on a real broker,
+/// every partition is owned once, every record is consumed, and when one
+/// member leaves the other resumes its partitions at its commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_two_members_share_a_group_and_resume_commits() {
+    use ferrokafka::admin::{Admin, CreateTopicsOptions, NewTopic};
+    use ferrokafka::testkit::{BrokerKind, TestCluster};
+
+    let broker = TestCluster::from_env_or_start(BrokerKind::Tansu).unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = format!("group-smoke-{}", std::process::id());
+    let group = format!("group-smoke-{}", std::process::id());
+    let admin = Admin::connect(client(&bootstrap)).await.unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 4, 1)],
+            CreateTopicsOptions::default(),
+        )
+        .await
+        .unwrap();
+    created[&topic].as_ref().unwrap();
+    produce(&bootstrap, &topic, 4, 5).await;
+
+    let config = || group_config(&group).partition_assignment_strategy(range());
+    let a = member(&bootstrap, config()).await;
+    let b = member(&bootstrap, config()).await;
+    a.subscribe([topic.as_str()]).unwrap();
+    b.subscribe([topic.as_str()]).unwrap();
+    let mut seen = poll_until(&[&a, &b], Duration::from_secs(60), |asg| {
+        owned_once(asg, &topic, 4) && asg.iter().all(|x| x.len() == 2)
+    })
+    .await;
+    let start = Instant::now();
+    while seen.iter().map(Vec::len).sum::<usize>() < 20 {
+        let more = poll_until(&[&a, &b], Duration::from_secs(30), |_| true).await;
+        for (s, m) in seen.iter_mut().zip(more) {
+            s.extend(m);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "consumed {seen:?}"
+        );
+    }
+    let mut consumed: Vec<String> = seen.into_iter().flatten().collect();
+    assert!(owned_once(&[a.assignment(), b.assignment()], &topic, 4));
+    b.close().await;
+    produce(&bootstrap, &topic, 4, 5).await;
+    let start = Instant::now();
+    while consumed.len() < 40 {
+        consumed.extend(poll_for(&a, Duration::from_millis(200)).await);
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "consumed {}",
+            consumed.len()
+        );
+    }
+    consumed.extend(poll_for(&a, Duration::from_millis(500)).await);
+    let unique: BTreeSet<&String> = consumed.iter().collect();
+    assert_eq!(unique.len(), 40, "every record consumed");
+    assert_eq!(
+        consumed.len(),
+        40,
+        "none twice: a resumed b's partitions at b's commits"
+    );
+    a.commit().await.unwrap();
+    let partitions = tps(&topic, 0..4);
+    let committed = a.committed(&partitions).await.unwrap();
+    for tp in &partitions {
+        assert_eq!(committed[tp].as_ref().map(|o| o.offset), Some(10), "{tp}");
+    }
+    a.close().await;
+}
