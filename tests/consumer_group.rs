@@ -180,21 +180,22 @@ async fn mock_with_topic(partitions: i32, per_partition: usize) -> (MockCluster,
     (mock, bootstrap)
 }
 
-/// A single subscribed member, polled until it owns all `partitions` of `t`.
+/// A single subscribed member, polled until it owns all `partitions` of `t`;
+/// also returns what it consumed meanwhile.
 async fn stable_member(
     bootstrap: &str,
     config: ConsumerConfigBuilder,
     partitions: i32,
-) -> (Consumer, Recorder) {
+) -> (Consumer, Recorder, Vec<String>) {
     let consumer = member(bootstrap, config).await;
     let recorder = Recorder::default();
     consumer.set_rebalance_listener(recorder.clone());
     consumer.subscribe(["t"]).unwrap();
-    poll_until(&[&consumer], Duration::from_secs(15), |a| {
+    let consumed = poll_until(&[&consumer], Duration::from_secs(15), |a| {
         owned_once(a, "t", partitions)
     })
     .await;
-    (consumer, recorder)
+    (consumer, recorder, consumed.into_iter().flatten().collect())
 }
 
 /// Polls for about `time`, returning what was consumed.
@@ -296,7 +297,7 @@ async fn coordinator_errors_on_join_and_sync_are_retried_and_the_coordinator_red
     mock.inject(Fault::error(ApiKey::JoinGroup, ErrorCode::CoordinatorLoadInProgress).times(1));
     mock.inject(Fault::error(ApiKey::SyncGroup, ErrorCode::RebalanceInProgress).times(1));
     let finds_before = mock.request_count(1, ApiKey::FindCoordinator);
-    let (consumer, recorder) = stable_member(&bootstrap, group_config("g-errors"), 2).await;
+    let (consumer, recorder, _) = stable_member(&bootstrap, group_config("g-errors"), 2).await;
     assert!(
         mock.pending_faults().is_empty(),
         "{:?}",
@@ -315,7 +316,7 @@ async fn coordinator_errors_on_join_and_sync_are_retried_and_the_coordinator_red
 async fn heartbeat_rebalance_in_progress_rejoins_and_illegal_generation_loses_the_partitions() {
     let (mock, bootstrap) = mock_with_topic(2, 0).await;
     let config = group_config("g-hb").partition_assignment_strategy(range());
-    let (consumer, recorder) = stable_member(&bootstrap, config, 2).await;
+    let (consumer, recorder, _) = stable_member(&bootstrap, config, 2).await;
     let first = consumer.group_state().unwrap();
 
     // REBALANCE_IN_PROGRESS: an ordinary rejoin; eager revocation first.
@@ -363,7 +364,7 @@ async fn the_member_follows_a_coordinator_move_without_a_rebalance() {
     mock.create_topic("t", 2, 1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     produce(&bootstrap, "t", 2, 3).await;
-    let (consumer, recorder) = stable_member(
+    let (consumer, recorder, _) = stable_member(
         &bootstrap,
         group_config("g-move").enable_auto_commit(false),
         2,
@@ -461,7 +462,7 @@ async fn an_expired_session_reports_the_partitions_lost_and_the_member_rejoins()
         .session_timeout(Duration::from_millis(1200))
         .heartbeat_interval(Duration::from_millis(200))
         .max_poll_interval(Duration::from_secs(4));
-    let (consumer, recorder) = stable_member(&bootstrap, config, 2).await;
+    let (consumer, recorder, _) = stable_member(&bootstrap, config, 2).await;
     let before = consumer.group_state().unwrap();
     // Every heartbeat is cut off until the coordinator expires the session.
     mock.inject(Fault::drop_connection(ApiKey::Heartbeat).times(1_000));
@@ -497,7 +498,7 @@ async fn a_member_that_stops_polling_leaves_but_heartbeats_keep_a_slow_one_in() 
         .session_timeout(Duration::from_millis(1200))
         .heartbeat_interval(Duration::from_millis(200))
         .max_poll_interval(Duration::from_secs(4));
-    let (consumer, recorder) = stable_member(&bootstrap, config, 2).await;
+    let (consumer, recorder, _) = stable_member(&bootstrap, config, 2).await;
     let before = consumer.group_state().unwrap();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     poll_for(&consumer, Duration::from_millis(300)).await;
@@ -507,6 +508,20 @@ async fn a_member_that_stops_polling_leaves_but_heartbeats_keep_a_slow_one_in() 
         (before.generation, &before.member_id)
     );
     assert_eq!(recorder.kinds(), ["assigned"]);
+    assert_eq!(
+        mock.group("g-poll").unwrap().members,
+        vec![before.member_id.clone()]
+    );
+    // Waiting inside one poll for longer than max.poll.interval is polling.
+    let empty = consumer
+        .poll(10, Duration::from_millis(4500))
+        .await
+        .unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(
+        consumer.group_state().unwrap().generation,
+        before.generation
+    );
     assert_eq!(
         mock.group("g-poll").unwrap().members,
         vec![before.member_id.clone()]
@@ -533,8 +548,7 @@ async fn auto_commit_on_close_and_manual_commit_roundtrip() {
     let (mock, bootstrap) = mock_with_topic(2, 5).await;
     // Auto-commit with a long interval: only the close commits.
     let config = group_config("g-commit").auto_commit_interval(Duration::from_secs(600));
-    let (consumer, _) = stable_member(&bootstrap, config, 2).await;
-    let mut consumed = Vec::new();
+    let (consumer, _, mut consumed) = stable_member(&bootstrap, config, 2).await;
     let start = Instant::now();
     while consumed.len() < 10 {
         consumed.extend(poll_for(&consumer, Duration::from_millis(100)).await);
@@ -547,7 +561,7 @@ async fn auto_commit_on_close_and_manual_commit_roundtrip() {
 
     // Manual commits: explicit offsets with metadata, then positions.
     let config = group_config("g-commit").enable_auto_commit(false);
-    let (consumer, _) = stable_member(&bootstrap, config, 2).await;
+    let (consumer, _, _) = stable_member(&bootstrap, config, 2).await;
     let tp0 = TopicPartition::new("t", 0);
     let tp1 = TopicPartition::new("t", 1);
     let committed = consumer
@@ -595,7 +609,7 @@ async fn cooperative_sticky_revokes_only_the_partitions_that_move() {
     let (_mock, bootstrap) = mock_with_topic(4, 0).await;
     let config =
         || group_config("g-coop").partition_assignment_strategy(vec![Strategy::CooperativeSticky]);
-    let (a, ra) = stable_member(&bootstrap, config(), 4).await;
+    let (a, ra, _) = stable_member(&bootstrap, config(), 4).await;
     assert_eq!(
         a.group_state().unwrap().protocol.as_deref(),
         Some("cooperative-sticky")
@@ -762,4 +776,89 @@ async fn tansu_two_members_share_a_group_and_resume_commits() {
         assert_eq!(committed[tp].as_ref().map(|o| o.offset), Some(10), "{tp}");
     }
     a.close().await;
+}
+
+/// Commits the consumed positions when partitions are revoked.
+struct CommitOnRevoke(Recorder);
+
+impl RebalanceListener for CommitOnRevoke {
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        Box::pin(async move {
+            consumer
+                .commit()
+                .await
+                .expect("commit in the revoked callback");
+            self.0.push("revoked", partitions);
+        })
+    }
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        self.0.on_partitions_assigned(consumer, partitions)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revoked_callback_can_commit_and_commit_async_lands() {
+    let (mock, bootstrap) = mock_with_topic(2, 5).await;
+    let config = || {
+        group_config("g-revoke")
+            .enable_auto_commit(false)
+            .partition_assignment_strategy(range())
+    };
+    let a = member(&bootstrap, config()).await;
+    let recorder = Recorder::default();
+    a.set_rebalance_listener(CommitOnRevoke(recorder.clone()));
+    a.subscribe(["t"]).unwrap();
+    let mut consumed = 0;
+    let start = Instant::now();
+    while consumed < 10 {
+        consumed += poll_for(&a, Duration::from_millis(100)).await.len();
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    assert_eq!(mock.committed_offset("g-revoke", "t", 0), None);
+    // A second member joins: the eager rebalance revokes everything from a,
+    // whose callback commits its positions first.
+    let b = member(&bootstrap, config()).await;
+    b.subscribe(["t"]).unwrap();
+    poll_until(&[&a, &b], Duration::from_secs(15), |asg| {
+        owned_once(asg, "t", 2) && asg.iter().all(|x| x.len() == 1)
+    })
+    .await;
+    assert!(
+        recorder.kinds().contains(&"revoked"),
+        "{:?}",
+        recorder.events()
+    );
+    assert_eq!(mock.committed_offset("g-revoke", "t", 0), Some(5));
+    assert_eq!(mock.committed_offset("g-revoke", "t", 1), Some(5));
+    // commit_async: fire and forget, lands shortly after.
+    produce(&bootstrap, "t", 2, 1).await;
+    let mut got = 0;
+    let start = Instant::now();
+    while got < 2 {
+        got += poll_for(&a, Duration::from_millis(50)).await.len();
+        got += poll_for(&b, Duration::from_millis(50)).await.len();
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    a.commit_async();
+    b.commit_async();
+    let start = Instant::now();
+    while mock.committed_offset("g-revoke", "t", 0) != Some(6)
+        || mock.committed_offset("g-revoke", "t", 1) != Some(6)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "commit_async never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.close().await;
+    b.close().await;
 }

@@ -320,18 +320,15 @@ impl Consumer {
         let Some(group) = self.group.as_ref().filter(|g| g.subscribed()) else {
             return self.shared.poll(max_records, timeout).await;
         };
+        // Waits in slices of a heartbeat interval: an application waiting in
+        // poll is polling (as in Java), and rebalances, auto-commits and
+        // new pattern matches are handled while it waits.
+        let slice = self.shared.config.heartbeat_interval;
         loop {
             self.ensure_active(group, deadline).await?;
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let records = self.shared.poll(max_records, remaining).await?;
-            let attention = {
-                let m = group.coordinator.lock();
-                m.rejoin_needed || m.fatal.is_some() || m.generation < 0
-            };
-            if !records.is_empty()
-                || !attention
-                || tokio::time::Instant::now() >= deadline
-                || !group.subscribed()
+            let records = self.shared.poll(max_records, remaining.min(slice)).await?;
+            if !records.is_empty() || tokio::time::Instant::now() >= deadline || !group.subscribed()
             {
                 return Ok(records);
             }
@@ -415,7 +412,8 @@ pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// Callbacks around rebalances, run inside [`Consumer::poll`] on the
 /// application's task (as Java's `ConsumerRebalanceListener`). Each gets the
 /// consumer, so it may commit, seek or read positions; it must not call
-/// `poll` (that would wait for itself).
+/// `poll`, `unsubscribe` or `close` (they would wait for the rebalance that
+/// is running the callback).
 ///
 /// ```
 /// use ferrokafka::consumer::{Consumer, ListenerFuture, RebalanceListener, TopicPartition};
