@@ -862,3 +862,26 @@ async fn the_revoked_callback_can_commit_and_commit_async_lands() {
     a.close().await;
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manually_assigned_consumer_with_a_group_id_commits_as_a_simple_consumer() {
+    let (mock, bootstrap) = mock_with_topic(2, 4).await;
+    let consumer = member(&bootstrap, group_config("g-simple")).await;
+    consumer.assign(tps("t", 0..2)).unwrap();
+    let mut n = 0;
+    let start = Instant::now();
+    while n < 8 {
+        n += poll_for(&consumer, Duration::from_millis(100)).await.len();
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    // No membership: commits go with generation -1 and no member id.
+    assert_eq!(consumer.group_state().unwrap().generation, -1);
+    consumer.close().await;
+    assert_eq!(mock.committed_offset("g-simple", "t", 0), Some(4));
+    assert_eq!(mock.committed_offset("g-simple", "t", 1), Some(4));
+    let again = member(&bootstrap, group_config("g-simple")).await;
+    let committed = again.committed(&tps("t", 0..2)).await.unwrap();
+    assert!(committed
+        .values()
+        .all(|c| c.as_ref().map(|o| o.offset) == Some(4)));
+}
