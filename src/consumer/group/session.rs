@@ -163,3 +163,21 @@ pub(crate) fn compile_pattern(pattern: &str) -> Result<regex::Regex> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| ConsumerError::InvalidPattern(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_topic_names() {
+        let regex = compile_pattern("orders-.*|payments").unwrap();
+        assert!(regex.is_match("orders-eu"));
+        assert!(regex.is_match("payments"));
+        assert!(!regex.is_match("old-orders-eu"));
+        assert!(!regex.is_match("payments-dlq"));
+        assert!(matches!(
+            compile_pattern("("),
+            Err(ConsumerError::InvalidPattern(_))
+        ));
+    }
+}
