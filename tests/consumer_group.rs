@@ -885,3 +885,51 @@ async fn a_manually_assigned_consumer_with_a_group_id_commits_as_a_simple_consum
         .values()
         .all(|c| c.as_ref().map(|o| o.offset) == Some(4)));
 }
+
+/// Offset fetches, commits and heartbeats use the member's own connection:
+/// they are answered while the coordinator holds the member's JoinGroup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_not_queued_behind_a_join_the_coordinator_holds() {
+    let (_mock, bootstrap) = mock_with_topic(2, 0).await;
+    let config = || group_config("g-held").partition_assignment_strategy(range());
+    let a = member(&bootstrap, config()).await;
+    let b = member(&bootstrap, config()).await;
+    a.subscribe(["t"]).unwrap();
+    b.subscribe(["t"]).unwrap();
+    poll_until(&[&a, &b], Duration::from_secs(15), |asg| {
+        owned_once(asg, "t", 2) && asg.iter().all(|x| x.len() == 1)
+    })
+    .await;
+    // a changes its subscription and rejoins; the coordinator holds its
+    // JoinGroup until b rejoins, and b's application is busy (no poll).
+    a.subscribe(["t", "t-later"]).unwrap();
+    let start = Instant::now();
+    while a.group_state().unwrap().state != MemberState::PreparingRebalance {
+        a.poll(10, Duration::from_millis(50)).await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a never rejoined"
+        );
+    }
+    let tp = TopicPartition::new("t", 0);
+    let answered = tokio::time::timeout(
+        Duration::from_secs(3),
+        a.committed(std::slice::from_ref(&tp)),
+    )
+    .await;
+    assert!(
+        matches!(answered, Ok(Ok(_))),
+        "OffsetFetch answered while the JoinGroup is held: {answered:?}"
+    );
+    assert_eq!(
+        a.group_state().unwrap().state,
+        MemberState::PreparingRebalance,
+        "the join was still held"
+    );
+    poll_until(&[&a, &b], Duration::from_secs(15), |asg| {
+        owned_once(asg, "t", 2) && asg.iter().all(|x| x.len() == 1)
+    })
+    .await;
+    a.close().await;
+    b.close().await;
+}
