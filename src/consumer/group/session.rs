@@ -48,8 +48,9 @@ pub(crate) struct SessionState {
     pub next_auto_commit: Option<Instant>,
     /// When the pattern was last matched against the cluster's topics.
     pub pattern_checked_at: Option<Instant>,
-    /// Partition counts of the subscribed topics when the leader assigned.
-    pub assigned_counts: BTreeMap<String, usize>,
+    /// Partition counts of the subscribed topics at the last completed
+    /// assignment (`None` while none is in force, e.g. during a join).
+    pub assigned_counts: Option<BTreeMap<String, usize>>,
     pub closed: bool,
 }
 
