@@ -19,6 +19,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With a `group.id`, [`Consumer::subscribe`] (or
+//! [`Consumer::subscribe_pattern`]) makes it a member of a consumer group
+//! (classic protocol): `poll` joins and rebalances, the [`group`] assignors
+//! split the partitions, [`RebalanceListener`] callbacks run around
+//! rebalances, and offsets are committed automatically or with
+//! [`Consumer::commit`]:
+//!
+//! ```no_run
+//! # async fn demo() -> ferrokafka::consumer::Result<()> {
+//! use std::time::Duration;
+//! use ferrokafka::consumer::{Consumer, ConsumerConfig, Strategy};
+//! use ferrokafka::network::ClientConfig;
+//!
+//! let client = ClientConfig::builder().bootstrap_servers(["localhost:9092"]).build()?;
+//! let config = ConsumerConfig::builder()
+//!     .group_id("billing")
+//!     .partition_assignment_strategy(vec![Strategy::CooperativeSticky])
+//!     .enable_auto_commit(false)
+//!     .build()?;
+//! let consumer = Consumer::new(client, config).await?;
+//! consumer.subscribe(["orders"])?;
+//! let batch = consumer.poll(500, Duration::from_secs(1)).await?;
+//! println!("{} records from {:?}", batch.len(), consumer.assignment());
+//! consumer.commit().await?;
+//! consumer.close().await;
+//! # Ok(()) }
+//! ```
+//!
 //! This module depends on [`crate::network`] and [`crate::records`].
 
 mod config;
@@ -39,9 +67,11 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::network::{ConsumerGroupMetadata, OffsetAndMetadata};
 pub use config::{AutoOffsetReset, ConsumerConfig, ConsumerConfigBuilder, IsolationLevel};
 pub use error::{ConsumerError, Result};
-pub use handle::Consumer;
+pub use group::{GroupMembership, MemberState, Strategy};
+pub use handle::{Consumer, ListenerFuture, RebalanceListener};
 pub use metrics::{ConsumerMetrics, PartitionMetrics};
 pub use record::{ConsumerRecord, HeaderView, HeadersIter, RecordView, Records, RecordsIter};
 pub use stream::RecordStream;
