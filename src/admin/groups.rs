@@ -414,27 +414,7 @@ pub struct ListConsumerGroupOffsetsOptions {
     pub timeout: Option<Duration>,
 }
 
-/// A committed offset.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffsetAndMetadata {
-    /// The offset of the next record to consume.
-    pub offset: i64,
-    /// The leader epoch of the last consumed record, if known.
-    pub leader_epoch: Option<i32>,
-    /// Free-form metadata stored with the offset.
-    pub metadata: String,
-}
-
-impl OffsetAndMetadata {
-    /// An offset without leader epoch or metadata.
-    pub fn new(offset: i64) -> OffsetAndMetadata {
-        OffsetAndMetadata {
-            offset,
-            leader_epoch: None,
-            metadata: String::new(),
-        }
-    }
-}
+pub use crate::network::OffsetAndMetadata;
 
 /// A member to remove with [`Admin::remove_members_from_consumer_group`].
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

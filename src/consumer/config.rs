@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use crate::network::ConfigError;
 
+use super::group::Strategy;
+
 pub use crate::network::IsolationLevel;
 
 /// Where to start when a partition has no valid position (`auto.offset.reset`).
@@ -72,6 +74,31 @@ pub struct ConsumerConfig {
     /// stays bounded when the application is slow (a single batch larger than
     /// the room may still come, as the broker always returns one batch).
     pub fetch_buffer_bytes: usize,
+    /// `group.id` (default none): the consumer group; needed by
+    /// [`Consumer::subscribe`](super::Consumer::subscribe) and by commits.
+    pub group_id: Option<String>,
+    /// `group.instance.id` (default none): makes the member static (KIP-345):
+    /// it keeps its partitions across restarts shorter than the session
+    /// timeout, and sends no LeaveGroup on close.
+    pub group_instance_id: Option<String>,
+    /// `session.timeout.ms` (default 45 s): the coordinator drops a member
+    /// that sends no heartbeat for this long.
+    pub session_timeout: Duration,
+    /// `heartbeat.interval.ms` (default 3 s): the time between heartbeats.
+    pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms` (default 300 s): a member whose application
+    /// does not call poll for this long leaves the group. Also the rebalance
+    /// timeout sent in JoinGroup, as in Java.
+    pub max_poll_interval: Duration,
+    /// `partition.assignment.strategy` (default `range,cooperative-sticky`):
+    /// the assignors in preference order.
+    pub partition_assignment_strategy: Vec<Strategy>,
+    /// `enable.auto.commit` (default true): commit consumed positions every
+    /// `auto.commit.interval.ms`, before partitions are revoked and on close.
+    /// Applies only with a `group.id`.
+    pub enable_auto_commit: bool,
+    /// `auto.commit.interval.ms` (default 5 s).
+    pub auto_commit_interval: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -87,6 +114,14 @@ impl Default for ConsumerConfig {
             auto_offset_reset: AutoOffsetReset::Latest,
             client_rack: String::new(),
             fetch_buffer_bytes: 64 * 1024 * 1024,
+            group_id: None,
+            group_instance_id: None,
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            max_poll_interval: Duration::from_secs(300),
+            partition_assignment_strategy: Strategy::default_list(),
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
         }
     }
 }
@@ -138,6 +173,17 @@ impl ConsumerConfig {
         };
         let int = || value.parse::<i64>().map_err(|_| invalid("not an integer"));
         let i32_of = |v: i64| i32::try_from(v).map_err(|_| invalid("out of range"));
+        let millis = || {
+            Ok::<_, ConfigError>(Duration::from_millis(
+                u64::try_from(int()?).map_err(|_| invalid("negative"))?,
+            ))
+        };
+        let boolean = || {
+            value
+                .parse::<bool>()
+                .map_err(|_| invalid("not true or false"))
+        };
+        let optional = || (!value.is_empty()).then(|| value.to_owned());
         match key {
             "fetch.min.bytes" => self.fetch_min_bytes = i32_of(int()?)?,
             "fetch.max.wait.ms" => {
@@ -172,6 +218,16 @@ impl ConsumerConfig {
                 self.fetch_buffer_bytes =
                     usize::try_from(int()?).map_err(|_| invalid("negative"))?
             }
+            "group.id" => self.group_id = optional(),
+            "group.instance.id" => self.group_instance_id = optional(),
+            "session.timeout.ms" => self.session_timeout = millis()?,
+            "heartbeat.interval.ms" => self.heartbeat_interval = millis()?,
+            "max.poll.interval.ms" => self.max_poll_interval = millis()?,
+            "partition.assignment.strategy" => {
+                self.partition_assignment_strategy = Strategy::parse_list(value)?
+            }
+            "enable.auto.commit" => self.enable_auto_commit = boolean()?,
+            "auto.commit.interval.ms" => self.auto_commit_interval = millis()?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -225,6 +281,50 @@ impl ConsumerConfig {
             "fetch.buffer.bytes",
             self.fetch_buffer_bytes.to_string(),
             "must be positive",
+        )?;
+        let ms = |d: Duration| d.as_millis().to_string();
+        check(
+            !self.heartbeat_interval.is_zero() && self.heartbeat_interval < self.session_timeout,
+            "heartbeat.interval.ms",
+            ms(self.heartbeat_interval),
+            "must be positive and below session.timeout.ms",
+        )?;
+        check(
+            self.session_timeout.as_millis() <= i32::MAX as u128,
+            "session.timeout.ms",
+            ms(self.session_timeout),
+            "too large",
+        )?;
+        check(
+            !self.max_poll_interval.is_zero()
+                && self.max_poll_interval.as_millis() <= i32::MAX as u128,
+            "max.poll.interval.ms",
+            ms(self.max_poll_interval),
+            "must be positive and fit in 32 bits",
+        )?;
+        check(
+            !self.auto_commit_interval.is_zero(),
+            "auto.commit.interval.ms",
+            ms(self.auto_commit_interval),
+            "must be positive",
+        )?;
+        let mut names: Vec<&str> = self
+            .partition_assignment_strategy
+            .iter()
+            .map(Strategy::name)
+            .collect();
+        let listed = names.len();
+        names.sort_unstable();
+        names.dedup();
+        check(
+            listed > 0 && names.len() == listed,
+            "partition.assignment.strategy",
+            self.partition_assignment_strategy
+                .iter()
+                .map(Strategy::name)
+                .collect::<Vec<_>>()
+                .join(","),
+            "must list at least one assignor, each once",
         )
     }
 }
@@ -282,6 +382,42 @@ impl ConsumerConfigBuilder {
         /// `fetch.buffer.bytes`: the budget of buffered fetched data.
         fetch_buffer_bytes: usize
     );
+    setter!(
+        /// `session.timeout.ms`.
+        session_timeout: Duration
+    );
+    setter!(
+        /// `heartbeat.interval.ms`.
+        heartbeat_interval: Duration
+    );
+    setter!(
+        /// `max.poll.interval.ms` (also the rebalance timeout).
+        max_poll_interval: Duration
+    );
+    setter!(
+        /// `partition.assignment.strategy`, in preference order.
+        partition_assignment_strategy: Vec<Strategy>
+    );
+    setter!(
+        /// `enable.auto.commit`.
+        enable_auto_commit: bool
+    );
+    setter!(
+        /// `auto.commit.interval.ms`.
+        auto_commit_interval: Duration
+    );
+
+    /// `group.id`.
+    pub fn group_id(mut self, group_id: impl Into<String>) -> Self {
+        self.config.group_id = Some(group_id.into());
+        self
+    }
+
+    /// `group.instance.id` (static membership).
+    pub fn group_instance_id(mut self, id: impl Into<String>) -> Self {
+        self.config.group_instance_id = Some(id.into());
+        self
+    }
 
     /// `client.rack`.
     pub fn client_rack(mut self, rack: impl Into<String>) -> Self {
@@ -321,15 +457,20 @@ mod tests {
             ("check.crcs", "false"),
             ("auto.offset.reset", "none"),
             ("group.id", "g"),
+            ("bootstrap.servers", "b:9092"),
         ])
         .unwrap();
         assert_eq!(c.fetch_min_bytes, 10);
         assert_eq!(c.max_partition_fetch_bytes, 2048);
         assert!(!c.check_crcs);
         assert_eq!(c.auto_offset_reset, AutoOffsetReset::None);
-        assert_eq!(rest.get("group.id").map(String::as_str), Some("g"));
+        assert_eq!(c.group_id.as_deref(), Some("g"));
+        assert_eq!(
+            rest.get("bootstrap.servers").map(String::as_str),
+            Some("b:9092")
+        );
         assert!(matches!(
-            ConsumerConfig::from_properties([("group.id", "g")]),
+            ConsumerConfig::from_properties([("bootstrap.servers", "b:9092")]),
             Err(ConfigError::UnknownProperties(_))
         ));
         assert!(matches!(
@@ -340,5 +481,45 @@ mod tests {
             .max_poll_records(0)
             .build()
             .is_err());
+    }
+
+    #[test]
+    fn group_properties_parse_like_java() {
+        let c = ConsumerConfig::from_properties([
+            ("group.id", "orders"),
+            ("group.instance.id", "static-1"),
+            ("session.timeout.ms", "6000"),
+            ("heartbeat.interval.ms", "1000"),
+            ("max.poll.interval.ms", "20000"),
+            ("partition.assignment.strategy", "roundrobin,range"),
+            ("enable.auto.commit", "false"),
+            ("auto.commit.interval.ms", "250"),
+        ])
+        .unwrap();
+        let built = ConsumerConfig::builder()
+            .group_id("orders")
+            .group_instance_id("static-1")
+            .session_timeout(Duration::from_secs(6))
+            .heartbeat_interval(Duration::from_secs(1))
+            .max_poll_interval(Duration::from_secs(20))
+            .partition_assignment_strategy(vec![Strategy::RoundRobin, Strategy::Range])
+            .enable_auto_commit(false)
+            .auto_commit_interval(Duration::from_millis(250))
+            .build()
+            .unwrap();
+        assert_eq!(c, built);
+        let d = ConsumerConfig::default();
+        assert_eq!(d.session_timeout, Duration::from_secs(45));
+        assert_eq!(d.max_poll_interval, Duration::from_secs(300));
+        assert_eq!(d.partition_assignment_strategy, Strategy::default_list());
+        assert!(d.enable_auto_commit);
+        for bad in [
+            ("heartbeat.interval.ms", "60000"),
+            ("partition.assignment.strategy", "range,range"),
+            ("partition.assignment.strategy", "fair"),
+            ("enable.auto.commit", "yes"),
+        ] {
+            assert!(ConsumerConfig::from_properties([bad]).is_err(), "{bad:?}");
+        }
     }
 }

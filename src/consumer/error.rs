@@ -69,6 +69,38 @@ pub enum ConsumerError {
     /// The consumer was closed.
     #[error("the consumer is closed")]
     Closed,
+    /// Subscribing, committing or asking for committed offsets needs a `group.id`.
+    #[error("this operation needs a group.id in the consumer configuration")]
+    NoGroupId,
+    /// The call does not fit the consumer's state (as Java's
+    /// IllegalStateException): mixing `subscribe` with `assign`, ...
+    #[error("{0}")]
+    IllegalState(String),
+    /// The subscription pattern is not a valid regular expression.
+    #[error("invalid subscription pattern: {0}")]
+    InvalidPattern(String),
+    /// Another consumer with the same `group.instance.id` joined the group
+    /// (FENCED_INSTANCE_ID): this one is out of the group for good.
+    #[error("fenced: {0}")]
+    FencedInstanceId(String),
+    /// The group coordinator refused the member for good (authorization,
+    /// inconsistent protocols, invalid session timeout, ...).
+    #[error("consumer group error {code}: {reason}")]
+    Group {
+        /// The broker's error code.
+        code: crate::protocol::ErrorCode,
+        /// What was refused.
+        reason: String,
+    },
+    /// The group's member metadata or assignment could not be encoded or decoded.
+    #[error("consumer group protocol: {0}")]
+    GroupProtocol(String),
+    /// The commit cannot succeed: the group rebalanced and the member's
+    /// generation is gone (Java's CommitFailedException). The partitions
+    /// will be consumed again from the last committed offsets by their new
+    /// owner.
+    #[error("commit failed: {0}")]
+    CommitFailed(String),
 }
 
 impl ConsumerError {

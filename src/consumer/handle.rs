@@ -1,17 +1,21 @@
 //! The [`Consumer`] handle and its background fetch driver.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::network::{ClientConfig, Cluster, ConsumerGroupMetadata, OffsetAndMetadata};
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
-
-use crate::network::{ClientConfig, Cluster};
 
 use super::config::{AutoOffsetReset, ConsumerConfig};
 use super::error::{ConsumerError, Result};
 use super::fetch::{fetch_from, Target};
+use super::group::coordinator::{GroupCoordinator, GroupMembership, JoinFailure, Joined};
+use super::group::session::{compile_pattern, GroupSession, Subscribed};
+use super::group::RebalanceProtocol;
 use super::metrics::{ConsumerMetrics, PartitionMetrics};
 use super::offsets::{resolve_resets, validate_positions, ResetTarget, ValidateTarget};
 use super::record::Records;
@@ -20,7 +24,8 @@ use super::state::{PartitionState, Shared, State};
 use super::stream::RecordStream;
 use super::{IsolationLevel, Offset, TopicPartition};
 
-/// A consumer of manually assigned partitions.
+/// A Kafka consumer: of manually assigned partitions ([`Consumer::assign`])
+/// or as a member of a consumer group ([`Consumer::subscribe`]).
 ///
 /// A background task keeps one fetch in flight per leader broker, covering
 /// every assigned, unpaused partition that broker leads, and fetches ahead
@@ -29,18 +34,43 @@ use super::{IsolationLevel, Offset, TopicPartition};
 /// place, no allocation per record); [`Consumer::stream`] as a `Stream` of
 /// owned [`ConsumerRecord`](super::ConsumerRecord)s.
 ///
-/// Dropping the consumer stops its fetching.
-#[derive(Debug)]
+/// In a group, `poll` also drives the membership as Java's does: it joins,
+/// runs the [`RebalanceListener`] callbacks on the application's task,
+/// fetches committed offsets for new partitions and auto-commits; a
+/// background task sends the heartbeats, whatever the time between polls.
+///
+/// Dropping the consumer stops its fetching (without leaving the group:
+/// call [`Consumer::close`] for that).
 pub struct Consumer {
     shared: Arc<Shared>,
-    driver: JoinHandle<()>,
+    group: Option<Arc<GroupSession>>,
+    listener: Arc<Mutex<Option<Arc<dyn RebalanceListener>>>>,
+    /// Only the handle the application created stops the consumer when
+    /// dropped; views lent to streams and callbacks do not.
+    owner: bool,
+}
+
+impl fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Consumer")
+            .field("group_id", &self.shared.config.group_id)
+            .field("assignment", &self.assignment())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Drop for Consumer {
     fn drop(&mut self) {
+        if !self.owner {
+            return;
+        }
         self.shared.lock().closed = true;
         self.shared.data_ready.notify_waiters();
-        self.driver.abort();
+        self.shared.wake.notify_one();
+        if let Some(group) = &self.group {
+            group.coordinator.lock().closed = true;
+            group.coordinator.heartbeat_wake.notify_one();
+        }
     }
 }
 
@@ -50,11 +80,19 @@ impl Consumer {
     pub async fn new(client: ClientConfig, config: ConsumerConfig) -> Result<Consumer> {
         config.validate()?;
         let cluster = Cluster::new(client)?;
-        Ok(Self::with_cluster(cluster, config))
+        Self::with_cluster(cluster, config)
     }
 
     /// A consumer sharing an existing [`Cluster`] client (its connections and metadata).
-    pub fn with_cluster(cluster: Cluster, config: ConsumerConfig) -> Consumer {
+    pub fn with_cluster(cluster: Cluster, config: ConsumerConfig) -> Result<Consumer> {
+        config.validate()?;
+        let group = match config.group_id {
+            Some(_) => Some(Arc::new(GroupSession::new(GroupCoordinator::new(
+                cluster.clone(),
+                &config,
+            )?))),
+            None => None,
+        };
         let shared = Arc::new(Shared {
             config,
             cluster,
@@ -63,8 +101,23 @@ impl Consumer {
             wake: Notify::new(),
             counters: Default::default(),
         });
-        let driver = tokio::spawn(drive(shared.clone()));
-        Consumer { shared, driver }
+        tokio::spawn(drive(shared.clone()));
+        Ok(Consumer {
+            shared,
+            group,
+            listener: Arc::new(Mutex::new(None)),
+            owner: true,
+        })
+    }
+
+    /// A handle on the same consumer that does not close it when dropped.
+    fn view(&self) -> Consumer {
+        Consumer {
+            shared: self.shared.clone(),
+            group: self.group.clone(),
+            listener: self.listener.clone(),
+            owner: false,
+        }
     }
 
     /// The consumer settings.
@@ -92,6 +145,13 @@ impl Consumer {
     where
         I: IntoIterator<Item = TopicPartition>,
     {
+        if self.group.as_ref().is_some_and(|g| g.subscribed()) {
+            return Err(ConsumerError::IllegalState(
+                "assign after subscribe: subscription to topics or a pattern and manual \
+                 assignment are mutually exclusive (unsubscribe first)"
+                    .to_owned(),
+            ));
+        }
         let wanted: Vec<TopicPartition> = partitions.into_iter().collect();
         let removed: Vec<TopicPartition> = {
             let state = self.shared.lock();
@@ -251,14 +311,42 @@ impl Consumer {
     /// (an empty batch when the time runs out). Errors the fetcher met
     /// (offset out of range with `auto.offset.reset=none`, truncation,
     /// corrupt data, authorization) come out here, once each.
+    ///
+    /// In a group, poll also joins the group, runs rebalances and their
+    /// callbacks, and auto-commits; call it at least every
+    /// `max.poll.interval.ms` or the member leaves the group.
     pub async fn poll(&self, max_records: usize, timeout: Duration) -> Result<Records> {
-        self.shared.poll(max_records, timeout).await
+        let deadline = tokio::time::Instant::now() + timeout;
+        let Some(group) = self.group.as_ref().filter(|g| g.subscribed()) else {
+            return self.shared.poll(max_records, timeout).await;
+        };
+        loop {
+            self.ensure_active(group, deadline).await?;
+            let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let records = self.shared.poll(max_records, remaining).await?;
+            let attention = {
+                let m = group.coordinator.lock();
+                m.rejoin_needed || m.fatal.is_some() || m.generation < 0
+            };
+            if !records.is_empty()
+                || !attention
+                || tokio::time::Instant::now() >= deadline
+                || !group.subscribed()
+            {
+                return Ok(records);
+            }
+        }
     }
 
     /// The records as a `futures_core::Stream` of owned records, polled in
     /// batches of `max.poll.records`.
     pub fn stream(&self) -> RecordStream {
-        RecordStream::new(self.shared.clone())
+        let view = Arc::new(self.view());
+        let max = self.shared.config.max_poll_records;
+        RecordStream::new(Box::new(move || {
+            let view = view.clone();
+            Box::pin(async move { view.poll(max, Duration::from_secs(3600)).await })
+        }))
     }
 
     /// A snapshot of the consumer's metrics.
@@ -298,12 +386,693 @@ impl Consumer {
         )
     }
 
-    /// Stops fetching; later calls fail with [`ConsumerError::Closed`].
-    pub fn close(&self) {
+    /// Closes the consumer: in a group, commits the consumed positions
+    /// (with `enable.auto.commit`), runs the revoked callback and leaves the
+    /// group (a static member sends no LeaveGroup: it keeps its partitions
+    /// until its session times out). Then stops fetching; later calls fail
+    /// with [`ConsumerError::Closed`].
+    pub async fn close(&self) {
+        if let Some(group) = &self.group {
+            if let Err(e) = self
+                .leave_subscription(group, "the consumer is closing")
+                .await
+            {
+                tracing::warn!(error = %e, "closing the group membership failed");
+            }
+            group.lock().closed = true;
+            group.coordinator.lock().closed = true;
+            group.coordinator.heartbeat_wake.notify_one();
+        }
         self.shared.lock().closed = true;
         self.shared.data_ready.notify_waiters();
         self.shared.wake.notify_one();
     }
+}
+
+/// The future a [`RebalanceListener`] callback returns.
+pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Callbacks around rebalances, run inside [`Consumer::poll`] on the
+/// application's task (as Java's `ConsumerRebalanceListener`). Each gets the
+/// consumer, so it may commit, seek or read positions; it must not call
+/// `poll` (that would wait for itself).
+///
+/// ```
+/// use ferrokafka::consumer::{Consumer, ListenerFuture, RebalanceListener, TopicPartition};
+///
+/// /// Commits what was consumed before partitions go to another member.
+/// struct CommitOnRevoke;
+/// impl RebalanceListener for CommitOnRevoke {
+///     fn on_partitions_revoked<'a>(
+///         &'a self,
+///         consumer: &'a Consumer,
+///         partitions: &'a [TopicPartition],
+///     ) -> ListenerFuture<'a> {
+///         Box::pin(async move {
+///             if let Err(e) = consumer.commit().await {
+///                 eprintln!("commit before losing {partitions:?} failed: {e}");
+///             }
+///         })
+///     }
+/// }
+/// ```
+pub trait RebalanceListener: Send + Sync {
+    /// Partitions this member is about to give up in a rebalance: all of
+    /// them under the eager protocol, only those moving elsewhere under the
+    /// cooperative one. Their positions can still be committed here.
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        let _ = (consumer, partitions);
+        Box::pin(async {})
+    }
+
+    /// Partitions newly assigned (under the cooperative protocol only the
+    /// added ones), positioned at their committed offsets or where
+    /// `auto.offset.reset` says; a seek here overrides that.
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        let _ = (consumer, partitions);
+        Box::pin(async {})
+    }
+
+    /// Partitions that already belong to another member (the session
+    /// expired, the generation is gone): nothing may be committed for them.
+    /// By default this calls [`on_partitions_revoked`](Self::on_partitions_revoked),
+    /// as in Java, where a commit fails.
+    fn on_partitions_lost<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        self.on_partitions_revoked(consumer, partitions)
+    }
+}
+
+/// Which callback to run.
+#[derive(Clone, Copy)]
+enum Callback {
+    Revoked,
+    Assigned,
+    Lost,
+}
+
+impl Consumer {
+    fn group_session(&self) -> Result<&Arc<GroupSession>> {
+        self.group.as_ref().ok_or(ConsumerError::NoGroupId)
+    }
+
+    /// Sets the callbacks run around rebalances (replacing any earlier one).
+    pub fn set_rebalance_listener(&self, listener: impl RebalanceListener + 'static) {
+        *self.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(Arc::new(listener));
+    }
+
+    /// Subscribes to `topics` as a member of `group.id` (replacing an earlier
+    /// subscription). The member joins at the next [`poll`](Self::poll).
+    /// Fails without a `group.id` or after a manual [`assign`](Self::assign).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> ferrokafka::consumer::Result<()> {
+    /// use std::time::Duration;
+    /// use ferrokafka::consumer::{Consumer, ConsumerConfig};
+    /// use ferrokafka::network::ClientConfig;
+    ///
+    /// let client = ClientConfig::builder().bootstrap_servers(["localhost:9092"]).build()?;
+    /// let config = ConsumerConfig::builder().group_id("billing").build()?;
+    /// let consumer = Consumer::new(client, config).await?;
+    /// consumer.subscribe(["orders", "refunds"])?;
+    /// loop {
+    ///     let batch = consumer.poll(500, Duration::from_secs(1)).await?;
+    ///     for record in batch.iter() {
+    ///         println!("{} {:?}", record.offset(), record.value());
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    pub fn subscribe<I, S>(&self, topics: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let topics: BTreeSet<String> = topics.into_iter().map(Into::into).collect();
+        if topics.iter().any(|t| t.trim().is_empty()) {
+            return Err(ConsumerError::IllegalState(
+                "topic names to subscribe to must not be empty".to_owned(),
+            ));
+        }
+        if topics.is_empty() {
+            return Err(ConsumerError::IllegalState(
+                "subscribe to no topics: call unsubscribe instead".to_owned(),
+            ));
+        }
+        self.shared.cluster.track_topics(topics.iter().cloned());
+        self.set_subscription(Subscribed::Topics, topics)
+    }
+
+    /// Subscribes to every topic whose whole name matches the regular
+    /// expression `pattern` (the `regex` crate's syntax); topics created
+    /// later that match are picked up at the next metadata refresh
+    /// (`metadata.max.age.ms`).
+    pub fn subscribe_pattern(&self, pattern: &str) -> Result<()> {
+        let regex = compile_pattern(pattern)?;
+        self.set_subscription(Subscribed::Pattern(regex), BTreeSet::new())
+    }
+
+    fn set_subscription(&self, subscribed: Subscribed, topics: BTreeSet<String>) -> Result<()> {
+        let group = self.group_session()?;
+        {
+            let state = self.shared.lock();
+            if state.closed {
+                return Err(ConsumerError::Closed);
+            }
+            if !group.subscribed() && !state.partitions.is_empty() {
+                return Err(ConsumerError::IllegalState(
+                    "subscribe after assign: subscription to topics or a pattern and manual \
+                     assignment are mutually exclusive (assign an empty set first)"
+                        .to_owned(),
+                ));
+            }
+        }
+        {
+            let mut session = group.lock();
+            let changed = session.topics != topics || session.subscription.is_none();
+            let is_pattern = matches!(subscribed, Subscribed::Pattern(_));
+            session.subscription = Some(subscribed);
+            session.topics = topics;
+            session.pattern_checked_at = None;
+            if changed && !is_pattern {
+                group.coordinator.request_rejoin("the subscription changed");
+            }
+        }
+        let shared = Arc::downgrade(&self.shared);
+        group.start_heartbeats(move || {
+            if let Some(shared) = shared.upgrade() {
+                shared.data_ready.notify_waiters();
+            }
+        });
+        Ok(())
+    }
+
+    /// Leaves the group: commits consumed positions (with
+    /// `enable.auto.commit`), runs the revoked callback, sends LeaveGroup
+    /// (dynamic members) and drops the assignment.
+    pub async fn unsubscribe(&self) -> Result<()> {
+        match &self.group {
+            Some(group) => {
+                self.leave_subscription(group, "the consumer unsubscribed")
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    async fn leave_subscription(&self, group: &Arc<GroupSession>, reason: &str) -> Result<()> {
+        if !group.subscribed() {
+            return Ok(());
+        }
+        let _gate = group.gate.lock().await;
+        if let Some(join) = group.lock().join.take() {
+            join.abort();
+        }
+        let generation = group.coordinator.lock().generation;
+        let owned: Vec<TopicPartition> = group.lock().owned.iter().cloned().collect();
+        let mut result = Ok(());
+        if !owned.is_empty() {
+            if generation >= 0 {
+                if self.shared.config.enable_auto_commit {
+                    result = self.commit_partitions(&owned).await;
+                }
+                self.run_callback(Callback::Revoked, &owned).await;
+            } else {
+                self.run_callback(Callback::Lost, &owned).await;
+            }
+        }
+        group.coordinator.leave(reason).await;
+        let mut session = group.lock();
+        session.subscription = None;
+        session.topics.clear();
+        session.owned.clear();
+        session.awaiting_offsets.clear();
+        session.assign_pending = false;
+        session.assigned_counts.clear();
+        session.prepared = false;
+        drop(session);
+        self.unassign_partitions(owned)?;
+        result
+    }
+
+    /// The subscribed topics (for a pattern: the topics it matches now), sorted.
+    pub fn subscription(&self) -> Vec<String> {
+        self.group
+            .as_ref()
+            .map(|g| g.lock().topics.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The member's view of its group (member id, generation, protocol,
+    /// state); `None` without a `group.id`.
+    pub fn group_state(&self) -> Option<GroupMembership> {
+        self.group.as_ref().map(|g| g.coordinator.snapshot())
+    }
+
+    /// The group identity that
+    /// [`Producer::send_offsets_to_transaction`](crate::producer::Producer::send_offsets_to_transaction)
+    /// takes, so the coordinator fences commits of a member that has left
+    /// the generation; `None` without a `group.id`.
+    pub fn group_metadata(&self) -> Option<ConsumerGroupMetadata> {
+        let group = self.group.as_ref()?;
+        let m = group.coordinator.lock();
+        Some(ConsumerGroupMetadata {
+            group_id: group.coordinator.group_id.clone(),
+            generation_id: m.generation,
+            member_id: m.member_id.clone(),
+            group_instance_id: group.coordinator.instance_id.clone(),
+        })
+    }
+
+    /// The partitions whose consumed positions a commit covers: the group's
+    /// assignment, or every assigned partition without a subscription.
+    fn commit_scope(&self) -> Vec<TopicPartition> {
+        match self.group.as_ref().filter(|g| g.subscribed()) {
+            Some(group) => group.lock().owned.iter().cloned().collect(),
+            None => self.shared.lock().partitions.keys().cloned().collect(),
+        }
+    }
+
+    async fn commit_partitions(&self, partitions: &[TopicPartition]) -> Result<()> {
+        let group = self.group_session()?;
+        let offsets = self.shared.lock().positions(partitions);
+        group.coordinator.commit(&offsets).await
+    }
+
+    /// Commits the consumed positions (the offsets after the records
+    /// handed out by poll) of the assigned partitions and waits for the
+    /// answer. Fails with [`ConsumerError::CommitFailed`] when the group
+    /// rebalanced meanwhile.
+    pub async fn commit(&self) -> Result<()> {
+        let scope = self.commit_scope();
+        self.commit_partitions(&scope).await
+    }
+
+    /// Commits these offsets (with their metadata) and waits for the answer.
+    ///
+    /// ```no_run
+    /// # async fn demo(consumer: ferrokafka::consumer::Consumer) -> ferrokafka::consumer::Result<()> {
+    /// use ferrokafka::consumer::{OffsetAndMetadata, TopicPartition};
+    /// consumer.commit_offsets([(
+    ///     TopicPartition::new("orders", 0),
+    ///     OffsetAndMetadata::new(1200).with_metadata("batch 17"),
+    /// )]).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn commit_offsets<I>(&self, offsets: I) -> Result<()>
+    where
+        I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
+    {
+        let offsets: Vec<_> = offsets.into_iter().collect();
+        self.group_session()?.coordinator.commit(&offsets).await
+    }
+
+    /// Commits the consumed positions without waiting; a failure is logged
+    /// (a later commit covers the same partitions).
+    pub fn commit_async(&self) {
+        let Some(group) = &self.group else {
+            tracing::warn!("commit_async without a group.id: nothing committed");
+            return;
+        };
+        let offsets = self.shared.lock().positions(&self.commit_scope());
+        spawn_commit(group, offsets, "commit_async");
+    }
+
+    /// The committed offsets of `partitions` in the group (`None` where
+    /// nothing is committed), waiting for pending transactional commits.
+    pub async fn committed(
+        &self,
+        partitions: &[TopicPartition],
+    ) -> Result<HashMap<TopicPartition, Option<OffsetAndMetadata>>> {
+        self.group_session()?
+            .coordinator
+            .fetch_committed(partitions, self.shared.cluster.config().default_api_timeout)
+            .await
+    }
+
+    async fn run_callback(&self, which: Callback, partitions: &[TopicPartition]) {
+        let listener = self
+            .listener
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let Some(listener) = listener else {
+            return;
+        };
+        let view = self.view();
+        match which {
+            Callback::Revoked => listener.on_partitions_revoked(&view, partitions).await,
+            Callback::Assigned => listener.on_partitions_assigned(&view, partitions).await,
+            Callback::Lost => listener.on_partitions_lost(&view, partitions).await,
+        }
+    }
+
+    /// The group work of a poll: auto-commit, subscription changes, joins
+    /// and rebalance callbacks, until the member is stable or `deadline`.
+    async fn ensure_active(
+        &self,
+        group: &Arc<GroupSession>,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
+        let _gate = group.gate.lock().await;
+        group.coordinator.lock().last_poll = Instant::now();
+        if let Some(e) = group.fatal_error() {
+            return Err(e);
+        }
+        if !group.subscribed() {
+            return Ok(());
+        }
+        if let Err(e) = group.refresh_pattern(&self.shared.cluster, false).await {
+            tracing::debug!(error = %e, "listing topics for the subscription pattern failed");
+        }
+        self.check_metadata(group);
+        self.maybe_auto_commit(group);
+        loop {
+            self.assign_awaiting(group, deadline).await?;
+            let (rejoin, generation) = {
+                let m = group.coordinator.lock();
+                (m.rejoin_needed, m.generation)
+            };
+            let joining = group.lock().join.is_some();
+            if !rejoin && !joining && generation >= 0 {
+                return Ok(());
+            }
+            if !joining {
+                // Partitions of a generation that is gone belong to others now.
+                let lost: Vec<TopicPartition> = if generation < 0 {
+                    let mut session = group.lock();
+                    session.awaiting_offsets.clear();
+                    session.assign_pending = false;
+                    std::mem::take(&mut session.owned).into_iter().collect()
+                } else {
+                    Vec::new()
+                };
+                if !lost.is_empty() {
+                    tracing::info!(partitions = ?lost, "partitions lost");
+                    self.unassign_partitions(lost.iter().cloned())?;
+                    self.run_callback(Callback::Lost, &lost).await;
+                }
+                if !group.lock().prepared {
+                    self.prepare_join(group).await;
+                }
+                let retry_at = group.lock().retry_at;
+                if let Some(at) = retry_at {
+                    let at = tokio::time::Instant::from_std(at);
+                    if at > tokio::time::Instant::now() {
+                        if at > deadline {
+                            return Ok(());
+                        }
+                        tokio::time::sleep_until(at).await;
+                    }
+                }
+                let (topics, owned) = {
+                    let session = group.lock();
+                    let topics: Vec<String> = session.topics.iter().cloned().collect();
+                    let owned: Vec<TopicPartition> = match group.coordinator.protocol {
+                        RebalanceProtocol::Cooperative => session.owned.iter().cloned().collect(),
+                        RebalanceProtocol::Eager => Vec::new(),
+                    };
+                    (topics, owned)
+                };
+                group.coordinator.lock().rejoin_needed = false;
+                let coordinator = group.coordinator.clone();
+                let task = tokio::spawn(async move { coordinator.join(&topics, &owned).await });
+                let mut session = group.lock();
+                session.join = Some(task);
+                session.retry_at = None;
+            }
+            // Wait for the join, as long as this poll may.
+            let outcome = {
+                let join = {
+                    let mut session = group.lock();
+                    session.join.take()
+                };
+                let Some(mut join) = join else { continue };
+                match tokio::time::timeout_at(deadline, &mut join).await {
+                    Err(_) => {
+                        group.lock().join = Some(join);
+                        return Ok(());
+                    }
+                    Ok(Err(panicked)) => {
+                        return Err(ConsumerError::IllegalState(format!(
+                            "the group join task failed: {panicked}"
+                        )))
+                    }
+                    Ok(Ok(outcome)) => outcome,
+                }
+            };
+            match outcome {
+                Ok(joined) => {
+                    group.lock().prepared = false;
+                    self.complete_join(group, joined, deadline).await?;
+                }
+                Err(JoinFailure::Retry) => {
+                    group.coordinator.lock().rejoin_needed = true;
+                }
+                Err(JoinFailure::Lost(code)) => {
+                    tracing::info!(code = code.name(), "group generation lost; rejoining");
+                }
+                Err(JoinFailure::Backoff(reason)) => {
+                    tracing::debug!(%reason, "join failed; retrying after backoff");
+                    group.coordinator.lock().rejoin_needed = true;
+                    group.lock().retry_at =
+                        Some(Instant::now() + self.shared.cluster.config().retry_backoff);
+                }
+                Err(JoinFailure::Fatal(e)) => return Err(e),
+            }
+            if let Some(e) = group.fatal_error() {
+                return Err(e);
+            }
+        }
+    }
+
+    /// Before a (re)join: commit consumed positions (auto-commit) and, under
+    /// the eager protocol, revoke everything.
+    async fn prepare_join(&self, group: &Arc<GroupSession>) {
+        let owned: Vec<TopicPartition> = group.lock().owned.iter().cloned().collect();
+        if !owned.is_empty() && self.shared.config.enable_auto_commit {
+            if let Err(e) = self.commit_partitions(&owned).await {
+                tracing::warn!(error = %e, "auto-commit before the rebalance failed");
+            }
+        }
+        if group.coordinator.protocol == RebalanceProtocol::Eager && !owned.is_empty() {
+            self.run_callback(Callback::Revoked, &owned).await;
+            group.lock().owned.clear();
+            let _ = self.unassign_partitions(owned);
+        }
+        group.lock().prepared = true;
+    }
+
+    /// After SyncGroup: revoke what moved away (cooperative), then fetch the
+    /// committed offsets of what was added and hand it to the fetcher.
+    async fn complete_join(
+        &self,
+        group: &Arc<GroupSession>,
+        joined: Joined,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
+        let subscribed = group.lock().topics.clone();
+        let assigned: BTreeSet<TopicPartition> =
+            joined.assignment.partitions.iter().cloned().collect();
+        if assigned.iter().any(|tp| !subscribed.contains(tp.topic())) {
+            tracing::warn!(
+                partitions = ?assigned,
+                "the assignment names topics outside the subscription"
+            );
+        }
+        let owned = group.lock().owned.clone();
+        let revoked: Vec<TopicPartition> = owned.difference(&assigned).cloned().collect();
+        let added: Vec<TopicPartition> = assigned.difference(&owned).cloned().collect();
+        tracing::info!(
+            generation = joined.generation,
+            protocol = %joined.protocol,
+            assigned = ?assigned,
+            added = added.len(),
+            revoked = revoked.len(),
+            "assignment received"
+        );
+        if !revoked.is_empty() {
+            // Cooperative: only these stop; a follow-up rebalance hands them
+            // to their new owners.
+            if self.shared.config.enable_auto_commit {
+                if let Err(e) = self.commit_partitions(&revoked).await {
+                    tracing::warn!(error = %e, "auto-commit before revocation failed");
+                }
+            }
+            self.run_callback(Callback::Revoked, &revoked).await;
+            {
+                let mut session = group.lock();
+                for tp in &revoked {
+                    session.owned.remove(tp);
+                }
+            }
+            self.unassign_partitions(revoked.iter().cloned())?;
+            group
+                .coordinator
+                .request_rejoin("partitions were revoked; a follow-up rebalance assigns them");
+        }
+        {
+            let mut session = group.lock();
+            session.owned.extend(added.iter().cloned());
+            session.awaiting_offsets = added;
+            session.assign_pending = true;
+            session.assigned_counts = self.partition_counts(&subscribed);
+        }
+        self.assign_awaiting(group, deadline).await
+    }
+
+    /// Fetches the committed offsets of newly assigned partitions, hands
+    /// them to the fetcher there (or where `auto.offset.reset` says) and runs
+    /// the assigned callback. On failure they stay waiting for the next poll.
+    async fn assign_awaiting(
+        &self,
+        group: &Arc<GroupSession>,
+        deadline: tokio::time::Instant,
+    ) -> Result<()> {
+        let awaiting = {
+            let session = group.lock();
+            if !session.assign_pending {
+                return Ok(());
+            }
+            session.awaiting_offsets.clone()
+        };
+        let committed = if awaiting.is_empty() {
+            HashMap::new()
+        } else {
+            let limit = deadline
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(self.shared.cluster.config().request_timeout);
+            match group.coordinator.fetch_committed(&awaiting, limit).await {
+                Ok(found) => found,
+                Err(e) if e.is_retriable() => {
+                    tracing::debug!(error = %e, "fetching committed offsets failed; retrying at the next poll");
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            }
+        };
+        let added = {
+            let mut session = group.lock();
+            if !session.assign_pending || session.awaiting_offsets != awaiting {
+                // A rebalance or unsubscribe replaced them meanwhile.
+                return Ok(());
+            }
+            session.assign_pending = false;
+            std::mem::take(&mut session.awaiting_offsets)
+        };
+        let reset = self.initial_reset();
+        {
+            let mut state = self.shared.lock();
+            for tp in &added {
+                let start = committed.get(tp).and_then(|c| c.as_ref()).map(|c| c.offset);
+                state.add_partition(tp.clone(), start, reset);
+            }
+            state.metadata_wanted |= !added.is_empty();
+        }
+        self.shared
+            .cluster
+            .track_topics(added.iter().map(|tp| tp.topic().to_owned()));
+        self.shared.wake.notify_one();
+        if self.shared.config.enable_auto_commit {
+            group.lock().next_auto_commit =
+                Some(Instant::now() + self.shared.config.auto_commit_interval);
+        }
+        self.run_callback(Callback::Assigned, &added).await;
+        Ok(())
+    }
+
+    /// Partition counts of `topics` in the current metadata.
+    fn partition_counts(&self, topics: &BTreeSet<String>) -> BTreeMap<String, usize> {
+        let snapshot = self.shared.cluster.snapshot();
+        topics
+            .iter()
+            .map(|t| {
+                let count = snapshot.topic(t).map_or(0, |tp| tp.partition_count());
+                (t.clone(), count)
+            })
+            .collect()
+    }
+
+    /// Rejoins when a pattern's topics changed, or (leader) when a subscribed
+    /// topic's partition count changed since the assignment.
+    fn check_metadata(&self, group: &Arc<GroupSession>) {
+        let (topics, counts) = {
+            let session = group.lock();
+            (session.topics.clone(), session.assigned_counts.clone())
+        };
+        if counts.keys().ne(topics.iter()) {
+            if group.coordinator.lock().generation >= 0 {
+                group
+                    .coordinator
+                    .request_rejoin("the subscribed topics changed");
+            }
+            return;
+        }
+        if !group.coordinator.snapshot().is_leader {
+            return;
+        }
+        let now = self.partition_counts(&topics);
+        if now
+            .iter()
+            .any(|(t, n)| *n > 0 && counts.get(t).copied() != Some(*n))
+        {
+            group
+                .coordinator
+                .request_rejoin("partition counts of subscribed topics changed");
+        }
+    }
+
+    /// Starts an auto-commit when its interval has passed.
+    fn maybe_auto_commit(&self, group: &Arc<GroupSession>) {
+        if !self.shared.config.enable_auto_commit {
+            return;
+        }
+        let due = {
+            let mut session = group.lock();
+            match session.next_auto_commit {
+                Some(at) if at <= Instant::now() && !session.owned.is_empty() => {
+                    session.next_auto_commit =
+                        Some(Instant::now() + self.shared.config.auto_commit_interval);
+                    true
+                }
+                _ => false,
+            }
+        };
+        if due && group.coordinator.lock().generation >= 0 {
+            let owned: Vec<TopicPartition> = group.lock().owned.iter().cloned().collect();
+            let offsets = self.shared.lock().positions(&owned);
+            spawn_commit(group, offsets, "auto-commit");
+        }
+    }
+}
+
+/// Commits in the background, logging the outcome.
+fn spawn_commit(
+    group: &Arc<GroupSession>,
+    offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
+    what: &'static str,
+) {
+    if offsets.is_empty() {
+        return;
+    }
+    let coordinator = group.coordinator.clone();
+    tokio::spawn(async move {
+        match coordinator.commit(&offsets).await {
+            Ok(()) => tracing::debug!(partitions = offsets.len(), "{what} done"),
+            Err(e) => tracing::warn!(error = %e, "{what} failed"),
+        }
+    });
 }
 
 /// The background task: starts fetches, offset lookups, validations and

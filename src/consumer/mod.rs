@@ -39,9 +39,11 @@ mod tests;
 use std::fmt;
 use std::sync::Arc;
 
+pub use crate::network::{ConsumerGroupMetadata, OffsetAndMetadata};
 pub use config::{AutoOffsetReset, ConsumerConfig, ConsumerConfigBuilder, IsolationLevel};
 pub use error::{ConsumerError, Result};
-pub use handle::Consumer;
+pub use group::{GroupMembership, MemberState, Strategy};
+pub use handle::{Consumer, ListenerFuture, RebalanceListener};
 pub use metrics::{ConsumerMetrics, PartitionMetrics};
 pub use record::{ConsumerRecord, HeaderView, HeadersIter, RecordView, Records, RecordsIter};
 pub use stream::RecordStream;

@@ -144,6 +144,49 @@ impl Shared {
 }
 
 impl State {
+    /// Adds `tp` (when not assigned yet), starting at `start` when given,
+    /// else where `reset` says; returns whether it was new.
+    pub fn add_partition(
+        &mut self,
+        tp: TopicPartition,
+        start: Option<i64>,
+        reset: Option<Offset>,
+    ) -> bool {
+        if self.partitions.contains_key(&tp) {
+            return false;
+        }
+        self.next_generation += 1;
+        let mut p = PartitionState::new(reset);
+        p.generation = self.next_generation;
+        if let Some(offset) = start.filter(|o| *o >= 0) {
+            p.position = Some(offset);
+            p.fetch_offset = offset;
+            p.pending_reset = None;
+        }
+        self.partitions.insert(tp, p);
+        true
+    }
+
+    /// The consumed positions (and the leader epochs of the last records
+    /// handed out) of `partitions` that have one.
+    pub fn positions<'a>(
+        &self,
+        partitions: impl IntoIterator<Item = &'a TopicPartition>,
+    ) -> Vec<(TopicPartition, crate::network::OffsetAndMetadata)> {
+        partitions
+            .into_iter()
+            .filter_map(|tp| {
+                let p = self.partitions.get(tp)?;
+                let position = p.position.filter(|_| p.pending_reset.is_none())?;
+                Some((
+                    tp.clone(),
+                    crate::network::OffsetAndMetadata::new(position)
+                        .with_leader_epoch(p.position_epoch),
+                ))
+            })
+            .collect()
+    }
+
     /// Moves `tp` to `offset` (or schedules resolving it), dropping what was
     /// fetched for it before.
     pub fn seek(&mut self, tp: &TopicPartition, offset: Offset) -> bool {

@@ -3,17 +3,16 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
 
 use futures_core::Stream;
 
 use super::error::Result;
 use super::record::{ConsumerRecord, Records};
-use super::state::Shared;
 
-type PollFuture = Pin<Box<dyn Future<Output = Result<Records>> + Send>>;
+pub(crate) type PollFuture = Pin<Box<dyn Future<Output = Result<Records>> + Send>>;
+/// Starts the next poll of the consumer behind the stream.
+pub(crate) type PollFn = Box<dyn Fn() -> PollFuture + Send + Sync>;
 
 /// The records of a [`Consumer`](super::Consumer), one by one, as owned
 /// [`ConsumerRecord`]s (values share the fetched buffers). Fetched in batches
@@ -30,7 +29,7 @@ type PollFuture = Pin<Box<dyn Future<Output = Result<Records>> + Send>>;
 /// # }
 /// ```
 pub struct RecordStream {
-    shared: Arc<Shared>,
+    next_poll: PollFn,
     ready: VecDeque<ConsumerRecord>,
     pending: Option<PollFuture>,
 }
@@ -44,9 +43,9 @@ impl std::fmt::Debug for RecordStream {
 }
 
 impl RecordStream {
-    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+    pub(crate) fn new(next_poll: PollFn) -> Self {
         RecordStream {
-            shared,
+            next_poll,
             ready: VecDeque::new(),
             pending: None,
         }
@@ -62,11 +61,7 @@ impl Stream for RecordStream {
                 return Poll::Ready(Some(Ok(record)));
             }
             if self.pending.is_none() {
-                let shared = self.shared.clone();
-                let max = shared.config.max_poll_records;
-                self.pending = Some(Box::pin(async move {
-                    shared.poll(max, Duration::from_secs(3600)).await
-                }));
+                self.pending = Some((self.next_poll)());
             }
             let pending = self.pending.as_mut().expect("set above");
             match pending.as_mut().poll(cx) {

@@ -14,6 +14,7 @@ pub mod cluster;
 pub mod config;
 pub mod connection;
 pub mod error;
+pub mod group_types;
 pub mod metadata;
 pub mod options;
 pub mod sasl;
@@ -34,6 +35,7 @@ pub use config::{
 };
 pub use connection::{BrokerConnection, ResponseHandle};
 pub use error::{Error, Result};
+pub use group_types::{ConsumerGroupMetadata, OffsetAndMetadata};
 pub use metadata::{
     BrokerInfo, ClusterMetadata, MetadataSnapshot, PartitionLeader, PartitionMetadata,
     TopicMetadata, TopicPartitions,

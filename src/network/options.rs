@@ -29,15 +29,20 @@ pub enum ConnectionRole {
     Fetch,
     /// Coordinator traffic: JoinGroup, SyncGroup, Heartbeat, commits.
     Group,
+    /// A group member's heartbeats and offset commits/fetches, on their own
+    /// connection so they never queue behind a JoinGroup that the
+    /// coordinator holds until the rebalance completes.
+    GroupHeartbeat,
 }
 
 impl ConnectionRole {
     /// Every role, for iteration.
-    pub const ALL: [ConnectionRole; 4] = [
+    pub const ALL: [ConnectionRole; 5] = [
         ConnectionRole::General,
         ConnectionRole::Produce,
         ConnectionRole::Fetch,
         ConnectionRole::Group,
+        ConnectionRole::GroupHeartbeat,
     ];
 
     /// A short lower-case name for logs.
@@ -47,6 +52,7 @@ impl ConnectionRole {
             ConnectionRole::Produce => "produce",
             ConnectionRole::Fetch => "fetch",
             ConnectionRole::Group => "group",
+            ConnectionRole::GroupHeartbeat => "group-heartbeat",
         }
     }
 }

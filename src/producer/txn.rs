@@ -19,31 +19,7 @@ use crate::protocol::{ErrorCode, Request};
 use super::error::{ProducerError, Result};
 use super::state::Shared;
 
-/// A consumer group's identity for [`send_offsets_to_transaction`](super::Producer::send_offsets_to_transaction)
-/// (the Java `ConsumerGroupMetadata`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ConsumerGroupMetadata {
-    /// The group id.
-    pub group_id: String,
-    /// The generation the consumer is in (-1 without group membership).
-    pub generation_id: i32,
-    /// The member id ("" without group membership).
-    pub member_id: String,
-    /// The static member id (`group.instance.id`), if any.
-    pub group_instance_id: Option<String>,
-}
-
-impl ConsumerGroupMetadata {
-    /// Metadata for a group id alone (no generation fencing).
-    pub fn new(group_id: impl Into<String>) -> Self {
-        ConsumerGroupMetadata {
-            group_id: group_id.into(),
-            generation_id: -1,
-            member_id: String::new(),
-            group_instance_id: None,
-        }
-    }
-}
+pub use crate::network::ConsumerGroupMetadata;
 
 /// An offset to commit with a transaction.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -22,9 +22,11 @@
 //! ```
 
 mod assignor;
+pub(crate) mod coordinator;
 mod protocol;
 mod range;
 mod round_robin;
+pub(crate) mod session;
 mod sticky;
 mod strategy;
 
@@ -32,11 +34,12 @@ mod strategy;
 mod tests;
 
 pub use assignor::{AssignError, Assignor, GroupAssignment, GroupMember, RebalanceProtocol};
+pub use coordinator::{GroupMembership, MemberState};
 pub use protocol::{Assignment, GroupProtocolError, Subscription, CONSUMER_PROTOCOL_VERSION};
 pub use range::RangeAssignor;
 pub use round_robin::RoundRobinAssignor;
 pub use sticky::{CooperativeStickyAssignor, StickyAssignor};
 pub use strategy::{
-    choose_group_protocol, parse_assignment_strategy, rebalance_protocol,
+    choose_group_protocol, parse_assignment_strategy, rebalance_protocol, Strategy,
     DEFAULT_ASSIGNMENT_STRATEGY,
 };

@@ -119,3 +119,87 @@ pub fn choose_group_protocol<'a>(members: &[&[&'a str]]) -> Option<&'a str> {
         .find(|(_, &v)| v == best)
         .map(|(c, _)| *c)
 }
+
+/// One entry of `partition.assignment.strategy`: a built-in assignor or a
+/// custom one.
+///
+/// ```
+/// use ferrokafka::consumer::group::Strategy;
+///
+/// let strategies = Strategy::parse_list("range, cooperative-sticky").unwrap();
+/// assert_eq!(strategies, vec![Strategy::Range, Strategy::CooperativeSticky]);
+/// assert_eq!(strategies[1].name(), "cooperative-sticky");
+/// ```
+#[derive(Clone, Debug)]
+pub enum Strategy {
+    /// [`RangeAssignor`] (`range`).
+    Range,
+    /// [`RoundRobinAssignor`] (`roundrobin`).
+    RoundRobin,
+    /// [`StickyAssignor`] (`sticky`).
+    Sticky,
+    /// [`CooperativeStickyAssignor`] (`cooperative-sticky`, KIP-429).
+    CooperativeSticky,
+    /// An application's own [`Assignor`].
+    Custom(Arc<dyn Assignor>),
+}
+
+impl PartialEq for Strategy {
+    /// Strategies are equal when their protocol names are.
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for Strategy {}
+
+impl Strategy {
+    /// A custom assignor.
+    pub fn custom(assignor: impl Assignor + 'static) -> Strategy {
+        Strategy::Custom(Arc::new(assignor))
+    }
+
+    /// The protocol name members advertise.
+    pub fn name(&self) -> &str {
+        match self {
+            Strategy::Range => "range",
+            Strategy::RoundRobin => "roundrobin",
+            Strategy::Sticky => "sticky",
+            Strategy::CooperativeSticky => "cooperative-sticky",
+            Strategy::Custom(a) => a.name(),
+        }
+    }
+
+    /// A fresh assignor for this strategy (the custom one is shared). A
+    /// consumer makes one per strategy and keeps it for its life, as the
+    /// sticky assignor remembers the last assignment.
+    pub fn assignor(&self) -> Arc<dyn Assignor> {
+        match self {
+            Strategy::Range => Arc::new(RangeAssignor),
+            Strategy::RoundRobin => Arc::new(RoundRobinAssignor),
+            Strategy::Sticky => Arc::new(StickyAssignor::default()),
+            Strategy::CooperativeSticky => Arc::new(CooperativeStickyAssignor),
+            Strategy::Custom(a) => a.clone(),
+        }
+    }
+
+    /// Parses a `partition.assignment.strategy` value (see
+    /// [`parse_assignment_strategy`]).
+    pub fn parse_list(value: &str) -> Result<Vec<Strategy>, ConfigError> {
+        Ok(parse_assignment_strategy(value)?
+            .into_iter()
+            .map(|a| match a.name() {
+                "range" => Strategy::Range,
+                "roundrobin" => Strategy::RoundRobin,
+                "sticky" => Strategy::Sticky,
+                "cooperative-sticky" => Strategy::CooperativeSticky,
+                _ => Strategy::Custom(a),
+            })
+            .collect())
+    }
+
+    /// Java's default, `range` then `cooperative-sticky`.
+    pub fn default_list() -> Vec<Strategy> {
+        vec![Strategy::Range, Strategy::CooperativeSticky]
+    }
+}
