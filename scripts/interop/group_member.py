@@ -91,27 +91,40 @@ class Member:
     `commit_offsets` commits {(topic, partition): next_offset} synchronously
     with the client, raising on failure."""
 
-    def __init__(self, commit_offsets):
+    def __init__(self, commit_offsets, commit_in_callback=None):
         self.positions = Positions()
         self.commit_offsets = commit_offsets
+        # kafka-python 3 cannot block in a rebalance callback: it commits
+        # asynchronously there (the OffsetCommit goes out before the JoinGroup)
+        # and reports through self.committed / self.commit_failed.
+        self.commit_in_callback = commit_in_callback
 
-    def commit(self, offsets):
+    def committed(self, offsets):
+        self.positions.done(offsets)
+        emit("commit", offsets=sorted([t, p, o] for (t, p), o in offsets.items()))
+
+    def commit_failed(self, error):
+        emit("commit_failed", error=repr(error))
+
+    def commit(self, offsets, in_callback=False):
         if not offsets:
+            return
+        if in_callback and self.commit_in_callback is not None:
+            self.commit_in_callback(offsets)
             return
         try:
             self.commit_offsets(offsets)
         except Exception as e:  # each client raises its own error types here
-            emit("commit_failed", error=repr(e))
+            self.commit_failed(e)
             return
-        self.positions.done(offsets)
-        emit("commit", offsets=sorted([t, p, o] for (t, p), o in offsets.items()))
+        self.committed(offsets)
 
     def assigned(self, partitions):
         emit("assigned", partitions=pairs(partitions))
 
     def revoked(self, partitions):
         keys = {(tp.topic, tp.partition) for tp in partitions}
-        self.commit(self.positions.uncommitted(keys))
+        self.commit(self.positions.uncommitted(keys), in_callback=True)
         self.positions.forget(keys)
         emit("revoked", partitions=pairs(partitions))
 
@@ -205,9 +218,18 @@ def run_kafka_python(args):
         max_poll_records=args.max_poll_records,
         metadata_max_age_ms=2000,
     )
-    member = Member(lambda offsets: consumer.commit({
-        TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()
-    }))
+    def to_kafka(offsets):
+        return {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}
+
+    def commit_in_callback(offsets):
+        def done(_, response):
+            if isinstance(response, Exception):
+                member.commit_failed(response)
+            else:
+                member.committed(offsets)
+        consumer.commit_async(to_kafka(offsets), callback=done)
+
+    member = Member(lambda offsets: consumer.commit(to_kafka(offsets)), commit_in_callback)
 
     class Listener(ConsumerRebalanceListener):
         def on_partitions_revoked(self, revoked):

@@ -28,7 +28,7 @@ use ferrokafka::testkit::brokers_dir;
 use serde_json::Value;
 
 /// A third-party client the tests run beside ferrokafka.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Peer {
     /// librdkafka through confluent-kafka.
     Librdkafka,
@@ -338,6 +338,11 @@ pub struct MemberLog {
     pub closed: bool,
     /// The whole assignment, as of the last change.
     pub assignment: Vec<Tp>,
+    /// What the rebalance callbacks say the member owns: added by
+    /// `assigned` (all partitions under the eager protocol, the new ones
+    /// under the cooperative one), removed by `revoked` and `lost` as soon
+    /// as they run, before the poll loop reports the whole assignment.
+    pub owned: BTreeSet<Tp>,
     /// Each whole-assignment change, with when it was reported.
     pub assignments: Vec<(Instant, Vec<Tp>)>,
     pub rebalances: Vec<(Instant, Rebalance)>,
@@ -348,8 +353,53 @@ pub struct MemberLog {
 }
 
 impl MemberLog {
+    /// Notes the whole assignment when it changed.
+    pub fn note_assignment(&mut self, mut assignment: Vec<Tp>) {
+        assignment.sort();
+        if assignment != self.assignment || self.assignments.is_empty() {
+            self.assignment = assignment;
+            self.assignments
+                .push((Instant::now(), self.assignment.clone()));
+        }
+    }
+
+    /// Notes a rebalance callback and applies it to [`MemberLog::owned`].
+    pub fn note_rebalance(&mut self, rebalance: Rebalance) {
+        match &rebalance {
+            Rebalance::Assigned(tps) => self.owned.extend(tps.iter().cloned()),
+            Rebalance::Revoked(tps) | Rebalance::Lost(tps) => {
+                for tp in tps {
+                    self.owned.remove(tp);
+                }
+            }
+        }
+        self.rebalances.push((Instant::now(), rebalance));
+    }
+
+    pub fn note_record(&mut self, topic: &str, partition: i32, offset: i64, value: Option<String>) {
+        self.records.push(MemberRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            value,
+            at: Instant::now(),
+        });
+    }
+
+    pub fn note_commit(&mut self, tp: Tp, next_offset: i64) {
+        self.commits.push((Instant::now(), tp, next_offset));
+    }
+
+    /// The last accepted commit for `tp` (the next offset to read).
+    pub fn last_commit(&self, tp: &Tp) -> Option<i64> {
+        self.commits
+            .iter()
+            .rev()
+            .find(|(_, t, _)| t == tp)
+            .map(|c| c.2)
+    }
+
     fn apply(&mut self, v: &Value) {
-        let now = Instant::now();
         let tps = |v: &Value| -> Vec<Tp> {
             v["partitions"]
                 .as_array()
@@ -366,22 +416,20 @@ impl MemberLog {
         match v["event"].as_str().unwrap_or_default() {
             "started" => self.started = true,
             "closed" => self.closed = true,
-            "assignment" => {
-                self.assignment = tps(v);
-                self.assignments.push((now, self.assignment.clone()));
-            }
-            "assigned" => self.rebalances.push((now, Rebalance::Assigned(tps(v)))),
-            "revoked" => self.rebalances.push((now, Rebalance::Revoked(tps(v)))),
-            "lost" => self.rebalances.push((now, Rebalance::Lost(tps(v)))),
+            "assignment" => self.note_assignment(tps(v)),
+            "assigned" => self.note_rebalance(Rebalance::Assigned(tps(v))),
+            "revoked" => self.note_rebalance(Rebalance::Revoked(tps(v))),
+            "lost" => self.note_rebalance(Rebalance::Lost(tps(v))),
             "records" => {
                 for r in v["records"].as_array().unwrap() {
-                    self.records.push(MemberRecord {
-                        topic: r[0].as_str().unwrap().to_owned(),
-                        partition: r[1].as_i64().unwrap() as i32,
-                        offset: r[2].as_i64().unwrap(),
-                        value: r[3].as_str().map(str::to_owned),
-                        at: now,
-                    });
+                    let topic = r[0].as_str().unwrap();
+                    let value = r[3].as_str().map(str::to_owned);
+                    self.note_record(
+                        topic,
+                        r[1].as_i64().unwrap() as i32,
+                        r[2].as_i64().unwrap(),
+                        value,
+                    );
                 }
             }
             "commit" => {
@@ -390,7 +438,7 @@ impl MemberLog {
                         o[0].as_str().unwrap().to_owned(),
                         o[1].as_i64().unwrap() as i32,
                     );
-                    self.commits.push((now, tp, o[2].as_i64().unwrap()));
+                    self.note_commit(tp, o[2].as_i64().unwrap());
                 }
             }
             "commit_failed" => self
@@ -487,6 +535,11 @@ impl GroupMember {
     /// Reads the log under its lock.
     pub fn with_log<R>(&self, f: impl FnOnce(&MemberLog) -> R) -> R {
         f(&self.log.lock().unwrap())
+    }
+
+    /// The shared log the reader thread writes into.
+    pub fn log_handle(&self) -> Arc<Mutex<MemberLog>> {
+        Arc::clone(&self.log)
     }
 
     /// A copy of everything reported so far.
