@@ -24,7 +24,8 @@ use ferrokafka::protocol::messages::list_offsets_request::{
 };
 use ferrokafka::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use ferrokafka::protocol::messages::{
-    AlterConfigsRequest, ApiVersionsResponse, CreatePartitionsRequest, CreateTopicsRequest,
+    AlterConfigsRequest, ApiVersionsResponse, ConsumerGroupHeartbeatRequest,
+    ConsumerGroupHeartbeatResponse, CreatePartitionsRequest, CreateTopicsRequest,
     DeleteRecordsRequest, DeleteTopicsRequest, DescribeAclsRequest, DescribeClusterRequest,
     DescribeConfigsRequest, IncrementalAlterConfigsRequest, ListOffsetsRequest, ProduceRequest,
 };
@@ -123,6 +124,40 @@ fn create_topic(p: &mut Probe, name: &str, partitions: i32) {
                 .collect::<Vec<_>>()
         )
     });
+}
+
+/// KIP-848 (`group.protocol=consumer`): does the broker list and answer
+/// ConsumerGroupHeartbeat? When it is not listed, v0 is sent anyway to show
+/// what the broker does with it.
+fn probe_kip848(p: &mut Probe, topic: &str) {
+    let heartbeat = ConsumerGroupHeartbeatRequest {
+        group_id: "probe-kip848".into(),
+        member_epoch: 0,
+        rebalance_timeout_ms: 30_000,
+        subscribed_topic_names: Some(vec![topic.into()]),
+        topic_partitions: Some(Vec::new()),
+        ..Default::default()
+    };
+    let show = |r: &ConsumerGroupHeartbeatResponse| {
+        format!(
+            "error {} {:?}, member {:?}, epoch {}",
+            r.error_code, r.error_message, r.member_id, r.member_epoch
+        )
+    };
+    match p.send(&heartbeat) {
+        Some(Ok(r)) => println!("{}", show(&r)),
+        Some(Err(e)) => println!("FAILED {e}"),
+        None => {
+            let result = p.client.send(0, &heartbeat);
+            match &result {
+                Ok(r) => println!("  ConsumerGroupHeartbeat v0 sent unlisted: {}", show(r)),
+                Err(e) => println!("  ConsumerGroupHeartbeat v0 sent unlisted: FAILED {e}"),
+            }
+            if result.is_err() {
+                p.client = BlockingClient::connect(&p.bootstrap, Duration::from_secs(5)).unwrap();
+            }
+        }
+    }
 }
 
 fn zigzag(buf: &mut BytesMut, v: i64) {
@@ -228,6 +263,7 @@ fn probe(broker: &TestBroker) {
     };
     let topic = "probe-topic";
     create_topic(&mut p, topic, 1);
+    probe_kip848(&mut p, topic);
 
     let produce = ProduceRequest {
         acks: -1,

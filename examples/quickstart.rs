@@ -1,8 +1,9 @@
 //! Quickstart: starts a local Kafka-compatible broker (Tansu, on 127.0.0.1)
 //! unless `KAFKA_BOOTSTRAP_SERVERS` names a cluster, then, with the admin
 //! client, describes the cluster and creates a topic; produces lz4-compressed
-//! records to every partition with the producer and reads them back with the
-//! consumer; lists offsets and groups; and deletes the topic.
+//! records to every partition with the producer; reads them back with a
+//! consumer in a consumer group and commits; shows the group and its
+//! committed offsets with the admin client; and deletes the topic and group.
 //!
 //! Run it with `scripts/quickstart.sh` (which installs the broker first), or
 //! `cargo run --features testkit --example quickstart`.
@@ -12,13 +13,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use ferrokafka::admin::{Admin, NewTopic, OffsetSpec, TopicPartition};
-use ferrokafka::consumer::{Consumer, ConsumerConfig, Offset, TopicPartition as ConsumerPartition};
+use ferrokafka::consumer::{AutoOffsetReset, Consumer, ConsumerConfig};
 use ferrokafka::network::ClientConfig;
 use ferrokafka::producer::{Acks, Producer, ProducerConfig, ProducerRecord};
 use ferrokafka::records::Compression;
 use ferrokafka::testkit::{BrokerKind, TestCluster};
 
 const TOPIC: &str = "ferrokafka-quickstart";
+const GROUP: &str = "ferrokafka-quickstart-group";
 const PARTITIONS: i32 = 3;
 const RECORDS_PER_PARTITION: usize = 5;
 
@@ -103,19 +105,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     producer.close(Duration::from_secs(10)).await?;
 
-    // Consume with the consumer: assign every partition from the beginning
-    // and poll until every produced record came back.
-    let consumer = Consumer::new(config.clone(), ConsumerConfig::builder().build()?).await?;
-    let partitions: Vec<_> = (0..PARTITIONS)
-        .map(|p| ConsumerPartition::new(TOPIC, p))
-        .collect();
-    consumer.assign(partitions.iter().cloned())?;
-    for tp in &partitions {
-        consumer.seek(tp, Offset::Beginning)?;
-    }
+    // Consume in a consumer group: subscribe, let poll join the group (this
+    // member gets every partition), read from the beginning (no committed
+    // offsets yet), then commit what was consumed.
+    let consumer = Consumer::new(
+        config.clone(),
+        ConsumerConfig::builder()
+            .group_id(GROUP)
+            .auto_offset_reset(AutoOffsetReset::Earliest)
+            .enable_auto_commit(false)
+            .session_timeout(Duration::from_secs(6))
+            .heartbeat_interval(Duration::from_secs(1))
+            .build()?,
+    )
+    .await?;
+    consumer.subscribe([TOPIC])?;
     let mut consumed: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     let total = PARTITIONS as usize * RECORDS_PER_PARTITION;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     while consumed.values().map(Vec::len).sum::<usize>() < total {
         if tokio::time::Instant::now() > deadline {
             return Err(format!("consumed {consumed:?}, produced {sent:?}").into());
@@ -132,6 +139,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             consumed.entry(record.partition()).or_default().push(value);
         }
     }
+    let membership = consumer.group_state().expect("a group member");
+    println!(
+        "group {GROUP}: member {} in generation {}, assignor {:?}, partitions {:?}",
+        membership.member_id,
+        membership.generation,
+        membership.protocol.as_deref().unwrap_or("?"),
+        consumer.assignment()
+    );
+    consumer.commit().await?;
+    println!("committed the consumed positions");
     if consumed != sent {
         return Err(format!("consumed {consumed:?}, produced {sent:?}").into());
     }
@@ -144,12 +161,62 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("earliest offset of {tp}: {:?}", offset.map(|o| o.offset));
     }
     let groups = admin.list_groups(Default::default()).await?;
-    println!("{} consumer group(s)", groups.groups.len());
+    for group in &groups.groups {
+        println!(
+            "group {} (protocol type {:?}, state {:?})",
+            group.group_id, group.protocol_type, group.state
+        );
+    }
+    if !groups.groups.iter().any(|g| g.group_id == GROUP) {
+        return Err(format!("{GROUP} missing from ListGroups").into());
+    }
+    let described = admin
+        .describe_consumer_groups(&[GROUP], Default::default())
+        .await?;
+    if let Some(Ok(group)) = described.get(GROUP) {
+        println!(
+            "described {GROUP}: state {:?}, assignor {:?}, {} member(s)",
+            group.state,
+            group.partition_assignor,
+            group.members.len()
+        );
+    }
+    let committed = admin
+        .list_consumer_group_offsets(GROUP, None, Default::default())
+        .await?;
+    for (tp, offset) in &committed {
+        let offset = offset
+            .as_ref()
+            .map_err(|e| format!("committed offset of {tp}: {e}"))?;
+        println!(
+            "committed offset of {tp}: {:?}",
+            offset.as_ref().map(|o| o.offset)
+        );
+    }
+    let expected = RECORDS_PER_PARTITION as i64;
+    if committed.len() != PARTITIONS as usize
+        || committed
+            .values()
+            .any(|o| !matches!(o, Ok(Some(o)) if o.offset == expected))
+    {
+        return Err(format!("committed offsets {committed:?}, expected {expected} each").into());
+    }
+    // Leave the group (LeaveGroup), then delete it.
+    consumer.close().await;
+    let deleted = admin
+        .delete_consumer_groups(&[GROUP], Default::default())
+        .await?;
+    match &deleted[GROUP] {
+        Ok(()) => println!("deleted group {GROUP}"),
+        Err(e) => println!("deleting group {GROUP}: {e}"),
+    }
     let deleted = admin.delete_topics(&[TOPIC], Default::default()).await?;
     deleted[TOPIC]
         .as_ref()
         .map_err(|e| format!("delete {TOPIC}: {e}"))?;
     println!("deleted topic {TOPIC}");
-    println!("quickstart finished: every produced record was consumed back");
+    println!(
+        "quickstart finished: every produced record was consumed back in a group and committed"
+    );
     Ok(())
 }

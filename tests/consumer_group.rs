@@ -4,16 +4,19 @@
 //! membership, session and poll timeouts and commits; and a smoke test on a
 //! real broker (Tansu).
 
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use ferrokafka::consumer::{
-    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerConfigBuilder, MemberState, Strategy,
-    TopicPartition,
+    AutoOffsetReset, Consumer, ConsumerConfig, ConsumerConfigBuilder, ConsumerError,
+    ListenerFuture, MemberState, OffsetAndMetadata, RebalanceListener, Strategy, TopicPartition,
 };
 use ferrokafka::network::ClientConfig;
 use ferrokafka::producer::{Producer, ProducerConfig, ProducerRecord};
-use ferrokafka::testkit::mock::MockCluster;
+use ferrokafka::protocol::{ApiKey, ErrorCode};
+use ferrokafka::testkit::mock::{Fault, MockCluster};
 
 fn client(bootstrap: &str) -> ClientConfig {
     ClientConfig::builder()
@@ -44,6 +47,9 @@ async fn member(bootstrap: &str, config: ConsumerConfigBuilder) -> Consumer {
         .unwrap()
 }
 
+/// Makes every produced value unique.
+static SEQUENCE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 async fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: usize) {
     let producer = Producer::new(
         client(bootstrap),
@@ -54,8 +60,10 @@ async fn produce(bootstrap: &str, topic: &str, partitions: i32, per_partition: u
     let mut handles = Vec::new();
     for p in 0..partitions {
         for n in 0..per_partition {
-            let record = ProducerRecord::new(topic.to_owned(), Bytes::from(format!("{p}-{n}")))
-                .with_partition(p);
+            let seq = SEQUENCE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let record =
+                ProducerRecord::new(topic.to_owned(), Bytes::from(format!("{p}-{n}-{seq}")))
+                    .with_partition(p);
             handles.push(producer.send(record).await.unwrap());
         }
     }
@@ -104,40 +112,776 @@ fn owned_once(assignments: &[Vec<TopicPartition>], topic: &str, partitions: i32)
     all.len() == expected.len() && all.iter().zip(&expected).all(|(a, b)| *a == b)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_members_split_the_partitions_and_a_leaver_hands_them_back() {
-    let mock = MockCluster::start(1).unwrap();
-    mock.create_topic("t", 4, 1).unwrap();
-    let bootstrap = mock.bootstrap_servers();
-    produce(&bootstrap, "t", 4, 5).await;
+/// Records the rebalance callbacks a member saw, in order.
+#[derive(Clone, Default)]
+struct Recorder(Arc<Mutex<Vec<Event>>>);
 
+/// A callback's name and its partitions.
+type Event = (&'static str, Vec<TopicPartition>);
+
+impl Recorder {
+    fn events(&self) -> Vec<Event> {
+        self.0.lock().unwrap().clone()
+    }
+    fn kinds(&self) -> Vec<&'static str> {
+        self.events().into_iter().map(|(k, _)| k).collect()
+    }
+    fn clear(&self) {
+        self.0.lock().unwrap().clear();
+    }
+    fn push(&self, kind: &'static str, partitions: &[TopicPartition]) {
+        self.0.lock().unwrap().push((kind, partitions.to_vec()));
+    }
+}
+
+impl RebalanceListener for Recorder {
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        _consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        self.push("revoked", partitions);
+        Box::pin(async {})
+    }
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        _consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        self.push("assigned", partitions);
+        Box::pin(async {})
+    }
+    fn on_partitions_lost<'a>(
+        &'a self,
+        _consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        self.push("lost", partitions);
+        Box::pin(async {})
+    }
+}
+
+fn tps(topic: &str, partitions: impl IntoIterator<Item = i32>) -> Vec<TopicPartition> {
+    partitions
+        .into_iter()
+        .map(|p| TopicPartition::new(topic, p))
+        .collect()
+}
+
+/// One broker, topic `t` with `partitions` partitions holding `per_partition`
+/// records each.
+async fn mock_with_topic(partitions: i32, per_partition: usize) -> (MockCluster, String) {
+    let mock = MockCluster::start(1).unwrap();
+    mock.create_topic("t", partitions, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    if per_partition > 0 {
+        produce(&bootstrap, "t", partitions, per_partition).await;
+    }
+    (mock, bootstrap)
+}
+
+/// A single subscribed member, polled until it owns all `partitions` of `t`;
+/// also returns what it consumed meanwhile.
+async fn stable_member(
+    bootstrap: &str,
+    config: ConsumerConfigBuilder,
+    partitions: i32,
+) -> (Consumer, Recorder, Vec<String>) {
+    let consumer = member(bootstrap, config).await;
+    let recorder = Recorder::default();
+    consumer.set_rebalance_listener(recorder.clone());
+    consumer.subscribe(["t"]).unwrap();
+    let consumed = poll_until(&[&consumer], Duration::from_secs(15), |a| {
+        owned_once(a, "t", partitions)
+    })
+    .await;
+    (consumer, recorder, consumed.into_iter().flatten().collect())
+}
+
+/// Polls for about `time`, returning what was consumed.
+async fn poll_for(consumer: &Consumer, time: Duration) -> Vec<String> {
+    let start = Instant::now();
+    let mut out = Vec::new();
+    while start.elapsed() < time {
+        let batch = consumer.poll(500, Duration::from_millis(50)).await.unwrap();
+        out.extend(
+            batch
+                .iter()
+                .map(|r| String::from_utf8(r.value().unwrap().to_vec()).unwrap()),
+        );
+    }
+    out
+}
+
+fn range() -> Vec<Strategy> {
+    vec![Strategy::Range]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_split_the_partitions_and_the_survivor_resumes_from_commits() {
+    let (mock, bootstrap) = mock_with_topic(4, 5).await;
     let a = member(
         &bootstrap,
-        group_config("g1").partition_assignment_strategy(vec![Strategy::Range]),
+        group_config("g1").partition_assignment_strategy(range()),
     )
     .await;
     let b = member(
         &bootstrap,
-        group_config("g1").partition_assignment_strategy(vec![Strategy::Range]),
+        group_config("g1").partition_assignment_strategy(range()),
     )
     .await;
     a.subscribe(["t"]).unwrap();
     b.subscribe(["t"]).unwrap();
-    let consumed = poll_until(&[&a, &b], Duration::from_secs(20), |asg| {
+    let mut consumed: Vec<String> = Vec::new();
+    let mut seen = poll_until(&[&a, &b], Duration::from_secs(20), |asg| {
         owned_once(asg, "t", 4) && asg.iter().all(|x| x.len() == 2)
     })
     .await;
-    let state = a.group_state().unwrap();
-    assert_eq!(state.state, MemberState::Stable);
-    assert_eq!(state.protocol.as_deref(), Some("range"));
-    assert_eq!(state.generation, b.group_state().unwrap().generation);
-    let _ = consumed;
+    let (sa, sb) = (a.group_state().unwrap(), b.group_state().unwrap());
+    assert_eq!(sa.state, MemberState::Stable);
+    assert_eq!(sa.protocol.as_deref(), Some("range"));
+    assert_eq!(sa.generation, sb.generation);
+    assert_ne!(sa.member_id, sb.member_id);
+    assert!(sa.is_leader != sb.is_leader, "one leader: {sa:?} {sb:?}");
+    // KIP-394: the first JoinGroup of each member got MEMBER_ID_REQUIRED.
+    assert!(mock.request_count(1, ApiKey::JoinGroup) >= 4);
+    while seen.iter().map(Vec::len).sum::<usize>() < 20 {
+        let more = poll_until(&[&a, &b], Duration::from_secs(10), |_| true).await;
+        for (s, m) in seen.iter_mut().zip(more) {
+            s.extend(m);
+        }
+    }
+    consumed.extend(seen.into_iter().flatten());
+    // b leaves (committing what it consumed); a takes everything over and
+    // resumes b's partitions where b committed.
     b.close().await;
-    poll_until(&[&a], Duration::from_secs(20), |asg| {
-        owned_once(asg, "t", 4)
-    })
-    .await;
+    produce(&bootstrap, "t", 4, 5).await;
+    let start = Instant::now();
+    while consumed.len() < 40 {
+        consumed.extend(poll_for(&a, Duration::from_millis(200)).await);
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "consumed {}",
+            consumed.len()
+        );
+    }
+    consumed.extend(poll_for(&a, Duration::from_millis(300)).await);
+    let unique: BTreeSet<&String> = consumed.iter().collect();
+    assert_eq!(unique.len(), 40, "every record consumed");
+    assert_eq!(
+        consumed.len(),
+        40,
+        "none twice: the survivor resumed at b's commits"
+    );
+    assert!(owned_once(&[a.assignment()], "t", 4));
     a.close().await;
     let group = mock.group("g1").unwrap();
-    assert!(group.members.is_empty(), "{group:?}");
+    assert!(
+        group.members.is_empty(),
+        "both left with LeaveGroup: {group:?}"
+    );
+    for p in 0..4 {
+        assert_eq!(
+            mock.committed_offset("g1", "t", p),
+            Some(10),
+            "partition {p}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coordinator_errors_on_join_and_sync_are_retried_and_the_coordinator_rediscovered() {
+    let (mock, bootstrap) = mock_with_topic(2, 0).await;
+    mock.inject(Fault::error(ApiKey::JoinGroup, ErrorCode::NotCoordinator).times(1));
+    mock.inject(Fault::error(ApiKey::JoinGroup, ErrorCode::CoordinatorNotAvailable).times(1));
+    mock.inject(Fault::error(ApiKey::JoinGroup, ErrorCode::CoordinatorLoadInProgress).times(1));
+    mock.inject(Fault::error(ApiKey::SyncGroup, ErrorCode::RebalanceInProgress).times(1));
+    let finds_before = mock.request_count(1, ApiKey::FindCoordinator);
+    let (consumer, recorder, _) = stable_member(&bootstrap, group_config("g-errors"), 2).await;
+    assert!(
+        mock.pending_faults().is_empty(),
+        "{:?}",
+        mock.pending_faults()
+    );
+    assert!(
+        mock.request_count(1, ApiKey::FindCoordinator) >= finds_before + 3,
+        "NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE made the member look the coordinator up again"
+    );
+    assert_eq!(recorder.kinds(), ["assigned"]);
+    assert_eq!(consumer.group_state().unwrap().state, MemberState::Stable);
+    consumer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_rebalance_in_progress_rejoins_and_illegal_generation_loses_the_partitions() {
+    let (mock, bootstrap) = mock_with_topic(2, 0).await;
+    let config = group_config("g-hb").partition_assignment_strategy(range());
+    let (consumer, recorder, _) = stable_member(&bootstrap, config, 2).await;
+    let first = consumer.group_state().unwrap();
+
+    // REBALANCE_IN_PROGRESS: an ordinary rejoin; eager revocation first.
+    recorder.clear();
+    mock.inject(Fault::error(ApiKey::Heartbeat, ErrorCode::RebalanceInProgress).times(1));
+    poll_until(&[&consumer], Duration::from_secs(10), |_| {
+        recorder.kinds() == ["revoked", "assigned"]
+    })
+    .await;
+    let second = consumer.group_state().unwrap();
+    assert_eq!(second.member_id, first.member_id);
+    assert!(
+        second.generation > first.generation,
+        "{first:?} -> {second:?}"
+    );
+
+    // ILLEGAL_GENERATION: the partitions are lost (no revoked callback, no
+    // commit), the member rejoins with its member id.
+    recorder.clear();
+    mock.inject(Fault::error(ApiKey::Heartbeat, ErrorCode::IllegalGeneration).times(1));
+    poll_until(&[&consumer], Duration::from_secs(10), |_| {
+        recorder.kinds() == ["lost", "assigned"]
+    })
+    .await;
+    assert_eq!(recorder.events()[0].1, tps("t", 0..2));
+    let third = consumer.group_state().unwrap();
+    assert_eq!(third.member_id, first.member_id);
+
+    // UNKNOWN_MEMBER_ID: lost too, and the member joins under a new id.
+    recorder.clear();
+    mock.inject(Fault::error(ApiKey::Heartbeat, ErrorCode::UnknownMemberId).times(1));
+    poll_until(&[&consumer], Duration::from_secs(15), |_| {
+        recorder.kinds() == ["lost", "assigned"]
+    })
+    .await;
+    let fourth = consumer.group_state().unwrap();
+    assert_ne!(fourth.member_id, first.member_id);
+    assert_eq!(fourth.state, MemberState::Stable);
+    consumer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_member_follows_a_coordinator_move_without_a_rebalance() {
+    let mock = MockCluster::start(2).unwrap();
+    mock.create_topic("t", 2, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    produce(&bootstrap, "t", 2, 3).await;
+    let (consumer, recorder, _) = stable_member(
+        &bootstrap,
+        group_config("g-move").enable_auto_commit(false),
+        2,
+    )
+    .await;
+    let before = consumer.group_state().unwrap();
+    let old = mock.group_coordinator("g-move");
+    let new = if old == 1 { 2 } else { 1 };
+    mock.move_group_coordinator("g-move", new).unwrap();
+    let heartbeats = mock.request_count(new, ApiKey::Heartbeat);
+    let start = Instant::now();
+    while mock.request_count(new, ApiKey::Heartbeat) < heartbeats + 2 {
+        poll_for(&consumer, Duration::from_millis(100)).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no heartbeat reached the new coordinator"
+        );
+    }
+    let after = consumer.group_state().unwrap();
+    assert_eq!(
+        (after.generation, after.member_id.clone()),
+        (before.generation, before.member_id)
+    );
+    assert_eq!(recorder.kinds(), ["assigned"], "no rebalance");
+    consumer
+        .commit_offsets([(TopicPartition::new("t", 1), OffsetAndMetadata::new(2))])
+        .await
+        .unwrap();
+    assert_eq!(mock.committed_offset("g-move", "t", 1), Some(2));
+    consumer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restarted_static_member_gets_its_partitions_back_without_a_rebalance_and_fences_the_old_one(
+) {
+    let (mock, bootstrap) = mock_with_topic(4, 0).await;
+    let config = |id: &str| {
+        group_config("g-static")
+            .partition_assignment_strategy(range())
+            .group_instance_id(id)
+    };
+    let s1 = member(&bootstrap, config("s1")).await;
+    let s2 = member(&bootstrap, config("s2")).await;
+    let r1 = Recorder::default();
+    s1.set_rebalance_listener(r1.clone());
+    s1.subscribe(["t"]).unwrap();
+    s2.subscribe(["t"]).unwrap();
+    poll_until(&[&s1, &s2], Duration::from_secs(20), |a| {
+        owned_once(a, "t", 4) && a.iter().all(|x| x.len() == 2)
+    })
+    .await;
+    let leader_is_s1 = s1.group_state().unwrap().is_leader;
+    let (stay, restart) = if leader_is_s1 { (&s1, &s2) } else { (&s2, &s1) };
+    let restart_id = if leader_is_s1 { "s2" } else { "s1" };
+    let owned = restart.assignment();
+    let generation = stay.group_state().unwrap().generation;
+    r1.clear();
+
+    // The restarted process joins with the same group.instance.id while
+    // the old one still runs (a stuck process): no rebalance, same partitions.
+    let again = member(&bootstrap, config(restart_id)).await;
+    again.subscribe(["t"]).unwrap();
+    poll_until(&[&again, stay], Duration::from_secs(15), |a| a[0] == owned).await;
+    assert_eq!(again.group_state().unwrap().generation, generation);
+    assert_eq!(stay.group_state().unwrap().generation, generation);
+    assert_eq!(mock.group("g-static").unwrap().generation, generation);
+    if leader_is_s1 {
+        assert!(
+            r1.kinds().is_empty(),
+            "the other member saw no rebalance: {:?}",
+            r1.events()
+        );
+    }
+    // The old process is fenced: its next poll reports FENCED_INSTANCE_ID.
+    let start = Instant::now();
+    let fenced = loop {
+        match restart.poll(10, Duration::from_millis(100)).await {
+            Err(e) => break e,
+            Ok(_) => assert!(start.elapsed() < Duration::from_secs(10), "never fenced"),
+        }
+    };
+    assert!(
+        matches!(fenced, ConsumerError::FencedInstanceId(_)),
+        "{fenced}"
+    );
+    // A static member's close sends no LeaveGroup.
+    again.close().await;
+    assert_eq!(mock.group("g-static").unwrap().members.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_session_reports_the_partitions_lost_and_the_member_rejoins() {
+    let (mock, bootstrap) = mock_with_topic(2, 0).await;
+    let config = group_config("g-session")
+        .session_timeout(Duration::from_millis(1200))
+        .heartbeat_interval(Duration::from_millis(200))
+        .max_poll_interval(Duration::from_secs(4));
+    let (consumer, recorder, _) = stable_member(&bootstrap, config, 2).await;
+    let before = consumer.group_state().unwrap();
+    // Every heartbeat is cut off until the coordinator expires the session.
+    mock.inject(Fault::drop_connection(ApiKey::Heartbeat).times(1_000));
+    let start = Instant::now();
+    while mock
+        .group("g-session")
+        .unwrap()
+        .members
+        .contains(&before.member_id)
+    {
+        poll_for(&consumer, Duration::from_millis(100)).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "session never expired"
+        );
+    }
+    mock.clear_faults();
+    poll_until(&[&consumer], Duration::from_secs(15), |_| {
+        recorder.kinds() == ["assigned", "lost", "assigned"]
+    })
+    .await;
+    assert_eq!(recorder.events()[1].1, tps("t", 0..2));
+    assert_ne!(consumer.group_state().unwrap().member_id, before.member_id);
+    consumer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_that_stops_polling_leaves_but_heartbeats_keep_a_slow_one_in() {
+    let (mock, bootstrap) = mock_with_topic(2, 0).await;
+    // Blocking longer than the session (1.2 s) but within max.poll.interval (4 s):
+    // the background heartbeats keep the member in, with no rebalance.
+    let config = group_config("g-poll")
+        .session_timeout(Duration::from_millis(1200))
+        .heartbeat_interval(Duration::from_millis(200))
+        .max_poll_interval(Duration::from_secs(4));
+    let (consumer, recorder, _) = stable_member(&bootstrap, config, 2).await;
+    let before = consumer.group_state().unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    poll_for(&consumer, Duration::from_millis(300)).await;
+    let after = consumer.group_state().unwrap();
+    assert_eq!(
+        (after.generation, &after.member_id),
+        (before.generation, &before.member_id)
+    );
+    assert_eq!(recorder.kinds(), ["assigned"]);
+    assert_eq!(
+        mock.group("g-poll").unwrap().members,
+        vec![before.member_id.clone()]
+    );
+    // Waiting inside one poll for longer than max.poll.interval is polling.
+    let empty = consumer
+        .poll(10, Duration::from_millis(4500))
+        .await
+        .unwrap();
+    assert!(empty.is_empty());
+    assert_eq!(
+        consumer.group_state().unwrap().generation,
+        before.generation
+    );
+    assert_eq!(
+        mock.group("g-poll").unwrap().members,
+        vec![before.member_id.clone()]
+    );
+
+    // Blocking past max.poll.interval: the member leaves (LeaveGroup), and
+    // its next poll reports the partitions lost and joins again.
+    tokio::time::sleep(Duration::from_millis(5000)).await;
+    assert!(
+        mock.group("g-poll").unwrap().members.is_empty(),
+        "the member left when max.poll.interval.ms passed: {:?}",
+        mock.group("g-poll")
+    );
+    assert!(mock.request_count(1, ApiKey::LeaveGroup) >= 1);
+    poll_until(&[&consumer], Duration::from_secs(10), |_| {
+        recorder.kinds() == ["assigned", "lost", "assigned"]
+    })
+    .await;
+    consumer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_commit_on_close_and_manual_commit_roundtrip() {
+    let (mock, bootstrap) = mock_with_topic(2, 5).await;
+    // Auto-commit with a long interval: only the close commits.
+    let config = group_config("g-commit").auto_commit_interval(Duration::from_secs(600));
+    let (consumer, _, mut consumed) = stable_member(&bootstrap, config, 2).await;
+    let start = Instant::now();
+    while consumed.len() < 10 {
+        consumed.extend(poll_for(&consumer, Duration::from_millis(100)).await);
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    assert_eq!(mock.committed_offset("g-commit", "t", 0), None);
+    consumer.close().await;
+    assert_eq!(mock.committed_offset("g-commit", "t", 0), Some(5));
+    assert_eq!(mock.committed_offset("g-commit", "t", 1), Some(5));
+
+    // Manual commits: explicit offsets with metadata, then positions.
+    let config = group_config("g-commit").enable_auto_commit(false);
+    let (consumer, _, _) = stable_member(&bootstrap, config, 2).await;
+    let tp0 = TopicPartition::new("t", 0);
+    let tp1 = TopicPartition::new("t", 1);
+    let committed = consumer
+        .committed(&[tp0.clone(), tp1.clone()])
+        .await
+        .unwrap();
+    assert_eq!(committed[&tp0].as_ref().map(|o| o.offset), Some(5));
+    consumer
+        .commit_offsets([(
+            tp0.clone(),
+            OffsetAndMetadata::new(3).with_metadata("checkpoint"),
+        )])
+        .await
+        .unwrap();
+    let committed = consumer
+        .committed(std::slice::from_ref(&tp0))
+        .await
+        .unwrap();
+    let got = committed[&tp0].clone().unwrap();
+    assert_eq!((got.offset, got.metadata.as_str()), (3, "checkpoint"));
+    produce(&bootstrap, "t", 2, 2).await;
+    let start = Instant::now();
+    let mut n = 0;
+    while n < 4 {
+        n += poll_for(&consumer, Duration::from_millis(100)).await.len();
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    consumer.commit().await.unwrap();
+    assert_eq!(mock.committed_offset("g-commit", "t", 0), Some(7));
+    assert_eq!(mock.committed_offset("g-commit", "t", 1), Some(7));
+    let metadata = consumer.group_metadata().unwrap();
+    assert_eq!(metadata.group_id, "g-commit");
+    assert_eq!(
+        metadata.generation_id,
+        consumer.group_state().unwrap().generation
+    );
+    assert!(!metadata.member_id.is_empty());
+    consumer.close().await;
+    // Without auto-commit, close commits nothing more.
+    assert_eq!(mock.committed_offset("g-commit", "t", 0), Some(7));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooperative_sticky_revokes_only_the_partitions_that_move() {
+    let (_mock, bootstrap) = mock_with_topic(4, 0).await;
+    let config =
+        || group_config("g-coop").partition_assignment_strategy(vec![Strategy::CooperativeSticky]);
+    let (a, ra, _) = stable_member(&bootstrap, config(), 4).await;
+    assert_eq!(
+        a.group_state().unwrap().protocol.as_deref(),
+        Some("cooperative-sticky")
+    );
+    ra.clear();
+    let b = member(&bootstrap, config()).await;
+    let rb = Recorder::default();
+    b.set_rebalance_listener(rb.clone());
+    b.subscribe(["t"]).unwrap();
+    poll_until(&[&a, &b], Duration::from_secs(20), |asg| {
+        owned_once(asg, "t", 4) && asg.iter().all(|x| x.len() == 2)
+    })
+    .await;
+    // a revoked just the two partitions that moved (never all four), and
+    // got nothing new; b got them in the follow-up rebalance.
+    let events = ra.events();
+    let revoked: Vec<TopicPartition> = events
+        .iter()
+        .filter(|(k, _)| *k == "revoked")
+        .flat_map(|(_, p)| p.clone())
+        .collect();
+    assert_eq!(revoked.len(), 2, "{events:?}");
+    assert!(revoked.iter().all(|tp| b.assignment().contains(tp)));
+    assert!(
+        events.iter().all(|(k, p)| *k != "assigned" || p.is_empty()),
+        "{events:?}"
+    );
+    assert!(events.iter().all(|(k, _)| *k != "lost"));
+    let b_assigned: Vec<TopicPartition> = rb
+        .events()
+        .into_iter()
+        .filter(|(k, _)| *k == "assigned")
+        .flat_map(|(_, p)| p)
+        .collect();
+    assert_eq!(b_assigned, b.assignment());
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pattern_subscription_picks_up_topics_created_later() {
+    let mock = MockCluster::start(1).unwrap();
+    mock.create_topic("orders-eu", 1, 1).unwrap();
+    mock.create_topic("payments", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let consumer = member(&bootstrap, group_config("g-pattern")).await;
+    consumer.subscribe_pattern("orders-.*").unwrap();
+    poll_until(&[&consumer], Duration::from_secs(10), |a| {
+        a[0] == vec![TopicPartition::new("orders-eu", 0)]
+    })
+    .await;
+    mock.create_topic("orders-us", 2, 1).unwrap();
+    poll_until(&[&consumer], Duration::from_secs(15), |a| a[0].len() == 3).await;
+    assert_eq!(consumer.subscription(), ["orders-eu", "orders-us"]);
+    consumer.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribe_and_assign_exclude_each_other_and_need_a_group_id() {
+    let (_mock, bootstrap) = mock_with_topic(1, 0).await;
+    let no_group = member(&bootstrap, ConsumerConfig::builder()).await;
+    assert!(matches!(
+        no_group.subscribe(["t"]),
+        Err(ConsumerError::NoGroupId)
+    ));
+    assert!(matches!(
+        no_group.commit().await,
+        Err(ConsumerError::NoGroupId)
+    ));
+    assert!(no_group.group_metadata().is_none());
+
+    let consumer = member(&bootstrap, group_config("g-x")).await;
+    consumer.assign(tps("t", [0])).unwrap();
+    assert!(matches!(
+        consumer.subscribe(["t"]),
+        Err(ConsumerError::IllegalState(_))
+    ));
+    consumer.assign([]).unwrap();
+    consumer.subscribe(["t"]).unwrap();
+    assert!(matches!(
+        consumer.assign(tps("t", [0])),
+        Err(ConsumerError::IllegalState(_))
+    ));
+    assert!(matches!(
+        consumer.subscribe_pattern("("),
+        Err(ConsumerError::InvalidPattern(_))
+    ));
+    poll_until(&[&consumer], Duration::from_secs(10), |a| a[0].len() == 1).await;
+    consumer.unsubscribe().await.unwrap();
+    assert!(consumer.assignment().is_empty());
+    assert!(consumer.subscription().is_empty());
+    consumer.assign(tps("t", [0])).unwrap();
+    consumer.close().await;
+}
+
+/// Tansu smoke test: two ferrokafka members share a group on a real broker,
+/// every partition is owned once, every record is consumed, and when one
+/// member leaves the other resumes its partitions at its commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tansu_two_members_share_a_group_and_resume_commits() {
+    use ferrokafka::admin::{Admin, CreateTopicsOptions, NewTopic};
+    use ferrokafka::testkit::{BrokerKind, TestCluster};
+
+    let broker = TestCluster::from_env_or_start(BrokerKind::Tansu).unwrap();
+    let bootstrap = broker.bootstrap_servers();
+    let topic = format!("group-smoke-{}", std::process::id());
+    let group = format!("group-smoke-{}", std::process::id());
+    let admin = Admin::connect(client(&bootstrap)).await.unwrap();
+    let created = admin
+        .create_topics(
+            &[NewTopic::new(&topic, 4, 1)],
+            CreateTopicsOptions::default(),
+        )
+        .await
+        .unwrap();
+    created[&topic].as_ref().unwrap();
+    produce(&bootstrap, &topic, 4, 5).await;
+
+    let config = || group_config(&group).partition_assignment_strategy(range());
+    let a = member(&bootstrap, config()).await;
+    let b = member(&bootstrap, config()).await;
+    a.subscribe([topic.as_str()]).unwrap();
+    b.subscribe([topic.as_str()]).unwrap();
+    let mut seen = poll_until(&[&a, &b], Duration::from_secs(60), |asg| {
+        owned_once(asg, &topic, 4) && asg.iter().all(|x| x.len() == 2)
+    })
+    .await;
+    let start = Instant::now();
+    while seen.iter().map(Vec::len).sum::<usize>() < 20 {
+        let more = poll_until(&[&a, &b], Duration::from_secs(30), |_| true).await;
+        for (s, m) in seen.iter_mut().zip(more) {
+            s.extend(m);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "consumed {seen:?}"
+        );
+    }
+    let mut consumed: Vec<String> = seen.into_iter().flatten().collect();
+    assert!(owned_once(&[a.assignment(), b.assignment()], &topic, 4));
+    b.close().await;
+    produce(&bootstrap, &topic, 4, 5).await;
+    let start = Instant::now();
+    while consumed.len() < 40 {
+        consumed.extend(poll_for(&a, Duration::from_millis(200)).await);
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "consumed {}",
+            consumed.len()
+        );
+    }
+    consumed.extend(poll_for(&a, Duration::from_millis(500)).await);
+    let unique: BTreeSet<&String> = consumed.iter().collect();
+    assert_eq!(unique.len(), 40, "every record consumed");
+    assert_eq!(
+        consumed.len(),
+        40,
+        "none twice: a resumed b's partitions at b's commits"
+    );
+    a.commit().await.unwrap();
+    let partitions = tps(&topic, 0..4);
+    let committed = a.committed(&partitions).await.unwrap();
+    for tp in &partitions {
+        assert_eq!(committed[tp].as_ref().map(|o| o.offset), Some(10), "{tp}");
+    }
+    a.close().await;
+}
+
+/// Commits the consumed positions when partitions are revoked.
+struct CommitOnRevoke(Recorder);
+
+impl RebalanceListener for CommitOnRevoke {
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        Box::pin(async move {
+            consumer
+                .commit()
+                .await
+                .expect("commit in the revoked callback");
+            self.0.push("revoked", partitions);
+        })
+    }
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [TopicPartition],
+    ) -> ListenerFuture<'a> {
+        self.0.on_partitions_assigned(consumer, partitions)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_revoked_callback_can_commit_and_commit_async_lands() {
+    let (mock, bootstrap) = mock_with_topic(2, 5).await;
+    let config = || {
+        group_config("g-revoke")
+            .enable_auto_commit(false)
+            .partition_assignment_strategy(range())
+    };
+    let a = member(&bootstrap, config()).await;
+    let recorder = Recorder::default();
+    a.set_rebalance_listener(CommitOnRevoke(recorder.clone()));
+    a.subscribe(["t"]).unwrap();
+    let mut consumed = 0;
+    let start = Instant::now();
+    while consumed < 10 {
+        consumed += poll_for(&a, Duration::from_millis(100)).await.len();
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    assert_eq!(mock.committed_offset("g-revoke", "t", 0), None);
+    // A second member joins: the eager rebalance revokes everything from a,
+    // whose callback commits its positions first.
+    let b = member(&bootstrap, config()).await;
+    b.subscribe(["t"]).unwrap();
+    poll_until(&[&a, &b], Duration::from_secs(15), |asg| {
+        owned_once(asg, "t", 2) && asg.iter().all(|x| x.len() == 1)
+    })
+    .await;
+    assert!(
+        recorder.kinds().contains(&"revoked"),
+        "{:?}",
+        recorder.events()
+    );
+    assert_eq!(mock.committed_offset("g-revoke", "t", 0), Some(5));
+    assert_eq!(mock.committed_offset("g-revoke", "t", 1), Some(5));
+    // commit_async: fire and forget, lands shortly after.
+    produce(&bootstrap, "t", 2, 1).await;
+    let mut got = 0;
+    let start = Instant::now();
+    while got < 2 {
+        got += poll_for(&a, Duration::from_millis(50)).await.len();
+        got += poll_for(&b, Duration::from_millis(50)).await.len();
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    a.commit_async();
+    b.commit_async();
+    let start = Instant::now();
+    while mock.committed_offset("g-revoke", "t", 0) != Some(6)
+        || mock.committed_offset("g-revoke", "t", 1) != Some(6)
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "commit_async never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    a.close().await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manually_assigned_consumer_with_a_group_id_commits_as_a_simple_consumer() {
+    let (mock, bootstrap) = mock_with_topic(2, 4).await;
+    let consumer = member(&bootstrap, group_config("g-simple")).await;
+    consumer.assign(tps("t", 0..2)).unwrap();
+    let mut n = 0;
+    let start = Instant::now();
+    while n < 8 {
+        n += poll_for(&consumer, Duration::from_millis(100)).await.len();
+        assert!(start.elapsed() < Duration::from_secs(10));
+    }
+    // No membership: commits go with generation -1 and no member id.
+    assert_eq!(consumer.group_state().unwrap().generation, -1);
+    consumer.close().await;
+    assert_eq!(mock.committed_offset("g-simple", "t", 0), Some(4));
+    assert_eq!(mock.committed_offset("g-simple", "t", 1), Some(4));
+    let again = member(&bootstrap, group_config("g-simple")).await;
+    let committed = again.committed(&tps("t", 0..2)).await.unwrap();
+    assert!(committed
+        .values()
+        .all(|c| c.as_ref().map(|o| o.offset) == Some(4)));
 }

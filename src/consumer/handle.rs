@@ -318,20 +318,21 @@ impl Consumer {
     pub async fn poll(&self, max_records: usize, timeout: Duration) -> Result<Records> {
         let deadline = tokio::time::Instant::now() + timeout;
         let Some(group) = self.group.as_ref().filter(|g| g.subscribed()) else {
+            // Manual assignment with a group.id still auto-commits, as in Java.
+            if let Some(group) = &self.group {
+                self.maybe_auto_commit(group);
+            }
             return self.shared.poll(max_records, timeout).await;
         };
+        // Waits in slices of a heartbeat interval: an application waiting in
+        // poll is polling (as in Java), and rebalances, auto-commits and
+        // new pattern matches are handled while it waits.
+        let slice = self.shared.config.heartbeat_interval;
         loop {
             self.ensure_active(group, deadline).await?;
             let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let records = self.shared.poll(max_records, remaining).await?;
-            let attention = {
-                let m = group.coordinator.lock();
-                m.rejoin_needed || m.fatal.is_some() || m.generation < 0
-            };
-            if !records.is_empty()
-                || !attention
-                || tokio::time::Instant::now() >= deadline
-                || !group.subscribed()
+            let records = self.shared.poll(max_records, remaining.min(slice)).await?;
+            if !records.is_empty() || tokio::time::Instant::now() >= deadline || !group.subscribed()
             {
                 return Ok(records);
             }
@@ -393,10 +394,16 @@ impl Consumer {
     /// with [`ConsumerError::Closed`].
     pub async fn close(&self) {
         if let Some(group) = &self.group {
-            if let Err(e) = self
-                .leave_subscription(group, "the consumer is closing")
-                .await
-            {
+            let result = if group.subscribed() {
+                self.leave_subscription(group, "the consumer is closing")
+                    .await
+            } else if self.shared.config.enable_auto_commit {
+                // Manual assignment with a group.id: commit what was consumed.
+                self.commit().await
+            } else {
+                Ok(())
+            };
+            if let Err(e) = result {
                 tracing::warn!(error = %e, "closing the group membership failed");
             }
             group.lock().closed = true;
@@ -415,7 +422,8 @@ pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// Callbacks around rebalances, run inside [`Consumer::poll`] on the
 /// application's task (as Java's `ConsumerRebalanceListener`). Each gets the
 /// consumer, so it may commit, seek or read positions; it must not call
-/// `poll` (that would wait for itself).
+/// `poll`, `unsubscribe` or `close` (they would wait for the rebalance that
+/// is running the callback).
 ///
 /// ```
 /// use ferrokafka::consumer::{Consumer, ListenerFuture, RebalanceListener, TopicPartition};
@@ -1038,20 +1046,26 @@ impl Consumer {
         if !self.shared.config.enable_auto_commit {
             return;
         }
+        let now = Instant::now();
+        let interval = self.shared.config.auto_commit_interval;
         let due = {
             let mut session = group.lock();
             match session.next_auto_commit {
-                Some(at) if at <= Instant::now() && !session.owned.is_empty() => {
-                    session.next_auto_commit =
-                        Some(Instant::now() + self.shared.config.auto_commit_interval);
+                Some(at) if at <= now => {
+                    session.next_auto_commit = Some(now + interval);
                     true
                 }
-                _ => false,
+                Some(_) => false,
+                None => {
+                    session.next_auto_commit = Some(now + interval);
+                    false
+                }
             }
         };
-        if due && group.coordinator.lock().generation >= 0 {
-            let owned: Vec<TopicPartition> = group.lock().owned.iter().cloned().collect();
-            let offsets = self.shared.lock().positions(&owned);
+        // In a group, only within a generation (the coordinator refuses
+        // commits of a member that is not in one).
+        if due && (!group.subscribed() || group.coordinator.lock().generation >= 0) {
+            let offsets = self.shared.lock().positions(&self.commit_scope());
             spawn_commit(group, offsets, "auto-commit");
         }
     }

@@ -387,10 +387,17 @@ fn start_join(
         match static_holder {
             Some(old) => {
                 // A static member rejoining under a new id replaces the old one.
+                // As Kafka does, a static member's rejoin needs no rebalance
+                // while the group's selected protocol is still among its own
+                // (its subscription bytes, which carry its generation, may differ).
+                let unchanged = group
+                    .protocol
+                    .as_ref()
+                    .is_some_and(|selected| protocols.iter().any(|(n, _)| n == selected));
                 let old_member = group.member_mut(&old).expect("holder is a member");
-                let unchanged = old_member.protocols == protocols;
                 old_member.id = id.clone();
                 old_member.last_seen = now;
+                old_member.protocols = protocols.clone();
                 if group.leader.as_deref() == Some(old.as_str()) {
                     group.leader = Some(id.clone());
                 } else if group.state == GroupState::Stable && unchanged {
