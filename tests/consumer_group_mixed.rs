@@ -1237,3 +1237,64 @@ async fn static_members_restart_without_a_rebalance_on_noida() {
 async fn static_member_restart_rebalances_on_tansu_gap() {
     static_members_restart(BrokerKind::Tansu).await;
 }
+
+// ------------------------------------------------------------ heartbeats
+
+/// The application holds a batch for three sessions without polling (less
+/// than max.poll.interval): ferrokafka's background heartbeats keep it in
+/// the group, so the librdkafka member beside it sees no rebalance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ferrokafka_member_blocking_past_its_session_keeps_the_mixed_group_stable() {
+    let setup = Setup::new(BrokerKind::Tansu, "blocking", "range").await;
+    let consumer = Consumer::new(client(&setup.bootstrap), setup.ferro_config(None))
+        .await
+        .unwrap();
+    consumer.subscribe([setup.topic.as_str()]).unwrap();
+    let peer = GroupMember::start("rdkafka", &setup.peer_options(Peer::Librdkafka));
+    let expected = setup.all_partitions();
+    let start = Instant::now();
+    loop {
+        consumer.poll(100, Duration::from_millis(50)).await.unwrap();
+        let owned: Vec<Tp> = peer.with_log(|l| l.owned.iter().cloned().collect());
+        if support::peers::owned_exactly_once(
+            &[tps(&consumer.assignment()), owned],
+            &expected,
+            true,
+        ) {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the two members never shared the topic: {:?} / {:?}",
+            consumer.assignment(),
+            peer.log().owned
+        );
+    }
+    let generation = consumer.group_state().unwrap().generation;
+    let assignment = consumer.assignment();
+    let peer_callbacks = peer.log().rebalances.len();
+    let blocked = setup.session() * 3;
+    tokio::time::sleep(blocked).await;
+    consumer
+        .poll(100, Duration::from_millis(200))
+        .await
+        .unwrap();
+    let state = consumer.group_state().unwrap();
+    assert_eq!(
+        state.generation, generation,
+        "the group rebalanced: {state:?}"
+    );
+    assert_eq!(consumer.assignment(), assignment);
+    assert_eq!(
+        peer.log().rebalances.len(),
+        peer_callbacks,
+        "the librdkafka member saw a rebalance"
+    );
+    println!(
+        "blocked {blocked:?} (session {:?}) without polling: generation {generation} kept, {:?} kept",
+        setup.session(),
+        assignment.iter().map(|tp| tp.partition()).collect::<Vec<_>>()
+    );
+    consumer.close().await;
+    peer.stop_async().await;
+}
