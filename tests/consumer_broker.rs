@@ -8,7 +8,8 @@
 //! Fetch-session errors, read_committed filtering, truncation and the buffer
 //! budget are also covered against a fake cluster in `src/consumer/tests.rs`.
 
-use std::process::Command;
+mod support;
+
 use std::time::{Duration, Instant};
 
 use ferrokafka::admin::{Admin, CreateTopicsOptions, NewTopic};
@@ -17,8 +18,8 @@ use ferrokafka::consumer::{
 };
 use ferrokafka::network::ClientConfig;
 use ferrokafka::testkit::mock::MockCluster;
-use ferrokafka::testkit::{brokers_dir, BrokerKind, Capability, TestCluster};
-use serde_json::Value;
+use ferrokafka::testkit::{BrokerKind, Capability, TestCluster};
+use support::peers::{self, PeerRecord};
 
 #[derive(Debug, Clone, PartialEq)]
 struct Rec {
@@ -26,15 +27,6 @@ struct Rec {
     value: Option<Vec<u8>>,
     headers: Vec<(String, Option<Vec<u8>>)>,
     timestamp: i64,
-}
-
-fn hex(v: &Value) -> Option<Vec<u8>> {
-    v.as_str().map(|s| {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    })
 }
 
 /// Runs scripts/interop/produce_varied.py; returns (record, committed) in produce order.
@@ -45,51 +37,17 @@ fn produce(
     codec: &str,
     extra: &[&str],
 ) -> Vec<(Rec, bool)> {
-    let python = brokers_dir().join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/brokers.sh install",
-        python.display()
-    );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/scripts/interop/produce_varied.py"
-    );
-    let output = Command::new(&python)
-        .args([
-            script,
-            "--client",
-            client,
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--codec",
-            codec,
-        ])
-        .args(extra)
-        .output()
-        .expect("run the python producer");
-    assert!(
-        output.status.success(),
-        "{client} producing {topic} ({codec}) failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
+    let mut args = vec!["--codec", codec];
+    args.extend_from_slice(extra);
+    let out = peers::run_peer_script("produce_varied.py", client, bootstrap, topic, &args);
+    peers::json_lines(&out)
+        .map(|v| {
+            let r = PeerRecord::from_json(&v);
             let rec = Rec {
-                key: hex(&v["key"]),
-                value: hex(&v["value"]),
-                headers: v["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| (h[0].as_str().unwrap().to_owned(), hex(&h[1])))
-                    .collect(),
-                timestamp: v["timestamp"].as_i64().unwrap(),
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
+                timestamp: r.timestamp.expect("produce_varied.py prints timestamps"),
             };
             (rec, v["committed"].as_bool().unwrap())
         })

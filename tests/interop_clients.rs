@@ -12,17 +12,17 @@
 //! `scripts/quickstart.sh` installed the broker alone). Their absence is a
 //! failure, not a skip.
 
-use ferrokafka::network::RequestOptions;
-use std::process::Command;
+mod support;
+
 use std::time::Duration;
 
-use ferrokafka::network::{ClientConfig, Cluster};
+use ferrokafka::network::{ClientConfig, Cluster, RequestOptions};
 use ferrokafka::protocol::messages::create_topics_request::CreatableTopic;
 use ferrokafka::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use ferrokafka::protocol::messages::{CreateTopicsRequest, ProduceRequest};
 use ferrokafka::records::{Compression, RecordBatchBuilder};
-use ferrokafka::testkit::{brokers_dir, BrokerKind, TestCluster};
-use serde_json::Value;
+use ferrokafka::testkit::{BrokerKind, TestCluster};
+use support::peers::{self, Peer, PeerRecord};
 
 type Header = (String, Option<Vec<u8>>);
 
@@ -117,70 +117,22 @@ fn batch(codec: Compression, records: &[Sent]) -> bytes::Bytes {
     builder.finish().unwrap()
 }
 
-fn hex(v: &Value) -> Option<Vec<u8>> {
-    v.as_str().map(|s| {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    })
-}
-
-/// Installs the Python clients into the brokers' venv unless they are there.
-fn install_python_clients() {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/brokers.sh");
-    let output = Command::new("bash")
-        .args([script, "install", "clients"])
-        .env("FERROKAFKA_BROKERS_DIR", brokers_dir())
-        .output()
-        .expect("run scripts/brokers.sh");
-    assert!(
-        output.status.success(),
-        "scripts/brokers.sh install clients failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+fn consume_with(peer: Peer, bootstrap: &str, topic: &str, count: usize) -> Vec<Sent> {
+    let count = count.to_string();
+    let out = peers::run_peer_script(
+        "consume.py",
+        peer.name(),
+        bootstrap,
+        topic,
+        &["--count", &count],
     );
-}
-
-fn consume_with(client: &str, bootstrap: &str, topic: &str, count: usize) -> Vec<Sent> {
-    let python = brokers_dir().join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/brokers.sh install clients",
-        python.display()
-    );
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/interop/consume.py");
-    let output = Command::new(&python)
-        .args([
-            script,
-            "--client",
-            client,
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-        ])
-        .args(["--count", &count.to_string()])
-        .output()
-        .expect("run the python consumer");
-    assert!(
-        output.status.success(),
-        "{client} consuming {topic} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
+    peers::json_lines(&out)
+        .map(|v| {
+            let r = PeerRecord::from_json(&v);
             Sent {
-                key: hex(&v["key"]),
-                value: hex(&v["value"]),
-                headers: v["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| (h[0].as_str().unwrap().to_string(), hex(&h[1])))
-                    .collect(),
+                key: r.key,
+                value: r.value,
+                headers: r.headers,
             }
         })
         .collect()
@@ -190,7 +142,7 @@ fn consume_with(client: &str, bootstrap: &str, topic: &str, count: usize) -> Vec
 async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_codec() {
     // Tansu: noida-db 0.2's fetch loop makes these Python consumers spin (see
     // scripts/golden/README.md), which would test the broker, not the codecs.
-    install_python_clients();
+    peers::install_python_clients();
     let broker = TestCluster::from_env_or_start(BrokerKind::Tansu).unwrap();
     let bootstrap = broker.bootstrap_servers();
     let config = ClientConfig::builder()
@@ -240,7 +192,7 @@ async fn librdkafka_and_kafka_python_read_what_ferrokafka_produces_with_every_co
             response.responses[0].partition_responses[0].error_code, 0,
             "{topic}"
         );
-        for client in ["librdkafka", "kafka-python"] {
+        for client in Peer::ALL {
             let got = consume_with(client, &bootstrap, &topic, sent.len());
             for (i, (got, want)) in got.iter().zip(&sent).enumerate() {
                 assert_eq!(got, want, "{client} {codec:?}: record {i} differs");

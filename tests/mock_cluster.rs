@@ -10,10 +10,9 @@
 //! The Python clients come from `scripts/brokers.sh install`; their absence
 //! is a failure, not a skip.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -34,24 +33,10 @@ use ferrokafka::protocol::messages::{
 use ferrokafka::protocol::{ApiKey, ErrorCode};
 use ferrokafka::records::{BatchReader, Compression, RecordBatchBuilder};
 use ferrokafka::testkit::mock::{Fault, GroupState, MockCluster};
-use ferrokafka::testkit::{brokers_dir, BlockingClient};
-use serde_json::Value;
+use ferrokafka::testkit::BlockingClient;
+use support::peers::{self, wait_until_blocking, GroupMember, MemberOptions, Peer, PeerRecord};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
-
-fn python() -> std::path::PathBuf {
-    let python = brokers_dir().join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/brokers.sh install",
-        python.display()
-    );
-    python
-}
-
-fn script(name: &str) -> String {
-    format!("{}/scripts/interop/{name}", env!("CARGO_MANIFEST_DIR"))
-}
 
 fn client(cluster: &MockCluster, node_id: i32) -> BlockingClient {
     BlockingClient::connect(&cluster.broker_address(node_id).unwrap(), TIMEOUT).unwrap()
@@ -96,23 +81,9 @@ fn python_produce(
     topic: &str,
     count: usize,
 ) -> Vec<(i64, i64, String)> {
-    let output = Command::new(python())
-        .args([
-            &script("produce.py"),
-            "--client",
-            client,
-            "--bootstrap",
-            bootstrap,
-        ])
-        .args(["--topic", topic, "--count", &count.to_string()])
-        .output()
-        .expect("run the python producer");
-    assert!(
-        output.status.success(),
-        "{client} producing to {topic} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    parse_lines(&output.stdout)
+    let count = count.to_string();
+    let out = peers::run_peer_script("produce.py", client, bootstrap, topic, &["--count", &count]);
+    parse_lines(&out)
 }
 
 fn python_consume(
@@ -122,40 +93,25 @@ fn python_consume(
     partitions: usize,
     count: usize,
 ) -> Vec<(i64, i64, String)> {
-    let output = Command::new(python())
-        .args([
-            &script("consume.py"),
-            "--client",
-            client,
-            "--bootstrap",
-            bootstrap,
-        ])
-        .args(["--topic", topic, "--partitions", &partitions.to_string()])
-        .args(["--count", &count.to_string()])
-        .output()
-        .expect("run the python consumer");
-    assert!(
-        output.status.success(),
-        "{client} consuming {topic} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
+    let (partitions, count) = (partitions.to_string(), count.to_string());
+    let out = peers::run_peer_script(
+        "consume.py",
+        client,
+        bootstrap,
+        topic,
+        &["--partitions", &partitions, "--count", &count],
     );
-    parse_lines(&output.stdout)
+    parse_lines(&out)
 }
 
-fn parse_lines(stdout: &[u8]) -> Vec<(i64, i64, String)> {
-    String::from_utf8_lossy(stdout)
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let hex = v["value"].as_str().unwrap();
-            let value: Vec<u8> = (0..hex.len())
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                .collect();
+fn parse_lines(stdout: &str) -> Vec<(i64, i64, String)> {
+    peers::json_lines(stdout)
+        .map(|v| {
+            let r = PeerRecord::from_json(&v);
             (
-                v["partition"].as_i64().unwrap(),
-                v["offset"].as_i64().unwrap(),
-                String::from_utf8(value).unwrap(),
+                i64::from(r.partition),
+                r.offset,
+                String::from_utf8(r.value.unwrap()).unwrap(),
             )
         })
         .collect()
@@ -212,104 +168,25 @@ fn librdkafka_and_kafka_python_produce_and_consume_through_three_brokers() {
     );
 }
 
-/// A group member running in a Python process, reporting its assignment.
-struct Member {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    assignments: mpsc::Receiver<Vec<i64>>,
-    latest: Option<Vec<i64>>,
-}
-
-impl Member {
-    fn start(client: &str, bootstrap: &str, topic: &str, group: &str) -> Member {
-        let mut child = Command::new(python())
-            .args([
-                &script("group_member.py"),
-                "--client",
-                client,
-                "--bootstrap",
-                bootstrap,
-            ])
-            .args(["--topic", topic, "--group", group])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run the python group member");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, assignments) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let v: Value = serde_json::from_str(&line).unwrap();
-                let parts = v["assignment"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|p| p.as_i64().unwrap())
-                    .collect();
-                if tx.send(parts).is_err() {
-                    return;
-                }
-            }
-        });
-        Member {
-            child,
-            stdin,
-            assignments,
-            latest: None,
-        }
-    }
-
-    fn assignment(&mut self) -> Vec<i64> {
-        while let Ok(a) = self.assignments.try_recv() {
-            self.latest = Some(a);
-        }
-        self.latest.clone().unwrap_or_default()
-    }
-
-    /// Closes stdin: the member leaves the group and exits.
-    fn stop(mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                assert!(status.success(), "group member exited with {status}");
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        panic!("group member did not exit after its input closed");
-    }
-}
-
-fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn run_group(client: &str) {
+fn run_group(client: Peer) {
     let cluster = MockCluster::start(3).unwrap();
     let bootstrap = cluster.bootstrap_servers();
     let topic = format!("group-topic-{client}");
     let group = format!("group-{client}");
     cluster.create_topic(&topic, 4, 3).unwrap();
-    let mut first = Member::start(client, &bootstrap, &topic, &group);
+    let options = MemberOptions::new(client, &bootstrap, &topic, &group, "range");
+    let first = GroupMember::start("first", &options);
     // Generous: under the suite's parallel load a Python client can take a
     // while to start, find the coordinator and join (seen once at 20 s).
-    wait_for(
+    wait_until_blocking(
         "the first member to own every partition",
         TIMEOUT * 6,
-        || first.assignment() == vec![0, 1, 2, 3],
+        || first.partitions() == vec![0, 1, 2, 3],
     );
     let generation = cluster.group(&group).unwrap().generation;
-    let mut second = Member::start(client, &bootstrap, &topic, &group);
+    let second = GroupMember::start("second", &options);
     // The second join starts a rebalance; move the coordinator in the middle of it.
-    wait_for("the rebalance to start", TIMEOUT * 2, || {
+    wait_until_blocking("the rebalance to start", TIMEOUT * 2, || {
         cluster
             .group(&group)
             .is_some_and(|g| g.state != GroupState::Stable)
@@ -321,13 +198,13 @@ fn run_group(client: &str) {
         .find(|&b| b != old)
         .unwrap();
     cluster.move_group_coordinator(&group, new).unwrap();
-    wait_for(
+    wait_until_blocking(
         "the rebalance to complete on the new coordinator",
         TIMEOUT * 3,
         || {
-            let a = first.assignment();
-            let b = second.assignment();
-            let all: BTreeSet<i64> = a.iter().chain(&b).copied().collect();
+            let a = first.partitions();
+            let b = second.partitions();
+            let all: BTreeSet<i32> = a.iter().chain(&b).copied().collect();
             !a.is_empty()
                 && !b.is_empty()
                 && a.len() + b.len() == 4
@@ -354,18 +231,18 @@ fn run_group(client: &str) {
     println!(
         "{client}: coordinator {old} -> {new} mid-rebalance; generation {} with {:?} / {:?}",
         cluster.group(&group).unwrap().generation,
-        first.assignment(),
-        second.assignment()
+        first.partitions(),
+        second.partitions()
     );
     second.stop();
     // The leaving member's partitions go back to the first one.
-    wait_for(
+    wait_until_blocking(
         "the first member to own every partition again",
         TIMEOUT * 2,
-        || first.assignment() == vec![0, 1, 2, 3],
+        || first.partitions() == vec![0, 1, 2, 3],
     );
     first.stop();
-    wait_for("the group to empty", TIMEOUT, || {
+    wait_until_blocking("the group to empty", TIMEOUT, || {
         cluster
             .group(&group)
             .is_some_and(|g| g.state == GroupState::Empty)
@@ -374,12 +251,12 @@ fn run_group(client: &str) {
 
 #[test]
 fn librdkafka_group_members_complete_a_rebalance_across_a_coordinator_move() {
-    run_group("librdkafka");
+    run_group(Peer::Librdkafka);
 }
 
 #[test]
 fn kafka_python_group_members_complete_a_rebalance_across_a_coordinator_move() {
-    run_group("kafka-python");
+    run_group(Peer::KafkaPython);
 }
 
 // ---------------------------------------------------------------- ferrokafka's own clients
@@ -976,7 +853,7 @@ fn static_members_rejoin_without_a_rebalance_and_sessions_expire() {
         let joined = b.send(9, &join_b).unwrap();
         (b, joined)
     });
-    wait_for("the rebalance to start", TIMEOUT, || {
+    wait_until_blocking("the rebalance to start", TIMEOUT, || {
         cluster
             .group("static-group")
             .is_some_and(|g| g.state == GroupState::PreparingRebalance)
@@ -1024,7 +901,7 @@ fn static_members_rejoin_without_a_rebalance_and_sessions_expire() {
     let first = s.send(9, &join("", Some("lapsing"), 200)).unwrap();
     assert_eq!(first.error_code, 0);
     assert_eq!(short.group("static-group").unwrap().members.len(), 1);
-    wait_for("the session to expire", TIMEOUT, || {
+    wait_until_blocking("the session to expire", TIMEOUT, || {
         short
             .group("static-group")
             .is_some_and(|g| g.members.is_empty() && g.state == GroupState::Empty)

@@ -1,10 +1,12 @@
-"""Consumes a topic with a real third-party Kafka client and prints each record
-as one JSON line: {"partition", "offset", "key", "value", "headers"} with bytes
-as hex (or null). Used by tests/interop_clients.rs to check that batches
-ferrokafka produced (every codec) read back identically in librdkafka
-(confluent-kafka) and kafka-python.
+"""Consumes a topic from offset 0 with a real third-party Kafka client and
+prints each record as one JSON line: {"partition", "offset", "timestamp",
+"key", "value", "headers"} with bytes as hex (or null). Used through
+tests/support/peers.rs by the interoperability, producer and mock-cluster
+tests to check that what ferrokafka wrote reads back identically in
+librdkafka (confluent-kafka) and kafka-python.
 
 usage: consume.py --client librdkafka|kafka-python --bootstrap HOST:PORT --topic T --count N
+                  [--partitions N] [--isolation read_uncommitted|read_committed]
 """
 import argparse
 import json
@@ -16,10 +18,11 @@ def hexify(b):
     return None if b is None else bytes(b).hex()
 
 
-def emit(partition, offset, key, value, headers):
+def emit(partition, offset, timestamp, key, value, headers):
     print(json.dumps({
         "partition": partition,
         "offset": offset,
+        "timestamp": timestamp,
         "key": hexify(key),
         "value": hexify(value),
         "headers": [[k, hexify(v)] for k, v in (headers or [])],
@@ -33,7 +36,7 @@ def with_librdkafka(args):
         "group.id": "ferrokafka-interop-" + args.topic,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
-        "api.version.request": True,
+        "isolation.level": args.isolation,
     })
     consumer.assign([TopicPartition(args.topic, p, 0) for p in range(args.partitions)])
     seen = 0
@@ -45,7 +48,8 @@ def with_librdkafka(args):
         if message.error():
             print("error: %s" % message.error(), file=sys.stderr)
             continue
-        emit(message.partition(), message.offset(), message.key(), message.value(), message.headers())
+        emit(message.partition(), message.offset(), message.timestamp()[1],
+             message.key(), message.value(), message.headers())
         seen += 1
     consumer.close()
     return seen
@@ -58,6 +62,7 @@ def with_kafka_python(args):
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         consumer_timeout_ms=int(args.timeout * 1000),
+        isolation_level=args.isolation,
     )
     partitions = [TopicPartition(args.topic, p) for p in range(args.partitions)]
     consumer.assign(partitions)
@@ -65,7 +70,8 @@ def with_kafka_python(args):
         consumer.seek(tp, 0)
     seen = 0
     for message in consumer:
-        emit(message.partition, message.offset, message.key, message.value, message.headers)
+        emit(message.partition, message.offset, message.timestamp, message.key,
+             message.value, message.headers)
         seen += 1
         if seen >= args.count:
             break
@@ -80,7 +86,9 @@ def main():
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", type=int, default=1)
     parser.add_argument("--count", type=int, required=True)
-    parser.add_argument("--timeout", type=float, default=20.0)
+    parser.add_argument("--timeout", type=float, default=30.0)
+    parser.add_argument("--isolation", default="read_uncommitted",
+                        choices=["read_uncommitted", "read_committed"])
     args = parser.parse_args()
     consume = with_librdkafka if args.client == "librdkafka" else with_kafka_python
     seen = consume(args)

@@ -135,6 +135,16 @@ pub enum Capability {
     FastGroupJoin,
     /// Group coordination that is reliable under rebalances.
     StableGroupCoordination,
+    /// Incremental cooperative rebalancing (KIP-429): the second JoinGroup
+    /// round, which hands out the partitions revoked in the first, completes.
+    CooperativeRebalance,
+    /// Static membership (KIP-345): a member that restarts with its
+    /// `group.instance.id` within the session gets its partitions back
+    /// without a rebalance.
+    StaticMembership,
+    /// A static member that died (no LeaveGroup) is removed when its session
+    /// times out, and its partitions go to the others.
+    StaticMemberSessionExpiry,
     /// Data surviving [`TestBroker::restart`].
     DataSurvivesRestart,
     /// OffsetDelete (deleting a group's committed offsets).
@@ -277,12 +287,22 @@ const TANSU_GAPS: &[KnownGap] = &[
     gap(
         Capability::FastGroupJoin,
         GapKind::Degraded,
-        "a new group's first JoinGroup waits session.timeout.ms / 2",
+        "a new group's first JoinGroup, and every later JoinGroup round, waits session.timeout.ms / 2",
     ),
     gap(
         Capability::DataSurvivesRestart,
         GapKind::NotSupported,
         "memory storage: a restart loses every topic and record",
+    ),
+    gap(
+        Capability::StaticMembership,
+        GapKind::Wrong,
+        "a static member restarting with its group.instance.id triggers a rebalance (new generation)",
+    ),
+    gap(
+        Capability::StaticMemberSessionExpiry,
+        GapKind::Wrong,
+        "a SIGKILLed static member is not removed after its session timeout: its partitions stay unowned",
     ),
     gap(
         Capability::DeleteGroupsRefusesNonEmpty,
@@ -371,6 +391,16 @@ const NOIDA_GAPS: &[KnownGap] = &[
         Capability::StableGroupCoordination,
         GapKind::Degraded,
         "group coordination is less stable than Kafka's under rebalances",
+    ),
+    gap(
+        Capability::CooperativeRebalance,
+        GapKind::Wrong,
+        "the second JoinGroup round of a cooperative rebalance never completes: revoked partitions stay unowned",
+    ),
+    gap(
+        Capability::StaticMemberSessionExpiry,
+        GapKind::Wrong,
+        "a SIGKILLed static member is not removed after its session timeout: its partitions stay unowned",
     ),
 ];
 

@@ -1,9 +1,11 @@
 //! Helpers shared by the producer integration tests: a producer for a test
-//! broker, topic creation, and the Python peer clients
-//! (`tests/producer_support/clients.py`).
+//! broker, topic creation, and the Python peer clients (through
+//! `tests/support/peers.rs`).
 #![allow(dead_code)]
 
-use std::process::Command;
+#[path = "../support/peers.rs"]
+pub mod peers;
+
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -14,8 +16,6 @@ use ferrokafka::protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use ferrokafka::protocol::messages::CreateTopicsRequest;
 use ferrokafka::protocol::messages::FetchRequest;
 use ferrokafka::records::RecordStream;
-use ferrokafka::testkit::brokers_dir;
-use serde_json::Value;
 
 pub fn client_config(bootstrap: &str) -> ClientConfig {
     ClientConfig::builder()
@@ -77,47 +77,11 @@ pub struct Consumed {
     pub headers: Vec<(String, Option<Vec<u8>>)>,
 }
 
-fn hex(v: &Value) -> Option<Vec<u8>> {
-    v.as_str().map(|s| {
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    })
-}
-
-fn python(args: &[&str]) -> String {
-    let python = brokers_dir().join("venv/bin/python");
-    assert!(
-        python.exists(),
-        "{} missing: run scripts/brokers.sh install",
-        python.display()
-    );
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/producer_support/clients.py"
-    );
-    let output = Command::new(&python)
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("run the python client");
-    assert!(
-        output.status.success(),
-        "clients.py {args:?} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
-}
-
-/// Runs clients.py off the async runtime's threads.
-async fn python_async(args: &[&str]) -> String {
-    let args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-    tokio::task::spawn_blocking(move || {
-        python(&args.iter().map(String::as_str).collect::<Vec<_>>())
-    })
-    .await
-    .unwrap()
+fn peer(client: &str) -> peers::Peer {
+    *peers::Peer::ALL
+        .iter()
+        .find(|p| p.name() == client)
+        .unwrap_or_else(|| panic!("unknown peer client {client}"))
 }
 
 /// Consumes `count` records of `topic` with a peer client ("librdkafka" or
@@ -130,38 +94,16 @@ pub async fn consume_with(
     count: usize,
     isolation: &str,
 ) -> Vec<Consumed> {
-    let out = python_async(&[
-        "consume",
-        "--client",
-        client,
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        topic,
-        "--partitions",
-        &partitions.to_string(),
-        "--count",
-        &count.to_string(),
-        "--isolation",
-        isolation,
-    ])
-    .await;
-    out.lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            Consumed {
-                partition: v["partition"].as_i64().unwrap() as i32,
-                offset: v["offset"].as_i64().unwrap(),
-                timestamp: v["timestamp"].as_i64().unwrap(),
-                key: hex(&v["key"]),
-                value: hex(&v["value"]),
-                headers: v["headers"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|h| (h[0].as_str().unwrap().to_string(), hex(&h[1])))
-                    .collect(),
-            }
+    peers::consume(peer(client), bootstrap, topic, partitions, count, isolation)
+        .await
+        .into_iter()
+        .map(|r| Consumed {
+            partition: r.partition,
+            offset: r.offset,
+            timestamp: r.timestamp.expect("consume.py prints timestamps"),
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
         })
         .collect()
 }
@@ -184,25 +126,17 @@ pub async fn peer_partitions(
         .map(|k| k.iter().map(|b| format!("{b:02x}")).collect())
         .collect();
     std::fs::write(&file, text.join("\n")).unwrap();
-    let out = python_async(&[
-        "partitions",
-        "--client",
+    let out = peers::run_peer_script_async(
+        "partitions.py",
         client,
-        "--bootstrap",
         bootstrap,
-        "--topic",
         topic,
-        "--keys-file",
-        file.to_str().unwrap(),
-    ])
+        &["--keys-file", file.to_str().unwrap()],
+    )
     .await;
     let _ = std::fs::remove_file(&file);
-    let partitions: Vec<i32> = out
-        .lines()
-        .map(|line| {
-            let v: Value = serde_json::from_str(line).unwrap();
-            v["partition"].as_i64().unwrap() as i32
-        })
+    let partitions: Vec<i32> = peers::json_lines(&out)
+        .map(|v| v["partition"].as_i64().unwrap() as i32)
         .collect();
     assert_eq!(
         partitions.len(),
