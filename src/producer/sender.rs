@@ -129,9 +129,14 @@ impl Sender {
                     None => std::future::pending().await,
                 }
             };
+            // A refresh the refresher made on its own (metadata.max.age.ms)
+            // may show new partitions or leaders even while nothing is sent.
+            let cluster = self.shared.cluster.clone();
+            let seen = self.metadata_generation;
             tokio::select! {
                 _ = self.shared.wake.notified() => {}
                 Some(event) = self.tasks.next(), if !self.tasks.is_empty() => self.handle(event),
+                snapshot = cluster.metadata_changed(seen) => self.apply_metadata(&snapshot),
                 _ = sleep => {}
             }
             // Handle whatever else completed meanwhile before draining again.
