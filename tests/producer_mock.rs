@@ -254,3 +254,57 @@ async fn batch_size_bounds_compressed_batches_by_the_estimated_ratio() {
     );
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch() {
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-txn-sequence-error";
+    mock.create_topic(topic, 1, 1).unwrap();
+    let config = ProducerConfig::builder()
+        .acks(Acks::All)
+        .transactional_id("txn-sequence-error")
+        .linger(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.init_transactions().await.unwrap();
+    let (id, epoch) = producer.producer_id_and_epoch();
+
+    producer.begin_transaction().unwrap();
+    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::OutOfOrderSequenceNumber).times(1));
+    let lost = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"lost")))
+        .await
+        .unwrap();
+    assert!(lost.await.is_err(), "the out-of-order batch fails");
+    let commit = producer.commit_transaction().await;
+    assert!(
+        matches!(
+            commit,
+            Err(ferrokafka::producer::ProducerError::TransactionAborted(_))
+        ),
+        "{commit:?}"
+    );
+    producer.abort_transaction().await.unwrap();
+    assert_eq!(
+        producer.producer_id_and_epoch(),
+        (id, epoch + 1),
+        "the abort started a new epoch of the same producer id"
+    );
+
+    producer.begin_transaction().unwrap();
+    let kept = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"kept")))
+        .await
+        .unwrap();
+    producer.commit_transaction().await.unwrap();
+    assert!(kept.await.unwrap().offset >= 0);
+    let values: Vec<Bytes> = mock
+        .records(topic, 0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.value)
+        .collect();
+    assert_eq!(values, [&b"kept"[..]]);
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}

@@ -574,11 +574,31 @@ impl Producer {
 
     /// Aborts the transaction: its records stay in the log but consumers
     /// reading committed data skip them.
+    ///
+    /// If the transaction failed on a sequence error (a batch lost for
+    /// good, or the broker forgot the producer), the abort also bumps the
+    /// producer epoch with InitProducerId (KIP-360), as the Java client
+    /// does, so the next transaction starts with fresh sequences instead of
+    /// failing the same way.
     pub async fn abort_transaction(&self) -> Result<()> {
         let txn = self.open_txn()?;
+        let shared = &*self.inner.shared;
         self.flush().await?;
         if txn.started.load(Ordering::Acquire) {
-            txn::end_transaction(&self.inner.shared, false).await?;
+            txn::end_transaction(shared, false).await?;
+        }
+        if txn.epoch_bump_required.load(Ordering::Acquire) {
+            let (id, epoch) =
+                txn::init_producer_id(shared, Some(shared.producer_id_and_epoch())).await?;
+            tracing::info!(
+                producer_id = id,
+                epoch,
+                "transaction aborted after a sequence error: new epoch"
+            );
+            shared.set_producer_id_and_epoch(id, epoch);
+            shared.restart_sequences();
+            Counters::add(&shared.counters.epoch_bumps, 1);
+            txn.epoch_bump_required.store(false, Ordering::Release);
         }
         self.reset_transaction(txn);
         Ok(())

@@ -679,7 +679,14 @@ impl Sender {
                         tracing::warn!(topic = %topic.name, partition, ?code, "unresolved sequence: bumping the producer epoch");
                         self.bump_wanted = true;
                     }
-                    if shared.txn.is_some() && batch.base_sequence == state.next_sequence_acked() {
+                    if let Some(txn) = shared
+                        .txn
+                        .as_ref()
+                        .filter(|_| batch.base_sequence == state.next_sequence_acked())
+                    {
+                        // The transaction must abort; the abort then starts
+                        // a new epoch (KIP-360), so sequences restart at 0.
+                        txn.epoch_bump_required.store(true, Ordering::Release);
                         let error = broker_error(&topic, partition, code, p.error_message.clone());
                         self.set_abortable(error.clone());
                         self.fail(&mut state, batch, error);

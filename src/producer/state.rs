@@ -31,6 +31,9 @@ pub(crate) struct TxnShared {
     pub started: AtomicBool,
     /// Whether `init_transactions` succeeded.
     pub initialized: AtomicBool,
+    /// A sequence error (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID)
+    /// made the transaction abortable: the abort bumps the epoch (KIP-360).
+    pub epoch_bump_required: AtomicBool,
 }
 
 pub(crate) struct Shared {
@@ -118,6 +121,18 @@ impl Shared {
         self.last_topic.store(None);
         self.topics_generation.fetch_add(1, Ordering::AcqRel);
         grown
+    }
+
+    /// After an epoch bump with nothing buffered: every partition's
+    /// sequence starts again at 0.
+    pub fn restart_sequences(&self) {
+        for topic in self.all_topics() {
+            for queue in topic.partitions.iter() {
+                let mut state = queue.lock();
+                state.next_sequence = 0;
+                state.set_next_sequence_acked(0);
+            }
+        }
     }
 
     pub fn all_topics(&self) -> Vec<Arc<TopicQueues>> {
