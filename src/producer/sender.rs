@@ -246,7 +246,10 @@ impl Sender {
         let idempotent = shared.is_idempotent();
         let transactional = shared.txn.is_some();
         let (producer_id, epoch) = shared.producer_id_and_epoch();
-        let mut requests: HashMap<i32, (usize, RequestBatches)> = HashMap::new();
+        // Per broker: bytes so far, batches, and the connection they go out on
+        // (taken when the request starts: it may close before the pass ends,
+        // and then the send fails and the batches are retried).
+        let mut requests: HashMap<i32, (usize, RequestBatches, BrokerConnection)> = HashMap::new();
         let mut want_connect = Vec::new();
         let topics = self.topics.clone();
         for topic in topics.iter() {
@@ -302,8 +305,8 @@ impl Sender {
                     continue;
                 }
                 let node = state.leader;
-                match self.conns.get(&node) {
-                    Some(Conn::Ready(conn)) if !conn.is_closed() => {}
+                let conn = match self.conns.get(&node) {
+                    Some(Conn::Ready(conn)) if !conn.is_closed() => conn.clone(),
                     Some(Conn::Ready(_)) => {
                         self.conns.remove(&node);
                         want_connect.push(node);
@@ -318,11 +321,13 @@ impl Sender {
                         want_connect.push(node);
                         continue;
                     }
-                }
+                };
                 if self.broker_in_flight.get(&node).copied().unwrap_or(0) >= config.max_in_flight {
                     continue;
                 }
-                let entry = requests.entry(node).or_default();
+                let entry = requests
+                    .entry(node)
+                    .or_insert_with(|| (0, Vec::new(), conn));
                 let size = front
                     .encoded
                     .as_ref()
@@ -361,8 +366,8 @@ impl Sender {
             self.connect(node);
         }
         let sent = !requests.is_empty();
-        for (node, (_, batches)) in requests {
-            self.send_request(node, batches);
+        for (node, (_, batches, conn)) in requests {
+            self.send_request(node, conn, batches);
         }
         sent
     }
@@ -384,13 +389,14 @@ impl Sender {
         }));
     }
 
-    fn send_request(&mut self, node: i32, batches: Vec<(Arc<TopicQueues>, i32, ProducerBatch)>) {
+    fn send_request(
+        &mut self,
+        node: i32,
+        conn: BrokerConnection,
+        batches: Vec<(Arc<TopicQueues>, i32, ProducerBatch)>,
+    ) {
         let shared = &self.shared;
         let config = &shared.config;
-        let Some(Conn::Ready(conn)) = self.conns.get(&node) else {
-            unreachable!("requests are only built for connected brokers");
-        };
-        let conn = conn.clone();
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
         for (topic, partition, batch) in &batches {
             let data = PartitionProduceData::default()

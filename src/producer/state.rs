@@ -200,8 +200,10 @@ impl Shared {
                 Counters::add(&self.counters.errors, 1);
             }
         }
-        batch.completion.complete(outcome);
+        // Memory first: once a handle resolves, its bytes are free
+        // (`metrics().buffer_used_bytes` does not lag behind the handles).
         self.release(batch.reserved);
+        batch.completion.complete(outcome);
         if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
         }
