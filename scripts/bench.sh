@@ -14,7 +14,8 @@
 #   C100      read 2,000,000 records (16-byte key, 100-byte value) from the
 #             beginning of a 6-partition topic filled once, all partitions assigned
 #
-# Produce: acks=1, linger.ms=5, idempotence off, 6-partition topic created by
+# Produce: acks=1, linger.ms=5, batch.size=1000000 (librdkafka's default, set for
+# both clients), idempotence off, 6-partition topic created by
 # kafka-python's admin client (not under test). Each run prints one JSON line;
 # at the end a Markdown table of the medians. --quick uses small counts.
 # The ferrokafka side of the produce (consume) workloads is built when the

@@ -155,3 +155,156 @@ async fn injected_retriable_produce_errors_are_retried_exactly_once_in_order() {
     assert!(metrics.retries > 0, "{metrics:?}");
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_added_to_a_topic_are_used_after_the_next_metadata_refresh() {
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-growing-topic";
+    mock.create_topic(topic, 2, 1).unwrap();
+    let client = ferrokafka::network::ClientConfig::builder()
+        .bootstrap_servers([mock.bootstrap_servers()])
+        .metadata_max_age(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let producer = ferrokafka::producer::Producer::new(client, idempotent_config())
+        .await
+        .unwrap();
+    let before = ProducerRecord::new(topic, Bytes::from_static(b"before")).with_partition(1);
+    let before = producer.send(before).await.unwrap();
+    assert_eq!(producer.partition_count(topic).await.unwrap(), 2);
+    let beyond = ProducerRecord::new(topic, Bytes::from_static(b"x")).with_partition(3);
+    assert!(
+        producer.send(beyond).await.is_err(),
+        "partition 3 does not exist yet"
+    );
+
+    mock.add_partitions(topic, 4).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while producer.partition_count(topic).await.unwrap() != 4 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the producer never saw the new partitions"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // New partitions take records; the old ones keep their sequences.
+    let mut handles = vec![before];
+    for partition in [1, 2, 3] {
+        let record = ProducerRecord::new(topic, Bytes::from(format!("after-{partition}")))
+            .with_partition(partition);
+        handles.push(producer.send(record).await.unwrap());
+    }
+    for handle in handles {
+        tokio::time::timeout(Duration::from_secs(30), handle)
+            .await
+            .expect("a delivery handle resolves")
+            .expect("delivered");
+    }
+    let values = |partition| -> Vec<Bytes> {
+        mock.records(topic, partition)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.value.unwrap())
+            .collect()
+    };
+    assert_eq!(values(1), [&b"before"[..], b"after-1"]);
+    assert_eq!(values(2), [&b"after-2"[..]]);
+    assert_eq!(values(3), [&b"after-3"[..]]);
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batch_size_bounds_compressed_batches_by_the_estimated_ratio() {
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-compressed-batch-size";
+    mock.create_topic(topic, 1, 1).unwrap();
+    const BATCH_SIZE: usize = 16 * 1024;
+    let config = ProducerConfig::builder()
+        .acks(Acks::Leader)
+        .enable_idempotence(false)
+        .compression(ferrokafka::records::Compression::Lz4)
+        .batch_size(BATCH_SIZE)
+        .linger(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    // Very compressible values: lz4 shrinks them several times.
+    let value = Bytes::from("compressible value, ".repeat(10));
+    let mut handles = Vec::new();
+    for _ in 0..40_000 {
+        let record = ProducerRecord::new(topic, value.clone());
+        handles.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    for handle in handles {
+        handle.await.expect("delivered");
+    }
+    let metrics = producer.metrics();
+    let uncompressed = metrics.bytes_sent as f64 / metrics.compression_ratio;
+    assert!(metrics.compression_ratio < 0.5, "{metrics:?}");
+    // Counting uncompressed bytes would need at least this many batches.
+    let uncompressed_batches = uncompressed / BATCH_SIZE as f64;
+    assert!(
+        (metrics.batches_sent as f64) < 0.5 * uncompressed_batches,
+        "batches fill up to batch.size once compressed: {metrics:?}"
+    );
+    assert!(
+        metrics.average_batch_bytes <= BATCH_SIZE as f64,
+        "compressed batches stay within batch.size: {metrics:?}"
+    );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch() {
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-txn-sequence-error";
+    mock.create_topic(topic, 1, 1).unwrap();
+    let config = ProducerConfig::builder()
+        .acks(Acks::All)
+        .transactional_id("txn-sequence-error")
+        .linger(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.init_transactions().await.unwrap();
+    let (id, epoch) = producer.producer_id_and_epoch();
+
+    producer.begin_transaction().unwrap();
+    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::OutOfOrderSequenceNumber).times(1));
+    let lost = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"lost")))
+        .await
+        .unwrap();
+    assert!(lost.await.is_err(), "the out-of-order batch fails");
+    let commit = producer.commit_transaction().await;
+    assert!(
+        matches!(
+            commit,
+            Err(ferrokafka::producer::ProducerError::TransactionAborted(_))
+        ),
+        "{commit:?}"
+    );
+    producer.abort_transaction().await.unwrap();
+    assert_eq!(
+        producer.producer_id_and_epoch(),
+        (id, epoch + 1),
+        "the abort started a new epoch of the same producer id"
+    );
+
+    producer.begin_transaction().unwrap();
+    let kept = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"kept")))
+        .await
+        .unwrap();
+    producer.commit_transaction().await.unwrap();
+    assert!(kept.await.unwrap().offset >= 0);
+    let values: Vec<Bytes> = mock
+        .records(topic, 0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.value)
+        .collect();
+    assert_eq!(values, [&b"kept"[..]]);
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}

@@ -63,6 +63,9 @@ pub fn workload(name: &str) -> Option<Workload> {
 pub const ACKS_LEADER: i16 = 1;
 /// linger.ms of every produce workload.
 pub const LINGER_MS: u64 = 5;
+/// batch.size of every produce workload, for both clients: librdkafka's
+/// default (ferrokafka's default is the Java client's 16 KiB; see BENCHMARKS.md).
+pub const BATCH_SIZE: usize = 1_000_000;
 /// Partitions of every benchmark topic.
 pub const PARTITIONS: i32 = 6;
 

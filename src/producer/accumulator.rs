@@ -21,7 +21,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::records::{Compression, Header, RecordBatchBuilder};
+use crate::records::{Compression, CompressionRatio, Header, RecordBatchBuilder};
 
 use super::error::{ProducerError, Result};
 use super::record::{BatchCompletion, DeliveryHandle};
@@ -78,6 +78,9 @@ pub(crate) struct PartitionState {
     pub txn: TxnPartition,
     /// The sequence the next acknowledged batch starts with.
     acked_sequence: i32,
+    /// Uncompressed bytes of the last batch sealed, to size the next one's
+    /// buffer (0 before the first).
+    pub last_batch_bytes: usize,
 }
 
 impl PartitionState {
@@ -88,6 +91,19 @@ impl PartitionState {
 
     pub fn set_next_sequence_acked(&mut self, sequence: i32) {
         self.acked_sequence = sequence;
+    }
+
+    /// The buffer to reserve for a new batch: the last batch's size plus an
+    /// eighth (batches cut by `linger.ms` vary in size), or up to 16 KiB at
+    /// first. A large `batch.size` thus costs memory only where batches do
+    /// get large; a batch that outgrows its buffer reallocates once.
+    pub fn batch_capacity(&self, batch_size: usize) -> usize {
+        const FIRST_BATCH_CAPACITY: usize = 16 * 1024;
+        if self.last_batch_bytes == 0 {
+            batch_size.min(FIRST_BATCH_CAPACITY)
+        } else {
+            self.last_batch_bytes + self.last_batch_bytes / 8
+        }
     }
 }
 
@@ -101,6 +117,24 @@ pub(crate) struct PartitionQueue {
 }
 
 impl PartitionQueue {
+    fn new(index: usize) -> Arc<Self> {
+        Arc::new(PartitionQueue {
+            index: index as i32,
+            state: Mutex::new(PartitionState {
+                open: None,
+                ready: VecDeque::new(),
+                leader: -1,
+                in_flight: 0,
+                next_sequence: 0,
+                retry_not_before: None,
+                txn: TxnPartition::NotAdded,
+                acked_sequence: 0,
+                last_batch_bytes: 0,
+            }),
+            queued_batches: AtomicUsize::new(0),
+        })
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, PartitionState> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -110,37 +144,59 @@ impl PartitionQueue {
 #[derive(Debug)]
 pub(crate) struct TopicQueues {
     pub name: Arc<str>,
-    pub partitions: Box<[PartitionQueue]>,
+    /// Shared with the copy made when the topic grows (see `grown`).
+    pub partitions: Box<[Arc<PartitionQueue>]>,
     /// The sticky partition for keyless records.
     pub sticky: AtomicI32,
     /// Partitions with a leader, from the last metadata.
     pub available: RwLock<Arc<[i32]>>,
+    /// The topic's compression ratio estimate (the records layer's rule,
+    /// as the Java client's per-topic estimator): read when a batch opens,
+    /// updated when one is sealed.
+    ratio: Mutex<CompressionRatio>,
 }
 
 impl TopicQueues {
     pub fn new(name: Arc<str>, partition_count: usize, available: Arc<[i32]>) -> Self {
-        let partitions = (0..partition_count)
-            .map(|i| PartitionQueue {
-                index: i as i32,
-                state: Mutex::new(PartitionState {
-                    open: None,
-                    ready: VecDeque::new(),
-                    leader: -1,
-                    in_flight: 0,
-                    next_sequence: 0,
-                    retry_not_before: None,
-                    txn: TxnPartition::NotAdded,
-                    acked_sequence: 0,
-                }),
-                queued_batches: AtomicUsize::new(0),
-            })
-            .collect();
         TopicQueues {
             name,
-            partitions,
+            partitions: (0..partition_count).map(PartitionQueue::new).collect(),
             sticky: AtomicI32::new(-1),
             available: RwLock::new(available),
+            ratio: Mutex::new(CompressionRatio::default()),
         }
+    }
+
+    /// A copy with `partition_count` partitions: the existing ones shared,
+    /// the new ones empty (without a leader until the sender applies the
+    /// metadata that showed them).
+    pub fn grown(&self, partition_count: usize) -> Self {
+        let partitions = self
+            .partitions
+            .iter()
+            .cloned()
+            .chain((self.partitions.len()..partition_count).map(PartitionQueue::new))
+            .collect();
+        TopicQueues {
+            name: self.name.clone(),
+            partitions,
+            sticky: AtomicI32::new(self.sticky.load(Ordering::Relaxed)),
+            available: RwLock::new(self.available()),
+            ratio: Mutex::new(*self.ratio.lock().unwrap_or_else(|p| p.into_inner())),
+        }
+    }
+
+    /// The compression ratio new batches assume (1.0 until a batch was sealed).
+    pub fn compression_ratio(&self) -> f32 {
+        self.ratio.lock().unwrap_or_else(|p| p.into_inner()).get()
+    }
+
+    /// Folds in the ratio a sealed batch had.
+    pub fn observe_compression_ratio(&self, observed: f32) {
+        self.ratio
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .update(observed);
     }
 
     pub fn partition_count(&self) -> i32 {
@@ -166,8 +222,9 @@ pub(crate) struct BatchSettings {
 /// What an append did besides adding the record.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct Appended {
-    /// A new batch was opened (the sender must learn its linger deadline).
-    pub opened: bool,
+    /// A new batch was opened at this instant (the sender must learn its
+    /// linger deadline).
+    pub opened_at: Option<Instant>,
     /// A batch was sealed full (ready to send; sticky partitioning moves on).
     pub sealed: bool,
 }
@@ -201,9 +258,12 @@ pub(crate) fn append(
     outstanding: &AtomicUsize,
     record: RecordParts<'_>,
 ) -> Result<(DeliveryHandle, Appended)> {
-    let mut inline: [(&str, Option<&[u8]>); INLINE_HEADERS] = [("", None); INLINE_HEADERS];
+    let mut inline: [(&str, Option<&[u8]>); INLINE_HEADERS];
     let spilled: Vec<(&str, Option<&[u8]>)>;
-    let headers: &[(&str, Option<&[u8]>)] = if record.headers.len() <= INLINE_HEADERS {
+    let headers: &[(&str, Option<&[u8]>)] = if record.headers.is_empty() {
+        &[]
+    } else if record.headers.len() <= INLINE_HEADERS {
+        inline = [("", None); INLINE_HEADERS];
         for (slot, h) in inline.iter_mut().zip(record.headers) {
             *slot = (header_key(h)?, h.value.as_deref());
         }
@@ -218,9 +278,12 @@ pub(crate) fn append(
     };
     let mut appended = Appended::default();
     let mut state = queue.lock();
+    // `batch.size` bounds the estimated size once compressed (the Java
+    // client's rule): the compressed bytes so far, estimated with the
+    // topic's compression ratio, plus this record uncompressed.
     let fits = state.open.as_ref().is_some_and(|b| {
         let builder = b.builder.as_ref().expect("open batches have a builder");
-        builder.is_empty() || builder.size_in_bytes() + record.size <= settings.batch_size
+        builder.is_empty() || builder.estimated_size_in_bytes() + record.size <= settings.batch_size
     });
     if !fits {
         if let Some(full) = state.open.take() {
@@ -230,14 +293,17 @@ pub(crate) fn append(
         }
         let mut builder = RecordBatchBuilder::with_capacity(
             settings.compression,
-            settings.batch_size.max(record.size),
+            state.batch_capacity(settings.batch_size).max(record.size),
         );
-        builder.set_compression_level(settings.compression_level);
+        builder
+            .set_compression_level(settings.compression_level)
+            .set_estimated_compression_ratio(topic.compression_ratio());
+        let created = Instant::now();
         state.open = Some(ProducerBatch {
             builder: Some(builder),
             encoded: None,
             completion: BatchCompletion::new(topic.name.clone(), queue.index),
-            created: Instant::now(),
+            created,
             reserved: 0,
             records: 0,
             uncompressed: 0,
@@ -249,7 +315,7 @@ pub(crate) fn append(
         // Counted before the lock is released, so that flush and close
         // never see the batch sent but not counted.
         outstanding.fetch_add(1, Ordering::AcqRel);
-        appended.opened = true;
+        appended.opened_at = Some(created);
     }
     let batch = state.open.as_mut().expect("opened above");
     let builder = batch.builder.as_mut().expect("open batches have a builder");
@@ -261,7 +327,7 @@ pub(crate) fn append(
     let handle = DeliveryHandle::new(batch.completion.clone(), delta, record.timestamp);
     // A batch that reached batch.size is sealed now, so the sender need not
     // wait for the next record (or linger) to send it.
-    if builder.size_in_bytes() >= settings.batch_size {
+    if builder.estimated_size_in_bytes() >= settings.batch_size {
         let full = state.open.take().expect("present");
         state.ready.push_back(full);
         queue.queued_batches.fetch_add(1, Ordering::Relaxed);

@@ -1,9 +1,10 @@
 //! The [`Producer`] handle.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use arc_swap::ArcSwapOption;
 use tokio::sync::{Notify, Semaphore, TryAcquireError};
 use tokio::task::JoinHandle;
 
@@ -94,6 +95,9 @@ impl Producer {
             topics_generation: AtomicUsize::new(0),
             memory: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
             wake: Notify::new(),
+            epoch: Instant::now(),
+            sender_wake_at: AtomicU64::new(u64::MAX),
+            last_topic: ArcSwapOption::empty(),
             counters: Counters::default(),
             outstanding: AtomicUsize::new(0),
             idle: Notify::new(),
@@ -176,13 +180,42 @@ impl Producer {
                 limit: shared.config.buffer_memory,
             });
         }
-        let started = Instant::now();
+        // The fast path reads no clock and takes no lock besides the
+        // partition's: the buffer permits first (waiting only when
+        // `buffer.memory` is full), then the topic through a lock-free cache.
+        let started = self.reserve(size).await?;
+        let cached = shared.last_topic.load();
+        if let Some(topic) = cached.as_deref().filter(|t| *t.name == *record.topic) {
+            return self.append_record(topic, &record, size);
+        }
+        drop(cached);
         let topic = match shared.topic(&record.topic) {
             Some(topic) => topic,
-            None => self.topic_metadata(&record.topic, started).await?,
+            None => {
+                let started = started.unwrap_or_else(Instant::now);
+                match self.topic_metadata(&record.topic, started).await {
+                    Ok(topic) => topic,
+                    Err(e) => {
+                        shared.release(size);
+                        return Err(e);
+                    }
+                }
+            }
         };
-        self.reserve(size, started).await?;
-        let partition = match self.choose_partition(&topic, &record) {
+        shared.last_topic.store(Some(topic.clone()));
+        self.append_record(&topic, &record, size)
+    }
+
+    /// Appends a record whose `size` bytes of `buffer.memory` are reserved
+    /// (released again if it fails).
+    fn append_record(
+        &self,
+        topic: &TopicQueues,
+        record: &ProducerRecord,
+        size: usize,
+    ) -> Result<DeliveryHandle> {
+        let shared = &*self.inner.shared;
+        let partition = match self.choose_partition(topic, record) {
             Ok(p) => p,
             Err(e) => {
                 shared.release(size);
@@ -192,7 +225,7 @@ impl Producer {
         let queue = &topic.partitions[partition as usize];
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let result = append(
-            &topic,
+            topic,
             queue,
             &shared.settings,
             &shared.outstanding,
@@ -212,12 +245,16 @@ impl Producer {
             }
         };
         if appended.sealed
-            && (record.partition.is_none())
+            && record.partition.is_none()
             && topic.sticky.load(Ordering::Relaxed) == partition
         {
-            self.move_sticky(&topic, partition);
+            self.move_sticky(topic, partition);
         }
-        if appended.opened || appended.sealed {
+        if appended.sealed
+            || appended
+                .opened_at
+                .is_some_and(|at| shared.sender_sleeps_past(at + shared.config.linger))
+        {
             shared.wake.notify_one();
         }
         Ok(handle)
@@ -281,21 +318,29 @@ impl Producer {
         }
     }
 
-    async fn reserve(&self, size: usize, started: Instant) -> Result<()> {
+    /// Takes `size` bytes of `buffer.memory`, waiting at most `max.block.ms`
+    /// when it is full. Returns when the wait began (`None`: no wait), so a
+    /// metadata wait that follows shares the same `max.block.ms`.
+    async fn reserve(&self, size: usize) -> Result<Option<Instant>> {
         let shared = &*self.inner.shared;
         let permits = size as u32;
         match shared.memory.try_acquire_many(permits) {
             Ok(p) => {
                 p.forget();
-                Ok(())
+                Ok(None)
             }
             Err(TryAcquireError::Closed) => Err(ProducerError::Closed),
             Err(TryAcquireError::NoPermits) => {
-                let left = shared.config.max_block.saturating_sub(started.elapsed());
-                match tokio::time::timeout(left, shared.memory.acquire_many(permits)).await {
+                let started = Instant::now();
+                match tokio::time::timeout(
+                    shared.config.max_block,
+                    shared.memory.acquire_many(permits),
+                )
+                .await
+                {
                     Ok(Ok(p)) => {
                         p.forget();
-                        Ok(())
+                        Ok(Some(started))
                     }
                     Ok(Err(_)) => Err(ProducerError::Closed),
                     Err(_) => Err(ProducerError::MaxBlockTimeout {
@@ -312,67 +357,54 @@ impl Producer {
     async fn topic_metadata(&self, name: &str, started: Instant) -> Result<Arc<TopicQueues>> {
         let shared = &*self.inner.shared;
         let cluster = &shared.cluster;
-        cluster.track_topics([name]);
+        let max_block = shared.config.max_block;
+        let timed_out = || ProducerError::MaxBlockTimeout {
+            timeout: max_block,
+            waiting_for: "metadata",
+        };
+        let left = || max_block.saturating_sub(started.elapsed());
+        let mut snapshot =
+            match tokio::time::timeout(left(), cluster.metadata_for_topics(&[name])).await {
+                Ok(Ok(snapshot)) => Some(snapshot),
+                Ok(Err(e)) if !e.is_retriable() => return Err(e.into()),
+                Ok(Err(e)) => {
+                    tracing::debug!(topic = name, error = %e, "metadata not available yet");
+                    None
+                }
+                Err(_) => return Err(timed_out()),
+            };
         let mut attempt = 0;
         loop {
-            let outcome = cluster.metadata().await;
-            match outcome {
-                Ok(metadata) => {
-                    if let Some(t) = metadata.topics.get(name) {
-                        match t.error {
-                            ErrorCode::None if !t.partitions.is_empty() => {
-                                let available: Vec<i32> = t
-                                    .partitions
-                                    .iter()
-                                    .filter(|p| p.leader_id >= 0)
-                                    .map(|p| p.partition)
-                                    .collect();
-                                let queues = TopicQueues::new(
-                                    Arc::from(name),
-                                    t.partitions.len(),
-                                    available.into(),
-                                );
-                                for q in queues.partitions.iter() {
-                                    q.lock().leader = metadata
-                                        .leader_for(name, q.index)
-                                        .map_or(-1, |l| l.node_id);
-                                }
-                                let mut topics =
-                                    shared.topics.write().unwrap_or_else(|p| p.into_inner());
-                                let queues = topics
-                                    .entry(queues.name.clone())
-                                    .or_insert_with(|| Arc::new(queues))
-                                    .clone();
-                                drop(topics);
-                                shared.topics_generation.fetch_add(1, Ordering::AcqRel);
-                                shared.wake.notify_one();
-                                return Ok(queues);
-                            }
-                            code if !code.is_retriable() && code != ErrorCode::None => {
-                                return Err(ProducerError::Broker {
-                                    topic: Arc::from(name),
-                                    partition: -1,
-                                    code,
-                                    message: Some("topic metadata".into()),
-                                });
-                            }
-                            _ => {}
-                        }
+            if let Some(t) = snapshot.as_ref().and_then(|s| s.topic(name)) {
+                match t.error() {
+                    ErrorCode::None if t.partition_count() > 0 => {
+                        return Ok(shared.add_topic(name, t));
                     }
+                    code if !code.is_retriable() && code != ErrorCode::None => {
+                        return Err(ProducerError::Broker {
+                            topic: Arc::from(name),
+                            partition: -1,
+                            code,
+                            message: Some("topic metadata".into()),
+                        });
+                    }
+                    _ => {}
                 }
-                Err(e) if !e.is_retriable() => return Err(e.into()),
-                Err(e) => tracing::debug!(topic = name, error = %e, "metadata not available yet"),
             }
+            // Not there yet (a topic being created, a leader being elected):
+            // ask again after a backoff, within max.block.ms.
             let delay = shared.backoff.delay(attempt);
             attempt += 1;
-            if started.elapsed() + delay > shared.config.max_block {
-                return Err(ProducerError::MaxBlockTimeout {
-                    timeout: shared.config.max_block,
-                    waiting_for: "metadata",
-                });
+            if started.elapsed() + delay > max_block {
+                return Err(timed_out());
             }
             tokio::time::sleep(delay).await;
-            cluster.invalidate_metadata();
+            let seen = snapshot.as_ref().map_or(0, |s| s.generation());
+            cluster.request_metadata_refresh();
+            match tokio::time::timeout(left(), cluster.metadata_changed(seen)).await {
+                Ok(newer) => snapshot = Some(newer),
+                Err(_) => return Err(timed_out()),
+            }
         }
     }
 
@@ -542,11 +574,31 @@ impl Producer {
 
     /// Aborts the transaction: its records stay in the log but consumers
     /// reading committed data skip them.
+    ///
+    /// If the transaction failed on a sequence error (a batch lost for
+    /// good, or the broker forgot the producer), the abort also bumps the
+    /// producer epoch with InitProducerId (KIP-360), as the Java client
+    /// does, so the next transaction starts with fresh sequences instead of
+    /// failing the same way.
     pub async fn abort_transaction(&self) -> Result<()> {
         let txn = self.open_txn()?;
+        let shared = &*self.inner.shared;
         self.flush().await?;
         if txn.started.load(Ordering::Acquire) {
-            txn::end_transaction(&self.inner.shared, false).await?;
+            txn::end_transaction(shared, false).await?;
+        }
+        if txn.epoch_bump_required.load(Ordering::Acquire) {
+            let (id, epoch) =
+                txn::init_producer_id(shared, Some(shared.producer_id_and_epoch())).await?;
+            tracing::info!(
+                producer_id = id,
+                epoch,
+                "transaction aborted after a sequence error: new epoch"
+            );
+            shared.set_producer_id_and_epoch(id, epoch);
+            shared.restart_sequences();
+            Counters::add(&shared.counters.epoch_bumps, 1);
+            txn.epoch_bump_required.store(false, Ordering::Release);
         }
         self.reset_transaction(txn);
         Ok(())

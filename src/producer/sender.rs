@@ -10,16 +10,17 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use tracing::Instrument;
 
 use crate::network::{
-    BrokerConnection, ClusterMetadata, ConnectionRole, Error as NetError, RequestOptions,
+    BrokerConnection, ConnectionRole, Error as NetError, MetadataSnapshot, RequestOptions,
 };
 use crate::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::protocol::ErrorCode;
+use crate::records::{restamped, Compression, ProducerState};
 
 use super::accumulator::{PartitionState, ProducerBatch, TopicQueues, TxnPartition};
 use super::config::Acks;
@@ -42,7 +43,9 @@ enum Event {
         node: i32,
         result: Result<BrokerConnection, NetError>,
     },
-    Metadata(Result<Arc<ClusterMetadata>, NetError>),
+    /// A refresh the sender asked for: the newer snapshot, or `None` when
+    /// none came within the request timeout.
+    Metadata(Option<Arc<MetadataSnapshot>>),
     EpochBumped(Result<(i64, i16), ProducerError>),
     PartitionsAdded {
         partitions: Vec<(Arc<TopicQueues>, i32)>,
@@ -64,30 +67,6 @@ struct InFlight {
     batches: RequestBatches,
 }
 
-/// Offsets of the producer fields in a v2 batch header.
-const PRODUCER_ID_OFFSET: usize = 43;
-const CRC_OFFSET: usize = 17;
-const ATTRIBUTES_OFFSET: usize = 21;
-const BATCH_HEADER_LEN: usize = 61;
-
-/// Rewrites producer id, epoch and base sequence of a finished v2 batch and
-/// its CRC (after an epoch bump the unacknowledged batches are re-stamped).
-pub(crate) fn restamp(batch: &Bytes, producer_id: i64, epoch: i16, base_sequence: i32) -> Bytes {
-    if batch.len() < BATCH_HEADER_LEN {
-        return batch.clone();
-    }
-    let mut out = BytesMut::from(&batch[..]);
-    {
-        let mut fields = &mut out[PRODUCER_ID_OFFSET..BATCH_HEADER_LEN - 4];
-        fields.put_i64(producer_id);
-        fields.put_i16(epoch);
-        fields.put_i32(base_sequence);
-    }
-    let crc = crc32c::crc32c(&out[ATTRIBUTES_OFFSET..]);
-    out[CRC_OFFSET..ATTRIBUTES_OFFSET].copy_from_slice(&crc.to_be_bytes());
-    out.freeze()
-}
-
 pub(crate) struct Sender {
     shared: Arc<Shared>,
     tasks: FuturesUnordered<BoxFuture<Event>>,
@@ -100,6 +79,8 @@ pub(crate) struct Sender {
     metadata_wanted: bool,
     metadata_running: bool,
     metadata_retry_at: Option<Instant>,
+    /// The generation of the last snapshot applied to the partitions.
+    metadata_generation: u64,
     bump_wanted: bool,
     bump_running: bool,
     add_running: bool,
@@ -124,6 +105,7 @@ impl Sender {
             metadata_wanted: false,
             metadata_running: false,
             metadata_retry_at: None,
+            metadata_generation: 0,
             bump_wanted: false,
             bump_running: false,
             add_running: false,
@@ -133,19 +115,28 @@ impl Sender {
 
     pub async fn run(mut self) {
         loop {
+            // While draining, every newly opened batch wakes the sender
+            // again (it may have scanned that partition already).
+            self.shared.set_sender_wake_at(None);
             let next = self.drain();
             if self.finished() {
                 break;
             }
+            self.shared.set_sender_wake_at(next);
             let sleep = async {
                 match next {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
                     None => std::future::pending().await,
                 }
             };
+            // A refresh the refresher made on its own (metadata.max.age.ms)
+            // may show new partitions or leaders even while nothing is sent.
+            let cluster = self.shared.cluster.clone();
+            let seen = self.metadata_generation;
             tokio::select! {
                 _ = self.shared.wake.notified() => {}
                 Some(event) = self.tasks.next(), if !self.tasks.is_empty() => self.handle(event),
+                snapshot = cluster.metadata_changed(seen) => self.apply_metadata(&snapshot),
                 _ = sleep => {}
             }
             // Handle whatever else completed meanwhile before draining again.
@@ -175,6 +166,7 @@ impl Sender {
     /// Sends what can be sent; returns when something next becomes due.
     fn drain(&mut self) -> Option<Instant> {
         self.refresh_topics();
+        self.apply_newer_metadata();
         let now = Instant::now();
         let mut next = None;
         if self.shared.abandon.load(Ordering::Acquire) {
@@ -254,7 +246,10 @@ impl Sender {
         let idempotent = shared.is_idempotent();
         let transactional = shared.txn.is_some();
         let (producer_id, epoch) = shared.producer_id_and_epoch();
-        let mut requests: HashMap<i32, (usize, RequestBatches)> = HashMap::new();
+        // Per broker: bytes so far, batches, and the connection they go out on
+        // (taken when the request starts: it may close before the pass ends,
+        // and then the send fails and the batches are retried).
+        let mut requests: HashMap<i32, (usize, RequestBatches, BrokerConnection)> = HashMap::new();
         let mut want_connect = Vec::new();
         let topics = self.topics.clone();
         for topic in topics.iter() {
@@ -310,8 +305,8 @@ impl Sender {
                     continue;
                 }
                 let node = state.leader;
-                match self.conns.get(&node) {
-                    Some(Conn::Ready(conn)) if !conn.is_closed() => {}
+                let conn = match self.conns.get(&node) {
+                    Some(Conn::Ready(conn)) if !conn.is_closed() => conn.clone(),
                     Some(Conn::Ready(_)) => {
                         self.conns.remove(&node);
                         want_connect.push(node);
@@ -326,11 +321,13 @@ impl Sender {
                         want_connect.push(node);
                         continue;
                     }
-                }
+                };
                 if self.broker_in_flight.get(&node).copied().unwrap_or(0) >= config.max_in_flight {
                     continue;
                 }
-                let entry = requests.entry(node).or_default();
+                let entry = requests
+                    .entry(node)
+                    .or_insert_with(|| (0, Vec::new(), conn));
                 let size = front
                     .encoded
                     .as_ref()
@@ -344,6 +341,7 @@ impl Sender {
                 queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
                 if batch.encoded.is_none() {
                     if let Err(e) = seal(
+                        topic,
                         &mut batch,
                         &mut state,
                         idempotent,
@@ -368,8 +366,8 @@ impl Sender {
             self.connect(node);
         }
         let sent = !requests.is_empty();
-        for (node, (_, batches)) in requests {
-            self.send_request(node, batches);
+        for (node, (_, batches, conn)) in requests {
+            self.send_request(node, conn, batches);
         }
         sent
     }
@@ -391,13 +389,14 @@ impl Sender {
         }));
     }
 
-    fn send_request(&mut self, node: i32, batches: Vec<(Arc<TopicQueues>, i32, ProducerBatch)>) {
+    fn send_request(
+        &mut self,
+        node: i32,
+        conn: BrokerConnection,
+        batches: Vec<(Arc<TopicQueues>, i32, ProducerBatch)>,
+    ) {
         let shared = &self.shared;
         let config = &shared.config;
-        let Some(Conn::Ready(conn)) = self.conns.get(&node) else {
-            unreachable!("requests are only built for connected brokers");
-        };
-        let conn = conn.clone();
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
         for (topic, partition, batch) in &batches {
             let data = PartitionProduceData::default()
@@ -476,13 +475,13 @@ impl Sender {
             Event::Metadata(result) => {
                 self.metadata_running = false;
                 match result {
-                    Ok(metadata) => {
+                    Some(snapshot) => {
                         self.metadata_wanted = false;
                         self.metadata_retry_at = None;
-                        self.apply_metadata(&metadata);
+                        self.apply_metadata(&snapshot);
                     }
-                    Err(e) => {
-                        tracing::debug!(error = %e, "producer metadata refresh failed");
+                    None => {
+                        tracing::debug!("producer metadata refresh timed out");
                         self.metadata_retry_at =
                             Some(Instant::now() + self.shared.backoff.delay(1));
                     }
@@ -529,31 +528,53 @@ impl Sender {
     fn start_metadata_refresh(&mut self) {
         self.metadata_running = true;
         let cluster = self.shared.cluster.clone();
+        let seen = self.metadata_generation;
+        let timeout = self.shared.request_timeout;
         self.tasks.push(Box::pin(async move {
-            cluster.invalidate_metadata();
-            Event::Metadata(cluster.refresh_metadata().await)
+            cluster.request_metadata_refresh();
+            let newer = tokio::time::timeout(timeout, cluster.metadata_changed(seen)).await;
+            Event::Metadata(newer.ok())
         }));
     }
 
-    fn apply_metadata(&mut self, metadata: &ClusterMetadata) {
+    /// Applies a snapshot the cluster's refresher brought meanwhile (its
+    /// periodic refresh, or one another user of the cluster asked for):
+    /// lock-free, one atomic load when nothing changed.
+    fn apply_newer_metadata(&mut self) {
+        let snapshot = self.shared.cluster.snapshot();
+        if snapshot.generation() > self.metadata_generation {
+            self.apply_metadata(&snapshot);
+        }
+    }
+
+    /// Leaders, available partitions and partition counts from `snapshot`.
+    fn apply_metadata(&mut self, snapshot: &MetadataSnapshot) {
+        if snapshot.generation() < self.metadata_generation {
+            return;
+        }
+        self.metadata_generation = snapshot.generation();
+        let mut grew = false;
         for topic in self.topics.iter() {
-            let available: Vec<i32> = match metadata.topics.get(&*topic.name) {
-                Some(t) => t
-                    .partitions
-                    .iter()
-                    .filter(|p| p.leader_id >= 0)
-                    .map(|p| p.partition)
-                    .collect(),
-                None => Vec::new(),
+            let Some(metadata) = snapshot.topic(&topic.name) else {
+                continue;
+            };
+            // Partitions are never removed from a topic; more may appear.
+            let topic = if metadata.partition_count() > topic.partitions.len() {
+                tracing::info!(topic = %topic.name, from = topic.partitions.len(), to = metadata.partition_count(), "topic has more partitions");
+                grew = true;
+                self.shared.grow_topic(topic, metadata.partition_count())
+            } else {
+                topic.clone()
             };
             for queue in topic.partitions.iter() {
-                let leader = metadata
-                    .leader_for(&topic.name, queue.index)
-                    .map(|l| l.node_id)
-                    .unwrap_or(-1);
+                let leader = metadata.partition(queue.index).map_or(-1, |p| p.leader_id);
                 queue.lock().leader = leader;
             }
-            *topic.available.write().unwrap_or_else(|p| p.into_inner()) = available.into();
+            *topic.available.write().unwrap_or_else(|p| p.into_inner()) =
+                metadata.available_partitions().into();
+        }
+        if grew {
+            self.refresh_topics();
         }
     }
 
@@ -664,7 +685,14 @@ impl Sender {
                         tracing::warn!(topic = %topic.name, partition, ?code, "unresolved sequence: bumping the producer epoch");
                         self.bump_wanted = true;
                     }
-                    if shared.txn.is_some() && batch.base_sequence == state.next_sequence_acked() {
+                    if let Some(txn) = shared
+                        .txn
+                        .as_ref()
+                        .filter(|_| batch.base_sequence == state.next_sequence_acked())
+                    {
+                        // The transaction must abort; the abort then starts
+                        // a new epoch (KIP-360), so sequences restart at 0.
+                        txn.epoch_bump_required.store(true, Ordering::Release);
                         let error = broker_error(&topic, partition, code, p.error_message.clone());
                         self.set_abortable(error.clone());
                         self.fail(&mut state, batch, error);
@@ -839,17 +867,40 @@ impl Sender {
     /// After an epoch bump: sequences restart at 0 and every batch that was
     /// already stamped is re-stamped in order.
     fn resequence(&mut self, id: i64, epoch: i16) {
+        let transactional = self.shared.txn.is_some();
         for topic in self.topics.iter() {
             for queue in topic.partitions.iter() {
                 let mut state = queue.lock();
                 let mut sequence = 0i32;
-                for batch in state.ready.iter_mut() {
-                    if let Some(encoded) = &batch.encoded {
-                        batch.encoded = Some(restamp(encoded, id, epoch, sequence));
-                        batch.base_sequence = sequence;
-                        batch.epoch = epoch;
-                        sequence = next_sequence(sequence, batch.records);
+                let mut broken = Vec::new();
+                for (index, batch) in state.ready.iter_mut().enumerate() {
+                    let Some(encoded) = batch.encoded.take() else {
+                        continue;
+                    };
+                    let stamp = ProducerState {
+                        producer_id: id,
+                        producer_epoch: epoch,
+                        base_sequence: sequence,
+                        transactional,
+                    };
+                    // In place when no request holds the batch any more.
+                    match restamped(encoded, stamp) {
+                        Ok(stamped) => batch.encoded = Some(stamped),
+                        Err(e) => {
+                            // Cannot happen to a batch this producer sealed.
+                            broken.push((index, e.to_string()));
+                            continue;
+                        }
                     }
+                    batch.base_sequence = sequence;
+                    batch.epoch = epoch;
+                    sequence = next_sequence(sequence, batch.records);
+                }
+                for (index, error) in broken.into_iter().rev() {
+                    let batch = state.ready.remove(index).expect("index from the scan");
+                    queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
+                    self.shared
+                        .finish_batch(batch, Err(ProducerError::InvalidRecord(error)));
                 }
                 state.next_sequence = sequence;
                 state.set_next_sequence_acked(0);
@@ -967,8 +1018,10 @@ impl Drop for Sender {
 }
 
 /// Stamps producer id, epoch and sequence, then compresses: the batch is
-/// finished once, when first sent.
+/// finished once, when first sent. The compression ratio it had feeds the
+/// topic's estimate for the batches that follow.
 fn seal(
+    topic: &TopicQueues,
     batch: &mut ProducerBatch,
     state: &mut PartitionState,
     idempotent: bool,
@@ -989,10 +1042,14 @@ fn seal(
     }
     builder.set_transactional(transactional);
     batch.uncompressed = builder.size_in_bytes();
-    let encoded = builder
-        .finish()
+    state.last_batch_bytes = batch.uncompressed;
+    let sealed = builder
+        .seal()
         .map_err(|e| ProducerError::InvalidRecord(e.to_string()))?;
-    batch.encoded = Some(encoded);
+    if builder.compression() != Compression::None {
+        topic.observe_compression_ratio(sealed.compression_ratio);
+    }
+    batch.encoded = Some(sealed.bytes);
     Ok(())
 }
 
@@ -1035,28 +1092,6 @@ fn broker_error(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::records::{BatchReader, Compression, RecordBatchBuilder};
-
-    #[test]
-    fn restamp_rewrites_producer_fields_and_keeps_the_crc_valid() {
-        let mut builder = RecordBatchBuilder::new(Compression::None);
-        builder
-            .set_producer_id(7)
-            .set_producer_epoch(1)
-            .set_base_sequence(10);
-        builder.append(1, Some(b"k"), Some(b"v"), &[]).unwrap();
-        let batch = builder.finish().unwrap();
-        let stamped = restamp(&batch, 9, 2, 0);
-        let read: Vec<_> = BatchReader::new(stamped).collect::<Result<_, _>>().unwrap();
-        let crate::records::Batch::V2(b) = &read[0] else {
-            panic!()
-        };
-        let h = b.header();
-        assert_eq!(
-            (h.producer_id, h.producer_epoch, h.base_sequence),
-            (9, 2, 0)
-        );
-    }
 
     #[test]
     fn sequences_wrap_like_the_java_client() {

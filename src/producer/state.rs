@@ -1,13 +1,15 @@
 //! State shared by the [`Producer`](super::Producer) handle and the sender task.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
 
 use tokio::sync::{Notify, Semaphore};
 
-use crate::network::{Backoff, Cluster};
+use crate::network::{Backoff, Cluster, TopicPartitions};
 
 use super::accumulator::{BatchSettings, ProducerBatch, TopicQueues};
 use super::config::ProducerConfig;
@@ -29,6 +31,9 @@ pub(crate) struct TxnShared {
     pub started: AtomicBool,
     /// Whether `init_transactions` succeeded.
     pub initialized: AtomicBool,
+    /// A sequence error (OUT_OF_ORDER_SEQUENCE_NUMBER, UNKNOWN_PRODUCER_ID)
+    /// made the transaction abortable: the abort bumps the epoch (KIP-360).
+    pub epoch_bump_required: AtomicBool,
 }
 
 pub(crate) struct Shared {
@@ -42,8 +47,18 @@ pub(crate) struct Shared {
     pub topics_generation: AtomicUsize,
     /// `buffer.memory` as permits of one byte.
     pub memory: Semaphore,
-    /// Wakes the sender: a batch was opened or sealed, a flush or close began.
+    /// Wakes the sender: a batch was sealed, a batch was opened that is due
+    /// before the sender's next wake-up, a flush or close began.
     pub wake: Notify,
+    /// The origin of `sender_wake_at`.
+    pub epoch: Instant,
+    /// When the sleeping sender wakes up next, in ns since `epoch`;
+    /// `u64::MAX` while it drains or sleeps without a deadline (then every
+    /// newly opened batch wakes it).
+    pub sender_wake_at: AtomicU64,
+    /// The topic of the last `send` (most producers write one topic): found
+    /// without a lock or a hash.
+    pub last_topic: ArcSwapOption<TopicQueues>,
     pub counters: Counters,
     /// Batches opened and not yet completed.
     pub outstanding: AtomicUsize,
@@ -72,6 +87,54 @@ impl Shared {
             .cloned()
     }
 
+    /// Sets up the partition queues of a topic seen in metadata for the
+    /// first time (or returns those another task set up meanwhile).
+    pub fn add_topic(&self, name: &str, metadata: &TopicPartitions) -> Arc<TopicQueues> {
+        let queues = TopicQueues::new(
+            Arc::from(name),
+            metadata.partition_count(),
+            metadata.available_partitions().into(),
+        );
+        for q in queues.partitions.iter() {
+            q.lock().leader = metadata.partition(q.index).map_or(-1, |p| p.leader_id);
+        }
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        let queues = topics
+            .entry(queues.name.clone())
+            .or_insert_with(|| Arc::new(queues))
+            .clone();
+        drop(topics);
+        self.topics_generation.fetch_add(1, Ordering::AcqRel);
+        self.wake.notify_one();
+        queues
+    }
+
+    /// Replaces `old` by a copy with `partition_count` partitions (the
+    /// topic grew): its partitions, with their batches and sequences, are
+    /// shared, the new ones start empty. Records sent from now on are
+    /// partitioned over the new count, as the Java client does.
+    pub fn grow_topic(&self, old: &Arc<TopicQueues>, partition_count: usize) -> Arc<TopicQueues> {
+        let grown = Arc::new(old.grown(partition_count));
+        let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
+        topics.insert(grown.name.clone(), grown.clone());
+        drop(topics);
+        self.last_topic.store(None);
+        self.topics_generation.fetch_add(1, Ordering::AcqRel);
+        grown
+    }
+
+    /// After an epoch bump with nothing buffered: every partition's
+    /// sequence starts again at 0.
+    pub fn restart_sequences(&self) {
+        for topic in self.all_topics() {
+            for queue in topic.partitions.iter() {
+                let mut state = queue.lock();
+                state.next_sequence = 0;
+                state.set_next_sequence_acked(0);
+            }
+        }
+    }
+
     pub fn all_topics(&self) -> Vec<Arc<TopicQueues>> {
         self.topics
             .read()
@@ -79,6 +142,22 @@ impl Shared {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Whether the sender would sleep past `due` (a newly opened batch's
+    /// linger deadline), so that it must be woken to learn of the batch.
+    pub fn sender_sleeps_past(&self, due: Instant) -> bool {
+        let due = due.saturating_duration_since(self.epoch).as_nanos();
+        u128::from(self.sender_wake_at.load(Ordering::SeqCst)) > due
+    }
+
+    /// The sender publishes when it wakes next (`None`: no deadline, or
+    /// draining). See `sender_wake_at`.
+    pub fn set_sender_wake_at(&self, at: Option<Instant>) {
+        let nanos = at.map_or(u64::MAX, |at| {
+            u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
+        });
+        self.sender_wake_at.store(nanos, Ordering::SeqCst);
     }
 
     pub fn is_idempotent(&self) -> bool {
@@ -121,8 +200,10 @@ impl Shared {
                 Counters::add(&self.counters.errors, 1);
             }
         }
-        batch.completion.complete(outcome);
+        // Memory first: once a handle resolves, its bytes are free
+        // (`metrics().buffer_used_bytes` does not lag behind the handles).
         self.release(batch.reserved);
+        batch.completion.complete(outcome);
         if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
         }

@@ -8,7 +8,7 @@ use ferrokafka::records::Compression;
 
 use super::{client_config, runtime};
 use crate::measure::{RunReport, Window};
-use crate::workload::{Codec, Data, Workload, LINGER_MS};
+use crate::workload::{Codec, Data, Workload, BATCH_SIZE, LINGER_MS};
 
 /// Delivery handles awaited in order once this many are outstanding (they
 /// complete roughly in send order; this bounds the handles held, not the
@@ -24,6 +24,7 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
     runtime().block_on(async {
         let config = ProducerConfig::builder()
             .acks(Acks::Leader)
+            .batch_size(BATCH_SIZE)
             .linger(Duration::from_millis(LINGER_MS))
             .compression(match workload.codec {
                 Codec::None => Compression::None,
@@ -57,6 +58,10 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
             delivery.await.expect("ferrokafka delivery");
         }
         let (wall, cpu) = window.finish();
+        if std::env::var_os("BENCH_METRICS").is_some() {
+            // Diagnostics on stderr: the JSON line on stdout stays the result.
+            eprintln!("{:?}", producer.metrics());
+        }
         producer
             .close(Duration::from_secs(10))
             .await

@@ -295,6 +295,15 @@ impl MockCluster {
             .map_err(MockError::Refused)
     }
 
+    /// Grows a topic to `partitions` partitions (as CreatePartitions would);
+    /// clients learn of them with their next metadata refresh.
+    pub fn add_partitions(&self, name: &str, partitions: i32) -> Result<(), MockError> {
+        self.shared
+            .lock()
+            .add_partitions(name, partitions)
+            .map_err(MockError::Refused)
+    }
+
     fn with_partition<T>(
         &self,
         topic: &str,

@@ -216,23 +216,9 @@ impl State {
         if replication <= 0 || replication as usize > self.brokers.len() {
             return Err(ErrorCode::InvalidReplicationFactor);
         }
-        let ids: Vec<i32> = self.brokers.iter().map(|b| b.node_id).collect();
         let start = self.next_topic_id as usize;
         let logs = (0..partitions as usize)
-            .map(|p| {
-                let replicas: Vec<i32> = (0..replication as usize)
-                    .map(|r| ids[(start + p + r) % ids.len()])
-                    .collect();
-                let mut log = PartitionLog::new(replicas.clone());
-                if !self.is_alive(log.leader) {
-                    log.leader = replicas
-                        .iter()
-                        .copied()
-                        .find(|&r| self.is_alive(r))
-                        .unwrap_or(-1);
-                }
-                log
-            })
+            .map(|p| self.new_partition_log(start + p, replication as usize))
             .collect();
         let id = Uuid::from_u64_pair(
             0x6d6f_636b_0000_0000 | self.next_topic_id,
@@ -247,6 +233,44 @@ impl State {
             },
         );
         Ok(id)
+    }
+
+    /// A new partition's log: `replication` replicas round-robin from
+    /// broker `slot`, led by the first live one.
+    fn new_partition_log(&self, slot: usize, replication: usize) -> PartitionLog {
+        let ids: Vec<i32> = self.brokers.iter().map(|b| b.node_id).collect();
+        let replicas: Vec<i32> = (0..replication)
+            .map(|r| ids[(slot + r) % ids.len()])
+            .collect();
+        let mut log = PartitionLog::new(replicas.clone());
+        if !self.is_alive(log.leader) {
+            log.leader = replicas
+                .iter()
+                .copied()
+                .find(|&r| self.is_alive(r))
+                .unwrap_or(-1);
+        }
+        log
+    }
+
+    /// Grows a topic to `partitions` partitions (as CreatePartitions does),
+    /// with the replication of its first partition.
+    pub(super) fn add_partitions(&mut self, name: &str, partitions: i32) -> Result<(), ErrorCode> {
+        let (current, replication) = match self.topics.get(name) {
+            Some(t) => (t.partitions.len(), t.partitions[0].replicas.len()),
+            None => return Err(ErrorCode::UnknownTopicOrPartition),
+        };
+        let wanted = usize::try_from(partitions).map_err(|_| ErrorCode::InvalidPartitions)?;
+        if wanted <= current {
+            return Err(ErrorCode::InvalidPartitions);
+        }
+        let logs: Vec<PartitionLog> = (current..wanted)
+            .map(|p| self.new_partition_log(p, replication))
+            .collect();
+        if let Some(topic) = self.topics.get_mut(name) {
+            topic.partitions.extend(logs);
+        }
+        Ok(())
     }
 
     pub(super) fn topic_name_by_id(&self, id: Uuid) -> Option<String> {
