@@ -178,3 +178,54 @@ pub fn decode_records(data: &[u8]) {
     }
     assert_eq!(decoded, expected, "{codec:?} batch round trip");
 }
+
+/// Input: a fetch offset byte, an aborted-transaction count byte (0-3) and
+/// two bytes per aborted transaction (producer id 0-3, first offset), then
+/// a `records` blob as in [`decode_records`]. Reads it as a read_committed
+/// consumer does ([`FetchedRecords`](ferrokafka::records::FetchedRecords))
+/// and checks what a consumer relies on: records come in strictly
+/// increasing offsets, none below the fetch offset, and the next position
+/// never moves back and ends past every record handed out.
+pub fn fetched_records(data: &[u8]) {
+    use ferrokafka::records::{AbortedTransaction, DecodeOptions, FetchedRecords};
+    let Some((&[offset_byte, count_byte], rest)) = data.split_first_chunk::<2>() else {
+        return;
+    };
+    let count = usize::from(count_byte % 4);
+    if rest.len() < 2 * count {
+        return;
+    }
+    let (aborted, blob) = rest.split_at(2 * count);
+    let aborted = aborted
+        .chunks(2)
+        .map(|pair| AbortedTransaction::new(i64::from(pair[0] % 4), i64::from(pair[1])))
+        .collect::<Vec<_>>();
+    let fetch_offset = i64::from(offset_byte);
+    let options = DecodeOptions {
+        max_decompressed_bytes: 1 << 20,
+        ..DecodeOptions::default()
+    };
+    let mut fetched =
+        FetchedRecords::with_options(Bytes::copy_from_slice(blob), fetch_offset, options)
+            .read_committed(aborted);
+    let mut last: Option<i64> = None;
+    let mut position = fetched.next_offset();
+    while let Some(record) = fetched.next() {
+        let Ok(record) = record else { break };
+        assert!(
+            record.offset >= fetch_offset,
+            "record below the fetch offset"
+        );
+        if let Some(last) = last {
+            assert!(record.offset > last, "offsets not increasing");
+        }
+        last = Some(record.offset);
+        assert!(
+            fetched.next_offset() > record.offset,
+            "position behind a record"
+        );
+        assert!(fetched.next_offset() >= position, "position moved back");
+        position = fetched.next_offset();
+    }
+    assert!(fetched.next_offset() >= position, "position moved back");
+}

@@ -407,7 +407,25 @@ fn codec_header_claims_allocate_nothing_large() {
         assert_eq!(decompressed, 1, "the lz4 frame is valid");
         assert_records_bound("lz4 4 MiB blocks", &blob, decompressed, limit);
     }
-    // Not covered here: zstd's working memory (its window) is allocated by
-    // the C library, out of this allocator's sight; it is capped by
-    // `window_log_max` (records/compression/zstd.rs).
+    // zstd frames: the library is built with zstd's `with-rust-allocator`
+    // feature, so what the C library allocates is counted here too. A frame
+    // declaring a 64 MiB window for one byte of output (magic, descriptor 0:
+    // no content size, window byte 16 << 3 = 2^26, a raw last block of 1
+    // byte) must not cost its window; one declaring 256 MiB (past zstd's own
+    // default limit of 128 MiB) is refused outright.
+    if Compression::Zstd.is_enabled() {
+        let frame = |window: u8| vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, window, 0x09, 0, 0, b'a'];
+        let small = frame(16 << 3);
+        let decompressed = decompressed_len(Compression::Zstd, &small, limit);
+        assert_eq!(decompressed, 1, "the zstd frame is valid");
+        let blob = v2_with_section(Compression::Zstd, 1, &small);
+        assert_records_bound("zstd 64 MiB window", &blob, decompressed, limit);
+        let huge = frame(18 << 3);
+        assert!(matches!(
+            ferrokafka::records::compression::decompress(Compression::Zstd, &huge, limit),
+            Err(ferrokafka::records::RecordsError::Codec { .. })
+        ));
+        let blob = v2_with_section(Compression::Zstd, 1, &huge);
+        assert_records_bound("zstd 256 MiB window", &blob, 0, limit);
+    }
 }

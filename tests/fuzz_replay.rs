@@ -13,6 +13,7 @@ const TARGETS: &[(&str, Target)] = &[
     ("decode_response", harness::decode_response),
     ("decode_request", harness::decode_request),
     ("decode_records", harness::decode_records),
+    ("fetched_records", harness::fetched_records),
 ];
 
 fn corpus(target: &str) -> Vec<Vec<u8>> {

@@ -96,6 +96,79 @@ pub fn read_unsigned_varlong(buf: &mut Bytes) -> Result<u64, DecodeError> {
     Err(DecodeError::VarintOverflow)
 }
 
+/// Reads an unsigned LEB128 varint of at most 32 bits from `data` at `*pos`
+/// and moves `*pos` past it: the in-place twin of [`read_unsigned_varint`]
+/// for parsers that walk one buffer with a cursor (no `Bytes` bookkeeping per
+/// field). One-byte values, the common case, take a single branch.
+#[inline(always)]
+pub fn unsigned_varint_at(data: &[u8], pos: &mut usize) -> Result<u32, DecodeError> {
+    // Five bytes at most, the last holding the top 4 bits: the value fits.
+    leb128_at(data, pos, 5, 0x0f).map(|value| value as u32)
+}
+
+/// Reads an unsigned LEB128 varint of at most 64 bits from `data` at `*pos`
+/// and moves `*pos` past it (see [`unsigned_varint_at`]).
+#[inline(always)]
+pub fn unsigned_varlong_at(data: &[u8], pos: &mut usize) -> Result<u64, DecodeError> {
+    leb128_at(data, pos, 10, 0x01)
+}
+
+/// An unsigned LEB128 value of at most `max_len` bytes whose last byte may
+/// be at most `last_max`.
+#[inline(always)]
+fn leb128_at(
+    data: &[u8],
+    pos: &mut usize,
+    max_len: usize,
+    last_max: u8,
+) -> Result<u64, DecodeError> {
+    let start = *pos;
+    if let Some(&byte) = data.get(start) {
+        if byte < 0x80 {
+            *pos = start + 1;
+            return Ok(u64::from(byte));
+        }
+    }
+    let mut value: u64 = 0;
+    for i in 0..max_len {
+        let byte = byte_at(data, start, i)?;
+        if i == max_len - 1 && byte > last_max {
+            return Err(DecodeError::VarintOverflow);
+        }
+        value |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            *pos = start + i + 1;
+            return Ok(value);
+        }
+    }
+    Err(DecodeError::VarintOverflow)
+}
+
+/// The `i`-th byte of a varint starting at `start`, or the end-of-input error.
+#[inline]
+fn byte_at(data: &[u8], start: usize, i: usize) -> Result<u8, DecodeError> {
+    data.get(start + i)
+        .copied()
+        .ok_or_else(|| DecodeError::UnexpectedEof {
+            needed: i + 1,
+            remaining: data.len().saturating_sub(start),
+        })
+}
+
+/// Reads a zig-zag encoded signed 32-bit varint at `*pos` (see [`unsigned_varint_at`]).
+#[inline(always)]
+pub fn varint_at(data: &[u8], pos: &mut usize) -> Result<i32, DecodeError> {
+    let raw = unsigned_varint_at(data, pos)?;
+    Ok(((raw >> 1) as i32) ^ -((raw & 1) as i32))
+}
+
+/// Reads a zig-zag encoded signed 64-bit varint at `*pos` (see [`unsigned_varint_at`]).
+#[inline(always)]
+pub fn varlong_at(data: &[u8], pos: &mut usize) -> Result<i64, DecodeError> {
+    let raw = unsigned_varlong_at(data, pos)?;
+    Ok(((raw >> 1) as i64) ^ -((raw & 1) as i64))
+}
+
 /// Reads a zig-zag encoded signed 32-bit varint.
 #[inline]
 pub fn read_varint(buf: &mut Bytes) -> Result<i32, DecodeError> {

@@ -20,12 +20,13 @@
 //! valueLength varint (-1 = null), value
 //! ```
 
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::protocol::primitives::{
-    put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_slice, read_u32,
-    read_varint, read_varlong, varint_len, varlong_len,
+    put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_u32, varint_at,
+    varint_len, varlong_at, varlong_len,
 };
+use crate::protocol::DecodeError;
 
 use super::compression::{self, Compression};
 use super::control::ControlRecord;
@@ -229,6 +230,7 @@ impl RecordBatch {
         };
         Ok(RecordIter {
             data,
+            pos: 0,
             remaining: self.header.records_count.max(0).unsigned_abs(),
             base_offset: self.header.base_offset,
             base_timestamp: self.header.base_timestamp,
@@ -253,11 +255,15 @@ impl RecordBatch {
 
 /// Iterator over the records of one v2 batch.
 ///
-/// Allocates nothing per record unless the record has headers. After the
-/// first error it yields nothing more.
+/// Allocates nothing per record unless the record has headers. Fields are
+/// read in place with a cursor over the records section; keys, values and
+/// headers are zero-copy slices of it. After the first error it yields
+/// nothing more.
 #[derive(Debug, Clone)]
 pub struct RecordIter {
     data: Bytes,
+    /// Where the next record starts in `data`.
+    pos: usize,
     remaining: u32,
     base_offset: i64,
     base_timestamp: i64,
@@ -272,47 +278,59 @@ impl RecordIter {
         self.remaining as usize
     }
 
+    #[inline]
     fn read_record(&mut self) -> Result<Record, RecordsError> {
-        let len = read_varint(&mut self.data)?;
+        let all: &[u8] = &self.data;
+        let mut pos = self.pos;
+        let len = varint_at(all, &mut pos)?;
         let len = usize::try_from(len)
             .map_err(|_| RecordsError::corrupt(format!("negative record length {len}")))?;
-        // Parse the record straight from the batch (no sub-slice per record),
-        // then check that it used exactly its declared length.
-        if self.data.remaining() < len {
-            return Err(crate::protocol::DecodeError::UnexpectedEof {
-                needed: len,
-                remaining: self.data.remaining(),
-            }
-            .into());
+        let end = match pos.checked_add(len) {
+            Some(end) if end <= all.len() => end,
+            _ => return Err(eof(len, all.len() - pos)),
+        };
+        // Every field must lie inside the record's declared length.
+        let record = &all[..end];
+        if pos == end {
+            return Err(eof(1, 0));
         }
-        let end = self.data.remaining() - len;
-        let body = &mut self.data;
-        let _attributes = read_i8(body)?;
-        let timestamp_delta = read_varlong(body)?;
-        let offset_delta = read_varint(body)?;
-        let key = read_varint_bytes(body)?;
-        let value = read_varint_bytes(body)?;
-        let header_count = read_varint(body)?;
+        pos += 1; // attributes: unused in v2 records
+        let timestamp_delta = varlong_at(record, &mut pos)?;
+        let offset_delta = varint_at(record, &mut pos)?;
+        let key = nullable_range(record, &mut pos)?;
+        let value = nullable_range(record, &mut pos)?;
+        let header_count = varint_at(record, &mut pos)?;
         let header_count = usize::try_from(header_count)
             .map_err(|_| RecordsError::corrupt(format!("negative header count {header_count}")))?;
         let mut headers = Vec::new();
         if header_count > 0 {
             // Each header takes at least two bytes: never reserve more than that allows.
-            headers.reserve(header_count.min(body.remaining().saturating_sub(end) / 2));
+            headers.reserve(header_count.min((end - pos) / 2));
             for _ in 0..header_count {
-                let key_len = read_varint(body)?;
-                let key_len = usize::try_from(key_len).map_err(|_| {
-                    RecordsError::corrupt(format!("invalid header key length {key_len}"))
-                })?;
-                let key = read_slice(body, key_len)?;
-                let value = read_varint_bytes(body)?;
-                headers.push(Header { key, value });
+                let key_len = varint_at(record, &mut pos)?;
+                let key = match usize::try_from(key_len) {
+                    Ok(key_len) if key_len <= end - pos => {
+                        pos += key_len;
+                        self.data.slice(pos - key_len..pos)
+                    }
+                    Ok(key_len) => return Err(eof(key_len, end - pos)),
+                    Err(_) => {
+                        return Err(RecordsError::corrupt(format!(
+                            "invalid header key length {key_len}"
+                        )))
+                    }
+                };
+                let value = nullable_range(record, &mut pos)?;
+                headers.push(Header {
+                    key,
+                    value: value.map(|r| self.data.slice(r)),
+                });
             }
         }
-        if body.remaining() != end {
+        if pos != end {
             return Err(RecordsError::corrupt(format!(
                 "record declares {len} bytes but its fields take {}",
-                len as i64 + end as i64 - body.remaining() as i64
+                len - (end - pos)
             )));
         }
         let offset = self
@@ -326,12 +344,13 @@ impl RecordIter {
                 .checked_add(timestamp_delta)
                 .ok_or_else(|| RecordsError::corrupt("record timestamp overflows"))?,
         };
+        self.pos = end;
         Ok(Record {
             offset,
             timestamp,
             timestamp_type: self.timestamp_type,
-            key,
-            value,
+            key: key.map(|r| self.data.slice(r)),
+            value: value.map(|r| self.data.slice(r)),
             headers,
         })
     }
@@ -340,16 +359,17 @@ impl RecordIter {
 impl Iterator for RecordIter {
     type Item = Result<Record, RecordsError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.done {
             return None;
         }
         if self.remaining == 0 {
             self.done = true;
-            if self.data.has_remaining() {
+            let left = self.data.len() - self.pos;
+            if left > 0 {
                 return Some(Err(RecordsError::corrupt(format!(
-                    "{} bytes left after the declared records",
-                    self.data.remaining()
+                    "{left} bytes left after the declared records"
                 ))));
             }
             return None;
@@ -372,14 +392,30 @@ impl Iterator for RecordIter {
     }
 }
 
-/// Reads varint-length-prefixed bytes where -1 means null, zero-copy.
-fn read_varint_bytes(buf: &mut Bytes) -> Result<Option<Bytes>, RecordsError> {
-    match read_varint(buf)? {
+/// The error for a field that runs past the end of its record.
+#[cold]
+fn eof(needed: usize, remaining: usize) -> RecordsError {
+    DecodeError::UnexpectedEof { needed, remaining }.into()
+}
+
+/// Reads a varint length (-1 = null) at `*pos` in `record` and returns the
+/// range of the bytes it prefixes, moving `*pos` past them.
+#[inline(always)]
+fn nullable_range(
+    record: &[u8],
+    pos: &mut usize,
+) -> Result<Option<std::ops::Range<usize>>, RecordsError> {
+    match varint_at(record, pos)? {
         -1 => Ok(None),
         len => {
             let len = usize::try_from(len)
                 .map_err(|_| RecordsError::corrupt(format!("invalid length {len}")))?;
-            Ok(Some(read_slice(buf, len)?))
+            if len > record.len() - *pos {
+                return Err(eof(len, record.len() - *pos));
+            }
+            let start = *pos;
+            *pos += len;
+            Ok(Some(start..*pos))
         }
     }
 }

@@ -259,6 +259,7 @@ impl FetchedRecords {
         }
     }
 
+    #[inline]
     fn advance(&mut self) -> Result<Option<Record>, RecordsError> {
         loop {
             if let Some(current) = &mut self.current {

@@ -336,6 +336,7 @@ impl RecordStream {
         self.reader.truncated()
     }
 
+    #[inline]
     fn advance(&mut self) -> Option<Result<Record, RecordsError>> {
         loop {
             let next = self.current.as_mut().and_then(Iterator::next);
@@ -357,6 +358,7 @@ impl RecordStream {
 impl Iterator for RecordStream {
     type Item = Result<Record, RecordsError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
         if self.failed {
             return None;

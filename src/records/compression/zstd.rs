@@ -1,11 +1,21 @@
-//! Zstandard through the `zstd` crate, decoded with its streaming decoder so
-//! the output (and the window the decoder may allocate) stays bounded.
+//! Zstandard through the `zstd` crate.
+//!
+//! Decoding never lets the C library size a buffer from a claim in the
+//! input. Frames are decoded in one shot, straight into a buffer this module
+//! allocates (zstd then needs no window buffer of its own: the output is the
+//! window), with one decoding context per thread. The buffer starts at what
+//! the frame can really produce (walking its block headers, and its declared
+//! content size when it has one), no more than a small multiple of the input,
+//! and doubles while the output does not fit, up to the caller's limit. The
+//! crate is built with its `with-rust-allocator` feature, so what the C
+//! library does allocate (its contexts) goes through Rust's allocator, where
+//! allocation tests see it.
 
 use std::cell::RefCell;
 
 use bytes::BytesMut;
 
-use super::{read_bounded, Compression};
+use super::Compression;
 use crate::records::RecordsError;
 
 const CODEC: Compression = Compression::Zstd;
@@ -13,10 +23,21 @@ const CODEC: Compression = Compression::Zstd;
 /// Kafka's default zstd level.
 const DEFAULT_LEVEL: i32 = 3;
 
+/// Largest window a frame may declare: 128 MiB, zstd's own default decoder
+/// limit (`ZSTD_WINDOWLOG_LIMIT_DEFAULT`), which the Java client (zstd-jni)
+/// and librdkafka keep too. Decoding never allocates the window itself.
+pub(crate) const MAX_WINDOW_LOG: u32 = 27;
+
+/// The largest output of one block.
+const MAX_BLOCK_SIZE: u64 = 128 * 1024;
+
 thread_local! {
     /// One compression context per thread, reused across batches: creating a
     /// zstd context costs more than compressing a small batch.
     static COMPRESSOR: RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { RefCell::new(None) };
+    /// One decompression context per thread, for the same reason.
+    static DECOMPRESSOR: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
         const { RefCell::new(None) };
 }
 
@@ -60,13 +81,282 @@ pub(super) fn compress(
     }
 }
 
+/// Decompresses every frame of `input` into one vector of at most `limit`
+/// bytes (see the module documentation for how memory is bounded).
 pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
-    let mut dec = zstd::stream::read::Decoder::with_buffer(input)
-        .map_err(|e| RecordsError::codec(CODEC, e))?;
-    // Refuse windows larger than the output could ever need, but never below
-    // the 8 MiB every decoder is expected to support.
-    let needed = usize::BITS - limit.saturating_sub(1).leading_zeros();
-    dec.window_log_max(needed.clamp(23, 30))
-        .map_err(|e| RecordsError::codec(CODEC, e))?;
-    read_bounded(dec, CODEC, input.len(), limit)
+    let most = output_bound(input)?;
+    let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
+    let ceiling = most.min(limit_u64);
+    // Trust the frame's own bound up to a few times the input; past that,
+    // let the output earn its buffer by doubling.
+    let start = (input.len() as u64)
+        .saturating_mul(4)
+        .saturating_add(256 * 1024);
+    let mut capacity = ceiling.min(start) as usize;
+    DECOMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let dctx = match &mut *cell {
+            Some(dctx) => dctx,
+            slot => slot.insert(
+                zstd::zstd_safe::DCtx::try_create()
+                    .ok_or_else(|| RecordsError::codec(CODEC, "cannot create a context"))?,
+            ),
+        };
+        loop {
+            let mut out = Vec::with_capacity(capacity);
+            match dctx.decompress(&mut out, input) {
+                Ok(_) => return Ok(out),
+                Err(code) if is_dst_too_small(code) => {
+                    if capacity as u64 >= ceiling {
+                        return Err(if ceiling == limit_u64 && most > limit_u64 {
+                            RecordsError::DecompressedTooLarge { limit }
+                        } else {
+                            RecordsError::codec(CODEC, "frame produces more than it declares")
+                        });
+                    }
+                    drop(out);
+                    capacity = ceiling.min((capacity as u64).saturating_mul(2).max(1)) as usize;
+                }
+                Err(code) => {
+                    return Err(RecordsError::codec(
+                        CODEC,
+                        zstd::zstd_safe::get_error_name(code),
+                    ))
+                }
+            }
+        }
+    })
+}
+
+fn is_dst_too_small(code: usize) -> bool {
+    let too_small = zstd::zstd_safe::zstd_sys::ZSTD_ErrorCode::ZSTD_error_dstSize_tooSmall as usize;
+    code == 0usize.wrapping_sub(too_small)
+}
+
+fn corrupt(what: &str) -> RecordsError {
+    RecordsError::codec(CODEC, what)
+}
+
+/// The most `input` (a sequence of zstd frames) can decompress to, read
+/// from the frame and block headers without decoding: raw and RLE blocks
+/// state their output size, a compressed block produces at most its
+/// frame's block maximum, and a frame's declared content size caps the sum.
+/// Fails on malformed headers and on windows beyond [`MAX_WINDOW_LOG`].
+pub(crate) fn output_bound(input: &[u8]) -> Result<u64, RecordsError> {
+    let mut pos = 0usize;
+    let mut total = 0u64;
+    if input.is_empty() {
+        return Err(corrupt("empty input"));
+    }
+    while pos < input.len() {
+        let magic = le(input, pos, 4).ok_or_else(|| corrupt("truncated frame magic"))?;
+        pos += 4;
+        if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+            // Skippable frame: a 4-byte size, then that many bytes.
+            let size = le(input, pos, 4).ok_or_else(|| corrupt("truncated skippable frame"))?;
+            pos = pos
+                .checked_add(4 + size as usize)
+                .filter(|&end| end <= input.len())
+                .ok_or_else(|| corrupt("truncated skippable frame"))?;
+            continue;
+        }
+        if magic != 0xFD2F_B528 {
+            return Err(corrupt("unknown frame magic"));
+        }
+        let descriptor = *input
+            .get(pos)
+            .ok_or_else(|| corrupt("truncated frame header"))?;
+        pos += 1;
+        if descriptor & 0x08 != 0 {
+            return Err(corrupt("reserved frame header bit set"));
+        }
+        let single_segment = descriptor & 0x20 != 0;
+        let has_checksum = descriptor & 0x04 != 0;
+        let window = if single_segment {
+            None
+        } else {
+            let byte = *input
+                .get(pos)
+                .ok_or_else(|| corrupt("truncated frame header"))?;
+            pos += 1;
+            let log = 10 + u32::from(byte >> 3);
+            if log > MAX_WINDOW_LOG {
+                return Err(RecordsError::codec(
+                    CODEC,
+                    format!(
+                        "frame declares a 2^{log}-byte window, above the 2^{MAX_WINDOW_LOG} limit"
+                    ),
+                ));
+            }
+            let base = 1u64 << log;
+            Some(base + (base / 8) * u64::from(byte & 7))
+        };
+        pos += [0, 1, 2, 4][usize::from(descriptor & 3)]; // dictionary id
+        let content_size = match (descriptor >> 6, single_segment) {
+            (0, false) => None,
+            (0, true) => Some(le(input, pos, 1).map(|v| (v, 1))),
+            (1, _) => Some(le(input, pos, 2).map(|v| (v + 256, 2))),
+            (2, _) => Some(le(input, pos, 4).map(|v| (v, 4))),
+            _ => Some(le(input, pos, 8).map(|v| (v, 8))),
+        };
+        let content_size = match content_size {
+            None => None,
+            Some(None) => return Err(corrupt("truncated frame header")),
+            Some(Some((value, width))) => {
+                pos += width;
+                Some(value)
+            }
+        };
+        let window = match (window, content_size) {
+            (Some(window), _) => window,
+            (None, Some(size)) => size,
+            (None, None) => return Err(corrupt("single-segment frame without a content size")),
+        };
+        let block_max = window.min(MAX_BLOCK_SIZE);
+        let mut frame_bound = 0u64;
+        loop {
+            let header = le(input, pos, 3).ok_or_else(|| corrupt("truncated block header"))?;
+            pos += 3;
+            let size = header >> 3;
+            let (consumed, produced) = match (header >> 1) & 3 {
+                0 => (size, size),
+                1 => (1, size),
+                2 => (size, block_max),
+                _ => return Err(corrupt("reserved block type")),
+            };
+            if produced > block_max {
+                return Err(corrupt("block larger than the frame allows"));
+            }
+            pos = pos
+                .checked_add(consumed as usize)
+                .filter(|&end| end <= input.len())
+                .ok_or_else(|| corrupt("truncated block"))?;
+            frame_bound += produced;
+            if header & 1 != 0 {
+                break;
+            }
+        }
+        if has_checksum {
+            pos += 4;
+            if pos > input.len() {
+                return Err(corrupt("truncated frame checksum"));
+            }
+        }
+        total = total.saturating_add(content_size.map_or(frame_bound, |s| s.min(frame_bound)));
+    }
+    Ok(total)
+}
+
+/// A little-endian integer of `width` bytes at `pos`, if the input holds it.
+fn le(input: &[u8], pos: usize, width: usize) -> Option<u64> {
+    let bytes = input.get(pos..pos.checked_add(width)?)?;
+    Some(
+        bytes
+            .iter()
+            .rev()
+            .fold(0, |acc, &b| acc << 8 | u64::from(b)),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame with no content size and a raw last block holding `content`,
+    /// declaring the window `descriptor` encodes.
+    fn raw_frame(descriptor: u8, content: &[u8]) -> Vec<u8> {
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x00, descriptor];
+        let header = ((content.len() as u32) << 3) | 1; // raw, last
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(content);
+        frame
+    }
+
+    fn streamed(data: &[u8]) -> Vec<u8> {
+        // The streaming encoder does not know the size up front: no content
+        // size in the frame, as the Java client writes them.
+        zstd::stream::encode_all(data, 3).unwrap()
+    }
+
+    fn sample(len: usize) -> Vec<u8> {
+        (0..len)
+            .map(|i| (i * 31 % 251) as u8 ^ (i / 4096) as u8)
+            .collect()
+    }
+
+    #[test]
+    fn bound_covers_the_output() {
+        for len in [0usize, 1, 1000, 200_000, 1_000_000] {
+            let data = sample(len);
+            let mut with_size = BytesMut::new();
+            compress(None, &data, &mut with_size).unwrap();
+            for frame in [with_size.to_vec(), streamed(&data)] {
+                let bound = output_bound(&frame).unwrap();
+                assert!(bound >= len as u64, "len {len}: bound {bound}");
+                // Streaming encoders may cut blocks short of 128 KiB, each
+                // counted at the full block size.
+                assert!(
+                    bound <= 2 * len as u64 + MAX_BLOCK_SIZE,
+                    "len {len}: bound {bound}"
+                );
+                assert_eq!(decompress(&frame, 1 << 30).unwrap(), data);
+            }
+        }
+    }
+
+    #[test]
+    fn concatenated_and_skippable_frames_decode() {
+        let mut input = streamed(b"hello ");
+        input.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
+        input.extend_from_slice(&raw_frame(0, b"world"));
+        assert_eq!(output_bound(&input).unwrap(), 11);
+        assert_eq!(decompress(&input, 100).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn highly_compressible_frames_grow_their_buffer_up_to_the_limit() {
+        let zeros = vec![0u8; 5_000_000];
+        let frame = streamed(&zeros);
+        assert!(frame.len() < 1000);
+        assert_eq!(decompress(&frame, 5_000_000).unwrap(), zeros);
+        assert_eq!(
+            decompress(&frame, 4_999_999),
+            Err(RecordsError::DecompressedTooLarge { limit: 4_999_999 })
+        );
+    }
+
+    #[test]
+    fn windows_beyond_the_limit_are_refused_before_decoding() {
+        // Window log 27 (128 MiB) for one byte: fine, and no window is allocated.
+        let frame = raw_frame(17 << 3, b"a");
+        assert_eq!(decompress(&frame, 1 << 20).unwrap(), b"a");
+        // Window log 28 and the largest a descriptor can say (2^41).
+        for descriptor in [18 << 3, 0xff] {
+            let err = decompress(&raw_frame(descriptor, b"a"), 1 << 20).unwrap_err();
+            assert!(
+                matches!(&err, RecordsError::Codec { message, .. } if message.contains("window")),
+                "{err:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_headers_are_errors() {
+        let good = streamed(b"some content");
+        for cut in 0..good.len() {
+            assert!(decompress(&good[..cut], 1 << 20).is_err(), "cut at {cut}");
+        }
+        let mut reserved = good.clone();
+        reserved[4] |= 0x08;
+        assert!(output_bound(&reserved).is_err());
+        // A raw block longer than a 1 KiB window allows.
+        let big = raw_frame(0, &[7u8; 2048]);
+        assert!(output_bound(&big).is_err());
+        // A content size the blocks cannot reach is refused, not trusted.
+        // (Descriptor 0xa0: single segment, a 4-byte content size.)
+        let mut lying = vec![0x28, 0xb5, 0x2f, 0xfd, 0xa0];
+        lying.extend_from_slice(&(1u32 << 20).to_le_bytes());
+        lying.extend_from_slice(&[0x09, 0, 0, b'a']);
+        assert!(decompress(&lying, 1 << 21).is_err());
+    }
 }
