@@ -296,6 +296,8 @@ async fn coordinator_errors_on_join_and_sync_are_retried_and_the_coordinator_red
     mock.inject(Fault::error(ApiKey::JoinGroup, ErrorCode::CoordinatorNotAvailable).times(1));
     mock.inject(Fault::error(ApiKey::JoinGroup, ErrorCode::CoordinatorLoadInProgress).times(1));
     mock.inject(Fault::error(ApiKey::SyncGroup, ErrorCode::RebalanceInProgress).times(1));
+    // A slow SyncGroup: polls during the join must not ask for another one.
+    mock.inject(Fault::latency(ApiKey::SyncGroup, Duration::from_secs(1)).times(1));
     let finds_before = mock.request_count(1, ApiKey::FindCoordinator);
     let (consumer, recorder, _) = stable_member(&bootstrap, group_config("g-errors"), 2).await;
     assert!(
@@ -307,7 +309,8 @@ async fn coordinator_errors_on_join_and_sync_are_retried_and_the_coordinator_red
         mock.request_count(1, ApiKey::FindCoordinator) >= finds_before + 3,
         "NOT_COORDINATOR and COORDINATOR_NOT_AVAILABLE made the member look the coordinator up again"
     );
-    assert_eq!(recorder.kinds(), ["assigned"]);
+    poll_for(&consumer, Duration::from_millis(700)).await;
+    assert_eq!(recorder.kinds(), ["assigned"], "one rebalance only");
     assert_eq!(consumer.group_state().unwrap().state, MemberState::Stable);
     consumer.close().await;
 }
@@ -884,4 +887,52 @@ async fn a_manually_assigned_consumer_with_a_group_id_commits_as_a_simple_consum
     assert!(committed
         .values()
         .all(|c| c.as_ref().map(|o| o.offset) == Some(4)));
+}
+
+/// Offset fetches, commits and heartbeats use the member's own connection:
+/// they are answered while the coordinator holds the member's JoinGroup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commits_are_not_queued_behind_a_join_the_coordinator_holds() {
+    let (_mock, bootstrap) = mock_with_topic(2, 0).await;
+    let config = || group_config("g-held").partition_assignment_strategy(range());
+    let a = member(&bootstrap, config()).await;
+    let b = member(&bootstrap, config()).await;
+    a.subscribe(["t"]).unwrap();
+    b.subscribe(["t"]).unwrap();
+    poll_until(&[&a, &b], Duration::from_secs(15), |asg| {
+        owned_once(asg, "t", 2) && asg.iter().all(|x| x.len() == 1)
+    })
+    .await;
+    // a changes its subscription and rejoins; the coordinator holds its
+    // JoinGroup until b rejoins, and b's application is busy (no poll).
+    a.subscribe(["t", "t-later"]).unwrap();
+    let start = Instant::now();
+    while a.group_state().unwrap().state != MemberState::PreparingRebalance {
+        a.poll(10, Duration::from_millis(50)).await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a never rejoined"
+        );
+    }
+    let tp = TopicPartition::new("t", 0);
+    let answered = tokio::time::timeout(
+        Duration::from_secs(3),
+        a.committed(std::slice::from_ref(&tp)),
+    )
+    .await;
+    assert!(
+        matches!(answered, Ok(Ok(_))),
+        "OffsetFetch answered while the JoinGroup is held: {answered:?}"
+    );
+    assert_eq!(
+        a.group_state().unwrap().state,
+        MemberState::PreparingRebalance,
+        "the join was still held"
+    );
+    poll_until(&[&a, &b], Duration::from_secs(15), |asg| {
+        owned_once(asg, "t", 2) && asg.iter().all(|x| x.len() == 1)
+    })
+    .await;
+    a.close().await;
+    b.close().await;
 }

@@ -627,7 +627,7 @@ impl Consumer {
         session.owned.clear();
         session.awaiting_offsets.clear();
         session.assign_pending = false;
-        session.assigned_counts.clear();
+        session.assigned_counts = None;
         session.prepared = false;
         drop(session);
         self.unassign_partitions(owned)?;
@@ -819,6 +819,7 @@ impl Consumer {
                 let mut session = group.lock();
                 session.join = Some(task);
                 session.retry_at = None;
+                session.assigned_counts = None;
             }
             // Wait for the join, as long as this poll may.
             let outcome = {
@@ -935,7 +936,7 @@ impl Consumer {
             session.owned.extend(added.iter().cloned());
             session.awaiting_offsets = added;
             session.assign_pending = true;
-            session.assigned_counts = self.partition_counts(&subscribed);
+            session.assigned_counts = Some(self.partition_counts(&subscribed));
         }
         self.assign_awaiting(group, deadline).await
     }
@@ -1017,7 +1018,15 @@ impl Consumer {
     fn check_metadata(&self, group: &Arc<GroupSession>) {
         let (topics, counts) = {
             let session = group.lock();
-            (session.topics.clone(), session.assigned_counts.clone())
+            // Only against a completed assignment: not while a join runs.
+            let Some(counts) = session
+                .assigned_counts
+                .clone()
+                .filter(|_| session.join.is_none())
+            else {
+                return;
+            };
+            (session.topics.clone(), counts)
         };
         if counts.keys().ne(topics.iter()) {
             if group.coordinator.lock().generation >= 0 {

@@ -19,6 +19,34 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With a `group.id`, [`Consumer::subscribe`] (or
+//! [`Consumer::subscribe_pattern`]) makes it a member of a consumer group
+//! (classic protocol): `poll` joins and rebalances, the [`group`] assignors
+//! split the partitions, [`RebalanceListener`] callbacks run around
+//! rebalances, and offsets are committed automatically or with
+//! [`Consumer::commit`]:
+//!
+//! ```no_run
+//! # async fn demo() -> ferrokafka::consumer::Result<()> {
+//! use std::time::Duration;
+//! use ferrokafka::consumer::{Consumer, ConsumerConfig, Strategy};
+//! use ferrokafka::network::ClientConfig;
+//!
+//! let client = ClientConfig::builder().bootstrap_servers(["localhost:9092"]).build()?;
+//! let config = ConsumerConfig::builder()
+//!     .group_id("billing")
+//!     .partition_assignment_strategy(vec![Strategy::CooperativeSticky])
+//!     .enable_auto_commit(false)
+//!     .build()?;
+//! let consumer = Consumer::new(client, config).await?;
+//! consumer.subscribe(["orders"])?;
+//! let batch = consumer.poll(500, Duration::from_secs(1)).await?;
+//! println!("{} records from {:?}", batch.len(), consumer.assignment());
+//! consumer.commit().await?;
+//! consumer.close().await;
+//! # Ok(()) }
+//! ```
+//!
 //! This module depends on [`crate::network`] and [`crate::records`].
 
 mod config;

@@ -48,8 +48,9 @@ pub(crate) struct SessionState {
     pub next_auto_commit: Option<Instant>,
     /// When the pattern was last matched against the cluster's topics.
     pub pattern_checked_at: Option<Instant>,
-    /// Partition counts of the subscribed topics when the leader assigned.
-    pub assigned_counts: BTreeMap<String, usize>,
+    /// Partition counts of the subscribed topics at the last completed
+    /// assignment (`None` while none is in force, e.g. during a join).
+    pub assigned_counts: Option<BTreeMap<String, usize>>,
     pub closed: bool,
 }
 
@@ -162,4 +163,22 @@ impl GroupSession {
 pub(crate) fn compile_pattern(pattern: &str) -> Result<regex::Regex> {
     regex::Regex::new(&format!("^(?:{pattern})$"))
         .map_err(|e| ConsumerError::InvalidPattern(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_whole_topic_names() {
+        let regex = compile_pattern("orders-.*|payments").unwrap();
+        assert!(regex.is_match("orders-eu"));
+        assert!(regex.is_match("payments"));
+        assert!(!regex.is_match("old-orders-eu"));
+        assert!(!regex.is_match("payments-dlq"));
+        assert!(matches!(
+            compile_pattern("("),
+            Err(ConsumerError::InvalidPattern(_))
+        ));
+    }
 }
