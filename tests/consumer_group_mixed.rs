@@ -15,8 +15,9 @@
 //!   its partitions back without a rebalance.
 //!
 //! Where a broker falls short the gap is asserted, so a fixed broker shows
-//! up: noida-db never finishes a cooperative rebalance's second round and
-//! does not expire a killed static member; Tansu rebalances on a static
+//! up: noida-db never finishes a cooperative rebalance's second round, refuses
+//! commits with ILLEGAL_GENERATION around eager rebalances (so records are
+//! read twice) and does not expire a killed static member; Tansu rebalances on a static
 //! member's restart and waits session.timeout.ms / 2 in every join round
 //! (hence 2 s sessions there; noida-db refuses sessions under 6 s).
 //! The peers run as processes (`scripts/interop/group_member.py`, driven by
@@ -136,7 +137,8 @@ impl Setup {
             .group_id(&self.group)
             .session_timeout(self.session())
             .heartbeat_interval(Duration::from_millis(300))
-            .max_poll_interval(Duration::from_secs(30))
+            // Also the rebalance timeout: how long a join round may wait for a member.
+            .max_poll_interval(Duration::from_secs(10))
             .partition_assignment_strategy(vec![strategy(self.strategy)])
             .enable_auto_commit(false)
             .auto_offset_reset(AutoOffsetReset::Earliest)
@@ -532,12 +534,18 @@ impl Roster {
         }
     }
 
+    /// For a failure message: the peers' stderr and the ferrokafka members' group state.
     fn stderr_tails(&self) -> String {
         self.members
             .iter()
             .filter_map(|m| match &m.3 {
                 Some(Running::Peer(p)) => Some(format!("--- {} stderr:\n{}", m.0, p.stderr_tail())),
-                _ => None,
+                Some(Running::Ferro(f)) => Some(format!(
+                    "--- {} group state: {:?}\n",
+                    m.0,
+                    f.consumer.group_state()
+                )),
+                None => None,
             })
             .collect()
     }

@@ -390,7 +390,9 @@ const NOIDA_GAPS: &[KnownGap] = &[
     gap(
         Capability::StableGroupCoordination,
         GapKind::Degraded,
-        "group coordination is less stable than Kafka's under rebalances",
+        "group coordination is less stable than Kafka's under rebalances: with eager assignors, \
+         OffsetCommit answers ILLEGAL_GENERATION around rebalances (kafka-python and ferrokafka \
+         members; a librdkafka + kafka-python group alike), so records are read again",
     ),
     gap(
         Capability::CooperativeRebalance,
