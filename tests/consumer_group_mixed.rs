@@ -848,22 +848,36 @@ async fn mixed_group_cooperative_sticky_on_noida_gap() {
         .settle(&setup, "ferro-1 joins", Duration::from_secs(30))
         .await;
     roster.join_peer("rdkafka-1", &setup.peer_options(Peer::Librdkafka));
-    // The first round revokes what moves; the second never hands it out.
+    // The first round revokes what moves; the second usually never hands
+    // it out. In some runs noida-db completes it: then the outcome must be
+    // correct (every partition owned exactly once), and the run says so.
     let wait = session_timeout(kind) * 3;
     let start = Instant::now();
+    let mut completed = false;
     while start.elapsed() < wait {
         let live = roster.live();
         let assignments: Vec<Vec<Tp>> = live.iter().map(|m| m.1.clone()).collect();
-        assert!(
-            !support::peers::owned_exactly_once(&assignments, &setup.all_partitions(), true),
-            "noida cooperative-sticky: the rebalance completed ({live:?}): drop the gap ({gap})"
-        );
+        if support::peers::owned_exactly_once(&assignments, &setup.all_partitions(), true) {
+            completed = true;
+            println!(
+                "noida cooperative-sticky: this run's rebalance completed after {:?} ({live:?}); \
+                 if it always does, drop the gap ({gap})",
+                start.elapsed()
+            );
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    println!(
-        "noida cooperative-sticky: gap ({gap}): after {wait:?}: {:?}",
-        roster.live()
-    );
+    if !completed {
+        let live = roster.live();
+        let assignments: Vec<Vec<Tp>> = live.iter().map(|m| m.1.clone()).collect();
+        // The gap as listed: partitions left unowned, never owned twice.
+        assert!(
+            support::peers::owned_at_most_once(&assignments),
+            "noida cooperative-sticky: a partition owned twice: {live:?}"
+        );
+        println!("noida cooperative-sticky: gap ({gap}): after {wait:?}: {live:?}");
+    }
     // Members stuck in a JoinGroup the broker never answers: end them.
     // Let the victim read some of its new partitions before it dies.
     tokio::time::sleep(Duration::from_secs(1)).await;

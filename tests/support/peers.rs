@@ -637,6 +637,13 @@ impl Drop for GroupMember {
     }
 }
 
+/// Whether no partition appears in two members' assignments.
+pub fn owned_at_most_once(assignments: &[Vec<Tp>]) -> bool {
+    let total: usize = assignments.iter().map(Vec::len).sum();
+    let union: BTreeSet<&Tp> = assignments.iter().flatten().collect();
+    total == union.len()
+}
+
 /// Whether the assignments cover `expected` exactly, each partition owned by
 /// exactly one of them, and none is empty when `every_member_owns` is set.
 pub fn owned_exactly_once(
