@@ -936,3 +936,33 @@ async fn commits_are_not_queued_behind_a_join_the_coordinator_holds() {
     a.close().await;
     b.close().await;
 }
+
+/// The leader rebalances when a topic only another member subscribed to
+/// gains partitions (Java's leader watches the whole group's subscription).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_rebalances_when_another_members_topic_grows() {
+    let mock = MockCluster::start(1).unwrap();
+    mock.create_topic("grow-a", 1, 1).unwrap();
+    mock.create_topic("grow-b", 1, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let leader = member(&bootstrap, group_config("g-grow")).await;
+    leader.subscribe(["grow-a"]).unwrap();
+    poll_until(&[&leader], Duration::from_secs(10), |a| {
+        a[0] == tps("grow-a", [0])
+    })
+    .await;
+    let follower = member(&bootstrap, group_config("g-grow")).await;
+    follower.subscribe(["grow-b"]).unwrap();
+    poll_until(&[&leader, &follower], Duration::from_secs(15), |a| {
+        a[0] == tps("grow-a", [0]) && a[1] == tps("grow-b", [0])
+    })
+    .await;
+    assert_eq!(leader.group_state().map(|s| s.is_leader), Some(true));
+    mock.add_partitions("grow-b", 3).unwrap();
+    poll_until(&[&leader, &follower], Duration::from_secs(15), |a| {
+        a[0] == tps("grow-a", [0]) && a[1] == tps("grow-b", [0, 1, 2])
+    })
+    .await;
+    follower.close().await;
+    leader.close().await;
+}

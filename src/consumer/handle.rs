@@ -1013,8 +1013,9 @@ impl Consumer {
             .collect()
     }
 
-    /// Rejoins when a pattern's topics changed, or (leader) when a subscribed
-    /// topic's partition count changed since the assignment.
+    /// Rejoins when a pattern's topics changed, or (leader) when the
+    /// partition count of a topic any member subscribed to changed since
+    /// the assignment.
     fn check_metadata(&self, group: &Arc<GroupSession>) {
         let (topics, counts) = {
             let session = group.lock();
@@ -1036,14 +1037,20 @@ impl Consumer {
             }
             return;
         }
-        if !group.coordinator.snapshot().is_leader {
-            return;
-        }
-        let now = self.partition_counts(&topics);
-        if now
-            .iter()
-            .any(|(t, n)| *n > 0 && counts.get(t).copied() != Some(*n))
-        {
+        let group_counts = {
+            let m = group.coordinator.lock();
+            if m.member_id.is_empty() || m.member_id != m.leader_id {
+                return;
+            }
+            m.group_topic_counts.clone()
+        };
+        // The leader watches every member's topics, not only its own.
+        let snapshot = self.shared.cluster.snapshot();
+        let grown = counts.iter().chain(&group_counts).any(|(t, n)| {
+            let now = snapshot.topic(t).map_or(0, |x| x.partition_count());
+            now > 0 && now != *n
+        });
+        if grown {
             group
                 .coordinator
                 .request_rejoin("partition counts of subscribed topics changed");

@@ -101,6 +101,11 @@ pub(crate) struct Membership {
     /// When the last heartbeat was answered without error.
     pub last_heartbeat_ok: Instant,
     pub rebalances: u64,
+    /// As leader: the partition count of every topic any member subscribed
+    /// to, as the last assignment saw them (0 for a topic not yet there).
+    /// A change makes the leader rebalance, as Java's leader watches the
+    /// whole group's subscription.
+    pub group_topic_counts: BTreeMap<String, usize>,
     /// Set on close: the heartbeat task ends.
     pub closed: bool,
 }
@@ -188,6 +193,7 @@ impl GroupCoordinator {
                 last_poll: now,
                 last_heartbeat_ok: now,
                 rebalances: 0,
+                group_topic_counts: BTreeMap::new(),
                 closed: false,
             }),
             heartbeat_wake: Notify::new(),
@@ -566,6 +572,15 @@ impl GroupCoordinator {
         all_topics.dedup();
         let names: Vec<&str> = all_topics.iter().map(String::as_str).collect();
         let snapshot = self.cluster.metadata_for_topics(&names).await?;
+        self.lock().group_topic_counts = all_topics
+            .iter()
+            .map(|t| {
+                (
+                    t.clone(),
+                    snapshot.topic(t).map_or(0, |x| x.partition_count()),
+                )
+            })
+            .collect();
         let partitions: BTreeMap<String, i32> = all_topics
             .iter()
             .filter_map(|t| {
