@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+use crate::protocol::primitives::{varint_at, varlong_at};
 use crate::records::{Header, Record, RecordsError, TimestampType};
 
 use super::TopicPartition;
@@ -125,33 +126,16 @@ impl Chunk {
 
 // ------------------------------------------------------------ in-place reading
 
-#[inline]
-fn varint_u(data: &[u8], pos: &mut usize) -> Option<u64> {
-    let mut value = 0u64;
-    let mut shift = 0;
-    loop {
-        let byte = *data.get(*pos)?;
-        *pos += 1;
-        value |= u64::from(byte & 0x7f) << shift;
-        if byte & 0x80 == 0 {
-            return Some(value);
-        }
-        shift += 7;
-        if shift > 63 {
-            return None;
-        }
-    }
-}
-
-#[inline]
+// The protocol layer's cursor readers, as options: any malformed field
+// makes the record invalid.
+#[inline(always)]
 fn varlong(data: &[u8], pos: &mut usize) -> Option<i64> {
-    let raw = varint_u(data, pos)?;
-    Some((raw >> 1) as i64 ^ -((raw & 1) as i64))
+    varlong_at(data, pos).ok()
 }
 
-#[inline]
+#[inline(always)]
 fn varint(data: &[u8], pos: &mut usize) -> Option<i32> {
-    i32::try_from(varlong(data, pos)?).ok()
+    varint_at(data, pos).ok()
 }
 
 /// Reads a varint length (-1 = null) and returns the range it covers.
