@@ -76,12 +76,7 @@ async fn create_topic(bootstrap: &str, topic: &str, replication: i16) {
 }
 
 async fn consumer(bootstrap: &str, config: ConsumerConfig) -> Consumer {
-    if std::env::var_os("FK_TRACE").is_some() {
-        let _ = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_test_writer()
-            .try_init();
-    }
+    support::trace_if_asked();
     Consumer::new(client_config(bootstrap), config)
         .await
         .unwrap()

@@ -966,3 +966,69 @@ async fn the_leader_rebalances_when_another_members_topic_grows() {
     follower.close().await;
     leader.close().await;
 }
+
+/// A commit the member attempts while its JoinGroup is in flight (the
+/// application commits on a timer, say) neither resets the member nor costs
+/// the group one more rebalance, even when the coordinator answers such a
+/// commit with ILLEGAL_GENERATION (as noida-db does around rebalances): the
+/// commit is refused as retriable, and the join in flight completes the one
+/// rebalance that was needed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_during_a_rebalance_costs_no_extra_rebalance() {
+    let (mock, bootstrap) = mock_with_topic(2, 0).await;
+    let config = || group_config("g-commit-mid").partition_assignment_strategy(range());
+    let a = member(&bootstrap, config()).await;
+    let b = member(&bootstrap, config()).await;
+    a.subscribe(["t"]).unwrap();
+    b.subscribe(["t"]).unwrap();
+    let split =
+        |asg: &[Vec<TopicPartition>]| owned_once(asg, "t", 2) && asg.iter().all(|x| x.len() == 1);
+    poll_until(&[&a, &b], Duration::from_secs(15), split).await;
+    let before = a.group_state().unwrap().generation;
+    assert_eq!(b.group_state().unwrap().generation, before);
+
+    // a rejoins (its subscription changed); the coordinator holds its
+    // JoinGroup until b, whose application is busy, rejoins too.
+    a.subscribe(["t", "t-later"]).unwrap();
+    let start = Instant::now();
+    while a.group_state().unwrap().state != MemberState::PreparingRebalance {
+        a.poll(10, Duration::from_millis(50)).await.unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "a never rejoined"
+        );
+    }
+    mock.inject(Fault::error(
+        ApiKey::OffsetCommit,
+        ErrorCode::IllegalGeneration,
+    ));
+    let refused = a
+        .commit_offsets([(TopicPartition::new("t", 0), OffsetAndMetadata::new(0))])
+        .await;
+    assert!(
+        matches!(&refused, Err(ConsumerError::RebalanceInProgress(_))),
+        "{refused:?}"
+    );
+    assert!(refused.unwrap_err().is_retriable());
+    mock.clear_faults();
+    let during = a.group_state().unwrap();
+    assert_eq!(during.state, MemberState::PreparingRebalance, "{during:?}");
+    assert_eq!(during.generation, before, "the member kept its generation");
+
+    poll_until(&[&a, &b], Duration::from_secs(15), split).await;
+    // Long enough for a pending rejoin to show (heartbeats every 300 ms).
+    tokio::join!(
+        poll_for(&a, Duration::from_secs(2)),
+        poll_for(&b, Duration::from_secs(2))
+    );
+    let (after_a, after_b) = (a.group_state().unwrap(), b.group_state().unwrap());
+    assert_eq!(
+        (after_a.generation, after_b.generation),
+        (before + 1, before + 1),
+        "one rebalance, not more: {after_a:?} {after_b:?}"
+    );
+    assert_eq!(after_a.state, MemberState::Stable);
+    a.commit().await.unwrap();
+    a.close().await;
+    b.close().await;
+}

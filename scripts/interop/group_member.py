@@ -31,7 +31,7 @@ tests/mock_cluster.rs (joins, syncs and coordinator moves on the mock).
 usage: group_member.py --client librdkafka|kafka-python --bootstrap H:P
            --topic T [--topic T2] --group G
            [--strategy range|roundrobin|cooperative-sticky] [--instance-id ID]
-           [--session-timeout-ms N] [--heartbeat-interval-ms N]
+           [--session-timeout-ms N] [--heartbeat-interval-ms N] [--max-poll-interval-ms N]
            [--commit-interval-ms N] [--max-poll-records N]
 """
 import argparse
@@ -166,6 +166,7 @@ def run_librdkafka(args):
         "group.id": args.group,
         "session.timeout.ms": args.session_timeout_ms,
         "heartbeat.interval.ms": args.heartbeat_interval_ms,
+        "max.poll.interval.ms": args.max_poll_interval_ms,
         "partition.assignment.strategy": args.strategy,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -212,6 +213,7 @@ def run_kafka_python(args):
         group_instance_id=args.instance_id or None,
         session_timeout_ms=args.session_timeout_ms,
         heartbeat_interval_ms=args.heartbeat_interval_ms,
+        max_poll_interval_ms=args.max_poll_interval_ms,
         partition_assignment_strategy=[strategies[args.strategy]],
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -262,6 +264,7 @@ def main():
     parser.add_argument("--instance-id", default="")
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
     parser.add_argument("--heartbeat-interval-ms", type=int, default=300)
+    parser.add_argument("--max-poll-interval-ms", type=int, default=300000)
     parser.add_argument("--commit-interval-ms", type=int, default=500)
     parser.add_argument("--max-poll-records", type=int, default=500)
     args = parser.parse_args()

@@ -101,6 +101,12 @@ pub enum ConsumerError {
     /// owner.
     #[error("commit failed: {0}")]
     CommitFailed(String),
+    /// The commit was refused because the group is rebalancing (Java's
+    /// RebalanceInProgressException): the member still may own the
+    /// partitions afterwards. Retriable: poll to complete the rebalance,
+    /// then commit again.
+    #[error("commit refused during a rebalance: {0}")]
+    RebalanceInProgress(String),
 }
 
 impl ConsumerError {
@@ -109,6 +115,7 @@ impl ConsumerError {
         match self {
             ConsumerError::Network(e) => e.is_retriable(),
             ConsumerError::Partition { code, .. } => code.is_retriable(),
+            ConsumerError::RebalanceInProgress(_) => true,
             _ => false,
         }
     }

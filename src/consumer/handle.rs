@@ -675,13 +675,15 @@ impl Consumer {
     async fn commit_partitions(&self, partitions: &[TopicPartition]) -> Result<()> {
         let group = self.group_session()?;
         let offsets = self.shared.lock().positions(partitions);
-        group.coordinator.commit(&offsets).await
+        group.coordinator.commit(&offsets, group.subscribed()).await
     }
 
     /// Commits the consumed positions (the offsets after the records
     /// handed out by poll) of the assigned partitions and waits for the
     /// answer. Fails with [`ConsumerError::CommitFailed`] when the group
-    /// rebalanced meanwhile.
+    /// rebalanced and the partitions moved on, and with the retriable
+    /// [`ConsumerError::RebalanceInProgress`] while a rebalance is under way
+    /// (poll to complete it, then commit again).
     pub async fn commit(&self) -> Result<()> {
         let scope = self.commit_scope();
         self.commit_partitions(&scope).await
@@ -703,7 +705,8 @@ impl Consumer {
         I: IntoIterator<Item = (TopicPartition, OffsetAndMetadata)>,
     {
         let offsets: Vec<_> = offsets.into_iter().collect();
-        self.group_session()?.coordinator.commit(&offsets).await
+        let group = self.group_session()?;
+        group.coordinator.commit(&offsets, group.subscribed()).await
     }
 
     /// Commits the consumed positions without waiting; a failure is logged
@@ -1097,8 +1100,9 @@ fn spawn_commit(
         return;
     }
     let coordinator = group.coordinator.clone();
+    let as_member = group.subscribed();
     tokio::spawn(async move {
-        match coordinator.commit(&offsets).await {
+        match coordinator.commit(&offsets, as_member).await {
             Ok(()) => tracing::debug!(partitions = offsets.len(), "{what} done"),
             Err(e) => tracing::warn!(error = %e, "{what} failed"),
         }

@@ -145,6 +145,10 @@ pub enum Capability {
     /// A static member that died (no LeaveGroup) is removed when its session
     /// times out, and its partitions go to the others.
     StaticMemberSessionExpiry,
+    /// Static membership for the group's leader: a static member that was
+    /// the leader restarts within its session without a rebalance (Kafka
+    /// hands it the current assignment, as for any static member).
+    StaticLeaderRestart,
     /// Data surviving [`TestBroker::restart`].
     DataSurvivesRestart,
     /// OffsetDelete (deleting a group's committed offsets).
@@ -403,6 +407,13 @@ const NOIDA_GAPS: &[KnownGap] = &[
         Capability::StaticMemberSessionExpiry,
         GapKind::Wrong,
         "a SIGKILLed static member is not removed after its session timeout: its partitions stay unowned",
+    ),
+    gap(
+        Capability::StaticLeaderRestart,
+        GapKind::Degraded,
+        "a restarting static member that was the leader sometimes triggers a rebalance (5 restarts of 11 \
+         under load here), though it sends the same JoinGroup as in the runs that do not; \
+         a follower's restart never did",
     ),
 ];
 

@@ -269,6 +269,10 @@ pub struct MemberOptions {
     pub instance_id: Option<String>,
     pub session_timeout: Duration,
     pub heartbeat_interval: Duration,
+    /// `max.poll.interval.ms`, which is also the rebalance timeout the
+    /// coordinator waits for members to rejoin (raised to the session
+    /// timeout when shorter, as librdkafka requires).
+    pub max_poll_interval: Duration,
     /// How often consumed positions are committed (besides on revoke and stop).
     pub commit_interval: Duration,
     pub max_poll_records: usize,
@@ -276,7 +280,10 @@ pub struct MemberOptions {
 
 impl MemberOptions {
     /// A dynamic member of `group` subscribed to `topic`, with a 6 s session
-    /// (the smallest noida-db accepts), 300 ms heartbeats and commits every 500 ms.
+    /// (the smallest noida-db accepts), 300 ms heartbeats, commits every
+    /// 500 ms and a 10 s `max.poll.interval.ms` (the clients' default of
+    /// 5 minutes would let one lost rejoin stall a test's group for that
+    /// long; the members poll every 50 ms).
     pub fn new(peer: Peer, bootstrap: &str, topic: &str, group: &str, strategy: &str) -> Self {
         MemberOptions {
             peer,
@@ -287,6 +294,7 @@ impl MemberOptions {
             instance_id: None,
             session_timeout: Duration::from_secs(6),
             heartbeat_interval: Duration::from_millis(300),
+            max_poll_interval: Duration::from_secs(10),
             commit_interval: Duration::from_millis(500),
             max_poll_records: 500,
         }
@@ -476,6 +484,14 @@ impl GroupMember {
             .args([
                 "--heartbeat-interval-ms",
                 &options.heartbeat_interval.as_millis().to_string(),
+            ])
+            .args([
+                "--max-poll-interval-ms",
+                &options
+                    .max_poll_interval
+                    .max(options.session_timeout)
+                    .as_millis()
+                    .to_string(),
             ])
             .args([
                 "--commit-interval-ms",

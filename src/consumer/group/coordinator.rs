@@ -235,6 +235,10 @@ impl GroupCoordinator {
     /// the partitions owned are lost and the member joins afresh.
     pub fn reset_generation(&self, member_id: bool, reason: &str) {
         let mut m = self.lock();
+        self.reset_locked(&mut m, member_id, reason);
+    }
+
+    fn reset_locked(&self, m: &mut Membership, member_id: bool, reason: &str) {
         m.generation = -1;
         m.protocol = None;
         m.state = MemberState::Unjoined;
@@ -244,6 +248,34 @@ impl GroupCoordinator {
         m.rejoin_needed = true;
         m.rejoin_reason = reason.to_owned();
         tracing::info!(group = %self.group_id, reason, "group generation reset");
+    }
+
+    /// Resets the generation after a heartbeat or commit sent as `sent`
+    /// (member id, generation) was refused with UNKNOWN_MEMBER_ID or
+    /// ILLEGAL_GENERATION, but only while that is still the member's
+    /// generation and no join is under way: an answer about a generation
+    /// the member already left (a join completed or is in flight since the
+    /// request went out) says nothing about the current one. Resetting then
+    /// would throw the new generation away and start one more rebalance for
+    /// the whole group (Java checks the same). Returns whether it reset.
+    fn reset_if_current(&self, sent: &(String, i32), member_id: bool, reason: &str) -> bool {
+        let mut m = self.lock();
+        let current = sent.1 >= 0
+            && m.generation == sent.1
+            && m.member_id == sent.0
+            && m.state != MemberState::PreparingRebalance;
+        if current {
+            self.reset_locked(&mut m, member_id, reason);
+        } else {
+            tracing::debug!(
+                group = %self.group_id,
+                reason,
+                sent_generation = sent.1,
+                generation = m.generation,
+                "ignored: the request's generation is no longer the member's"
+            );
+        }
+        current
     }
 
     fn is_dynamic(&self) -> bool {
@@ -621,11 +653,15 @@ impl GroupCoordinator {
 
     /// One heartbeat; the error code the coordinator answered (transport
     /// failures as COORDINATOR_NOT_AVAILABLE after forgetting the coordinator).
-    pub async fn heartbeat(&self) -> ErrorCode {
-        let (member_id, generation) = {
+    pub async fn heartbeat(&self) -> (ErrorCode, (String, i32)) {
+        let sent = {
             let m = self.lock();
             (m.member_id.clone(), m.generation)
         };
+        (self.heartbeat_as(&sent).await, sent)
+    }
+
+    async fn heartbeat_as(&self, (member_id, generation): &(String, i32)) -> ErrorCode {
         let (conn, version) = match self
             .coordinator(ConnectionRole::GroupHeartbeat, ApiKey::Heartbeat)
             .await
@@ -639,8 +675,8 @@ impl GroupCoordinator {
         };
         let mut request = HeartbeatRequest::default()
             .with_group_id(self.group_id.clone())
-            .with_generation_id(generation)
-            .with_member_id(member_id);
+            .with_generation_id(*generation)
+            .with_member_id(member_id.clone());
         if version >= 3 {
             request = request.with_group_instance_id(self.instance_id.clone());
         }
@@ -660,8 +696,9 @@ impl GroupCoordinator {
         }
     }
 
-    /// Handles a heartbeat's answer as Java does.
-    pub fn on_heartbeat(&self, code: ErrorCode) {
+    /// Handles the answer to a heartbeat sent as `sent` (member id,
+    /// generation), as Java does.
+    pub fn on_heartbeat(&self, code: ErrorCode, sent: &(String, i32)) {
         match code {
             ErrorCode::None => self.lock().last_heartbeat_ok = Instant::now(),
             ErrorCode::RebalanceInProgress => {
@@ -669,10 +706,10 @@ impl GroupCoordinator {
                 self.request_rejoin("the coordinator started a rebalance");
             }
             ErrorCode::IllegalGeneration => {
-                self.reset_generation(false, "heartbeat: ILLEGAL_GENERATION")
+                self.reset_if_current(sent, false, "heartbeat: ILLEGAL_GENERATION");
             }
             ErrorCode::UnknownMemberId => {
-                self.reset_generation(true, "heartbeat: UNKNOWN_MEMBER_ID")
+                self.reset_if_current(sent, true, "heartbeat: UNKNOWN_MEMBER_ID");
             }
             ErrorCode::FencedInstanceId => self.fail(
                 code,
@@ -743,21 +780,25 @@ impl GroupCoordinator {
         m.rejoin_reason = reason.to_owned();
     }
 
-    /// Commits `offsets` in the current generation (or as a simple consumer
-    /// with generation -1 when not in the group). Per-partition errors come
-    /// back as [`ConsumerError::CommitFailed`] or a retriable group error.
-    pub async fn commit(&self, offsets: &[(TopicPartition, OffsetAndMetadata)]) -> Result<()> {
+    /// Commits `offsets`: as a member of the current generation when the
+    /// group assigns the partitions (`as_member`), otherwise as a simple
+    /// consumer (generation -1) that only stores offsets in the group.
+    /// Per-partition errors come back as [`ConsumerError::CommitFailed`],
+    /// [`ConsumerError::RebalanceInProgress`] or a retriable group error.
+    pub async fn commit(
+        &self,
+        offsets: &[(TopicPartition, OffsetAndMetadata)],
+        as_member: bool,
+    ) -> Result<()> {
         if offsets.is_empty() {
             return Ok(());
         }
-        let (member_id, generation) = {
-            let m = self.lock();
-            if m.generation >= 0 {
-                (m.member_id.clone(), m.generation)
-            } else {
-                (String::new(), -1)
-            }
+        let sent = if as_member {
+            self.commit_generation()?
+        } else {
+            (String::new(), -1)
         };
+        let (member_id, generation) = sent.clone();
         let (conn, version) = self
             .coordinator(ConnectionRole::GroupHeartbeat, ApiKey::OffsetCommit)
             .await
@@ -809,26 +850,68 @@ impl GroupCoordinator {
             tracing::debug!(group = %self.group_id, partitions = offsets.len(), "offsets committed");
             return Ok(());
         };
-        Err(self.commit_error(tp, code))
+        Err(self.commit_error(tp, code, &sent))
     }
 
-    fn commit_error(&self, tp: TopicPartition, code: ErrorCode) -> ConsumerError {
-        match code {
-            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
-                self.reset_generation(
-                    code == ErrorCode::UnknownMemberId,
-                    "commit: generation gone",
-                );
-                ConsumerError::CommitFailed(format!(
-                    "the group rebalanced and moved the partitions on ({} for {tp}); \
-                     the offsets were not committed",
-                    code.name()
+    /// The member id and generation a group member commits with: only a
+    /// stable generation, as Java does. While a join is under way the commit
+    /// is refused as retriable (the partitions may move; commit again after
+    /// the rebalance), and outside any generation it has no owner to speak
+    /// for. A member told to rejoin is still stable until it sends its
+    /// JoinGroup, so the commit before revocation goes out.
+    fn commit_generation(&self) -> Result<(String, i32)> {
+        let m = self.lock();
+        match m.state {
+            MemberState::Stable if m.generation >= 0 => Ok((m.member_id.clone(), m.generation)),
+            MemberState::PreparingRebalance | MemberState::CompletingRebalance => {
+                Err(ConsumerError::RebalanceInProgress(
+                    "the member is rejoining the group; commit after the rebalance completes"
+                        .to_owned(),
                 ))
             }
+            _ => Err(ConsumerError::CommitFailed(
+                "the member is not in an active generation of the group (it lost its \
+                 partitions or has not joined yet); the offsets were not committed"
+                    .to_owned(),
+            )),
+        }
+    }
+
+    fn commit_error(
+        &self,
+        tp: TopicPartition,
+        code: ErrorCode,
+        sent: &(String, i32),
+    ) -> ConsumerError {
+        match code {
+            ErrorCode::UnknownMemberId | ErrorCode::IllegalGeneration => {
+                let reason = format!("commit: {}", code.name());
+                if self.reset_if_current(sent, code == ErrorCode::UnknownMemberId, &reason)
+                    || sent.1 < 0
+                {
+                    ConsumerError::CommitFailed(format!(
+                        "the group rebalanced and moved the partitions on ({} for {tp}); \
+                         the offsets were not committed",
+                        code.name()
+                    ))
+                } else {
+                    ConsumerError::RebalanceInProgress(format!(
+                        "{} for {tp}: the commit was sent in generation {}, which the member \
+                         has left since; commit again in the new generation",
+                        code.name(),
+                        sent.1
+                    ))
+                }
+            }
             ErrorCode::RebalanceInProgress => {
-                self.request_rejoin("commit: rebalance in progress");
-                ConsumerError::CommitFailed(format!(
-                    "a rebalance is in progress ({tp}); commit after it completes"
+                let m = self.lock();
+                let current = m.generation == sent.1 && m.member_id == sent.0;
+                drop(m);
+                if current {
+                    self.request_rejoin("commit: rebalance in progress");
+                }
+                ConsumerError::RebalanceInProgress(format!(
+                    "the coordinator is rebalancing the group ({tp}); commit after it completes"
                 ))
             }
             ErrorCode::FencedInstanceId => {
@@ -1031,9 +1114,9 @@ pub(crate) async fn heartbeat_loop(coordinator: Arc<GroupCoordinator>, wake_poll
                     .cluster
                     .invalidate_coordinator(CoordinatorType::Group, &coordinator.group_id);
             }
-            let code = coordinator.heartbeat().await;
+            let (code, sent) = coordinator.heartbeat().await;
             let was_rejoin = coordinator.lock().rejoin_needed;
-            coordinator.on_heartbeat(code);
+            coordinator.on_heartbeat(code, &sent);
             let backoff = coordinator.cluster.config().retry_backoff;
             next = tokio::time::Instant::now()
                 + match code {
