@@ -1009,10 +1009,7 @@ impl Consumer {
         let snapshot = self.shared.cluster.snapshot();
         topics
             .iter()
-            .map(|t| {
-                let count = snapshot.topic(t).map_or(0, |tp| tp.partition_count());
-                (t.clone(), count)
-            })
+            .map(|t| (t.clone(), snapshot.partition_count(t)))
             .collect()
     }
 
@@ -1050,7 +1047,7 @@ impl Consumer {
         // The leader watches every member's topics, not only its own.
         let snapshot = self.shared.cluster.snapshot();
         let grown = counts.iter().chain(&group_counts).any(|(t, n)| {
-            let now = snapshot.topic(t).map_or(0, |x| x.partition_count());
+            let now = snapshot.partition_count(t);
             now > 0 && now != *n
         });
         if grown {

@@ -332,6 +332,13 @@ impl MetadataSnapshot {
         self.topics.get(name).map(|t| &**t)
     }
 
+    /// A topic's partition count: 0 when the topic is not tracked, not yet
+    /// fetched, or unknown to the cluster.
+    pub fn partition_count(&self, topic: &str) -> usize {
+        self.topic(topic)
+            .map_or(0, TopicPartitions::partition_count)
+    }
+
     /// A broker by id.
     pub fn broker(&self, node_id: i32) -> Option<&BrokerInfo> {
         self.brokers

@@ -606,12 +606,7 @@ impl GroupCoordinator {
         let snapshot = self.cluster.metadata_for_topics(&names).await?;
         self.lock().group_topic_counts = all_topics
             .iter()
-            .map(|t| {
-                (
-                    t.clone(),
-                    snapshot.topic(t).map_or(0, |x| x.partition_count()),
-                )
-            })
+            .map(|t| (t.clone(), snapshot.partition_count(t)))
             .collect();
         let partitions: BTreeMap<String, i32> = all_topics
             .iter()
