@@ -682,6 +682,10 @@ async fn subscribe_and_assign_exclude_each_other_and_need_a_group_id() {
         no_group.commit().await,
         Err(ConsumerError::NoGroupId)
     ));
+    assert!(matches!(
+        no_group.commit_async().await,
+        Err(ConsumerError::NoGroupId)
+    ));
     assert!(no_group.group_metadata().is_none());
 
     let consumer = member(&bootstrap, group_config("g-x")).await;
@@ -841,7 +845,7 @@ async fn the_revoked_callback_can_commit_and_commit_async_lands() {
     );
     assert_eq!(mock.committed_offset("g-revoke", "t", 0), Some(5));
     assert_eq!(mock.committed_offset("g-revoke", "t", 1), Some(5));
-    // commit_async: fire and forget, lands shortly after.
+    // commit_async: awaited for its answer, or dropped and landing anyway.
     produce(&bootstrap, "t", 2, 1).await;
     let mut got = 0;
     let start = Instant::now();
@@ -850,8 +854,14 @@ async fn the_revoked_callback_can_commit_and_commit_async_lands() {
         got += poll_for(&b, Duration::from_millis(50)).await.len();
         assert!(start.elapsed() < Duration::from_secs(10));
     }
-    a.commit_async();
-    b.commit_async();
+    // One awaited (the coordinator's answer), one dropped (it lands anyway).
+    a.commit_async().await.unwrap();
+    assert_eq!(
+        mock.committed_offset("g-revoke", "t", 0)
+            .max(mock.committed_offset("g-revoke", "t", 1)),
+        Some(6)
+    );
+    drop(b.commit_async());
     let start = Instant::now();
     while mock.committed_offset("g-revoke", "t", 0) != Some(6)
         || mock.committed_offset("g-revoke", "t", 1) != Some(6)

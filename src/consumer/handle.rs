@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::network::{ClientConfig, Cluster, ConsumerGroupMetadata, OffsetAndMetadata};
 use tokio::sync::Notify;
 
+use super::commit_handle::CommitHandle;
 use super::config::{AutoOffsetReset, ConsumerConfig};
 use super::error::{ConsumerError, Result};
 use super::fetch::{fetch_from, Target};
@@ -709,15 +710,16 @@ impl Consumer {
         group.coordinator.commit(&offsets, group.subscribed()).await
     }
 
-    /// Commits the consumed positions without waiting; a failure is logged
-    /// (a later commit covers the same partitions).
-    pub fn commit_async(&self) {
+    /// Commits the consumed positions in the background. The returned
+    /// [`CommitHandle`] resolves with the coordinator's answer; dropping it
+    /// lets the commit finish anyway, and a failure is then only logged (a
+    /// later commit covers the same partitions).
+    pub fn commit_async(&self) -> CommitHandle {
         let Some(group) = &self.group else {
-            tracing::warn!("commit_async without a group.id: nothing committed");
-            return;
+            return CommitHandle::done(Err(ConsumerError::NoGroupId));
         };
         let offsets = self.shared.lock().positions(&self.commit_scope());
-        spawn_commit(group, offsets, "commit_async");
+        spawn_commit(group, offsets, "commit_async")
     }
 
     /// The committed offsets of `partitions` in the group (`None` where
@@ -1082,28 +1084,34 @@ impl Consumer {
         // commits of a member that is not in one).
         if due && (!group.subscribed() || group.coordinator.lock().generation >= 0) {
             let offsets = self.shared.lock().positions(&self.commit_scope());
-            spawn_commit(group, offsets, "auto-commit");
+            drop(spawn_commit(group, offsets, "auto-commit"));
         }
     }
 }
 
-/// Commits in the background, logging the outcome.
+/// Commits in the background, logging the outcome (a refusal during a
+/// rebalance at debug level: the next commit covers it).
 fn spawn_commit(
     group: &Arc<GroupSession>,
     offsets: Vec<(TopicPartition, OffsetAndMetadata)>,
     what: &'static str,
-) {
+) -> CommitHandle {
     if offsets.is_empty() {
-        return;
+        return CommitHandle::done(Ok(()));
     }
     let coordinator = group.coordinator.clone();
     let as_member = group.subscribed();
-    tokio::spawn(async move {
-        match coordinator.commit(&offsets, as_member).await {
+    CommitHandle::running(tokio::spawn(async move {
+        let result = coordinator.commit(&offsets, as_member).await;
+        match &result {
             Ok(()) => tracing::debug!(partitions = offsets.len(), "{what} done"),
+            Err(e @ ConsumerError::RebalanceInProgress(_)) => {
+                tracing::debug!(error = %e, "{what} deferred")
+            }
             Err(e) => tracing::warn!(error = %e, "{what} failed"),
         }
-    });
+        result
+    }))
 }
 
 /// The background task: starts fetches, offset lookups, validations and

@@ -49,6 +49,7 @@
 //!
 //! This module depends on [`crate::network`] and [`crate::records`].
 
+mod commit_handle;
 mod config;
 mod error;
 mod fetch;
@@ -68,6 +69,7 @@ use std::fmt;
 use std::sync::Arc;
 
 pub use crate::network::{ConsumerGroupMetadata, OffsetAndMetadata};
+pub use commit_handle::CommitHandle;
 pub use config::{AutoOffsetReset, ConsumerConfig, ConsumerConfigBuilder, IsolationLevel};
 pub use error::{ConsumerError, Result};
 pub use group::{GroupMembership, MemberState, Strategy};
