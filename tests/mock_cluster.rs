@@ -438,6 +438,55 @@ fn api_versions_lists_only_what_the_mock_serves() {
     assert_eq!(v.error_code, 0);
 }
 
+/// Every API issue 11 lists is served, at the newest version ferrokafka
+/// sends; nothing else is listed.
+#[tokio::test]
+async fn ferrokafka_negotiates_its_newest_version_of_every_listed_api() {
+    let mock = MockCluster::start(1).unwrap();
+    let admin = admin(&mock).await;
+    let connection = admin.cluster().broker_connection(1).await.unwrap();
+    let listed: BTreeSet<i16> = client(&mock, 1)
+        .api_versions()
+        .unwrap()
+        .api_keys
+        .iter()
+        .map(|k| k.api_key)
+        .collect();
+    let issue = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::OffsetForLeaderEpoch,
+        ApiKey::InitProducerId,
+        ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
+        ApiKey::EndTxn,
+        ApiKey::TxnOffsetCommit,
+        ApiKey::FindCoordinator,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+    ];
+    assert_eq!(
+        listed,
+        issue.iter().map(|a| a.key()).collect::<BTreeSet<i16>>()
+    );
+    for api in issue {
+        assert_eq!(
+            connection.negotiated_version(api),
+            Some(api.stable_versions().max),
+            "{api:?}"
+        );
+    }
+}
+
 #[test]
 fn idempotent_sequences_are_checked_as_kafka_does() {
     let cluster = MockCluster::start(1).unwrap();

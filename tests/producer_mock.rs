@@ -156,6 +156,38 @@ async fn injected_retriable_produce_errors_are_retried_exactly_once_in_order() {
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
+/// A broker stopped mid-produce: its connections close and the partitions it
+/// led move to another replica in a new epoch. The idempotent producer
+/// follows them; after the broker restarts and takes a partition back, that
+/// partition's records go to it again. Every record lands once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_and_restarted_mid_produce_loses_and_repeats_nothing() {
+    let mock = MockCluster::start(3).unwrap();
+    let topic = "produce-broker-stops";
+    mock.create_topic(topic, PARTITIONS, 3).unwrap();
+    let producer = producer(&mock.bootstrap_servers(), idempotent_config()).await;
+
+    let mut handles = send_numbered(&producer, topic, 0, 3_000).await;
+    let (stopped, epoch) = mock.partition_leader(topic, 0).unwrap();
+    mock.stop_broker(stopped).unwrap();
+    let (successor, new_epoch) = mock.partition_leader(topic, 0).unwrap();
+    assert!(successor != stopped && new_epoch > epoch);
+    handles.extend(send_numbered(&producer, topic, 3_000, 3_000).await);
+    producer.flush().await.unwrap();
+    assert!(mock.request_count(successor, ApiKey::Produce) > 0);
+
+    mock.restart_broker(stopped).unwrap();
+    mock.move_partition_leader(topic, 0, stopped).unwrap();
+    let before = mock.request_count(stopped, ApiKey::Produce);
+    handles.extend(send_numbered(&producer, topic, 6_000, 3_000).await);
+    assert_exactly_once_in_order(&mock, topic, handles, 9_000).await;
+    assert!(
+        mock.request_count(stopped, ApiKey::Produce) > before,
+        "the restarted broker leads partition 0 again and got its records"
+    );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_added_to_a_topic_are_used_after_the_next_metadata_refresh() {
     let mock = MockCluster::start(1).unwrap();

@@ -507,6 +507,17 @@ impl MockCluster {
             .unwrap_or(0)
     }
 
+    /// How many requests of `api` all brokers together have received.
+    pub fn total_request_count(&self, api: ApiKey) -> u64 {
+        self.shared
+            .lock()
+            .request_counts
+            .iter()
+            .filter(|((_, a), _)| *a == api)
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Whether the broker is running.
     pub fn is_running(&self, node_id: i32) -> bool {
         self.shared.lock().is_alive(node_id)
