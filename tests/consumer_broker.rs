@@ -3,7 +3,9 @@
 //! produced with every codec read back record for record; seeks; pause is
 //! covered in the unit tests; read_committed over librdkafka transactions
 //! (Tansu's gap asserted); a broker restart and a leader move mid-consume
-//! resume at the right offset with nothing skipped or repeated.
+//! resume at the right offset with nothing skipped or repeated; on the mock
+//! cluster, injected fetch errors are retried without skips or repeats and a
+//! log truncated after a leader move is detected (KIP-320).
 //!
 //! Fetch-session errors, read_committed filtering, truncation and the buffer
 //! budget are also covered against a fake cluster in `src/consumer/tests.rs`.
