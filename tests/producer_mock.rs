@@ -9,7 +9,7 @@ mod producer_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrokafka::producer::{Acks, DeliveryHandle, ProducerConfig, ProducerRecord};
+use ferrokafka::producer::{Acks, DeliveryHandle, ProducerConfig, ProducerError, ProducerRecord};
 use ferrokafka::protocol::{ApiKey, ErrorCode};
 use ferrokafka::testkit::mock::{Fault, MockCluster};
 use producer_support::producer;
@@ -188,6 +188,55 @@ async fn a_leader_stopped_and_restarted_mid_produce_loses_and_repeats_nothing() 
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
+/// The transaction coordinator moves inside transactions on 3 brokers: once
+/// after the partitions were added (the EndTxn meets the move), once before
+/// anything was added (the AddPartitionsToTxn meets it). The old coordinator
+/// answers NOT_COORDINATOR; the producer finds the new one, and both
+/// transactions commit there: every record once, in order, committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_across_transaction_coordinator_moves() {
+    let mock = MockCluster::start(3).unwrap();
+    let topic = "produce-txn-coordinator-moves";
+    let id = "txn-coordinator-moves";
+    mock.create_topic(topic, PARTITIONS, 3).unwrap();
+    let config = ProducerConfig::builder()
+        .acks(Acks::All)
+        .transactional_id(id)
+        .linger(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.init_transactions().await.unwrap();
+    let next = |node: i32| node % 3 + 1;
+
+    producer.begin_transaction().unwrap();
+    let mut handles = send_numbered(&producer, topic, 0, 300).await;
+    producer.flush().await.unwrap();
+    let first = mock.transaction_coordinator(id);
+    mock.move_transaction_coordinator(id, next(first)).unwrap();
+    handles.extend(send_numbered(&producer, topic, 300, 300).await);
+    producer.commit_transaction().await.unwrap();
+    assert!(mock.request_count(next(first), ApiKey::EndTxn) >= 1);
+
+    let second = next(first);
+    mock.move_transaction_coordinator(id, next(second)).unwrap();
+    producer.begin_transaction().unwrap();
+    handles.extend(send_numbered(&producer, topic, 600, 300).await);
+    producer.commit_transaction().await.unwrap();
+    assert!(mock.request_count(next(second), ApiKey::AddPartitionsToTxn) >= 1);
+    assert!(mock.request_count(next(second), ApiKey::EndTxn) >= 1);
+
+    assert_exactly_once_in_order(&mock, topic, handles, 900).await;
+    for partition in 0..PARTITIONS {
+        assert_eq!(
+            mock.last_stable_offset(topic, partition).unwrap(),
+            mock.high_watermark(topic, partition).unwrap(),
+            "partition {partition}: both transactions ended with a commit marker"
+        );
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_added_to_a_topic_are_used_after_the_next_metadata_refresh() {
     let mock = MockCluster::start(1).unwrap();
@@ -287,14 +336,22 @@ async fn batch_size_bounds_compressed_batches_by_the_estimated_ratio() {
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch() {
+/// A transactional producer on a 1-broker mock whose first record fails for
+/// good under `fault`: its handle fails as `failed` expects, the commit
+/// refuses (TransactionAborted) instead of committing without the record,
+/// the abort starts a new epoch of the same producer id (KIP-360: the failed
+/// batch left a sequence gap), and the next transaction commits its record.
+async fn a_failed_record_aborts_the_transaction(
+    name: &str,
+    config: ferrokafka::producer::ProducerConfigBuilder,
+    fault: Fault,
+    failed: impl Fn(&ProducerError) -> bool,
+) {
     let mock = MockCluster::start(1).unwrap();
-    let topic = "produce-txn-sequence-error";
-    mock.create_topic(topic, 1, 1).unwrap();
-    let config = ProducerConfig::builder()
+    mock.create_topic(name, 1, 1).unwrap();
+    let config = config
         .acks(Acks::All)
-        .transactional_id("txn-sequence-error")
+        .transactional_id(name)
         .linger(Duration::from_millis(2))
         .build()
         .unwrap();
@@ -303,18 +360,20 @@ async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch()
     let (id, epoch) = producer.producer_id_and_epoch();
 
     producer.begin_transaction().unwrap();
-    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::OutOfOrderSequenceNumber).times(1));
+    mock.inject(fault);
     let lost = producer
-        .send(ProducerRecord::new(topic, Bytes::from_static(b"lost")))
+        .send(ProducerRecord::new(
+            name.to_owned(),
+            Bytes::from_static(b"lost"),
+        ))
         .await
         .unwrap();
-    assert!(lost.await.is_err(), "the out-of-order batch fails");
+    let error = lost.await.expect_err("the record fails");
+    assert!(failed(&error), "{error:?}");
+    mock.clear_faults();
     let commit = producer.commit_transaction().await;
     assert!(
-        matches!(
-            commit,
-            Err(ferrokafka::producer::ProducerError::TransactionAborted(_))
-        ),
+        matches!(commit, Err(ProducerError::TransactionAborted(_))),
         "{commit:?}"
     );
     producer.abort_transaction().await.unwrap();
@@ -326,17 +385,50 @@ async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch()
 
     producer.begin_transaction().unwrap();
     let kept = producer
-        .send(ProducerRecord::new(topic, Bytes::from_static(b"kept")))
+        .send(ProducerRecord::new(
+            name.to_owned(),
+            Bytes::from_static(b"kept"),
+        ))
         .await
         .unwrap();
     producer.commit_transaction().await.unwrap();
     assert!(kept.await.unwrap().offset >= 0);
     let values: Vec<Bytes> = mock
-        .records(topic, 0)
+        .records(name, 0)
         .unwrap()
         .into_iter()
         .filter_map(|r| r.value)
         .collect();
     assert_eq!(values, [&b"kept"[..]]);
+    assert_eq!(
+        mock.last_stable_offset(name, 0).unwrap(),
+        mock.high_watermark(name, 0).unwrap(),
+        "the second transaction ended with a commit marker"
+    );
     producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch() {
+    a_failed_record_aborts_the_transaction(
+        "txn-sequence-error",
+        ProducerConfig::builder(),
+        Fault::error(ApiKey::Produce, ErrorCode::OutOfOrderSequenceNumber),
+        |e| !matches!(e, ProducerError::DeliveryTimeout { .. }),
+    )
+    .await;
+}
+
+/// NOT_ENOUGH_REPLICAS on every attempt until `delivery.timeout.ms` runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_timing_out_in_a_transaction_makes_the_commit_refuse() {
+    a_failed_record_aborts_the_transaction(
+        "txn-timeout",
+        ProducerConfig::builder()
+            .request_timeout(Duration::from_millis(500))
+            .delivery_timeout(Duration::from_millis(800)),
+        Fault::error(ApiKey::Produce, ErrorCode::NotEnoughReplicas).times(1_000_000),
+        |e| matches!(e, ProducerError::DeliveryTimeout { .. }),
+    )
+    .await;
 }

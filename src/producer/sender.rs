@@ -694,7 +694,6 @@ impl Sender {
                         // a new epoch (KIP-360), so sequences restart at 0.
                         txn.epoch_bump_required.store(true, Ordering::Release);
                         let error = broker_error(&topic, partition, code, p.error_message.clone());
-                        self.set_abortable(error.clone());
                         self.fail(&mut state, batch, error);
                     } else {
                         self.retry(&topic, &mut state, batch, format!("{code:?}"));
@@ -709,9 +708,6 @@ impl Sender {
                 }
                 code => {
                     let error = broker_error(&topic, partition, code, p.error_message.clone());
-                    if shared.txn.is_some() {
-                        self.set_abortable(error.clone());
-                    }
                     self.fail(&mut state, batch, error);
                 }
             }
@@ -771,7 +767,21 @@ impl Sender {
         state.retry_not_before = Some(now + backoff);
     }
 
+    /// Fails a batch for good. In a transaction, any failed batch (a broker
+    /// error, retries or `delivery.timeout.ms` running out) makes the
+    /// transaction abortable, as in the Java client: committing it would
+    /// lose the record. A failed batch that had a sequence leaves a gap, so
+    /// the abort starts a new epoch (KIP-360), as for a sequence error.
     fn fail(&mut self, state: &mut PartitionState, batch: ProducerBatch, error: ProducerError) {
+        self.set_abortable(error.clone());
+        if let Some(txn) = self
+            .shared
+            .txn
+            .as_ref()
+            .filter(|_| batch.base_sequence >= 0)
+        {
+            txn.epoch_bump_required.store(true, Ordering::Release);
+        }
         if self.shared.is_idempotent()
             && batch.base_sequence >= 0
             && self.shared.txn.is_none()
