@@ -175,6 +175,13 @@ async fn handle_frame(shared: &Arc<Shared>, node_id: i32, frame: Bytes) -> Optio
     let reply = match fault {
         Some(FaultAction::DropConnection) => return None,
         Some(FaultAction::Error(code)) => match error_response(&body, version, code) {
+            Some(ResponseKind::Produce(mut r)) => {
+                // As Kafka's leader does, a failed partition still reports
+                // its log start offset (the producer's UNKNOWN_PRODUCER_ID
+                // handling compares it with its last acknowledged offset).
+                produce::fill_log_start_offsets(shared, node_id, &mut r);
+                Reply::Response(ResponseKind::Produce(r))
+            }
             Some(r) => Reply::Response(r),
             None => Reply::Close,
         },
