@@ -336,6 +336,37 @@ async fn batch_size_bounds_compressed_batches_by_the_estimated_ratio() {
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
+/// The values of the records in partition 0 (control records left out).
+fn values_in_partition_0(mock: &MockCluster, topic: &str) -> Vec<Bytes> {
+    mock.records(topic, 0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.value)
+        .collect()
+}
+
+/// The open transaction cannot commit (a record failed); aborting it starts
+/// a new epoch of the same producer id (KIP-360).
+async fn commit_fails_and_abort_bumps_the_epoch(
+    producer: &ferrokafka::producer::Producer,
+    (id, epoch): (i64, i16),
+) {
+    let commit = producer.commit_transaction().await;
+    assert!(
+        matches!(
+            commit,
+            Err(ferrokafka::producer::ProducerError::TransactionAborted(_))
+        ),
+        "{commit:?}"
+    );
+    producer.abort_transaction().await.unwrap();
+    assert_eq!(
+        producer.producer_id_and_epoch(),
+        (id, epoch + 1),
+        "the abort started a new epoch of the same producer id"
+    );
+}
+
 /// A transactional producer on a 1-broker mock whose first record fails for
 /// good under `fault`: its handle fails as `failed` expects, the commit
 /// refuses (TransactionAborted) instead of committing without the record,
@@ -371,17 +402,7 @@ async fn a_failed_record_aborts_the_transaction(
     let error = lost.await.expect_err("the record fails");
     assert!(failed(&error), "{error:?}");
     mock.clear_faults();
-    let commit = producer.commit_transaction().await;
-    assert!(
-        matches!(commit, Err(ProducerError::TransactionAborted(_))),
-        "{commit:?}"
-    );
-    producer.abort_transaction().await.unwrap();
-    assert_eq!(
-        producer.producer_id_and_epoch(),
-        (id, epoch + 1),
-        "the abort started a new epoch of the same producer id"
-    );
+    commit_fails_and_abort_bumps_the_epoch(&producer, (id, epoch)).await;
 
     producer.begin_transaction().unwrap();
     let kept = producer
@@ -393,18 +414,109 @@ async fn a_failed_record_aborts_the_transaction(
         .unwrap();
     producer.commit_transaction().await.unwrap();
     assert!(kept.await.unwrap().offset >= 0);
-    let values: Vec<Bytes> = mock
-        .records(name, 0)
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| r.value)
-        .collect();
-    assert_eq!(values, [&b"kept"[..]]);
+    assert_eq!(values_in_partition_0(&mock, name), [&b"kept"[..]]);
     assert_eq!(
         mock.last_stable_offset(name, 0).unwrap(),
         mock.high_watermark(name, 0).unwrap(),
         "the second transaction ended with a commit marker"
     );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// A transactional producer whose 3 records were acknowledged at offsets
+/// 0..=2, in an open transaction on a 1-partition topic.
+async fn transaction_with_three_acked_records(
+    mock: &MockCluster,
+    topic: &str,
+    transactional_id: &str,
+) -> ferrokafka::producer::Producer {
+    mock.create_topic(topic, 1, 1).unwrap();
+    let config = ProducerConfig::builder()
+        .acks(Acks::All)
+        .transactional_id(transactional_id)
+        .linger(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().unwrap();
+    let mut handles = Vec::new();
+    for value in ["before-1", "before-2", "before-3"] {
+        let record = ProducerRecord::new(topic.to_owned(), Bytes::from(value));
+        handles.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    for (expected, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap().offset, expected as i64);
+    }
+    producer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_producer_id_after_the_log_start_passed_every_acked_record_restarts_sequences() {
+    // The broker forgot the producer because retention (here DeleteRecords)
+    // removed every record it wrote: the log start (3) is past the last
+    // acknowledged offset (2). As the Java client does, the partition's
+    // sequences restart at 0 in the same epoch and the transaction goes on.
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-upid-log-start-passed";
+    let producer = transaction_with_three_acked_records(&mock, topic, "txn-upid-safe").await;
+    let before = producer.producer_id_and_epoch();
+    assert_eq!(mock.delete_records(topic, 0, 3).unwrap(), 3);
+    // A broker older than 2.5 answers a forgotten producer's next sequence (3)
+    // with UNKNOWN_PRODUCER_ID and its log start offset.
+    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::UnknownProducerId).times(1));
+    let mut handles = Vec::new();
+    for value in ["after-1", "after-2"] {
+        let record = ProducerRecord::new(topic, Bytes::from(value));
+        handles.push(producer.send(record).await.unwrap());
+    }
+    producer
+        .commit_transaction()
+        .await
+        .expect("the transaction commits: nothing acknowledged was lost");
+    for handle in handles {
+        assert!(handle.await.expect("delivered").offset >= 3);
+    }
+    assert_eq!(
+        producer.producer_id_and_epoch(),
+        before,
+        "same producer id and epoch"
+    );
+    assert_eq!(
+        values_in_partition_0(&mock, topic),
+        [&b"after-1"[..], &b"after-2"[..]]
+    );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_producer_id_with_acked_records_still_in_the_log_aborts_the_transaction() {
+    // The producer state is gone although acknowledged records are still in
+    // the log (log start 0 <= last acknowledged offset 2): duplicates can no
+    // longer be told apart, so the transaction must abort, and the abort
+    // starts a new epoch.
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-upid-state-lost";
+    let producer = transaction_with_three_acked_records(&mock, topic, "txn-upid-lost").await;
+    let (id, epoch) = producer.producer_id_and_epoch();
+    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::UnknownProducerId).times(1));
+    let failed = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"failed")))
+        .await
+        .unwrap();
+    let error = failed.await.expect_err("the batch fails");
+    assert!(
+        matches!(
+            error,
+            ferrokafka::producer::ProducerError::Broker {
+                code: ErrorCode::UnknownProducerId,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    commit_fails_and_abort_bumps_the_epoch(&producer, (id, epoch)).await;
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
