@@ -3,7 +3,9 @@
 //! produced with every codec read back record for record; seeks; pause is
 //! covered in the unit tests; read_committed over librdkafka transactions
 //! (Tansu's gap asserted); a broker restart and a leader move mid-consume
-//! resume at the right offset with nothing skipped or repeated.
+//! resume at the right offset with nothing skipped or repeated; on the mock
+//! cluster, injected fetch errors are retried without skips or repeats and a
+//! log truncated after a leader move is detected (KIP-320).
 //!
 //! Fetch-session errors, read_committed filtering, truncation and the buffer
 //! budget are also covered against a fake cluster in `src/consumer/tests.rs`.
@@ -377,6 +379,147 @@ async fn mock_cluster_leader_move_mid_consume_resumes_at_the_same_offset() {
         m.incremental_fetches > 0,
         "the mock keeps fetch sessions: {m:?}"
     );
+}
+
+/// Retriable fetch errors injected on every broker of a 3-broker mock for a
+/// while (each broker answers NOT_LEADER_OR_FOLLOWER, then REQUEST_TIMED_OUT,
+/// in every partition of its fetch session, then adds latency, then drops the
+/// connection): the consumer retries, and reads every record exactly once,
+/// in order, with its fetch sessions intact (the mock moves a session on
+/// through a failed fetch, as a broker does).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_injected_fetch_errors_are_retried_without_skips_or_repeats() {
+    use ferrokafka::protocol::{ApiKey, ErrorCode};
+    use ferrokafka::testkit::mock::Fault;
+
+    let mock = MockCluster::start(3).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let topic = "consume-fetch-faults";
+    mock.create_topic(topic, 3, 3).unwrap();
+    produce_sized(&bootstrap, topic, 3, 300, 32).await;
+    let consumer = consumer(&bootstrap, config()).await;
+    consumer
+        .assign((0..3).map(|p| TopicPartition::new(topic, p)))
+        .unwrap();
+    let mut got = consume_values(&consumer, 90).await;
+    let fetches = mock.total_request_count(ApiKey::Fetch);
+    for id in mock.broker_ids() {
+        for code in [ErrorCode::NotLeaderOrFollower, ErrorCode::RequestTimedOut] {
+            mock.inject(Fault::error(ApiKey::Fetch, code).on_broker(id).times(3));
+        }
+        mock.inject(Fault::latency(ApiKey::Fetch, Duration::from_millis(30)).on_broker(id));
+        mock.inject(Fault::drop_connection(ApiKey::Fetch).on_broker(id));
+    }
+    produce_sized(&bootstrap, topic, 3, 300, 32).await;
+    got.extend(consume_values(&consumer, 600 - got.len()).await);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !mock.pending_faults().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "faults not reached: {:?}",
+            mock.pending_faults()
+        );
+        let stray = consumer.poll(10, Duration::from_millis(100)).await.unwrap();
+        assert_eq!(stray.len(), 0, "nothing beyond the 600 records");
+    }
+    let after = mock.total_request_count(ApiKey::Fetch);
+    assert!(after >= fetches + 3 * 8, "every fault answered a fetch");
+    for p in 0..3 {
+        let offsets: Vec<i64> = got.iter().filter(|r| r.0 == p).map(|r| r.1).collect();
+        assert_eq!(
+            offsets,
+            (0..200).collect::<Vec<i64>>(),
+            "partition {p}: no skip, no repeat"
+        );
+    }
+    // Each round numbered its records 0..300 round robin over the partitions.
+    for &(p, offset, number) in &got {
+        let round_offset = (offset % 100) as u64;
+        assert_eq!(number, round_offset * 3 + p as u64, "{p}@{offset}");
+    }
+    let m = consumer.metrics();
+    assert_eq!(
+        m.fetch_session_resets, 0,
+        "failed fetches moved the sessions on: {m:?}"
+    );
+    assert!(m.incremental_fetches > 0, "{m:?}");
+}
+
+/// KIP-320 on the mock: the leader moves and the new leader's log is
+/// truncated below what the consumer read (an unclean election). A consumer
+/// with `auto.offset.reset=none` reports LogTruncation at its position with
+/// the divergent offset; one with a reset policy continues at the divergent
+/// offset and reads what the new leader writes there, skipping nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mock_cluster_truncation_after_a_leader_move_is_detected() {
+    use ferrokafka::consumer::ConsumerError;
+
+    let mock = MockCluster::start(2).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let topic = "consume-truncated";
+    let tp = TopicPartition::new(topic, 0);
+    mock.create_topic(topic, 1, 2).unwrap();
+    // Two batches, 0..12 and 12..20, so that truncating at 12 keeps the first.
+    produce_sized(&bootstrap, topic, 1, 12, 32).await;
+    produce_sized(&bootstrap, topic, 1, 8, 32).await;
+    let strict = consumer(
+        &bootstrap,
+        ConsumerConfig::builder()
+            .auto_offset_reset(AutoOffsetReset::None)
+            .fetch_max_wait(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let resetting = consumer(&bootstrap, config()).await;
+    for c in [&strict, &resetting] {
+        c.assign([tp.clone()]).unwrap();
+        c.seek(&tp, Offset::Beginning).unwrap();
+        let read = consume_values(c, 20).await;
+        assert_eq!(read.last().map(|r| r.1), Some(19));
+    }
+    let (leader, _) = mock.partition_leader(topic, 0).unwrap();
+    let other = mock
+        .broker_ids()
+        .into_iter()
+        .find(|&b| b != leader)
+        .unwrap();
+    mock.move_partition_leader(topic, 0, other).unwrap();
+    mock.truncate_partition(topic, 0, 12).unwrap();
+    assert_eq!(mock.high_watermark(topic, 0).unwrap(), 12);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let error = loop {
+        assert!(Instant::now() < deadline, "{:?}", strict.metrics());
+        match strict.poll(10, Duration::from_millis(100)).await {
+            Err(e) => break e,
+            Ok(batch) => assert_eq!(batch.len(), 0),
+        }
+    };
+    match error {
+        ConsumerError::LogTruncation {
+            partition,
+            offset,
+            divergent_offset,
+        } => assert_eq!((partition, offset, divergent_offset), (tp.clone(), 20, 12)),
+        other => panic!("expected LogTruncation, got {other}"),
+    }
+
+    // The other consumer moves back to 12 and reads the new leader's records.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while resetting.position(&tp).unwrap() != Some(12) {
+        assert!(Instant::now() < deadline, "{:?}", resetting.metrics());
+        let stray = resetting
+            .poll(10, Duration::from_millis(100))
+            .await
+            .unwrap();
+        assert_eq!(stray.len(), 0);
+    }
+    produce_sized(&bootstrap, topic, 1, 5, 32).await;
+    let after = consume_values(&resetting, 5).await;
+    let offsets: Vec<(i64, u64)> = after.iter().map(|r| (r.1, r.2)).collect();
+    assert_eq!(offsets, (12..17).zip(0..5).collect::<Vec<(i64, u64)>>());
+    assert!(mock.request_count(other, ferrokafka::protocol::ApiKey::Fetch) > 0);
 }
 
 /// Produces `count` records of `size` bytes round-robin over `partitions`

@@ -16,7 +16,7 @@ use ferrokafka::consumer::{
 use ferrokafka::network::ClientConfig;
 use ferrokafka::producer::{Producer, ProducerConfig, ProducerRecord};
 use ferrokafka::protocol::{ApiKey, ErrorCode};
-use ferrokafka::testkit::mock::{Fault, MockCluster};
+use ferrokafka::testkit::mock::{Fault, GroupState, MockCluster};
 
 fn client(bootstrap: &str) -> ClientConfig {
     ClientConfig::builder()
@@ -110,6 +110,15 @@ fn owned_once(assignments: &[Vec<TopicPartition>], topic: &str, partitions: i32)
         .map(|p| TopicPartition::new(topic, p))
         .collect();
     all.len() == expected.len() && all.iter().zip(&expected).all(|(a, b)| *a == b)
+}
+
+/// Whether every member is in the same generation.
+fn one_generation(members: &[&Consumer]) -> bool {
+    let generations: BTreeSet<Option<i32>> = members
+        .iter()
+        .map(|m| m.group_state().map(|s| s.generation))
+        .collect();
+    generations.len() == 1
 }
 
 /// Records the rebalance callbacks a member saw, in order.
@@ -359,6 +368,121 @@ async fn heartbeat_rebalance_in_progress_rejoins_and_illegal_generation_loses_th
     assert_ne!(fourth.member_id, first.member_id);
     assert_eq!(fourth.state, MemberState::Stable);
     consumer.close().await;
+}
+
+/// Issue 11: the group coordinator moves in the middle of a rebalance, on a
+/// 3-broker mock. First while the coordinator holds the JoinGroups (a second
+/// member joined; the first has not rejoined yet), then while the SyncGroups
+/// are on their way (a third member joined; the syncs are delayed at the old
+/// coordinator). The old coordinator answers NOT_COORDINATOR, also to the
+/// join it holds; the members find the new one and the rebalance completes
+/// there: one generation, every partition owned once, every record read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_move_mid_rebalance_completes_the_rebalance() {
+    let mock = MockCluster::start(3).unwrap();
+    mock.create_topic("t", 4, 3).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let group = "g-moving";
+    let config = || group_config(group).partition_assignment_strategy(range());
+    let next_broker = |node: i32| node % 3 + 1;
+    produce(&bootstrap, "t", 4, 5).await;
+    let (a, _, mut consumed) = stable_member(&bootstrap, config(), 4).await;
+    let first = mock.group(group).unwrap().generation;
+
+    // 1. Move while the group prepares the rebalance b's join started.
+    let b = member(&bootstrap, config()).await;
+    b.subscribe(["t"]).unwrap();
+    let old = mock.group_coordinator(group);
+    let new = next_broker(old);
+    let mut moved = false;
+    let members = [&a, &b];
+    let seen = poll_until(&members, Duration::from_secs(20), |assignments| {
+        if !moved
+            && mock
+                .group(group)
+                .is_some_and(|g| g.state == GroupState::PreparingRebalance)
+        {
+            mock.move_group_coordinator(group, new).unwrap();
+            moved = true;
+        }
+        moved
+            && owned_once(assignments, "t", 4)
+            && assignments.iter().all(|x| x.len() == 2)
+            && one_generation(&members)
+    })
+    .await;
+    consumed.extend(seen.into_iter().flatten());
+    let second = mock.group(group).unwrap();
+    assert_eq!(
+        (second.state, second.members.len()),
+        (GroupState::Stable, 2)
+    );
+    assert!(second.generation > first, "{first} -> {second:?}");
+    assert_eq!(a.group_state().unwrap().generation, second.generation);
+    assert!(
+        mock.request_count(new, ApiKey::JoinGroup) >= 2
+            && mock.request_count(new, ApiKey::SyncGroup) >= 2,
+        "both members joined and synced at the new coordinator"
+    );
+
+    // 2. Move while the SyncGroups of c's rebalance are delayed at the coordinator.
+    produce(&bootstrap, "t", 4, 5).await;
+    let old = new;
+    let new = next_broker(old);
+    let syncs = mock.request_count(old, ApiKey::SyncGroup);
+    mock.inject(
+        Fault::latency(ApiKey::SyncGroup, Duration::from_millis(800))
+            .on_broker(old)
+            .times(3),
+    );
+    let c = member(&bootstrap, config()).await;
+    c.subscribe(["t"]).unwrap();
+    let mut moved = false;
+    let members = [&a, &b, &c];
+    let seen = poll_until(&members, Duration::from_secs(20), |assignments| {
+        if !moved && mock.request_count(old, ApiKey::SyncGroup) > syncs {
+            let state = mock.group(group).unwrap().state;
+            assert_eq!(
+                state,
+                GroupState::CompletingRebalance,
+                "a SyncGroup is held"
+            );
+            mock.move_group_coordinator(group, new).unwrap();
+            moved = true;
+        }
+        let mut sizes: Vec<usize> = assignments.iter().map(Vec::len).collect();
+        sizes.sort_unstable();
+        moved && owned_once(assignments, "t", 4) && sizes == [1, 1, 2] && one_generation(&members)
+    })
+    .await;
+    consumed.extend(seen.into_iter().flatten());
+    mock.clear_faults();
+    let third = mock.group(group).unwrap();
+    assert_eq!((third.state, third.members.len()), (GroupState::Stable, 3));
+    assert!(
+        third.generation > second.generation,
+        "{second:?} -> {third:?}"
+    );
+    assert!(
+        mock.request_count(new, ApiKey::SyncGroup) >= 3,
+        "every member synced at the new coordinator"
+    );
+
+    // Every record of both rounds reached a member.
+    let start = Instant::now();
+    while consumed.iter().collect::<BTreeSet<_>>().len() < 40 {
+        for m in members {
+            consumed.extend(poll_for(m, Duration::from_millis(100)).await);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "read {} distinct records of 40",
+            consumed.iter().collect::<BTreeSet<_>>().len()
+        );
+    }
+    for m in members {
+        m.close().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

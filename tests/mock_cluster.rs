@@ -347,6 +347,22 @@ async fn admin_client_creates_describes_and_sees_a_leader_move() {
         .await
         .unwrap();
     assert!(metadata.brokers.contains_key(&target));
+
+    // A controller: the lowest live node id; it moves when that broker stops.
+    let controller =
+        |d: &ferrokafka::admin::ClusterDescription| d.controller.as_ref().map(|b| b.node_id);
+    let described = admin.describe_cluster(Default::default()).await.unwrap();
+    assert_eq!(
+        (controller(&described), described.brokers.len()),
+        (Some(1), 3)
+    );
+    assert!(described.cluster_id.is_some());
+    mock.stop_broker(1).unwrap();
+    let described = admin.describe_cluster(Default::default()).await.unwrap();
+    assert_eq!(
+        (controller(&described), described.brokers.len()),
+        (Some(2), 2)
+    );
 }
 
 #[tokio::test]
@@ -436,6 +452,55 @@ fn api_versions_lists_only_what_the_mock_serves() {
     let mut c = client(&cluster, 1);
     let v = c.send(3, &ApiVersionsRequest::default()).unwrap();
     assert_eq!(v.error_code, 0);
+}
+
+/// Every API issue 11 lists is served, at the newest version ferrokafka
+/// sends; nothing else is listed.
+#[tokio::test]
+async fn ferrokafka_negotiates_its_newest_version_of_every_listed_api() {
+    let mock = MockCluster::start(1).unwrap();
+    let admin = admin(&mock).await;
+    let connection = admin.cluster().broker_connection(1).await.unwrap();
+    let listed: BTreeSet<i16> = client(&mock, 1)
+        .api_versions()
+        .unwrap()
+        .api_keys
+        .iter()
+        .map(|k| k.api_key)
+        .collect();
+    let issue = [
+        ApiKey::ApiVersions,
+        ApiKey::Metadata,
+        ApiKey::CreateTopics,
+        ApiKey::DeleteTopics,
+        ApiKey::Produce,
+        ApiKey::Fetch,
+        ApiKey::ListOffsets,
+        ApiKey::OffsetForLeaderEpoch,
+        ApiKey::InitProducerId,
+        ApiKey::AddPartitionsToTxn,
+        ApiKey::AddOffsetsToTxn,
+        ApiKey::EndTxn,
+        ApiKey::TxnOffsetCommit,
+        ApiKey::FindCoordinator,
+        ApiKey::JoinGroup,
+        ApiKey::SyncGroup,
+        ApiKey::Heartbeat,
+        ApiKey::LeaveGroup,
+        ApiKey::OffsetCommit,
+        ApiKey::OffsetFetch,
+    ];
+    assert_eq!(
+        listed,
+        issue.iter().map(|a| a.key()).collect::<BTreeSet<i16>>()
+    );
+    for api in issue {
+        assert_eq!(
+            connection.negotiated_version(api),
+            Some(api.stable_versions().max),
+            "{api:?}"
+        );
+    }
 }
 
 #[test]
@@ -698,6 +763,69 @@ fn leader_epochs_fence_and_truncation_shows_in_offset_for_leader_epoch() {
         ErrorCode::FencedLeaderEpoch.code()
     );
     assert_eq!(cluster.high_watermark("epochs", 0).unwrap(), 2);
+}
+
+/// ListOffsets as Kafka answers it (Tansu gets latest and timestamps wrong,
+/// so the mock is where the consumer's seeks have a reference): earliest,
+/// latest, max-timestamp and by-timestamp lookups with the epoch of the
+/// batch found; the old leader refuses; stale and future epochs are fenced.
+#[test]
+fn list_offsets_answers_earliest_latest_max_timestamp_and_by_timestamp() {
+    use ferrokafka::protocol::messages::list_offsets_request::{
+        ListOffsetsPartition, ListOffsetsTopic,
+    };
+    use ferrokafka::protocol::messages::ListOffsetsRequest;
+
+    let cluster = MockCluster::start(2).unwrap();
+    cluster.create_topic("times", 1, 2).unwrap();
+    let stamped = |stamps: &[i64]| {
+        let mut builder = RecordBatchBuilder::new(Compression::None);
+        for &ts in stamps {
+            builder.append(ts, None, Some(b"v"), &[]).unwrap();
+        }
+        produce_request("times", 0, builder.finish().unwrap())
+    };
+    let (first, _) = cluster.partition_leader("times", 0).unwrap();
+    let mut old = client(&cluster, first);
+    old.send(9, &stamped(&[100, 300, 200])).unwrap();
+    let second = cluster
+        .broker_ids()
+        .into_iter()
+        .find(|&b| b != first)
+        .unwrap();
+    assert_eq!(
+        cluster.move_partition_leader("times", 0, second).unwrap(),
+        1
+    );
+    let mut leader = client(&cluster, second);
+    leader.send(9, &stamped(&[400, 250])).unwrap();
+
+    let ask = |c: &mut BlockingClient, timestamp: i64, epoch: i32| {
+        let request = ListOffsetsRequest::default()
+            .with_replica_id(-1)
+            .with_topics(vec![ListOffsetsTopic::default()
+                .with_name("times".into())
+                .with_partitions(vec![ListOffsetsPartition::default()
+                    .with_current_leader_epoch(epoch)
+                    .with_timestamp(timestamp)])]);
+        let answer = c.send(9, &request).unwrap();
+        let p = &answer.topics[0].partitions[0];
+        (p.error_code, p.timestamp, p.offset, p.leader_epoch)
+    };
+    // (error, timestamp, offset, epoch of the batch found)
+    assert_eq!(ask(&mut leader, -2, 1), (0, -1, 0, 0), "earliest");
+    assert_eq!(ask(&mut leader, -1, 1), (0, -1, 5, 1), "latest");
+    assert_eq!(ask(&mut leader, -3, 1), (0, 400, 3, 1), "max timestamp");
+    assert_eq!(
+        ask(&mut leader, 250, -1),
+        (0, 300, 1, 0),
+        "first at or after 250"
+    );
+    assert_eq!(ask(&mut leader, 401, 1), (0, -1, -1, -1), "none that late");
+    let code = |c: &mut BlockingClient, epoch: i32| ask(c, -1, epoch).0;
+    assert_eq!(code(&mut old, 1), ErrorCode::NotLeaderOrFollower.code());
+    assert_eq!(code(&mut leader, 0), ErrorCode::FencedLeaderEpoch.code());
+    assert_eq!(code(&mut leader, 2), ErrorCode::UnknownLeaderEpoch.code());
 }
 
 #[test]

@@ -9,7 +9,7 @@ mod producer_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrokafka::producer::{Acks, DeliveryHandle, ProducerConfig, ProducerRecord};
+use ferrokafka::producer::{Acks, DeliveryHandle, ProducerConfig, ProducerError, ProducerRecord};
 use ferrokafka::protocol::{ApiKey, ErrorCode};
 use ferrokafka::testkit::mock::{Fault, MockCluster};
 use producer_support::producer;
@@ -156,6 +156,87 @@ async fn injected_retriable_produce_errors_are_retried_exactly_once_in_order() {
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
+/// A broker stopped mid-produce: its connections close and the partitions it
+/// led move to another replica in a new epoch. The idempotent producer
+/// follows them; after the broker restarts and takes a partition back, that
+/// partition's records go to it again. Every record lands once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_stopped_and_restarted_mid_produce_loses_and_repeats_nothing() {
+    let mock = MockCluster::start(3).unwrap();
+    let topic = "produce-broker-stops";
+    mock.create_topic(topic, PARTITIONS, 3).unwrap();
+    let producer = producer(&mock.bootstrap_servers(), idempotent_config()).await;
+
+    let mut handles = send_numbered(&producer, topic, 0, 3_000).await;
+    let (stopped, epoch) = mock.partition_leader(topic, 0).unwrap();
+    mock.stop_broker(stopped).unwrap();
+    let (successor, new_epoch) = mock.partition_leader(topic, 0).unwrap();
+    assert!(successor != stopped && new_epoch > epoch);
+    handles.extend(send_numbered(&producer, topic, 3_000, 3_000).await);
+    producer.flush().await.unwrap();
+    assert!(mock.request_count(successor, ApiKey::Produce) > 0);
+
+    mock.restart_broker(stopped).unwrap();
+    mock.move_partition_leader(topic, 0, stopped).unwrap();
+    let before = mock.request_count(stopped, ApiKey::Produce);
+    handles.extend(send_numbered(&producer, topic, 6_000, 3_000).await);
+    assert_exactly_once_in_order(&mock, topic, handles, 9_000).await;
+    assert!(
+        mock.request_count(stopped, ApiKey::Produce) > before,
+        "the restarted broker leads partition 0 again and got its records"
+    );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// The transaction coordinator moves inside transactions on 3 brokers: once
+/// after the partitions were added (the EndTxn meets the move), once before
+/// anything was added (the AddPartitionsToTxn meets it). The old coordinator
+/// answers NOT_COORDINATOR; the producer finds the new one, and both
+/// transactions commit there: every record once, in order, committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_across_transaction_coordinator_moves() {
+    let mock = MockCluster::start(3).unwrap();
+    let topic = "produce-txn-coordinator-moves";
+    let id = "txn-coordinator-moves";
+    mock.create_topic(topic, PARTITIONS, 3).unwrap();
+    let config = ProducerConfig::builder()
+        .acks(Acks::All)
+        .transactional_id(id)
+        .linger(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.init_transactions().await.unwrap();
+    let next = |node: i32| node % 3 + 1;
+
+    producer.begin_transaction().unwrap();
+    let mut handles = send_numbered(&producer, topic, 0, 300).await;
+    producer.flush().await.unwrap();
+    let first = mock.transaction_coordinator(id);
+    mock.move_transaction_coordinator(id, next(first)).unwrap();
+    handles.extend(send_numbered(&producer, topic, 300, 300).await);
+    producer.commit_transaction().await.unwrap();
+    assert!(mock.request_count(next(first), ApiKey::EndTxn) >= 1);
+
+    let second = next(first);
+    mock.move_transaction_coordinator(id, next(second)).unwrap();
+    producer.begin_transaction().unwrap();
+    handles.extend(send_numbered(&producer, topic, 600, 300).await);
+    producer.commit_transaction().await.unwrap();
+    assert!(mock.request_count(next(second), ApiKey::AddPartitionsToTxn) >= 1);
+    assert!(mock.request_count(next(second), ApiKey::EndTxn) >= 1);
+
+    assert_exactly_once_in_order(&mock, topic, handles, 900).await;
+    for partition in 0..PARTITIONS {
+        assert_eq!(
+            mock.last_stable_offset(topic, partition).unwrap(),
+            mock.high_watermark(topic, partition).unwrap(),
+            "partition {partition}: both transactions ended with a commit marker"
+        );
+    }
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_added_to_a_topic_are_used_after_the_next_metadata_refresh() {
     let mock = MockCluster::start(1).unwrap();
@@ -255,28 +336,21 @@ async fn batch_size_bounds_compressed_batches_by_the_estimated_ratio() {
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch() {
-    let mock = MockCluster::start(1).unwrap();
-    let topic = "produce-txn-sequence-error";
-    mock.create_topic(topic, 1, 1).unwrap();
-    let config = ProducerConfig::builder()
-        .acks(Acks::All)
-        .transactional_id("txn-sequence-error")
-        .linger(Duration::from_millis(2))
-        .build()
-        .unwrap();
-    let producer = producer(&mock.bootstrap_servers(), config).await;
-    producer.init_transactions().await.unwrap();
-    let (id, epoch) = producer.producer_id_and_epoch();
+/// The values of the records in partition 0 (control records left out).
+fn values_in_partition_0(mock: &MockCluster, topic: &str) -> Vec<Bytes> {
+    mock.records(topic, 0)
+        .unwrap()
+        .into_iter()
+        .filter_map(|r| r.value)
+        .collect()
+}
 
-    producer.begin_transaction().unwrap();
-    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::OutOfOrderSequenceNumber).times(1));
-    let lost = producer
-        .send(ProducerRecord::new(topic, Bytes::from_static(b"lost")))
-        .await
-        .unwrap();
-    assert!(lost.await.is_err(), "the out-of-order batch fails");
+/// The open transaction cannot commit (a record failed); aborting it starts
+/// a new epoch of the same producer id (KIP-360).
+async fn commit_fails_and_abort_bumps_the_epoch(
+    producer: &ferrokafka::producer::Producer,
+    (id, epoch): (i64, i16),
+) {
     let commit = producer.commit_transaction().await;
     assert!(
         matches!(
@@ -291,20 +365,182 @@ async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch()
         (id, epoch + 1),
         "the abort started a new epoch of the same producer id"
     );
+}
+
+/// A transactional producer on a 1-broker mock whose first record fails for
+/// good under `fault`: its handle fails as `failed` expects, the commit
+/// refuses (TransactionAborted) instead of committing without the record,
+/// the abort starts a new epoch of the same producer id (KIP-360: the failed
+/// batch left a sequence gap), and the next transaction commits its record.
+async fn a_failed_record_aborts_the_transaction(
+    name: &str,
+    config: ferrokafka::producer::ProducerConfigBuilder,
+    fault: Fault,
+    failed: impl Fn(&ProducerError) -> bool,
+) {
+    let mock = MockCluster::start(1).unwrap();
+    mock.create_topic(name, 1, 1).unwrap();
+    let config = config
+        .acks(Acks::All)
+        .transactional_id(name)
+        .linger(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.init_transactions().await.unwrap();
+    let (id, epoch) = producer.producer_id_and_epoch();
+
+    producer.begin_transaction().unwrap();
+    mock.inject(fault);
+    let lost = producer
+        .send(ProducerRecord::new(
+            name.to_owned(),
+            Bytes::from_static(b"lost"),
+        ))
+        .await
+        .unwrap();
+    let error = lost.await.expect_err("the record fails");
+    assert!(failed(&error), "{error:?}");
+    mock.clear_faults();
+    commit_fails_and_abort_bumps_the_epoch(&producer, (id, epoch)).await;
 
     producer.begin_transaction().unwrap();
     let kept = producer
-        .send(ProducerRecord::new(topic, Bytes::from_static(b"kept")))
+        .send(ProducerRecord::new(
+            name.to_owned(),
+            Bytes::from_static(b"kept"),
+        ))
         .await
         .unwrap();
     producer.commit_transaction().await.unwrap();
     assert!(kept.await.unwrap().offset >= 0);
-    let values: Vec<Bytes> = mock
-        .records(topic, 0)
-        .unwrap()
-        .into_iter()
-        .filter_map(|r| r.value)
-        .collect();
-    assert_eq!(values, [&b"kept"[..]]);
+    assert_eq!(values_in_partition_0(&mock, name), [&b"kept"[..]]);
+    assert_eq!(
+        mock.last_stable_offset(name, 0).unwrap(),
+        mock.high_watermark(name, 0).unwrap(),
+        "the second transaction ended with a commit marker"
+    );
     producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// A transactional producer whose 3 records were acknowledged at offsets
+/// 0..=2, in an open transaction on a 1-partition topic.
+async fn transaction_with_three_acked_records(
+    mock: &MockCluster,
+    topic: &str,
+    transactional_id: &str,
+) -> ferrokafka::producer::Producer {
+    mock.create_topic(topic, 1, 1).unwrap();
+    let config = ProducerConfig::builder()
+        .acks(Acks::All)
+        .transactional_id(transactional_id)
+        .linger(Duration::from_millis(2))
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.init_transactions().await.unwrap();
+    producer.begin_transaction().unwrap();
+    let mut handles = Vec::new();
+    for value in ["before-1", "before-2", "before-3"] {
+        let record = ProducerRecord::new(topic.to_owned(), Bytes::from(value));
+        handles.push(producer.send(record).await.unwrap());
+    }
+    producer.flush().await.unwrap();
+    for (expected, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap().offset, expected as i64);
+    }
+    producer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_producer_id_after_the_log_start_passed_every_acked_record_restarts_sequences() {
+    // The broker forgot the producer because retention (here DeleteRecords)
+    // removed every record it wrote: the log start (3) is past the last
+    // acknowledged offset (2). As the Java client does, the partition's
+    // sequences restart at 0 in the same epoch and the transaction goes on.
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-upid-log-start-passed";
+    let producer = transaction_with_three_acked_records(&mock, topic, "txn-upid-safe").await;
+    let before = producer.producer_id_and_epoch();
+    assert_eq!(mock.delete_records(topic, 0, 3).unwrap(), 3);
+    // A broker older than 2.5 answers a forgotten producer's next sequence (3)
+    // with UNKNOWN_PRODUCER_ID and its log start offset.
+    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::UnknownProducerId).times(1));
+    let mut handles = Vec::new();
+    for value in ["after-1", "after-2"] {
+        let record = ProducerRecord::new(topic, Bytes::from(value));
+        handles.push(producer.send(record).await.unwrap());
+    }
+    producer
+        .commit_transaction()
+        .await
+        .expect("the transaction commits: nothing acknowledged was lost");
+    for handle in handles {
+        assert!(handle.await.expect("delivered").offset >= 3);
+    }
+    assert_eq!(
+        producer.producer_id_and_epoch(),
+        before,
+        "same producer id and epoch"
+    );
+    assert_eq!(
+        values_in_partition_0(&mock, topic),
+        [&b"after-1"[..], &b"after-2"[..]]
+    );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_producer_id_with_acked_records_still_in_the_log_aborts_the_transaction() {
+    // The producer state is gone although acknowledged records are still in
+    // the log (log start 0 <= last acknowledged offset 2): duplicates can no
+    // longer be told apart, so the transaction must abort, and the abort
+    // starts a new epoch.
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-upid-state-lost";
+    let producer = transaction_with_three_acked_records(&mock, topic, "txn-upid-lost").await;
+    let (id, epoch) = producer.producer_id_and_epoch();
+    mock.inject(Fault::error(ApiKey::Produce, ErrorCode::UnknownProducerId).times(1));
+    let failed = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"failed")))
+        .await
+        .unwrap();
+    let error = failed.await.expect_err("the batch fails");
+    assert!(
+        matches!(
+            error,
+            ferrokafka::producer::ProducerError::Broker {
+                code: ErrorCode::UnknownProducerId,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    commit_fails_and_abort_bumps_the_epoch(&producer, (id, epoch)).await;
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sequence_error_aborts_the_transaction_and_the_abort_bumps_the_epoch() {
+    a_failed_record_aborts_the_transaction(
+        "txn-sequence-error",
+        ProducerConfig::builder(),
+        Fault::error(ApiKey::Produce, ErrorCode::OutOfOrderSequenceNumber),
+        |e| !matches!(e, ProducerError::DeliveryTimeout { .. }),
+    )
+    .await;
+}
+
+/// NOT_ENOUGH_REPLICAS on every attempt until `delivery.timeout.ms` runs out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_timing_out_in_a_transaction_makes_the_commit_refuse() {
+    a_failed_record_aborts_the_transaction(
+        "txn-timeout",
+        ProducerConfig::builder()
+            .request_timeout(Duration::from_millis(500))
+            .delivery_timeout(Duration::from_millis(800)),
+        Fault::error(ApiKey::Produce, ErrorCode::NotEnoughReplicas).times(1_000_000),
+        |e| matches!(e, ProducerError::DeliveryTimeout { .. }),
+    )
+    .await;
 }

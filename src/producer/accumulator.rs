@@ -78,6 +78,13 @@ pub(crate) struct PartitionState {
     pub txn: TxnPartition,
     /// The sequence the next acknowledged batch starts with.
     acked_sequence: i32,
+    /// The offset of the last record acknowledged (-1 before the first):
+    /// compared with the log start offset on UNKNOWN_PRODUCER_ID.
+    pub last_acked_offset: i64,
+    /// A transactional producer's partition whose broker lost the producer
+    /// state only because the log start passed every acknowledged record:
+    /// its sequences restart at 0 (same epoch) once nothing is in flight.
+    pub restart_sequences: bool,
     /// Uncompressed bytes of the last batch sealed, to size the next one's
     /// buffer (0 before the first).
     pub last_batch_bytes: usize,
@@ -129,6 +136,8 @@ impl PartitionQueue {
                 retry_not_before: None,
                 txn: TxnPartition::NotAdded,
                 acked_sequence: 0,
+                last_acked_offset: -1,
+                restart_sequences: false,
                 last_batch_bytes: 0,
             }),
             queued_batches: AtomicUsize::new(0),

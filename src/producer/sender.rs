@@ -22,7 +22,9 @@ use crate::protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::protocol::ErrorCode;
 use crate::records::{restamped, Compression, ProducerState};
 
-use super::accumulator::{PartitionState, ProducerBatch, TopicQueues, TxnPartition};
+use super::accumulator::{
+    PartitionQueue, PartitionState, ProducerBatch, TopicQueues, TxnPartition,
+};
 use super::config::Acks;
 use super::error::ProducerError;
 use super::metrics::Counters;
@@ -296,6 +298,15 @@ impl Sender {
                         continue;
                     }
                     state.retry_not_before = None;
+                }
+                if state.restart_sequences {
+                    if state.in_flight > 0 {
+                        continue;
+                    }
+                    self.restart_sequences(topic, queue, &mut state, producer_id, epoch);
+                    if state.ready.is_empty() {
+                        continue;
+                    }
                 }
                 let front = state.ready.front().expect("not empty");
                 let is_retry = front.attempts > 0;
@@ -653,6 +664,10 @@ impl Sender {
                     if batch.base_sequence >= 0 {
                         state_acked(&mut state, &batch);
                     }
+                    if p.base_offset >= 0 {
+                        let last = p.base_offset + batch.records as i64 - 1;
+                        state.last_acked_offset = state.last_acked_offset.max(last);
+                    }
                     shared.finish_batch(
                         batch,
                         Ok(BatchAck {
@@ -674,9 +689,36 @@ impl Sender {
                     let _ = shared.fatal.set(error.clone());
                     self.fail(&mut state, batch, error);
                 }
-                ErrorCode::OutOfOrderSequenceNumber | ErrorCode::UnknownProducerId
-                    if shared.is_idempotent() =>
-                {
+                ErrorCode::UnknownProducerId if shared.is_idempotent() => {
+                    let transactional = shared.txn.is_some();
+                    let action = on_unknown_producer_id(
+                        p.log_start_offset,
+                        state.last_acked_offset,
+                        transactional,
+                    );
+                    tracing::warn!(topic = %topic.name, partition, log_start_offset = p.log_start_offset, last_acked_offset = state.last_acked_offset, ?action, "the broker lost the producer state");
+                    match action {
+                        LostProducerState::Retry => {}
+                        LostProducerState::RestartSequences => state.restart_sequences = true,
+                        LostProducerState::BumpEpoch => {
+                            if batch.epoch == shared.producer_id_and_epoch().1 {
+                                self.bump_wanted = true;
+                            }
+                        }
+                        LostProducerState::AbortTransaction => {
+                            if let Some(txn) = &shared.txn {
+                                txn.epoch_bump_required.store(true, Ordering::Release);
+                            }
+                            let error =
+                                broker_error(&topic, partition, code, p.error_message.clone());
+                            self.set_abortable(error.clone());
+                            self.fail(&mut state, batch, error);
+                            continue;
+                        }
+                    }
+                    self.retry(&topic, &mut state, batch, format!("{code:?}"));
+                }
+                ErrorCode::OutOfOrderSequenceNumber if shared.is_idempotent() => {
                     // The first unacknowledged batch itself is out of order:
                     // its predecessor is lost for good (an unresolved
                     // sequence). Otherwise a predecessor is being retried
@@ -694,7 +736,6 @@ impl Sender {
                         // a new epoch (KIP-360), so sequences restart at 0.
                         txn.epoch_bump_required.store(true, Ordering::Release);
                         let error = broker_error(&topic, partition, code, p.error_message.clone());
-                        self.set_abortable(error.clone());
                         self.fail(&mut state, batch, error);
                     } else {
                         self.retry(&topic, &mut state, batch, format!("{code:?}"));
@@ -709,9 +750,6 @@ impl Sender {
                 }
                 code => {
                     let error = broker_error(&topic, partition, code, p.error_message.clone());
-                    if shared.txn.is_some() {
-                        self.set_abortable(error.clone());
-                    }
                     self.fail(&mut state, batch, error);
                 }
             }
@@ -771,7 +809,21 @@ impl Sender {
         state.retry_not_before = Some(now + backoff);
     }
 
+    /// Fails a batch for good. In a transaction, any failed batch (a broker
+    /// error, retries or `delivery.timeout.ms` running out) makes the
+    /// transaction abortable, as in the Java client: committing it would
+    /// lose the record. A failed batch that had a sequence leaves a gap, so
+    /// the abort starts a new epoch (KIP-360), as for a sequence error.
     fn fail(&mut self, state: &mut PartitionState, batch: ProducerBatch, error: ProducerError) {
+        self.set_abortable(error.clone());
+        if let Some(txn) = self
+            .shared
+            .txn
+            .as_ref()
+            .filter(|_| batch.base_sequence >= 0)
+        {
+            txn.epoch_bump_required.store(true, Ordering::Release);
+        }
         if self.shared.is_idempotent()
             && batch.base_sequence >= 0
             && self.shared.txn.is_none()
@@ -867,45 +919,76 @@ impl Sender {
     /// After an epoch bump: sequences restart at 0 and every batch that was
     /// already stamped is re-stamped in order.
     fn resequence(&mut self, id: i64, epoch: i16) {
-        let transactional = self.shared.txn.is_some();
-        for topic in self.topics.iter() {
+        for topic in self.topics.clone().iter() {
             for queue in topic.partitions.iter() {
                 let mut state = queue.lock();
-                let mut sequence = 0i32;
-                let mut broken = Vec::new();
-                for (index, batch) in state.ready.iter_mut().enumerate() {
-                    let Some(encoded) = batch.encoded.take() else {
-                        continue;
-                    };
-                    let stamp = ProducerState {
-                        producer_id: id,
-                        producer_epoch: epoch,
-                        base_sequence: sequence,
-                        transactional,
-                    };
-                    // In place when no request holds the batch any more.
-                    match restamped(encoded, stamp) {
-                        Ok(stamped) => batch.encoded = Some(stamped),
-                        Err(e) => {
-                            // Cannot happen to a batch this producer sealed.
-                            broken.push((index, e.to_string()));
-                            continue;
-                        }
-                    }
-                    batch.base_sequence = sequence;
-                    batch.epoch = epoch;
-                    sequence = next_sequence(sequence, batch.records);
-                }
-                for (index, error) in broken.into_iter().rev() {
-                    let batch = state.ready.remove(index).expect("index from the scan");
-                    queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
-                    self.shared
-                        .finish_batch(batch, Err(ProducerError::InvalidRecord(error)));
-                }
-                state.next_sequence = sequence;
-                state.set_next_sequence_acked(0);
+                self.restamp_from_zero(queue, &mut state, id, epoch);
             }
         }
+    }
+
+    /// The broker forgot this partition's producer state because its log
+    /// start passed every acknowledged record (a transactional producer,
+    /// nothing in flight): the waiting batches are re-stamped from sequence
+    /// 0 with the same epoch, so the transaction goes on (the Java client's
+    /// `startSequencesAtBeginning`).
+    fn restart_sequences(
+        &mut self,
+        topic: &TopicQueues,
+        queue: &PartitionQueue,
+        state: &mut PartitionState,
+        id: i64,
+        epoch: i16,
+    ) {
+        tracing::info!(topic = %topic.name, partition = queue.index, "sequences restart at 0 after UNKNOWN_PRODUCER_ID");
+        state.restart_sequences = false;
+        self.restamp_from_zero(queue, state, id, epoch);
+    }
+
+    /// Re-stamps every sealed batch waiting in `state` with `id`, `epoch`
+    /// and sequences from 0, in order; the partition's next sequence follows
+    /// them.
+    fn restamp_from_zero(
+        &mut self,
+        queue: &PartitionQueue,
+        state: &mut PartitionState,
+        id: i64,
+        epoch: i16,
+    ) {
+        let transactional = self.shared.txn.is_some();
+        let mut sequence = 0i32;
+        let mut broken = Vec::new();
+        for (index, batch) in state.ready.iter_mut().enumerate() {
+            let Some(encoded) = batch.encoded.take() else {
+                continue;
+            };
+            let stamp = ProducerState {
+                producer_id: id,
+                producer_epoch: epoch,
+                base_sequence: sequence,
+                transactional,
+            };
+            // In place when no request holds the batch any more.
+            match restamped(encoded, stamp) {
+                Ok(stamped) => batch.encoded = Some(stamped),
+                Err(e) => {
+                    // Cannot happen to a batch this producer sealed.
+                    broken.push((index, e.to_string()));
+                    continue;
+                }
+            }
+            batch.base_sequence = sequence;
+            batch.epoch = epoch;
+            sequence = next_sequence(sequence, batch.records);
+        }
+        for (index, error) in broken.into_iter().rev() {
+            let batch = state.ready.remove(index).expect("index from the scan");
+            queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
+            self.shared
+                .finish_batch(batch, Err(ProducerError::InvalidRecord(error)));
+        }
+        state.next_sequence = sequence;
+        state.set_next_sequence_acked(0);
     }
 
     fn start_partition_adds(&mut self, now: Instant, next: &mut Option<Instant>) {
@@ -1053,6 +1136,57 @@ fn seal(
     Ok(())
 }
 
+/// What an idempotent producer does when a partition answers
+/// UNKNOWN_PRODUCER_ID (the broker has no state for the producer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LostProducerState {
+    /// Send the batch again as it is.
+    Retry,
+    /// Restart the partition's sequences at 0 with the same epoch, then retry.
+    RestartSequences,
+    /// Start a new epoch (sequences restart everywhere), then retry.
+    BumpEpoch,
+    /// Fail the batch: the transaction must abort (the abort bumps the epoch).
+    AbortTransaction,
+}
+
+/// The Java client's rule for UNKNOWN_PRODUCER_ID. The log start offset
+/// the partition reported tells why the broker forgot the producer:
+/// * unknown (-1, the partition moved away meanwhile): retry until a
+///   response says;
+/// * past the last acknowledged record: retention or DeleteRecords removed
+///   every record the producer wrote, and the producer state with them;
+///   nothing acknowledged is lost, so it is safe to start the sequences
+///   again: at 0 in the same epoch inside a transaction (which then need
+///   not abort), with a new epoch otherwise;
+/// * at or before it: records the broker acknowledged are still in the log
+///   but their producer state is gone, so the broker cannot tell duplicates
+///   any more. An idempotent producer starts a new epoch and retries (as the
+///   Java client has done since KIP-360); a transaction must abort.
+///
+/// A batch sent with sequences from before a restart cannot come back here
+/// (restarts wait until nothing is in flight), so unlike the Java client no
+/// per-batch "sequence was reset" flag is needed.
+fn on_unknown_producer_id(
+    log_start_offset: i64,
+    last_acked_offset: i64,
+    transactional: bool,
+) -> LostProducerState {
+    if log_start_offset < 0 {
+        LostProducerState::Retry
+    } else if last_acked_offset < log_start_offset {
+        if transactional {
+            LostProducerState::RestartSequences
+        } else {
+            LostProducerState::BumpEpoch
+        }
+    } else if transactional {
+        LostProducerState::AbortTransaction
+    } else {
+        LostProducerState::BumpEpoch
+    }
+}
+
 /// Sequences wrap from i32::MAX to 0, as in the Java client.
 fn next_sequence(sequence: i32, records: usize) -> i32 {
     ((i64::from(sequence) + records as i64) % (i64::from(i32::MAX) + 1)) as i32
@@ -1092,6 +1226,22 @@ fn broker_error(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_producer_id_compares_the_log_start_with_the_last_acked_offset() {
+        use LostProducerState::*;
+        // Log start unknown: retry, whatever else holds.
+        assert_eq!(on_unknown_producer_id(-1, 10, true), Retry);
+        assert_eq!(on_unknown_producer_id(-1, 10, false), Retry);
+        // Every acknowledged record was deleted: safe to start again.
+        assert_eq!(on_unknown_producer_id(11, 10, true), RestartSequences);
+        assert_eq!(on_unknown_producer_id(11, 10, false), BumpEpoch);
+        assert_eq!(on_unknown_producer_id(0, -1, true), RestartSequences);
+        // Acknowledged records are still in the log: the state was lost.
+        assert_eq!(on_unknown_producer_id(10, 10, true), AbortTransaction);
+        assert_eq!(on_unknown_producer_id(3, 10, true), AbortTransaction);
+        assert_eq!(on_unknown_producer_id(10, 10, false), BumpEpoch);
+    }
 
     #[test]
     fn sequences_wrap_like_the_java_client() {

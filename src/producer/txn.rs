@@ -194,8 +194,27 @@ pub(crate) async fn add_partitions(
         .with_v3_and_below_producer_id(id)
         .with_v3_and_below_producer_epoch(epoch)
         .with_v3_and_below_topics(topics);
+    // Up to v3 a coordinator error comes in every partition's slot (the
+    // top-level code is v4+): treat it as the request's, so that `call`
+    // looks the coordinator up again instead of retrying the old one.
     let response = call(shared, txn_coordinator(shared), &request, Some(3), |r| {
-        ErrorCode::from_code(r.error_code)
+        let top = ErrorCode::from_code(r.error_code);
+        if top != ErrorCode::None {
+            return top;
+        }
+        r.results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|t| &t.results_by_partition)
+            .map(|p| ErrorCode::from_code(p.partition_error_code))
+            .find(|&code| {
+                matches!(
+                    code,
+                    ErrorCode::NotCoordinator
+                        | ErrorCode::CoordinatorNotAvailable
+                        | ErrorCode::CoordinatorLoadInProgress
+                )
+            })
+            .unwrap_or(ErrorCode::None)
     })
     .await?;
     Ok(response

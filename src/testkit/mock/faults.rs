@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use crate::protocol::messages::find_coordinator_response::Coordinator;
 use crate::protocol::messages::{
-    add_partitions_to_txn_response as aptr, fetch_response as fr, list_offsets_response as lor,
-    metadata_response as mr, offset_commit_response as ocr, offset_fetch_response as ofr,
+    add_partitions_to_txn_response as aptr, list_offsets_response as lor, metadata_response as mr,
+    offset_commit_response as ocr, offset_fetch_response as ofr,
     offset_for_leader_epoch_response as ofler, produce_response as pr,
     txn_offset_commit_response as tocr, AddOffsetsToTxnResponse, AddPartitionsToTxnResponse,
-    ApiVersionsResponse, CreateTopicsResponse, DeleteTopicsResponse, EndTxnResponse, FetchResponse,
+    ApiVersionsResponse, CreateTopicsResponse, DeleteTopicsResponse, EndTxnResponse,
     FindCoordinatorResponse, HeartbeatResponse, InitProducerIdResponse, JoinGroupResponse,
     LeaveGroupResponse, ListOffsetsResponse, MetadataResponse, OffsetCommitResponse,
     OffsetFetchResponse, OffsetForLeaderEpochResponse, ProduceResponse, SyncGroupResponse,
@@ -123,7 +123,8 @@ pub(super) fn take_fault(
 
 /// The answer a broker gives `request` when it fails with `code` as a whole:
 /// the code in every slot the response has. `None` for APIs the mock does
-/// not implement.
+/// not implement, and for Fetch, whose failure goes through its session
+/// (`fetch::failed_fetch`).
 pub(super) fn error_response(
     request: &RequestKind,
     version: i16,
@@ -152,34 +153,6 @@ pub(super) fn error_response(
                     })
                     .collect(),
             ),
-        ),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(
-            FetchResponse::default()
-                .with_session_id(if version >= 7 { r.session_id.max(0) } else { 0 })
-                .with_responses(
-                    r.topics
-                        .iter()
-                        .map(|t| {
-                            fr::FetchableTopicResponse::default()
-                                .with_topic(t.topic.clone())
-                                .with_topic_id(t.topic_id)
-                                .with_partitions(
-                                    t.partitions
-                                        .iter()
-                                        .map(|p| {
-                                            fr::PartitionData::default()
-                                                .with_partition_index(p.partition)
-                                                .with_error_code(code)
-                                                .with_high_watermark(-1)
-                                                .with_last_stable_offset(-1)
-                                                .with_log_start_offset(-1)
-                                                .with_records(Some(Default::default()))
-                                        })
-                                        .collect(),
-                                )
-                        })
-                        .collect(),
-                ),
         ),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(
             ListOffsetsResponse::default().with_topics(

@@ -74,15 +74,7 @@ pub(super) async fn fetch(
 ) -> FetchResponse {
     let (session, wanted) = match open_session(shared, node_id, &request, version) {
         Ok(opened) => opened,
-        Err(code) => {
-            return FetchResponse::default()
-                .with_error_code(code.code())
-                .with_session_id(if version >= 7 {
-                    request.session_id.max(0)
-                } else {
-                    0
-                })
-        }
+        Err(code) => return session_error(&request, version, code),
     };
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let deadline = Instant::now() + wait;
@@ -104,6 +96,65 @@ pub(super) async fn fetch(
             done.then(|| finish(state, node_id, &session, topics, version))
         })
         .await
+}
+
+/// The answer to a fetch whose session cannot be used.
+fn session_error(request: &FetchRequest, version: i16, code: ErrorCode) -> FetchResponse {
+    FetchResponse::default()
+        .with_error_code(code.code())
+        .with_session_id(if version >= 7 {
+            request.session_id.max(0)
+        } else {
+            0
+        })
+}
+
+/// The answer to a fetch in which every partition fails with `code` (an
+/// injected fault). As for any fetch a broker processes, the session moves
+/// to its next epoch, and every partition of the session carries the error,
+/// not only those the (incremental) request lists.
+pub(super) fn failed_fetch(
+    shared: &Arc<Shared>,
+    node_id: i32,
+    request: &FetchRequest,
+    version: i16,
+    code: ErrorCode,
+) -> FetchResponse {
+    let (session, wanted) = match open_session(shared, node_id, request, version) {
+        Ok(opened) => opened,
+        Err(session_code) => return session_error(request, version, session_code),
+    };
+    let mut state = shared.lock();
+    let parts = wanted
+        .into_iter()
+        .map(|w| {
+            let data = failed_partition(&state, &w, version, code);
+            (w, data)
+        })
+        .collect();
+    finish(&mut state, node_id, &session, parts, version)
+}
+
+/// A partition's answer failing with `code`; NOT_LEADER_OR_FOLLOWER names
+/// the current leader (v12+), as Kafka does.
+fn failed_partition(state: &State, w: &Wanted, version: i16, code: ErrorCode) -> PartitionData {
+    let mut data = PartitionData::default()
+        .with_partition_index(w.partition)
+        .with_error_code(code.code())
+        .with_high_watermark(-1)
+        .with_last_stable_offset(-1)
+        .with_log_start_offset(-1)
+        .with_records(Some(Bytes::new()));
+    if version >= 12 && code == ErrorCode::NotLeaderOrFollower {
+        if let Some(log) = state.partition(&w.topic, w.partition) {
+            data = data.with_current_leader(
+                LeaderIdAndEpoch::default()
+                    .with_leader_id(log.leader)
+                    .with_leader_epoch(log.leader_epoch),
+            );
+        }
+    }
+    data
 }
 
 /// Resolves the request against the broker's fetch sessions.
@@ -244,25 +295,7 @@ fn read_partitions(
     let mut out = Vec::with_capacity(wanted.len());
     for w in wanted {
         let data = PartitionData::default().with_partition_index(w.partition);
-        let fail = |code: ErrorCode| {
-            let mut data = data
-                .clone()
-                .with_error_code(code.code())
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1)
-                .with_records(Some(Bytes::new()));
-            if version >= 12 && code == ErrorCode::NotLeaderOrFollower {
-                if let Some(log) = state.partition(&w.topic, w.partition) {
-                    data = data.with_current_leader(
-                        LeaderIdAndEpoch::default()
-                            .with_leader_id(log.leader)
-                            .with_leader_epoch(log.leader_epoch),
-                    );
-                }
-            }
-            data
-        };
+        let fail = |code: ErrorCode| failed_partition(state, w, version, code);
         if let Some(code) = w.error {
             errors = true;
             out.push((w.clone(), fail(code)));

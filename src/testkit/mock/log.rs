@@ -29,6 +29,9 @@ pub(super) struct StoredBatch {
 #[derive(Debug, Clone, Default)]
 struct ProducerEntry {
     epoch: i16,
+    /// The offset of the last record it wrote here: once the log start
+    /// passes it, the broker forgets the producer (retention, DeleteRecords).
+    last_offset: i64,
     /// `(first sequence, last sequence, base offset)` of the latest batches.
     recent: VecDeque<(i32, i32, i64)>,
 }
@@ -188,6 +191,7 @@ impl PartitionLog {
                     entry.recent.clear();
                 }
                 entry.epoch = header.producer_epoch;
+                entry.last_offset = stored + i64::from(header.last_offset_delta);
                 let last_seq = header.base_sequence.wrapping_add(header.last_offset_delta);
                 entry
                     .recent
@@ -310,6 +314,20 @@ impl PartitionLog {
             }
         }
         offset
+    }
+
+    /// Moves the log start offset forward to `offset` (at most the log end),
+    /// as DeleteRecords or retention would: batches wholly before it are
+    /// dropped, and so is the state of every producer whose last record was
+    /// before it, as Kafka's broker forgets such producers. Returns the new
+    /// log start offset.
+    pub(super) fn delete_records(&mut self, offset: i64) -> i64 {
+        // Never past the log end, so an emptied log keeps its next offset.
+        let start = offset.clamp(self.log_start, self.high_watermark());
+        self.log_start = start;
+        self.batches.retain(|b| b.last_offset >= start);
+        self.producers.retain(|_, p| p.last_offset >= start);
+        self.log_start
     }
 
     /// Drops every batch from the one holding `offset` on (KIP-320 tests),

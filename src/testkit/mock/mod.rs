@@ -384,6 +384,26 @@ impl MockCluster {
         Ok(())
     }
 
+    /// Moves the partition's log start offset forward to `offset`, as
+    /// DeleteRecords or retention would, and returns the new log start. The
+    /// broker forgets every producer whose records are all before it: that
+    /// producer's next batch with a sequence above 0 is then answered
+    /// UNKNOWN_PRODUCER_ID by brokers before Kafka 2.5 (inject that with
+    /// [`Fault::error`]; Produce errors carry the log start offset).
+    pub fn delete_records(
+        &self,
+        topic: &str,
+        partition: i32,
+        offset: i64,
+    ) -> Result<i64, MockError> {
+        self.with_partition(topic, partition, |state| {
+            Ok(state
+                .partition_mut(topic, partition)
+                .expect("checked")
+                .delete_records(offset))
+        })
+    }
+
     /// The partition's high watermark (every replica is in sync: the log end).
     pub fn high_watermark(&self, topic: &str, partition: i32) -> Result<i64, MockError> {
         self.with_partition(topic, partition, |state| {
@@ -505,6 +525,17 @@ impl MockCluster {
             .get(&(node_id, api))
             .copied()
             .unwrap_or(0)
+    }
+
+    /// How many requests of `api` all brokers together have received.
+    pub fn total_request_count(&self, api: ApiKey) -> u64 {
+        self.shared
+            .lock()
+            .request_counts
+            .iter()
+            .filter(|((_, a), _)| *a == api)
+            .map(|(_, n)| n)
+            .sum()
     }
 
     /// Whether the broker is running.

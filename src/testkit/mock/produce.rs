@@ -103,6 +103,26 @@ pub(super) fn produce(
     Some(ProduceResponse::default().with_responses(responses))
 }
 
+/// Sets the log start offset of every partition in `response` that
+/// `node_id` leads (others keep -1, as a broker that no longer leads the
+/// partition answers).
+pub(super) fn fill_log_start_offsets(
+    shared: &Arc<Shared>,
+    node_id: i32,
+    response: &mut ProduceResponse,
+) {
+    let state = shared.lock();
+    for topic in &mut response.responses {
+        for p in &mut topic.partition_responses {
+            if state.led_partition(node_id, &topic.name, p.index).is_ok() {
+                if let Some(log) = state.partition(&topic.name, p.index) {
+                    p.log_start_offset = log.log_start;
+                }
+            }
+        }
+    }
+}
+
 /// Appends to a partition, checking a transactional batch against its
 /// transaction's partitions.
 fn append(

@@ -174,9 +174,22 @@ async fn handle_frame(shared: &Arc<Shared>, node_id: i32, frame: Bytes) -> Optio
     };
     let reply = match fault {
         Some(FaultAction::DropConnection) => return None,
-        Some(FaultAction::Error(code)) => match error_response(&body, version, code) {
-            Some(r) => Reply::Response(r),
-            None => Reply::Close,
+        Some(FaultAction::Error(code)) => match &body {
+            // A fetch failing in every partition still moves its session on.
+            RequestKind::Fetch(r) => Reply::Response(ResponseKind::Fetch(fetch::failed_fetch(
+                shared, node_id, r, version, code,
+            ))),
+            _ => match error_response(&body, version, code) {
+                Some(ResponseKind::Produce(mut r)) => {
+                    // As Kafka's leader does, a failed partition still reports
+                    // its log start offset (the producer's UNKNOWN_PRODUCER_ID
+                    // handling compares it with its last acknowledged offset).
+                    produce::fill_log_start_offsets(shared, node_id, &mut r);
+                    Reply::Response(ResponseKind::Produce(r))
+                }
+                Some(r) => Reply::Response(r),
+                None => Reply::Close,
+            },
         },
         Some(FaultAction::Latency(delay)) => {
             tokio::time::sleep(delay).await;
