@@ -24,7 +24,8 @@
 #
 # Environment: REPEATS (default 3), BENCH_WORKLOADS (default
 # "P100 P100-lz4 P1K C100"), BENCH_RESULTS (JSON lines file, default
-# benchmarks/target/results.jsonl).
+# benchmarks/target/results.jsonl), BENCH_BATCH_SIZE (bytes: batch.size for both
+# clients instead of 1000000; for the batch.size comparison in BENCHMARKS.md).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

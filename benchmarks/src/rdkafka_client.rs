@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
 use crate::measure::{RunReport, Window};
-use crate::workload::{Codec, Data, Workload, ACKS_LEADER, BATCH_SIZE, LINGER_MS, PARTITIONS};
+use crate::workload::{batch_size, Codec, Data, Workload, ACKS_LEADER, LINGER_MS, PARTITIONS};
 
 #[derive(Default)]
 struct Deliveries {
@@ -40,7 +40,7 @@ fn producer_config(bootstrap: &str, workload: &Workload) -> ClientConfig {
         .set("client.id", "bench-rdkafka")
         .set("acks", ACKS_LEADER.to_string())
         .set("linger.ms", LINGER_MS.to_string())
-        .set("batch.size", BATCH_SIZE.to_string())
+        .set("batch.size", batch_size().to_string())
         .set("enable.idempotence", "false")
         .set(
             "compression.type",

@@ -66,6 +66,15 @@ pub const LINGER_MS: u64 = 5;
 /// batch.size of every produce workload, for both clients: librdkafka's
 /// default (ferrokafka's default is the Java client's 16 KiB; see BENCHMARKS.md).
 pub const BATCH_SIZE: usize = 1_000_000;
+
+/// The batch.size of this run: `BENCH_BATCH_SIZE` (bytes) if set, else
+/// [`BATCH_SIZE`]; for comparing batch sizes, never for the table.
+pub fn batch_size() -> usize {
+    match std::env::var("BENCH_BATCH_SIZE") {
+        Ok(v) => v.parse().expect("BENCH_BATCH_SIZE is a number of bytes"),
+        Err(_) => BATCH_SIZE,
+    }
+}
 /// Partitions of every benchmark topic.
 pub const PARTITIONS: i32 = 6;
 

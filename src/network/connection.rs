@@ -56,6 +56,7 @@ use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
+use crate::protocol::frame::encode_request_frame_spliced;
 use crate::protocol::frame::peek_correlation_id;
 use crate::protocol::messages::{ApiVersionsRequest, ResponseHeader};
 use crate::protocol::{encode_request_frame, ApiKey, Decodable, Request, Response};
@@ -227,7 +228,7 @@ impl Drop for RegistrationGuard<'_> {
 
 struct Inner {
     shared: Arc<Shared>,
-    frames: mpsc::Sender<Bytes>,
+    frames: mpsc::Sender<Frame>,
     reader: AbortHandle,
     config: Arc<ClientConfig>,
     versions: OnceLock<ApiVersionsTable>,
@@ -641,7 +642,7 @@ impl BrokerConnection {
             let timeout = self.inner.config.request_timeout;
             let deadline = Instant::now() + timeout;
             let handle = self
-                .queue(&request, version, (deadline, timeout), None)
+                .queue(&request, &[], version, (deadline, timeout), None)
                 .await?;
             let frame = handle.await?;
             match interpret_api_versions(frame, version, self.broker())? {
@@ -779,7 +780,7 @@ impl BrokerConnection {
         );
         async {
             let started = Instant::now();
-            let result = match self.submit_in(request, version, options.timeout).await {
+            let result = match self.submit_in(request, &[], version, options.timeout).await {
                 Ok(handle) => handle.await,
                 Err(e) => Err(e),
             };
@@ -820,12 +821,29 @@ impl BrokerConnection {
         options: RequestOptions,
     ) -> Result<ResponseHandle<R::Response>> {
         let version = self.version_for(R::API_KEY, options.version)?;
-        self.submit_in(request, version, options.timeout).await
+        self.submit_in(request, &[], version, options.timeout).await
+    }
+
+    /// [`submit`](Self::submit) for a request carrying large byte strings it
+    /// already holds as `Bytes` (a Produce request's record batches): each
+    /// of `payloads` the request holds is written to the socket from its own
+    /// buffer instead of being copied into the frame (see
+    /// [`encode_request_frame_spliced`](crate::protocol::frame::encode_request_frame_spliced)).
+    pub async fn submit_spliced<R: Request>(
+        &self,
+        request: &R,
+        payloads: &[Bytes],
+        options: RequestOptions,
+    ) -> Result<ResponseHandle<R::Response>> {
+        let version = self.version_for(R::API_KEY, options.version)?;
+        self.submit_in(request, payloads, version, options.timeout)
+            .await
     }
 
     async fn submit_in<R: Request>(
         &self,
         request: &R,
+        payloads: &[Bytes],
         version: i16,
         timeout: Option<Duration>,
     ) -> Result<ResponseHandle<R::Response>> {
@@ -851,7 +869,7 @@ impl BrokerConnection {
             None => None,
         };
         let raw = self
-            .queue(request, version, (deadline, timeout), slot)
+            .queue(request, payloads, version, (deadline, timeout), slot)
             .await?;
         Ok(ResponseHandle {
             raw,
@@ -865,6 +883,7 @@ impl BrokerConnection {
     async fn queue<R: Request>(
         &self,
         request: &R,
+        payloads: &[Bytes],
         version: i16,
         (deadline, timeout): (Instant, Duration),
         slot: Option<OwnedSemaphorePermit>,
@@ -876,7 +895,7 @@ impl BrokerConnection {
             id,
             armed: true,
         };
-        let frame = self.encode(request, id, version)?;
+        let frame = self.encode(request, payloads, id, version)?;
         // Cancel safe: if this is dropped, the frame was not queued.
         match tokio::time::timeout_at(deadline.into(), self.inner.frames.send(frame)).await {
             Ok(Ok(())) => {}
@@ -922,10 +941,22 @@ impl BrokerConnection {
         request: &R,
         options: RequestOptions,
     ) -> Result<()> {
+        self.submit_no_response_spliced(request, &[], options).await
+    }
+
+    /// [`submit_no_response`](Self::submit_no_response) with `payloads`
+    /// written from their own buffers, as
+    /// [`submit_spliced`](Self::submit_spliced) does.
+    pub async fn submit_no_response_spliced<R: Request>(
+        &self,
+        request: &R,
+        payloads: &[Bytes],
+        options: RequestOptions,
+    ) -> Result<()> {
         let version = self.version_for(R::API_KEY, options.version)?;
         let shared = &self.inner.shared;
         let id = shared.next_id()?;
-        let frame = self.encode(request, id, version)?;
+        let frame = self.encode(request, payloads, id, version)?;
         tracing::debug!(api = R::API_KEY.name(), version, correlation_id = id, broker = %self.broker(), "sending request without response");
         let timeout = options.timeout.unwrap_or(self.inner.config.request_timeout);
         match tokio::time::timeout(timeout, self.inner.frames.send(frame)).await {
@@ -935,21 +966,27 @@ impl BrokerConnection {
         }
     }
 
-    fn encode<R: Request>(&self, request: &R, id: i32, version: i16) -> Result<Bytes> {
-        let mut buf = BytesMut::with_capacity(256);
-        encode_request_frame(
-            &mut buf,
-            id,
-            Some(&self.inner.config.client_id),
-            version,
-            request,
-        )
-        .map_err(|source| Error::Encode {
+    fn encode<R: Request>(
+        &self,
+        request: &R,
+        payloads: &[Bytes],
+        id: i32,
+        version: i16,
+    ) -> Result<Frame> {
+        let client_id = Some(&self.inner.config.client_id[..]);
+        let encoded = if payloads.is_empty() {
+            let mut buf = BytesMut::with_capacity(256);
+            encode_request_frame(&mut buf, id, client_id, version, request)
+                .map(|()| Frame::Whole(buf.freeze()))
+        } else {
+            encode_request_frame_spliced(id, client_id, version, request, payloads)
+                .map(Frame::Parts)
+        };
+        encoded.map_err(|source| Error::Encode {
             api: R::API_KEY,
             version,
             source,
-        })?;
-        Ok(buf.freeze())
+        })
     }
 
     fn closed_error(&self) -> Error {
@@ -1047,7 +1084,31 @@ fn sanitize_software_field(value: &str) -> String {
     }
 }
 
-async fn write_loop<W>(write_half: W, mut frames: mpsc::Receiver<Bytes>, shared: Arc<Shared>)
+/// A request frame queued for the writer task.
+enum Frame {
+    /// Encoded in one buffer.
+    Whole(Bytes),
+    /// Encoded around spliced payloads: the parts, to write in order.
+    Parts(Vec<Bytes>),
+}
+
+impl Frame {
+    /// Writes the frame into `out` (parts at least as large as its buffer
+    /// go to the socket directly, without a copy).
+    async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut BufWriter<W>) -> std::io::Result<()> {
+        match self {
+            Frame::Whole(bytes) => out.write_all(bytes).await,
+            Frame::Parts(parts) => {
+                for part in parts {
+                    out.write_all(part).await?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+async fn write_loop<W>(write_half: W, mut frames: mpsc::Receiver<Frame>, shared: Arc<Shared>)
 where
     W: AsyncWrite + Unpin,
 {
@@ -1058,12 +1119,12 @@ where
             let Some(frame) = frames.recv().await else {
                 return "connection handle dropped".to_owned();
             };
-            if let Err(e) = out.write_all(&frame).await {
+            if let Err(e) = frame.write_to(&mut out).await {
                 return format!("write failed: {e}");
             }
             // Whatever else is already queued goes out with the same flush.
             while let Ok(frame) = frames.try_recv() {
-                if let Err(e) = out.write_all(&frame).await {
+                if let Err(e) = frame.write_to(&mut out).await {
                     return format!("write failed: {e}");
                 }
             }

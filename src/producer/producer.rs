@@ -50,10 +50,13 @@ impl std::fmt::Debug for Producer {
     }
 }
 
+/// Milliseconds since the epoch (0 for a clock set before 1970), with
+/// 64-bit arithmetic only: this runs once per record.
 fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    match SystemTime::now().duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis()),
+        Err(_) => 0,
+    }
 }
 
 impl Producer {

@@ -409,6 +409,11 @@ impl Sender {
         let shared = &self.shared;
         let config = &shared.config;
         let mut topic_data: Vec<TopicProduceData> = Vec::new();
+        // Written to the socket from their own buffers, not copied into the frame.
+        let payloads: Vec<Bytes> = batches
+            .iter()
+            .filter_map(|(_, _, b)| b.encoded.clone())
+            .collect();
         for (topic, partition, batch) in &batches {
             let data = PartitionProduceData::default()
                 .with_index(*partition)
@@ -443,11 +448,11 @@ impl Sender {
                 // Ordered pipelining: frames leave in submission order, and
                 // this task submits in the order requests were built.
                 let result = if acks == Acks::None {
-                    conn.submit_no_response(&request, options)
+                    conn.submit_no_response_spliced(&request, &payloads, options)
                         .await
                         .map(|()| None)
                 } else {
-                    match conn.submit(&request, options).await {
+                    match conn.submit_spliced(&request, &payloads, options).await {
                         Ok(handle) => handle.await.map(Some),
                         Err(e) => Err(e),
                     }

@@ -57,20 +57,89 @@ pub fn encode_request_frame<R: Request>(
     version: i16,
     body: &R,
 ) -> Result<(), EncodeError> {
-    let header = RequestHeader {
+    encode_frame(
+        buf,
+        &request_header::<R>(correlation_id, client_id, version),
+        R::API_KEY.request_header_version(version),
+        body,
+        version,
+    )
+}
+
+fn request_header<R: Request>(
+    correlation_id: i32,
+    client_id: Option<&str>,
+    version: i16,
+) -> RequestHeader {
+    RequestHeader {
         request_api_key: R::API_KEY.key(),
         request_api_version: version,
         correlation_id,
         client_id: client_id.map(str::to_owned),
         ..Default::default()
-    };
-    encode_frame(
-        buf,
-        &header,
-        R::API_KEY.request_header_version(version),
-        body,
-        version,
-    )
+    }
+}
+
+/// Encodes a complete request frame as [`encode_request_frame`] does,
+/// except that each of `payloads` the request carries in a nullable bytes
+/// field (a Produce request's record batches, say) is referenced instead of
+/// copied: the frame comes back as parts to write in order, the payloads
+/// among them. A payload must be the very `Bytes` the request holds (same
+/// address and length) and at least 512 bytes long (shorter ones cost more
+/// as a part of their own than as a copy); anything else is copied as usual.
+///
+/// ```
+/// use bytes::{Bytes, BytesMut};
+/// use ferrokafka::protocol::frame::encode_request_frame_spliced;
+/// use ferrokafka::protocol::encode_request_frame;
+/// use ferrokafka::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+/// use ferrokafka::protocol::messages::ProduceRequest;
+///
+/// let batch = Bytes::from(vec![7u8; 4096]);
+/// let request = ProduceRequest::default().with_acks(1).with_timeout_ms(1000).with_topic_data(vec![
+///     TopicProduceData::default().with_name("t".into()).with_partition_data(vec![
+///         PartitionProduceData::default().with_index(0).with_records(Some(batch.clone())),
+///     ]),
+/// ]);
+/// let parts = encode_request_frame_spliced(1, Some("app"), 9, &request, &[batch.clone()])?;
+/// assert!(parts.iter().any(|p| p.as_ptr() == batch.as_ptr())); // not copied
+/// let mut whole = BytesMut::new();
+/// encode_request_frame(&mut whole, 1, Some("app"), 9, &request)?;
+/// assert_eq!(parts.concat(), whole.to_vec()); // the same bytes on the wire
+/// # Ok::<(), ferrokafka::protocol::EncodeError>(())
+/// ```
+pub fn encode_request_frame_spliced<R: Request>(
+    correlation_id: i32,
+    client_id: Option<&str>,
+    version: i16,
+    body: &R,
+    payloads: &[Bytes],
+) -> Result<Vec<Bytes>, EncodeError> {
+    let header = request_header::<R>(correlation_id, client_id, version);
+    let header_version = R::API_KEY.request_header_version(version);
+    let payload_bytes: usize = payloads.iter().map(Bytes::len).sum();
+    let encoded = header.encoded_len(header_version) + body.encoded_len(version);
+    let mut buf = BytesMut::with_capacity(4 + encoded.saturating_sub(payload_bytes));
+    let (result, points) = super::splice::with_payloads(payloads, || {
+        write_frame(&mut buf, (&header, header_version), body, version)
+    });
+    result?;
+    // The size prefix counts the spliced payloads too.
+    let spliced: usize = points.iter().map(|(_, p)| p.len()).sum();
+    let size = buf.len() - 4 + spliced;
+    let size = u32::try_from(size).map_err(|_| EncodeError::TooLarge(size))?;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    let mut rest = buf.freeze();
+    let mut parts = Vec::with_capacity(2 * points.len() + 1);
+    let mut taken = 0;
+    for (offset, payload) in points {
+        parts.push(rest.split_to(offset - taken));
+        taken = offset;
+        parts.push(payload);
+    }
+    parts.push(rest);
+    parts.retain(|p| !p.is_empty());
+    Ok(parts)
 }
 
 /// Appends a complete response frame (size prefix, header, body) to `buf`, as a
@@ -121,8 +190,18 @@ fn encode_frame(
     body: &impl Encodable,
     version: i16,
 ) -> Result<(), EncodeError> {
-    let start = buf.len();
     buf.reserve(4 + header.encoded_len(header_version) + body.encoded_len(version));
+    write_frame(buf, (header, header_version), body, version)
+}
+
+/// [`encode_frame`] into a buffer already sized for it.
+fn write_frame(
+    buf: &mut BytesMut,
+    (header, header_version): (&impl Encodable, i16),
+    body: &impl Encodable,
+    version: i16,
+) -> Result<(), EncodeError> {
+    let start = buf.len();
     buf.put_u32(0);
     let result = header
         .encode(buf, header_version)

@@ -16,6 +16,7 @@ pub mod message;
 pub mod primitives;
 #[cfg(test)]
 pub(crate) mod sample;
+pub(crate) mod splice;
 #[cfg(test)]
 mod tests;
 

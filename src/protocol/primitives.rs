@@ -418,7 +418,9 @@ pub fn put_nullable_bytes(
 ) -> Result<(), EncodeError> {
     put_length(buf, value.map(<[u8]>::len), compact, true)?;
     if let Some(b) = value {
-        buf.put_slice(b);
+        if !super::splice::offer(buf.len(), b) {
+            buf.put_slice(b);
+        }
     }
     Ok(())
 }

@@ -826,12 +826,28 @@ impl RecordBatchBuilder {
         let total = varint_len(body) + body.unsigned_abs() as usize;
         let buf = &mut self.buf;
         buf.reserve(total);
-        put_varint(buf, body);
-        buf.put_i8(0);
-        put_varlong(buf, ts_delta);
-        put_varint(buf, offset_delta);
-        put_varint_bytes(buf, key);
-        put_varint_bytes(buf, value);
+        // The small fields around the key are gathered on the stack and
+        // copied in one go each: the buffer's bounds are checked per copy,
+        // not per varint byte.
+        let mut fields = [0u8; RECORD_PREFIX_MAX];
+        let mut cursor = &mut fields[..];
+        put_varint(&mut cursor, body);
+        cursor.put_i8(0);
+        put_varlong(&mut cursor, ts_delta);
+        put_varint(&mut cursor, offset_delta);
+        put_varint_len_prefix(&mut cursor, key);
+        let written = RECORD_PREFIX_MAX - cursor.len();
+        buf.put_slice(&fields[..written]);
+        if let Some(key) = key {
+            buf.put_slice(key);
+        }
+        let mut cursor = &mut fields[..];
+        put_varint_len_prefix(&mut cursor, value);
+        let written = RECORD_PREFIX_MAX - cursor.len();
+        buf.put_slice(&fields[..written]);
+        if let Some(value) = value {
+            buf.put_slice(value);
+        }
         // body_len already checked the count and every length fits an i32.
         put_varint(buf, headers.clone().count() as i32);
         for (hkey, hvalue) in headers {
@@ -1096,6 +1112,17 @@ fn varint_bytes_len(value: Option<&[u8]>) -> Result<usize, RecordsError> {
             Ok(varint_len(n) + v.len())
         }
     }
+}
+
+/// The most bytes a record's fields before its key take: length (varint),
+/// attributes, timestamp delta (varlong), offset delta and key length
+/// (varints).
+const RECORD_PREFIX_MAX: usize = 5 + 1 + 10 + 5 + 5;
+
+/// Writes the length varint of a nullable byte string (-1 for null).
+fn put_varint_len_prefix(buf: &mut impl BufMut, value: Option<&[u8]>) {
+    // Callers validated the length with `varint_bytes_len`.
+    put_varint(buf, value.map_or(-1, |v| v.len() as i32));
 }
 
 fn put_varint_bytes(buf: &mut BytesMut, value: Option<&[u8]>) {

@@ -8,7 +8,7 @@ use ferrokafka::records::Compression;
 
 use super::{client_config, runtime};
 use crate::measure::{RunReport, Window};
-use crate::workload::{Codec, Data, Workload, BATCH_SIZE, LINGER_MS};
+use crate::workload::{batch_size, Codec, Data, Workload, LINGER_MS};
 
 /// Delivery handles awaited in order once this many are outstanding (they
 /// complete roughly in send order; this bounds the handles held, not the
@@ -24,7 +24,7 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
     runtime().block_on(async {
         let config = ProducerConfig::builder()
             .acks(Acks::Leader)
-            .batch_size(BATCH_SIZE)
+            .batch_size(batch_size())
             .linger(Duration::from_millis(LINGER_MS))
             .compression(match workload.codec {
                 Codec::None => Compression::None,
