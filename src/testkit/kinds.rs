@@ -171,6 +171,9 @@ pub enum Capability {
     DeleteGroupsRefusesNonEmpty,
     /// Fetch v13+ naming topics by id (KIP-516), with topic ids in Metadata.
     FetchByTopicId,
+    /// Incremental fetch sessions (KIP-227): a full fetch is answered with a
+    /// session id, and later fetches list only what changed.
+    FetchSessions,
 }
 
 impl fmt::Display for Capability {
@@ -359,6 +362,11 @@ const TANSU_GAPS: &[KnownGap] = &[
         GapKind::NotSupported,
         "not listed in ApiVersions",
     ),
+    gap(
+        Capability::FetchSessions,
+        GapKind::NotSupported,
+        "answers every full fetch with session id 0: each fetch lists every partition",
+    ),
 ];
 
 const NOIDA_GAPS: &[KnownGap] = &[
@@ -403,6 +411,11 @@ const NOIDA_GAPS: &[KnownGap] = &[
         Capability::StaticMemberSessionExpiry,
         GapKind::Wrong,
         "a SIGKILLed static member is not removed after its session timeout: its partitions stay unowned",
+    ),
+    gap(
+        Capability::FetchSessions,
+        GapKind::NotSupported,
+        "answers every full fetch with session id 0: each fetch lists every partition",
     ),
 ];
 
