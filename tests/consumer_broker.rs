@@ -7,8 +7,11 @@
 //! cluster, injected fetch errors are retried without skips or repeats and a
 //! log truncated after a leader move is detected (KIP-320).
 //!
-//! Fetch-session errors, read_committed filtering, truncation and the buffer
-//! budget are also covered against a fake cluster in `src/consumer/tests.rs`.
+//! Fetch sessions go incremental where the broker keeps them (neither local
+//! broker does: the gap is asserted). Fetch-session errors, read_committed
+//! filtering, truncation, the buffer budget, batches cut at the response
+//! limit, batches larger than every limit and partitions taking turns are
+//! also covered against a fake cluster in `src/consumer/tests.rs`.
 
 mod support;
 
@@ -313,6 +316,56 @@ async fn read_committed_skips_aborted_librdkafka_transactions() {
                     "{kind} filters read_committed now: drop the gap ({gap})"
                 );
             }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_sessions_go_incremental_where_the_broker_keeps_them() {
+    let run = std::process::id();
+    let mut seen = Vec::new();
+    for kind in BrokerKind::ALL {
+        let broker = TestCluster::from_env_or_start(kind).unwrap();
+        let bootstrap = broker.bootstrap_servers();
+        let topic = format!("consume-sessions-{run}");
+        create_topic(&bootstrap, &topic, 1).await;
+        let sent = produce("librdkafka", &bootstrap, &topic, "none", &[]);
+        let consumer = consumer(&bootstrap, config()).await;
+        consumer
+            .assign([TopicPartition::new(topic.as_str(), 0)])
+            .unwrap();
+        let got = consume(&consumer, sent.len(), 100).await;
+        assert_consecutive(&got, 0);
+        // At the end of the log: a few more fetches, each answered empty.
+        let idle = Instant::now();
+        while idle.elapsed() < Duration::from_millis(1500) {
+            let more = consumer
+                .poll(100, Duration::from_millis(300))
+                .await
+                .unwrap();
+            assert!(more.is_empty(), "{kind}: nothing past the end");
+        }
+        let m = consumer.metrics();
+        seen.push((kind, m.fetch_requests, m.incremental_fetches));
+        assert!(
+            m.fetch_requests >= 4,
+            "{kind}: {} fetches",
+            m.fetch_requests
+        );
+        assert_eq!(m.fetch_session_resets, 0, "{kind}: no session errors");
+    }
+    // Each message shows (broker, fetches, incremental ones) of every broker.
+    for &(kind, fetches, incremental) in &seen {
+        match kind.gap(Capability::FetchSessions) {
+            None => assert_eq!(
+                incremental,
+                fetches - 1,
+                "{kind} keeps sessions: every fetch after the first is incremental; {seen:?}"
+            ),
+            Some(gap) => assert_eq!(
+                incremental, 0,
+                "{kind} keeps fetch sessions now: drop the gap ({gap}); {seen:?}"
+            ),
         }
     }
 }

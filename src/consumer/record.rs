@@ -139,7 +139,7 @@ fn varint(data: &[u8], pos: &mut usize) -> Option<i32> {
 }
 
 /// Reads a varint length (-1 = null) and returns the range it covers.
-#[inline]
+#[inline(always)]
 fn nullable(data: &[u8], pos: &mut usize, end: usize) -> Option<Option<(usize, usize)>> {
     match varint(data, pos)? {
         -1 => Some(None),
@@ -165,6 +165,7 @@ struct RawRecord {
     end: usize,
 }
 
+#[inline(always)]
 fn parse_record(data: &[u8], mut pos: usize) -> Option<RawRecord> {
     let len = usize::try_from(varint(data, &mut pos)?).ok()?;
     let end = pos.checked_add(len).filter(|&e| e <= data.len())?;

@@ -70,6 +70,9 @@ pub(crate) struct FetchSession {
     /// `fetch.max.wait.ms` (see `fetch::EMPTY_ANSWER_BACKOFF_CAP`): the
     /// broker is not holding fetches, so the next one is paced.
     pub quick_empty_answers: u32,
+    /// Answers received so far: full fetches list the partitions starting
+    /// this far into their sorted order (see [`FetchSession::request`]).
+    turn: usize,
 }
 
 /// The epoch after `epoch` (wraps to 1, never 0 or -1 which are special).
@@ -99,6 +102,17 @@ impl FetchSession {
         if !self.is_open() || self.by_topic_id != by_topic_id {
             let mut send: Vec<_> = wanted.iter().map(|(tp, f)| (tp.clone(), *f)).collect();
             send.sort_by(|a, b| a.0.cmp(&b.0));
+            // A broker fills a response in request order and stops at the
+            // response's byte limit (only the first partition's first batch
+            // goes past it), so a fixed order would starve the last
+            // partitions whenever the limit binds (a small buffer room, many
+            // partitions). Each full fetch starts one partition further on,
+            // as the Java client moves drained partitions to the end. In a
+            // session the broker orders the partitions itself.
+            if !send.is_empty() {
+                let start = self.turn % send.len();
+                send.rotate_left(start);
+            }
             return SessionRequest {
                 session_id: 0,
                 epoch: 0,
@@ -156,6 +170,7 @@ impl FetchSession {
         error: ErrorCode,
         session_id: i32,
     ) -> bool {
+        self.turn = self.turn.wrapping_add(1);
         if error != ErrorCode::None {
             tracing::debug!(session_id = self.id, %error, "fetch session reset");
             self.reset();
@@ -241,6 +256,24 @@ mod tests {
         s.on_response(r, ErrorCode::None, 0);
         assert!(s.request([(tp(0), f(3))].into(), HashMap::new()).full);
         assert_eq!(next_epoch(i32::MAX - 1), 1);
+    }
+
+    #[test]
+    fn full_fetches_start_one_partition_further_each_time() {
+        let mut s = FetchSession::default();
+        let wanted: HashMap<_, _> = [(tp(0), f(0)), (tp(1), f(0)), (tp(2), f(0))].into();
+        let mut firsts = Vec::new();
+        for _ in 0..4 {
+            let r = s.request(wanted.clone(), HashMap::new());
+            assert!(r.full);
+            let order: Vec<i32> = r.send.iter().map(|(tp, _)| tp.partition()).collect();
+            firsts.push(order[0]);
+            let mut sorted = order.clone();
+            sorted.sort();
+            assert_eq!(sorted, [0, 1, 2], "every partition listed once: {order:?}");
+            s.on_response(r, ErrorCode::None, 0);
+        }
+        assert_eq!(firsts, [0, 1, 2, 0]);
     }
 
     fn ids(id: u64) -> HashMap<String, Uuid> {

@@ -70,6 +70,11 @@ struct Fake {
     /// OffsetForLeaderEpoch answer (end offset), when set.
     epoch_end_offset: Option<i64>,
     validations: usize,
+    /// Keeps no fetch sessions and answers partitions in request order.
+    sessionless: bool,
+    /// Ends a partition's records with the part of the next batch that fits
+    /// its byte limit, as Kafka cuts responses.
+    cut_batches: bool,
 }
 
 type Shared = Arc<Mutex<Fake>>;
@@ -160,12 +165,14 @@ fn fetch(fake: &mut Fake, node: i32, request: FetchRequest) -> FetchResponse {
         return FetchResponse::default().with_error_code(code.code());
     }
     let listed: Vec<(i32, i64)> = fake.fetches.last().unwrap().listed.clone();
-    let (session_id, wanted) = if request.session_id == 0 {
+    let (session_id, wanted): (i32, Vec<(i32, i64)>) = if fake.sessionless {
+        (0, listed)
+    } else if request.session_id == 0 {
         let wanted: BTreeMap<i32, i64> = listed.into_iter().collect();
         fake.next_session += 1;
         let id = fake.next_session;
         fake.sessions.insert(node, (id, 1, wanted.clone()));
-        (id, wanted)
+        (id, wanted.into_iter().collect())
     } else {
         let Some((id, expected, parts)) = fake.sessions.get_mut(&node) else {
             return FetchResponse::default()
@@ -188,7 +195,7 @@ fn fetch(fake: &mut Fake, node: i32, request: FetchRequest) -> FetchResponse {
                 parts.remove(p);
             }
         }
-        (*id, parts.clone())
+        (*id, parts.clone().into_iter().collect())
     };
     let read_committed = request.isolation_level == 1;
     let mut room = request.max_bytes.max(0) as usize;
@@ -202,7 +209,7 @@ fn fetch(fake: &mut Fake, node: i32, request: FetchRequest) -> FetchResponse {
     let mut first = true;
     let partitions = wanted
         .iter()
-        .map(|(&p, &offset)| {
+        .map(|&(p, offset)| {
             let log = &fake.logs[p as usize];
             let mut data = PartitionData::default()
                 .with_partition_index(p)
@@ -218,8 +225,17 @@ fn fetch(fake: &mut Fake, node: i32, request: FetchRequest) -> FetchResponse {
             let mut records = Vec::new();
             let mut size = 0;
             for (_, _, bytes) in log.batches.iter().filter(|b| b.1 > offset) {
-                let fits = size + bytes.len() <= partition_max.min(room);
-                if records.len() >= fake.batches_per_fetch.max(1) || !(fits || first) {
+                let limit = partition_max.min(room);
+                let fits = size + bytes.len() <= limit;
+                if records.len() >= fake.batches_per_fetch.max(1) {
+                    break;
+                }
+                if !(fits || first) {
+                    if fake.cut_batches && limit > size {
+                        let cut = (limit - size).min(bytes.len() - 1);
+                        records.push(bytes.slice(..cut));
+                        size += cut;
+                    }
                     break;
                 }
                 first = false;
@@ -790,4 +806,88 @@ async fn an_idle_consumer_paces_fetches_to_a_broker_that_answers_empty_at_once()
     lock(&fake).logs[0].batches.push(appended);
     let more = consume(&consumer, 1).await;
     assert_eq!(more, vec![(0, 4, "v4".to_owned())]);
+}
+
+#[tokio::test]
+async fn a_batch_cut_at_the_response_limit_is_not_an_error() {
+    let log = numbered_log(1, 30, 10);
+    let batch_len = log.batches[0].2.len();
+    let (fake, bootstrap) = fake_cluster(1, vec![log]).await;
+    {
+        let mut f = lock(&fake);
+        f.cut_batches = true;
+        f.batches_per_fetch = 100;
+    }
+    // Two and a half batches fit: every answer ends with a partial batch.
+    let limit = 2 * batch_len + batch_len / 2;
+    let config = ConsumerConfig::builder()
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .max_partition_fetch_bytes(limit as i32);
+    let consumer = consumer(&bootstrap, config).await;
+    consumer.assign([TopicPartition::new(TOPIC, 0)]).unwrap();
+    let records = consume(&consumer, 300).await;
+    assert_each_once(&records, 1, 300);
+    let m = consumer.metrics();
+    assert_eq!(m.fetch_errors, 0);
+    assert!(
+        m.fetch_requests >= 15,
+        "two batches a fetch: {}",
+        m.fetch_requests
+    );
+}
+
+#[tokio::test]
+async fn batches_larger_than_every_byte_limit_still_make_progress() {
+    let log = numbered_log(1, 10, 20);
+    let batch_len = log.batches[0].2.len();
+    let (_fake, bootstrap) = fake_cluster(1, vec![log]).await;
+    let limit = (batch_len / 4) as i32;
+    let config = ConsumerConfig::builder()
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .max_partition_fetch_bytes(limit)
+        .fetch_max_bytes(limit);
+    let consumer = consumer(&bootstrap, config).await;
+    consumer.assign([TopicPartition::new(TOPIC, 0)]).unwrap();
+    let records = consume(&consumer, 200).await;
+    assert_each_once(&records, 1, 200);
+    assert_eq!(consumer.metrics().fetch_errors, 0);
+}
+
+#[tokio::test]
+async fn partitions_take_turns_when_the_response_limit_binds() {
+    let logs = vec![
+        numbered_log(1, 50, 10),
+        numbered_log(1, 50, 10),
+        numbered_log(1, 50, 10),
+    ];
+    let batch_len = logs[0].batches[0].2.len();
+    let (fake, bootstrap) = fake_cluster(1, logs).await;
+    {
+        let mut f = lock(&fake);
+        f.sessionless = true;
+        f.batches_per_fetch = 100;
+    }
+    // Each answer holds one batch: the first listed partition's.
+    let config = ConsumerConfig::builder()
+        .auto_offset_reset(AutoOffsetReset::Earliest)
+        .fetch_max_bytes(batch_len as i32);
+    let consumer = consumer(&bootstrap, config).await;
+    consumer
+        .assign((0..3).map(|p| TopicPartition::new(TOPIC, p)))
+        .unwrap();
+    let first = consume(&consumer, 30).await;
+    let mut partitions: Vec<i32> = first[..30].iter().map(|r| r.0).collect();
+    partitions.dedup();
+    partitions.sort();
+    partitions.dedup();
+    assert_eq!(
+        partitions,
+        [0, 1, 2],
+        "the first three answers serve every partition, not the first one listed three times"
+    );
+    let rest = consume(&consumer, 1500 - first.len()).await;
+    let mut all = first;
+    all.extend(rest);
+    all.sort();
+    assert_each_once(&all, 3, 500);
 }

@@ -49,7 +49,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
@@ -72,6 +72,10 @@ const WRITE_QUEUE: usize = 256;
 const WRITE_BUFFER: usize = 64 * 1024;
 /// The reader's buffer.
 const READ_BUFFER: usize = 64 * 1024;
+/// Responses at least this large are read into recycled buffers (see [`FrameBuffers`]).
+const RECYCLED_FRAME_MIN: usize = 256 * 1024;
+/// How many large response buffers a connection holds on to for reuse.
+const RECYCLED_FRAMES: usize = 4;
 /// How long a writer that stops on its own (the broker closed, a write
 /// failed) spends shutting its half down (a TLS close_notify).
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(100);
@@ -1152,10 +1156,11 @@ where
 {
     let mut shutdown = shared.shutdown.subscribe();
     let mut input = BufReader::with_capacity(READ_BUFFER, read_half);
+    let mut buffers = FrameBuffers::default();
     let mut first = true;
     let reason = loop {
         let frame = tokio::select! {
-            frame = read_frame(&mut input, max_frame) => frame,
+            frame = read_frame(&mut input, max_frame, &mut buffers) => frame,
             _ = shutdown.wait_for(|closed| *closed) => return,
         };
         let frame = match frame {
@@ -1246,7 +1251,56 @@ fn is_tls_error(e: &std::io::Error) -> bool {
         .is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
 }
 
-async fn read_frame<Rd>(input: &mut Rd, max_frame: usize) -> std::result::Result<Bytes, ReadError>
+/// Large response buffers a connection recycles.
+///
+/// A large response (a fetch of megabytes) is handed out zero-copy: the
+/// records the application holds are slices of it, so its memory lives until
+/// the last of them is dropped. A fresh buffer for every such response costs
+/// a page fault per 4 KiB page on first touch (and zeroing); instead the
+/// reader keeps a handle on its last [`RECYCLED_FRAMES`] large responses and
+/// reads the next one into whichever is no longer referenced anywhere else.
+/// Memory held beyond what callers hold: at most [`RECYCLED_FRAMES`] large
+/// responses, and only until the connection's next response (a small
+/// response releases every buffer nobody else references).
+#[derive(Debug, Default)]
+struct FrameBuffers {
+    kept: Vec<Bytes>,
+}
+
+impl FrameBuffers {
+    /// An empty buffer with room for a `size`-byte frame: a recycled one
+    /// when the frame is large and a kept buffer is free and big enough.
+    fn buffer_for(&mut self, size: usize) -> BytesMut {
+        if size < RECYCLED_FRAME_MIN {
+            self.kept.retain(|kept| !kept.is_unique());
+            return BytesMut::with_capacity(size);
+        }
+        while let Some(index) = self.kept.iter().position(Bytes::is_unique) {
+            // Too small a free buffer is released (dropped) here.
+            if let Ok(mut buffer) = self.kept.swap_remove(index).try_into_mut() {
+                if buffer.capacity() >= size {
+                    buffer.clear();
+                    return buffer;
+                }
+            }
+        }
+        // Some headroom, so that the next response, a little larger, fits too.
+        BytesMut::with_capacity(size + size / 16)
+    }
+
+    /// Remembers a large frame's buffer for reuse once everyone has dropped it.
+    fn keep(&mut self, frame: &Bytes) {
+        if frame.len() >= RECYCLED_FRAME_MIN && self.kept.len() < RECYCLED_FRAMES {
+            self.kept.push(frame.clone());
+        }
+    }
+}
+
+async fn read_frame<Rd>(
+    input: &mut Rd,
+    max_frame: usize,
+    buffers: &mut FrameBuffers,
+) -> std::result::Result<Bytes, ReadError>
 where
     Rd: AsyncRead + Unpin,
 {
@@ -1281,12 +1335,27 @@ where
             correlation_id,
         });
     }
-    let mut frame = BytesMut::zeroed(size);
-    input
-        .read_exact(&mut frame)
-        .await
-        .map_err(|e| Closed::Disconnected(format!("read failed mid-frame: {e}")))?;
-    Ok(frame.freeze())
+    // Read straight into the buffer's spare capacity: no zeroing first.
+    let mut frame = buffers.buffer_for(size);
+    while frame.len() < size {
+        let wanted = size - frame.len();
+        match input.read_buf(&mut (&mut frame).limit(wanted)).await {
+            Ok(0) => {
+                return Err(Closed::Disconnected(format!(
+                    "closed by the broker mid-frame ({} of {size} bytes read)",
+                    frame.len()
+                ))
+                .into())
+            }
+            Ok(_) => {}
+            Err(e) => {
+                return Err(Closed::Disconnected(format!("read failed mid-frame: {e}")).into())
+            }
+        }
+    }
+    let frame = frame.freeze();
+    buffers.keep(&frame);
+    Ok(frame)
 }
 
 #[cfg(test)]
@@ -1304,9 +1373,14 @@ mod tests {
     #[tokio::test]
     async fn frames_are_size_prefixed_and_bounded() {
         let mut data: &[u8] = &[0, 0, 0, 3, 1, 2, 3, 0, 0, 0, 9, 0, 0, 0, 42];
-        assert_eq!(&read_frame(&mut data, 8).await.unwrap()[..], &[1, 2, 3]);
+        assert_eq!(
+            &read_frame(&mut data, 8, &mut FrameBuffers::default())
+                .await
+                .unwrap()[..],
+            &[1, 2, 3]
+        );
         assert!(matches!(
-            read_frame(&mut data, 8).await,
+            read_frame(&mut data, 8, &mut FrameBuffers::default()).await,
             Err(ReadError::TooLarge {
                 size: 9,
                 max: 8,
@@ -1315,14 +1389,56 @@ mod tests {
         ));
         let mut data: &[u8] = &[0xff, 0xff, 0xff, 0xff];
         assert!(matches!(
-            read_frame(&mut data, 8).await,
+            read_frame(&mut data, 8, &mut FrameBuffers::default()).await,
             Err(ReadError::Closed(Closed::Disconnected(_)))
         ));
         let mut data: &[u8] = &[0, 0, 0, 4, 1];
         assert!(matches!(
-            read_frame(&mut data, 8).await,
+            read_frame(&mut data, 8, &mut FrameBuffers::default()).await,
             Err(ReadError::Closed(Closed::Disconnected(_)))
         ));
+    }
+
+    #[tokio::test]
+    async fn large_frames_reuse_a_buffer_once_nobody_holds_it() {
+        let size = RECYCLED_FRAME_MIN + 10;
+        let mut wire = Vec::new();
+        for fill in [1u8, 2, 3, 4] {
+            wire.extend_from_slice(&(size as i32).to_be_bytes());
+            wire.extend(std::iter::repeat(fill).take(size));
+        }
+        wire.extend_from_slice(&[0, 0, 0, 2, 9, 9]);
+        let mut input = BufReader::with_capacity(READ_BUFFER, wire.as_slice());
+        let mut buffers = FrameBuffers::default();
+        let max = 2 * size;
+        let first = read_frame(&mut input, max, &mut buffers).await.unwrap();
+        let first_at = first.as_ptr();
+        let held = first.slice(5..9); // the application still holds a slice
+        drop(first);
+        let second = read_frame(&mut input, max, &mut buffers).await.unwrap();
+        assert_ne!(
+            second.as_ptr(),
+            first_at,
+            "a buffer still referenced is not reused"
+        );
+        assert!(second.iter().all(|&b| b == 2) && second.len() == size);
+        drop((held, second));
+        let third = read_frame(&mut input, max, &mut buffers).await.unwrap();
+        assert!(third.iter().all(|&b| b == 3) && third.len() == size);
+        assert_eq!(
+            third.as_ptr(),
+            first_at,
+            "the first buffer, free again, is reused"
+        );
+        drop(third);
+        assert_eq!(buffers.kept.len(), 2);
+        let fourth = read_frame(&mut input, max, &mut buffers).await.unwrap();
+        assert!(fourth.iter().all(|&b| b == 4));
+        // A small frame releases the buffers nobody else holds.
+        let small = read_frame(&mut input, max, &mut buffers).await.unwrap();
+        assert_eq!(&small[..], &[9, 9]);
+        assert_eq!(buffers.kept.len(), 1, "only the held fourth frame stays");
+        drop(fourth);
     }
 
     /// Reads fail with `error`.
@@ -1345,7 +1461,7 @@ mod tests {
             std::io::ErrorKind::InvalidData,
             alert,
         )));
-        match read_frame(&mut input, 8).await {
+        match read_frame(&mut input, 8, &mut FrameBuffers::default()).await {
             Err(ReadError::Tls(reason)) => {
                 assert!(reason.contains("CertificateRequired"), "{reason}")
             }
@@ -1353,7 +1469,7 @@ mod tests {
         }
         let mut input = Failing(Some(std::io::ErrorKind::ConnectionReset.into()));
         assert!(matches!(
-            read_frame(&mut input, 8).await,
+            read_frame(&mut input, 8, &mut FrameBuffers::default()).await,
             Err(ReadError::Closed(Closed::Disconnected(_)))
         ));
         let broker = "b:1";

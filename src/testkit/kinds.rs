@@ -175,6 +175,9 @@ pub enum Capability {
     DeleteGroupsRefusesNonEmpty,
     /// Fetch v13+ naming topics by id (KIP-516), with topic ids in Metadata.
     FetchByTopicId,
+    /// Incremental fetch sessions (KIP-227): a full fetch is answered with a
+    /// session id, and later fetches list only what changed.
+    FetchSessions,
 }
 
 impl fmt::Display for Capability {
@@ -363,6 +366,11 @@ const TANSU_GAPS: &[KnownGap] = &[
         GapKind::NotSupported,
         "not listed in ApiVersions",
     ),
+    gap(
+        Capability::FetchSessions,
+        GapKind::NotSupported,
+        "answers every full fetch with session id 0: each fetch lists every partition",
+    ),
 ];
 
 const NOIDA_GAPS: &[KnownGap] = &[
@@ -414,6 +422,11 @@ const NOIDA_GAPS: &[KnownGap] = &[
         "a restarting static member that was the leader sometimes triggers a rebalance (5 restarts of 11 \
          under load here), though it sends the same JoinGroup as in the runs that do not; \
          a follower's restart never did",
+    ),
+    gap(
+        Capability::FetchSessions,
+        GapKind::NotSupported,
+        "answers every full fetch with session id 0: each fetch lists every partition",
     ),
 ];
 

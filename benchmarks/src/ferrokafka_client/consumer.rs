@@ -48,6 +48,16 @@ pub fn consume(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
             );
         }
         let (wall, cpu) = window.finish();
+        if std::env::var_os("BENCH_METRICS").is_some() {
+            let m = consumer.metrics();
+            eprintln!(
+                "ferrokafka consumer: {} fetches, {} bytes fetched ({} per fetch), at most {} bytes buffered",
+                m.fetch_requests,
+                m.bytes_fetched,
+                m.bytes_fetched / m.fetch_requests.max(1),
+                m.max_buffered_bytes
+            );
+        }
         RunReport {
             client: "ferrokafka",
             workload: workload.name,
