@@ -89,30 +89,21 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
         let name = format!("{codec:?}").to_lowercase();
         let mut blob = Vec::new();
         for batch in 0..200 {
-            let mut b = RecordBatchBuilder::new(codec);
-            b.set_base_offset(batch as i64 * 10);
-            for i in 0..10 {
-                let r = (batch * 10 + i) % RECORDS;
-                b.append(
-                    1_700_000_000_000 + r as i64,
-                    Some(&keys[r]),
-                    Some(&values[r]),
-                    &[],
-                )
-                .expect("append");
-            }
-            blob.extend_from_slice(&b.finish().expect("finish"));
+            blob.extend_from_slice(&small_batch(codec, batch, &keys, &values));
         }
-        let blob = Bytes::from(blob);
-        group.bench_function(format!("decode/{name}"), |b| {
-            b.iter(|| {
-                let mut n = 0usize;
-                for r in FetchedRecords::new(black_box(blob.clone()), 0) {
-                    n += r.expect("record").value.map_or(0, |v| v.len());
-                }
-                n
-            })
-        });
+        bench_fetch(&mut group, &format!("decode/{name}"), Bytes::from(blob));
+    }
+    // zstd as the Java client writes it (zstd-jni's stream): frames that do
+    // not declare their content size, so only their block headers bound them.
+    #[cfg(feature = "zstd")]
+    {
+        let mut blob = Vec::new();
+        for batch in 0..200 {
+            let plain = small_batch(Compression::None, batch, &keys, &values);
+            let frame = zstd::stream::encode_all(&plain[61..], 3).expect("zstd");
+            blob.extend_from_slice(&with_section(&plain, Compression::Zstd, &frame));
+        }
+        bench_fetch(&mut group, "decode/zstd-streamed", Bytes::from(blob));
     }
     group.finish();
 
@@ -144,6 +135,55 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
         })
     });
     group.finish();
+}
+
+/// Batch `index` of a fetch of small batches: 10 records of ~100 bytes, at
+/// offsets from `index * 10`.
+fn small_batch(codec: Compression, index: usize, keys: &[Vec<u8>], values: &[Vec<u8>]) -> Bytes {
+    let mut b = RecordBatchBuilder::new(codec);
+    b.set_base_offset(index as i64 * 10);
+    for i in 0..10 {
+        let r = (index * 10 + i) % RECORDS;
+        b.append(
+            1_700_000_000_000 + r as i64,
+            Some(&keys[r]),
+            Some(&values[r]),
+            &[],
+        )
+        .expect("append");
+    }
+    b.finish().expect("finish")
+}
+
+/// Reads every record of a fetch, as a consumer does.
+fn bench_fetch<M: Measurement>(
+    group: &mut criterion::BenchmarkGroup<'_, M>,
+    name: &str,
+    blob: Bytes,
+) {
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            for r in FetchedRecords::new(black_box(blob.clone()), 0) {
+                n += r.expect("record").value.map_or(0, |v| v.len());
+            }
+            n
+        })
+    });
+}
+
+/// `batch` (uncompressed) with its records section replaced by `section`,
+/// compressed with `codec`: the length, attributes and CRC are rewritten.
+#[cfg(feature = "zstd")]
+fn with_section(batch: &[u8], codec: Compression, section: &[u8]) -> Vec<u8> {
+    let mut out = batch[..61].to_vec();
+    out.extend_from_slice(section);
+    let length = (out.len() - 12) as i32;
+    out[8..12].copy_from_slice(&length.to_be_bytes());
+    out[22] = (out[22] & !0x07) | codec.id();
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
 }
 
 fn main() {

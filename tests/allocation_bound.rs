@@ -429,3 +429,176 @@ fn codec_header_claims_allocate_nothing_large() {
         assert_records_bound("zstd 256 MiB window", &blob, 0, limit);
     }
 }
+
+// ---- a fetch made of many small compressed batches ----
+//
+// What a consumer pays per batch when a fetch holds many small compressed
+// batches (10 records of ~100 bytes each, as in the records benchmark's
+// `fetch_200_small_batches`): the decompressed buffer, sized to its content,
+// and nothing per batch that does not depend on the batch's size (no 64 KiB
+// or 128 KiB codec block or window buffers, no 32 KiB read buffers, no
+// reservation of a multiple of the input). Per-thread codec state that is
+// reused from batch to batch is set up by a first, unmeasured pass.
+
+const SMALL_BATCHES: usize = 200;
+/// Per batch: total allocation <= SMALL_FACTOR * decompressed + SMALL_FIXED.
+const SMALL_FACTOR: usize = 2;
+const SMALL_FIXED: usize = 512;
+
+/// A v2 batch at `base_offset` holding `count` records in `section`, the
+/// records section as `codec` wrote it.
+fn v2_batch_at(
+    base_offset: i64,
+    codec: ferrokafka::records::Compression,
+    count: i32,
+    section: &[u8],
+) -> Vec<u8> {
+    let mut out = v2_with_section(codec, count, section).to_vec();
+    out[..8].copy_from_slice(&base_offset.to_be_bytes());
+    out[23..27].copy_from_slice(&(count - 1).to_be_bytes()); // last offset delta
+    let crc = crc32c::crc32c(&out[21..]);
+    out[17..21].copy_from_slice(&crc.to_be_bytes());
+    out
+}
+
+/// The uncompressed records sections of the small batches: 10 records of
+/// about 100 bytes of JSON-like text each, as real payloads compress.
+fn small_sections() -> Vec<Vec<u8>> {
+    use ferrokafka::records::{Compression, RecordBatchBuilder};
+    let mut state = 0x9E37_79B9_u32;
+    (0..SMALL_BATCHES)
+        .map(|batch| {
+            let mut b = RecordBatchBuilder::new(Compression::None);
+            for i in 0..10 {
+                let n = batch * 10 + i;
+                let mut value = format!("{{\"id\":{n},\"user\":\"u{}\",\"payload\":\"", n % 97);
+                while value.len() < 98 {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    value.push(char::from(b'a' + (state % 26) as u8));
+                }
+                value.push_str("\"}");
+                let key = format!("key-{n:06}");
+                b.append(
+                    1_700_000_000_000 + n as i64,
+                    Some(key.as_bytes()),
+                    Some(value.as_bytes()),
+                    &[],
+                )
+                .unwrap();
+            }
+            b.finish().unwrap()[61..].to_vec()
+        })
+        .collect()
+}
+
+/// A fetch of the small batches, each section compressed by `write`.
+fn small_batch_fetch(
+    codec: ferrokafka::records::Compression,
+    sections: &[Vec<u8>],
+    write: impl Fn(&[u8]) -> Vec<u8>,
+) -> Bytes {
+    let mut blob = Vec::new();
+    for (i, section) in sections.iter().enumerate() {
+        blob.extend(v2_batch_at(i as i64 * 10, codec, 10, &write(section)));
+    }
+    Bytes::from(blob)
+}
+
+/// Reads every record of the fetch as a consumer does; returns the count.
+fn consume(fetch: &Bytes) -> usize {
+    let mut records = 0;
+    for record in ferrokafka::records::FetchedRecords::new(fetch.clone(), 0) {
+        std::hint::black_box(record.unwrap().value);
+        records += 1;
+    }
+    records
+}
+
+#[test]
+fn small_compressed_batches_allocate_only_what_their_records_need() {
+    let _guard = MEASURE.lock().unwrap();
+    use ferrokafka::records::{compression, Compression};
+    let sections = small_sections();
+    let decompressed = sections.iter().map(Vec::len).sum::<usize>() / SMALL_BATCHES;
+    let ours = |codec: Compression| {
+        move |section: &[u8]| {
+            let mut out = bytes::BytesMut::new();
+            compression::compress(codec, None, section, &mut out).unwrap();
+            out.to_vec()
+        }
+    };
+    let mut fetches: Vec<(&str, Compression, Bytes)> = Vec::new();
+    for (name, codec) in [
+        ("gzip", Compression::Gzip),
+        ("snappy (xerial, as Java writes it)", Compression::Snappy),
+        ("lz4 (as Java writes it)", Compression::Lz4),
+        ("zstd (with a content size)", Compression::Zstd),
+    ] {
+        if codec.is_enabled() {
+            fetches.push((
+                name,
+                codec,
+                small_batch_fetch(codec, &sections, ours(codec)),
+            ));
+        }
+    }
+    // zstd as the Java client (zstd-jni's stream) writes it: no content size.
+    #[cfg(feature = "zstd")]
+    {
+        let streamed = |section: &[u8]| {
+            let frame = zstd::stream::encode_all(section, 3).unwrap();
+            assert_eq!(frame[4] & 0xE0, 0, "the frame declares no content size");
+            frame
+        };
+        let fetch = small_batch_fetch(Compression::Zstd, &sections, streamed);
+        fetches.push((
+            "zstd (streamed, as Java writes it)",
+            Compression::Zstd,
+            fetch,
+        ));
+    }
+    // lz4 frames with a content size and checksums (lz4_flex's frame writer).
+    #[cfg(feature = "lz4")]
+    {
+        let framed = |section: &[u8]| {
+            use lz4_flex::frame::{BlockMode, FrameEncoder, FrameInfo};
+            use std::io::Write;
+            let info = FrameInfo::new()
+                .block_mode(BlockMode::Independent)
+                .content_size(Some(section.len() as u64))
+                .content_checksum(true);
+            let mut encoder = FrameEncoder::with_frame_info(info, Vec::new());
+            encoder.write_all(section).unwrap();
+            encoder.finish().unwrap()
+        };
+        let fetch = small_batch_fetch(Compression::Lz4, &sections, framed);
+        fetches.push(("lz4 (content size, checksums)", Compression::Lz4, fetch));
+    }
+    let bound = SMALL_FACTOR * decompressed + SMALL_FIXED;
+    let mut report = Vec::new();
+    let mut over = Vec::new();
+    for (name, codec, fetch) in &fetches {
+        assert_eq!(consume(fetch), 10 * SMALL_BATCHES, "{name}"); // warm-up
+        let (largest, total) = measure(|| {
+            consume(fetch);
+        });
+        let per_batch = total / SMALL_BATCHES;
+        let line = format!(
+            "{name} ({codec:?}): {} bytes on the wire and {decompressed} decompressed per \
+             batch; allocated {per_batch} per batch (largest allocation {largest})",
+            fetch.len() / SMALL_BATCHES
+        );
+        if per_batch > bound {
+            over.push(line.clone());
+        }
+        report.push(line);
+    }
+    println!("{}", report.join("\n"));
+    assert!(
+        over.is_empty(),
+        "over the bound of {bound} bytes per batch:\n{}",
+        over.join("\n")
+    );
+}

@@ -144,31 +144,6 @@ pub fn decompress(codec: Compression, input: &[u8], limit: usize) -> Result<Byte
     Ok(Bytes::from(out))
 }
 
-/// Reads `reader` to its end into a vector, never holding more than `limit`
-/// bytes. `input_len` only seeds a modest initial capacity.
-#[cfg(any(feature = "gzip", feature = "zstd"))]
-fn read_bounded<R: std::io::Read>(
-    reader: R,
-    codec: Compression,
-    input_len: usize,
-    limit: usize,
-) -> Result<Vec<u8>, RecordsError> {
-    use std::io::Read;
-
-    let cap = input_len.saturating_mul(4).min(limit).min(1 << 20);
-    let mut out = Vec::with_capacity(cap);
-    // One byte past the limit tells "exactly at the limit" from "over it".
-    let bound = u64::try_from(limit).unwrap_or(u64::MAX).saturating_add(1);
-    reader
-        .take(bound)
-        .read_to_end(&mut out)
-        .map_err(|e| RecordsError::codec(codec, e))?;
-    if out.len() > limit {
-        return Err(RecordsError::DecompressedTooLarge { limit });
-    }
-    Ok(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,11 +3,22 @@
 //! Decoding never lets the C library size a buffer from a claim in the
 //! input. Frames are decoded in one shot, straight into a buffer this module
 //! allocates (zstd then needs no window buffer of its own: the output is the
-//! window), with one decoding context per thread. The buffer starts at what
-//! the frame can really produce (walking its block headers, and its declared
-//! content size when it has one), no more than a small multiple of the input,
-//! and doubles while the output does not fit, up to the caller's limit. The
-//! crate is built with its `with-rust-allocator` feature, so what the C
+//! window), with one decoding context per thread. What the frame can really
+//! produce is read from its block headers first, and from its declared
+//! content size when it has one:
+//! - frames that declare their content size (this crate's encoder, most
+//!   one-shot encoders) decode into a buffer of that size;
+//! - frames that do not (the Java client's and other streaming encoders) are
+//!   bounded only by their block maximum, 128 KiB per compressed block, far
+//!   more than a small batch holds. When that bound is at most one block,
+//!   they decode into a buffer kept per thread and are copied out at their
+//!   exact size, so a fetch of many small batches costs each batch only its
+//!   content;
+//! - larger undeclared frames start at no more than a small multiple of the
+//!   input, and the buffer doubles while the output does not fit, up to the
+//!   caller's limit.
+//!
+//! The crate is built with its `with-rust-allocator` feature, so what the C
 //! library does allocate (its contexts) goes through Rust's allocator, where
 //! allocation tests see it.
 
@@ -39,7 +50,16 @@ thread_local! {
     /// One decompression context per thread, for the same reason.
     static DECOMPRESSOR: RefCell<Option<zstd::zstd_safe::DCtx<'static>>> =
         const { RefCell::new(None) };
+    /// Where frames that do not declare their size, and can produce at most
+    /// [`SCRATCH_MAX`] bytes, are decoded before being copied out at their
+    /// exact size; it grows to at most [`SCRATCH_MAX`] and is kept.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
+
+/// The largest output decoded through the per-thread [`SCRATCH`] buffer:
+/// one block's worth, all a frame of a small batch can be bounded by when
+/// it does not declare its content size.
+const SCRATCH_MAX: u64 = MAX_BLOCK_SIZE;
 
 /// Compresses `input` straight into `out` (no intermediate buffer): `out`
 /// grows by the codec's worst-case bound, the frame is written in place and
@@ -84,15 +104,18 @@ pub(super) fn compress(
 /// Decompresses every frame of `input` into one vector of at most `limit`
 /// bytes (see the module documentation for how memory is bounded).
 pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
-    let most = output_bound(input)?;
+    let bound = output_bound(input)?;
     let limit_u64 = u64::try_from(limit).unwrap_or(u64::MAX);
-    let ceiling = most.min(limit_u64);
-    // Trust the frame's own bound up to a few times the input; past that,
-    // let the output earn its buffer by doubling.
-    let start = (input.len() as u64)
-        .saturating_mul(4)
-        .saturating_add(256 * 1024);
-    let mut capacity = ceiling.min(start) as usize;
+    let ceiling = bound.most.min(limit_u64);
+    // What a frame that fills every byte up to `ceiling` and wants more is.
+    let overflow = || {
+        if ceiling == limit_u64 && bound.most > limit_u64 {
+            RecordsError::DecompressedTooLarge { limit }
+        } else {
+            RecordsError::codec(CODEC, "frame produces more than it declares")
+        }
+    };
+    let failed = |code| RecordsError::codec(CODEC, zstd::zstd_safe::get_error_name(code));
     DECOMPRESSOR.with(|cell| {
         let mut cell = cell.borrow_mut();
         let dctx = match &mut *cell {
@@ -102,27 +125,38 @@ pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordsE
                     .ok_or_else(|| RecordsError::codec(CODEC, "cannot create a context"))?,
             ),
         };
+        if !bound.declared && ceiling <= SCRATCH_MAX {
+            return SCRATCH.with(|scratch| {
+                let mut scratch = scratch.borrow_mut();
+                scratch.clear();
+                scratch.reserve(ceiling as usize);
+                match dctx.decompress(&mut *scratch, input) {
+                    // The buffer may be larger than this frame's ceiling.
+                    Ok(written) if written as u64 > ceiling => Err(overflow()),
+                    Ok(_) => Ok(scratch.to_vec()),
+                    Err(code) if is_dst_too_small(code) => Err(overflow()),
+                    Err(code) => Err(failed(code)),
+                }
+            });
+        }
+        // Trust the frame's own bound up to a few times the input; past that,
+        // let the output earn its buffer by doubling.
+        let start = (input.len() as u64)
+            .saturating_mul(4)
+            .saturating_add(256 * 1024);
+        let mut capacity = ceiling.min(start) as usize;
         loop {
             let mut out = Vec::with_capacity(capacity);
             match dctx.decompress(&mut out, input) {
                 Ok(_) => return Ok(out),
                 Err(code) if is_dst_too_small(code) => {
                     if capacity as u64 >= ceiling {
-                        return Err(if ceiling == limit_u64 && most > limit_u64 {
-                            RecordsError::DecompressedTooLarge { limit }
-                        } else {
-                            RecordsError::codec(CODEC, "frame produces more than it declares")
-                        });
+                        return Err(overflow());
                     }
                     drop(out);
                     capacity = ceiling.min((capacity as u64).saturating_mul(2).max(1)) as usize;
                 }
-                Err(code) => {
-                    return Err(RecordsError::codec(
-                        CODEC,
-                        zstd::zstd_safe::get_error_name(code),
-                    ))
-                }
+                Err(code) => return Err(failed(code)),
             }
         }
     })
@@ -137,14 +171,25 @@ fn corrupt(what: &str) -> RecordsError {
     RecordsError::codec(CODEC, what)
 }
 
+/// What a sequence of zstd frames can decompress to, from [`output_bound`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct OutputBound {
+    /// The most the frames can produce.
+    pub(crate) most: u64,
+    /// Whether every frame declares its content size, so that `most` is
+    /// what they say they produce rather than a bound from block maximums.
+    pub(crate) declared: bool,
+}
+
 /// The most `input` (a sequence of zstd frames) can decompress to, read
 /// from the frame and block headers without decoding: raw and RLE blocks
 /// state their output size, a compressed block produces at most its
 /// frame's block maximum, and a frame's declared content size caps the sum.
 /// Fails on malformed headers and on windows beyond [`MAX_WINDOW_LOG`].
-pub(crate) fn output_bound(input: &[u8]) -> Result<u64, RecordsError> {
+pub(crate) fn output_bound(input: &[u8]) -> Result<OutputBound, RecordsError> {
     let mut pos = 0usize;
     let mut total = 0u64;
+    let mut declared = true;
     if input.is_empty() {
         return Err(corrupt("empty input"));
     }
@@ -242,9 +287,13 @@ pub(crate) fn output_bound(input: &[u8]) -> Result<u64, RecordsError> {
                 return Err(corrupt("truncated frame checksum"));
             }
         }
+        declared &= content_size.is_some();
         total = total.saturating_add(content_size.map_or(frame_bound, |s| s.min(frame_bound)));
     }
-    Ok(total)
+    Ok(OutputBound {
+        most: total,
+        declared,
+    })
 }
 
 /// A little-endian integer of `width` bytes at `pos`, if the input holds it.
@@ -291,7 +340,7 @@ mod tests {
             let mut with_size = BytesMut::new();
             compress(None, &data, &mut with_size).unwrap();
             for frame in [with_size.to_vec(), streamed(&data)] {
-                let bound = output_bound(&frame).unwrap();
+                let bound = output_bound(&frame).unwrap().most;
                 assert!(bound >= len as u64, "len {len}: bound {bound}");
                 // Streaming encoders may cut blocks short of 128 KiB, each
                 // counted at the full block size.
@@ -309,8 +358,46 @@ mod tests {
         let mut input = streamed(b"hello ");
         input.extend_from_slice(&[0x50, 0x2a, 0x4d, 0x18, 3, 0, 0, 0, 1, 2, 3]);
         input.extend_from_slice(&raw_frame(0, b"world"));
-        assert_eq!(output_bound(&input).unwrap(), 11);
+        assert_eq!(
+            output_bound(&input).unwrap(),
+            OutputBound {
+                most: 11,
+                declared: false
+            }
+        );
         assert_eq!(decompress(&input, 100).unwrap(), b"hello world");
+    }
+
+    #[test]
+    fn small_undeclared_frames_decode_at_their_exact_size() {
+        // A small batch as the Java client writes it: bounded only by the
+        // 128 KiB block maximum, since no content size is declared.
+        let data = sample(1100);
+        let frame = streamed(&data);
+        let bound = output_bound(&frame).unwrap();
+        assert!(!bound.declared);
+        assert_eq!(bound.most, MAX_BLOCK_SIZE);
+        let out = decompress(&frame, 1 << 20).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(out.capacity(), data.len());
+        // The per-thread buffer, grown by an earlier frame, does not let a
+        // later one pass its own limit.
+        let big = streamed(&sample(100_000));
+        assert_eq!(decompress(&big, 1 << 20).unwrap().len(), 100_000);
+        assert_eq!(
+            decompress(&frame, 1099),
+            Err(RecordsError::DecompressedTooLarge { limit: 1099 })
+        );
+        assert_eq!(decompress(&frame, 1100).unwrap(), data);
+        // Frames that declare their size are decoded straight into a buffer
+        // of that size.
+        let mut declared = BytesMut::new();
+        compress(None, &data, &mut declared).unwrap();
+        assert!(output_bound(&declared).unwrap().declared);
+        assert_eq!(
+            decompress(&declared, 1 << 20).unwrap().capacity(),
+            data.len()
+        );
     }
 
     #[test]
