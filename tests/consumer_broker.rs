@@ -1,7 +1,7 @@
 //! The consumer against real brokers (Tansu and noida-db, started by the
 //! testkit) and the mock cluster: records librdkafka and kafka-python
-//! produced with every codec read back record for record; seeks; pause is
-//! covered in the unit tests; read_committed over librdkafka transactions
+//! produced with every codec read back record for record; seeks; pause,
+//! resume and assignment changes while fetching; read_committed over librdkafka transactions
 //! (Tansu's gap asserted); a broker restart and a leader move mid-consume
 //! resume at the right offset with nothing skipped or repeated; on the mock
 //! cluster, injected fetch errors are retried without skips or repeats and a
@@ -17,7 +17,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use ferrokafka::admin::{Admin, CreateTopicsOptions, NewTopic};
+use ferrokafka::admin::{Admin, CreateTopicsOptions, DeleteTopicsOptions, NewTopic};
 use ferrokafka::consumer::{
     AutoOffsetReset, Consumer, ConsumerConfig, IsolationLevel, Offset, RecordView, TopicPartition,
 };
@@ -778,4 +778,112 @@ async fn consume_values(consumer: &Consumer, n: usize) -> Vec<(i32, i64, u64)> {
         (r.partition(), r.offset(), number)
     })
     .await
+}
+
+/// Pause, resume and assignment changes while fetching, on both real
+/// brokers: a paused partition hands out nothing while the others flow, and
+/// after resume it continues where it stopped; a partition added mid-fetch
+/// starts from the beginning (auto.offset.reset earliest) and one removed
+/// hands out nothing more, even when new records arrive for it. Every
+/// partition's offsets come consecutively: nothing skipped or repeated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_resume_and_assignment_changes_while_fetching() {
+    let run = std::process::id();
+    for kind in BrokerKind::ALL {
+        let broker = TestCluster::from_env_or_start(kind).unwrap();
+        let bootstrap = broker.bootstrap_servers();
+        let topic = format!("consume-pause-{run}");
+        let admin = Admin::connect(client_config(&bootstrap)).await.unwrap();
+        let created = admin
+            .create_topics(
+                &[NewTopic::new(&topic, 3, 1)],
+                CreateTopicsOptions::default(),
+            )
+            .await
+            .unwrap();
+        created[topic.as_str()].as_ref().unwrap();
+        // 100 records per partition (record i goes to partition i % 3).
+        produce_sized(&bootstrap, &topic, 3, 300, 40).await;
+        let tp = |p: i32| TopicPartition::new(topic.as_str(), p);
+        let consumer = consumer(&bootstrap, config()).await;
+        consumer.assign([tp(0), tp(1)]).unwrap();
+        let mut seen: Seen = Default::default();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        // Some of partition 0 first, at most 10 records a poll.
+        while seen.get(&0).map_or(0, Vec::len) < 10 {
+            assert!(Instant::now() < deadline, "{kind}: partition 0 never came");
+            let batch = consumer.poll(10, Duration::from_millis(200)).await.unwrap();
+            note(&mut seen, &batch);
+        }
+        consumer.pause([&tp(0)]).unwrap();
+        assert_eq!(consumer.paused(), vec![tp(0)]);
+        let paused_at = seen[&0].len();
+        // While 0 is paused, 1 is read to its end and 2 is added mid-fetch.
+        let mut added = false;
+        while seen.get(&1).map_or(0, Vec::len) < 100 || seen.get(&2).map_or(0, Vec::len) < 100 {
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: partitions 1 and 2 stalled while 0 was paused: {:?}",
+                seen.iter().map(|(p, o)| (p, o.len())).collect::<Vec<_>>()
+            );
+            let batch = consumer.poll(10, Duration::from_millis(200)).await.unwrap();
+            let from = note(&mut seen, &batch);
+            assert!(
+                !from.contains(&0),
+                "{kind}: a paused partition handed out records"
+            );
+            if !added && seen.get(&1).map_or(0, Vec::len) >= 20 {
+                consumer.assign([tp(0), tp(1), tp(2)]).unwrap();
+                added = true;
+            }
+        }
+        assert_eq!(
+            seen[&0].len(),
+            paused_at,
+            "{kind}: records of the paused partition"
+        );
+        consumer.resume([&tp(0)]).unwrap();
+        // Partition 1 leaves the assignment; new records for it never come.
+        consumer.assign([tp(0), tp(2)]).unwrap();
+        produce_sized(&bootstrap, &topic, 3, 30, 40).await;
+        while seen[&0].len() < 110 || seen[&2].len() < 110 {
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: after resume: {:?}",
+                seen.iter().map(|(p, o)| (p, o.len())).collect::<Vec<_>>()
+            );
+            let batch = consumer.poll(50, Duration::from_millis(200)).await.unwrap();
+            let from = note(&mut seen, &batch);
+            assert!(
+                !from.contains(&1),
+                "{kind}: an unassigned partition handed out records"
+            );
+        }
+        for (p, offsets) in &seen {
+            let want: Vec<i64> = (0..offsets.len() as i64).collect();
+            assert_eq!(offsets, &want, "{kind}: partition {p} skipped or repeated");
+        }
+        assert_eq!(
+            seen[&1].len(),
+            100,
+            "{kind}: partition 1 after it was removed"
+        );
+        consumer.close().await;
+        let _ = admin
+            .delete_topics(&[topic.as_str()], DeleteTopicsOptions::default())
+            .await;
+    }
+}
+
+/// Offsets handed out, per partition, in order.
+type Seen = std::collections::BTreeMap<i32, Vec<i64>>;
+
+/// Notes a batch's offsets; returns the partitions it came from.
+fn note(seen: &mut Seen, batch: &ferrokafka::consumer::Records) -> Vec<i32> {
+    let mut partitions = Vec::new();
+    for r in batch.iter() {
+        seen.entry(r.partition()).or_default().push(r.offset());
+        partitions.push(r.partition());
+    }
+    partitions
 }
