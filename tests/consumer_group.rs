@@ -222,6 +222,36 @@ async fn poll_for(consumer: &Consumer, time: Duration) -> Vec<String> {
     out
 }
 
+/// `b` leaves (committing what it consumed, 20 records of 4 partitions
+/// with `a`), 5 more records per partition arrive, and `a` alone takes
+/// everything over: all 40 records are consumed, none twice, so `a`
+/// resumed `b`'s partitions where `b` committed. `settle` is how long `a`
+/// keeps polling after the 40th record, to catch a repeat.
+async fn the_survivor_reads_every_record_once(
+    a: &Consumer,
+    b: &Consumer,
+    (bootstrap, topic): (&str, &str),
+    mut consumed: Vec<String>,
+    limit: Duration,
+    settle: Duration,
+) {
+    b.close().await;
+    produce(bootstrap, topic, 4, 5).await;
+    let start = Instant::now();
+    while consumed.len() < 40 {
+        consumed.extend(poll_for(a, Duration::from_millis(200)).await);
+        assert!(start.elapsed() < limit, "consumed {}", consumed.len());
+    }
+    consumed.extend(poll_for(a, settle).await);
+    let unique: BTreeSet<&String> = consumed.iter().collect();
+    assert_eq!(unique.len(), 40, "every record consumed");
+    assert_eq!(
+        consumed.len(),
+        40,
+        "none twice: the survivor resumed b's partitions at b's commits"
+    );
+}
+
 fn range() -> Vec<Strategy> {
     vec![Strategy::Range]
 }
@@ -261,27 +291,15 @@ async fn two_members_split_the_partitions_and_the_survivor_resumes_from_commits(
         }
     }
     consumed.extend(seen.into_iter().flatten());
-    // b leaves (committing what it consumed); a takes everything over and
-    // resumes b's partitions where b committed.
-    b.close().await;
-    produce(&bootstrap, "t", 4, 5).await;
-    let start = Instant::now();
-    while consumed.len() < 40 {
-        consumed.extend(poll_for(&a, Duration::from_millis(200)).await);
-        assert!(
-            start.elapsed() < Duration::from_secs(20),
-            "consumed {}",
-            consumed.len()
-        );
-    }
-    consumed.extend(poll_for(&a, Duration::from_millis(300)).await);
-    let unique: BTreeSet<&String> = consumed.iter().collect();
-    assert_eq!(unique.len(), 40, "every record consumed");
-    assert_eq!(
-        consumed.len(),
-        40,
-        "none twice: the survivor resumed at b's commits"
-    );
+    the_survivor_reads_every_record_once(
+        &a,
+        &b,
+        (&bootstrap, "t"),
+        consumed,
+        Duration::from_secs(20),
+        Duration::from_millis(300),
+    )
+    .await;
     assert!(owned_once(&[a.assignment()], "t", 4));
     a.close().await;
     let group = mock.group("g1").unwrap();
@@ -879,27 +897,17 @@ async fn tansu_two_members_share_a_group_and_resume_commits() {
             "consumed {seen:?}"
         );
     }
-    let mut consumed: Vec<String> = seen.into_iter().flatten().collect();
+    let consumed: Vec<String> = seen.into_iter().flatten().collect();
     assert!(owned_once(&[a.assignment(), b.assignment()], &topic, 4));
-    b.close().await;
-    produce(&bootstrap, &topic, 4, 5).await;
-    let start = Instant::now();
-    while consumed.len() < 40 {
-        consumed.extend(poll_for(&a, Duration::from_millis(200)).await);
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "consumed {}",
-            consumed.len()
-        );
-    }
-    consumed.extend(poll_for(&a, Duration::from_millis(500)).await);
-    let unique: BTreeSet<&String> = consumed.iter().collect();
-    assert_eq!(unique.len(), 40, "every record consumed");
-    assert_eq!(
-        consumed.len(),
-        40,
-        "none twice: a resumed b's partitions at b's commits"
-    );
+    the_survivor_reads_every_record_once(
+        &a,
+        &b,
+        (&bootstrap, &topic),
+        consumed,
+        Duration::from_secs(60),
+        Duration::from_millis(500),
+    )
+    .await;
     a.commit().await.unwrap();
     let partitions = tps(&topic, 0..4);
     let committed = a.committed(&partitions).await.unwrap();

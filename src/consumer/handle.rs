@@ -1080,9 +1080,9 @@ impl Consumer {
                 }
             }
         };
-        // In a group, only within a generation (the coordinator refuses
-        // commits of a member that is not in one).
-        if due && (!group.subscribed() || group.coordinator.lock().generation >= 0) {
+        // In a group, only in a stable generation (the commit is refused
+        // otherwise; the next interval's commit covers these positions).
+        if due && (!group.subscribed() || group.coordinator.lock().in_stable_generation()) {
             let offsets = self.shared.lock().positions(&self.commit_scope());
             drop(spawn_commit(group, offsets, "auto-commit"));
         }

@@ -110,6 +110,14 @@ pub(crate) struct Membership {
     pub closed: bool,
 }
 
+impl Membership {
+    /// In a generation the coordinator completed, with no join under way:
+    /// the only state in which the member commits offsets as a member.
+    pub fn in_stable_generation(&self) -> bool {
+        self.state == MemberState::Stable && self.generation >= 0
+    }
+}
+
 /// What a completed join brings: the assignment of this member.
 #[derive(Debug, Clone)]
 pub(crate) struct Joined {
@@ -856,8 +864,10 @@ impl GroupCoordinator {
     /// JoinGroup, so the commit before revocation goes out.
     fn commit_generation(&self) -> Result<(String, i32)> {
         let m = self.lock();
+        if m.in_stable_generation() {
+            return Ok((m.member_id.clone(), m.generation));
+        }
         match m.state {
-            MemberState::Stable if m.generation >= 0 => Ok((m.member_id.clone(), m.generation)),
             MemberState::PreparingRebalance | MemberState::CompletingRebalance => {
                 Err(ConsumerError::RebalanceInProgress(
                     "the member is rejoining the group; commit after the rebalance completes"
