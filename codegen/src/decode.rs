@@ -21,11 +21,20 @@ pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
             "        if !<Self as Message>::VERSIONS.contains(version) {{ return Err(DecodeError::UnsupportedVersion {{ message: {name}, version }}); }}"
         );
     }
+    // The fields are read by a private function rather than a closure, so
+    // that no closure, `FnOnce` shim or `map_err` is instantiated per struct.
     let _ = writeln!(out, "        let start = buf.len();");
     let _ = writeln!(out, "        let mut at = (\"\", start);");
     let _ = writeln!(
         out,
-        "        let result = (|| -> ::std::result::Result<Self, DecodeError> {{"
+        "        match Self::decode_fields(buf, version, &mut at) {{ Ok(this) => Ok(this), Err(e) => Err(e.in_field({name}, at.0, at.1, start)) }}"
+    );
+    let _ = writeln!(out, "    }}\n}}\n");
+    let _ = writeln!(out, "impl {} {{", s.name);
+    let _ = writeln!(out, "    #[allow(unused_variables)]");
+    let _ = writeln!(
+        out,
+        "    fn decode_fields(buf: &mut ::bytes::Bytes, version: i16, at: &mut (&'static str, usize)) -> ::std::result::Result<Self, DecodeError> {{"
     );
     let _ = writeln!(out, "            let mut this = Self::default();");
     for f in &s.fields {
@@ -34,7 +43,7 @@ pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
         let nullable = Cond::range(f.nullable, Versions::hull(&untagged));
         let read = read_field(f, &nullable, compact.expr(), false);
         let stmt = format!(
-            "at = ({}, buf.len()); this.{} = {read};",
+            "*at = ({}, buf.len()); this.{} = {read};",
             lit(&f.rust_name),
             f.rust_name
         );
@@ -51,7 +60,7 @@ pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     let in_flexible = within.intersect(ctx.spec.flexible);
     let tagged = tagged_fields(s, within);
     let section = if tagged.is_empty() {
-        "at = (\"_tagged_fields\", buf.len()); read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;".to_string()
+        "*at = (\"_tagged_fields\", buf.len()); read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;".to_string()
     } else {
         let mut arms = String::new();
         for f in &tagged {
@@ -65,7 +74,7 @@ pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
             let read = read_field(f, &nullable, "true", true);
             let _ = write!(
                 arms,
-                "{tag}{guard} => {{ at = ({}, buf.len()); let raw = data.clone(); this.{} = decode_tagged_value(data, |buf| Ok({read}))?; if this.{} == {} {{ this.unknown_tagged_fields.push(UnknownTaggedField {{ tag, data: raw }}); }} }}",
+                "{tag}{guard} => {{ *at = ({}, buf.len()); let raw = data.clone(); this.{} = decode_tagged_value(data, |buf| Ok({read}))?; if this.{} == {} {{ this.unknown_tagged_fields.push(UnknownTaggedField {{ tag, data: raw }}); }} }}",
                 lit(&f.rust_name),
                 f.rust_name,
                 f.rust_name,
@@ -73,7 +82,7 @@ pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
             );
         }
         format!(
-            "at = (\"_tagged_fields\", buf.len()); let count = read_unsigned_varint(buf)?; for _ in 0..count {{ let (tag, data) = read_tagged_field(buf)?; match tag {{ {arms} _ => this.unknown_tagged_fields.push(UnknownTaggedField {{ tag, data }}), }} }}"
+            "*at = (\"_tagged_fields\", buf.len()); let count = read_unsigned_varint(buf)?; for _ in 0..count {{ let (tag, data) = read_tagged_field(buf)?; match tag {{ {arms} _ => this.unknown_tagged_fields.push(UnknownTaggedField {{ tag, data }}), }} }}"
         )
     };
     match ctx.flexible(s) {
@@ -86,11 +95,6 @@ pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
         }
     }
     let _ = writeln!(out, "            Ok(this)");
-    let _ = writeln!(out, "        }})();");
-    let _ = writeln!(
-        out,
-        "        result.map_err(|e| e.in_field({name}, at.0, at.1, start))"
-    );
     let _ = writeln!(out, "    }}\n}}\n");
 }
 
@@ -106,7 +110,7 @@ fn read_field(f: &Field, nullable: &Cond, compact: &str, tagged: bool) -> String
     match &f.ty {
         Ty::Str => checked(format!("read_nullable_string(buf, {compact})?")),
         Ty::Bytes | Ty::Records => checked(format!("read_nullable_bytes(buf, {compact})?")),
-        Ty::Array(inner) => checked(read_array(inner, compact)),
+        Ty::Array(inner) => checked(read_array(inner, compact, true)),
         Ty::Struct(n) => format!(
             "if read_struct_presence(buf, {}, {tagged})? {{ Some({n}::decode(buf, version)?) }} else {{ None }}",
             nullable.expr()
@@ -115,24 +119,19 @@ fn read_field(f: &Field, nullable: &Cond, compact: &str, tagged: bool) -> String
     }
 }
 
-/// An expression of type `Option<Vec<T>>` reading an array.
-fn read_array(inner: &Ty, compact: &str) -> String {
-    let element = match inner {
-        Ty::Bool => "read_bool".to_string(),
-        Ty::I8 => "read_i8".to_string(),
-        Ty::I16 => "read_i16".to_string(),
-        Ty::U16 => "read_u16".to_string(),
-        Ty::I32 => "read_i32".to_string(),
-        Ty::U32 => "read_u32".to_string(),
-        Ty::I64 => "read_i64".to_string(),
-        Ty::F64 => "read_f64".to_string(),
-        Ty::Uuid => "read_uuid".to_string(),
-        Ty::Struct(n) => format!("|buf| {n}::decode(buf, version)"),
-        other => format!("|buf| Ok({})", read_value(other, compact)),
+/// An expression reading an array: of type `Option<Vec<T>>` when
+/// `nullable`, else `Vec<T>` (a null is then an error). The loop is written
+/// out in place: no closure and no generic helper per array field.
+fn read_array(inner: &Ty, compact: &str, nullable: bool) -> String {
+    let (some, none) = if nullable {
+        ("Some(v)", "None")
+    } else {
+        ("v", "return Err(DecodeError::UnexpectedNull)")
     };
     format!(
-        "read_array(buf, {compact}, {}, {element})?",
-        inner.min_size(compact)
+        "match read_array_count(buf, {compact}, {})? {{ Some((n, cap)) => {{ let mut v = ::std::vec::Vec::with_capacity(cap); for _ in 0..n {{ v.push({}); }} {some} }} None => {none}, }}",
+        inner.min_size(compact),
+        read_value(inner, compact)
     )
 }
 
@@ -151,9 +150,6 @@ fn read_value(ty: &Ty, compact: &str) -> String {
         Ty::Str => format!("read_string(buf, {compact})?"),
         Ty::Bytes | Ty::Records => format!("read_bytes(buf, {compact})?"),
         Ty::Struct(n) => format!("{n}::decode(buf, version)?"),
-        Ty::Array(inner) => format!(
-            "{}.ok_or(DecodeError::UnexpectedNull)?",
-            read_array(inner, compact)
-        ),
+        Ty::Array(inner) => read_array(inner, compact, false),
     }
 }

@@ -138,7 +138,7 @@ fn write_field(s: &StructDef, f: &Field, nullable: &Cond, form: &Form) -> String
             checked(format!("{place}.as_deref()"))
         ),
         Ty::Array(inner) => format!(
-            "put_array(buf, {}, {c}, |buf, e| {{ {} }})?;",
+            "match {} {{ Some(v) => {{ put_array_len(buf, Some(v.len()), {c})?; for e in v {{ {} }} }} None => put_array_len(buf, None, {c})?, }}",
             checked(format!("{place}.as_deref()")),
             write_element(inner, form)
         ),
@@ -151,12 +151,10 @@ fn write_field(s: &StructDef, f: &Field, nullable: &Cond, form: &Form) -> String
     }
 }
 
-/// The body of an array element writer: `e` is a `&T`; ends in a `Result`.
+/// The statements writing one array element `e` (a `&T`), inside the
+/// generated loop: no closure and no generic helper per array field.
 fn write_element(ty: &Ty, form: &Form) -> String {
-    match ty {
-        Ty::Struct(_) => "e.encode(buf, version)".into(),
-        _ => format!("{} Ok(())", write_value(ty, "e", true, form)),
-    }
+    write_value(ty, "e", true, form)
 }
 
 /// Code that writes a non-null value; `place` is of type `T`, or `&T` when `is_ref`.
@@ -181,7 +179,7 @@ fn write_value(ty: &Ty, place: &str, is_ref: bool, form: &Form) -> String {
         Ty::Bytes | Ty::Records => format!("put_nullable_bytes(buf, Some(&{place}[..]), {c})?;"),
         Ty::Struct(_) => format!("{place}.encode(buf, version)?;"),
         Ty::Array(inner) => format!(
-            "put_array(buf, Some({place}.as_slice()), {c}, |buf, e| {{ {} }})?;",
+            "put_array_len(buf, Some({place}.len()), {c})?; for e in {place}.iter() {{ {} }}",
             write_element(inner, form)
         ),
     }
@@ -261,13 +259,15 @@ fn field_len(f: &Field, nullable: &Cond, form: &Form) -> String {
     }
     let c = form.compact;
     match &f.ty {
-        Ty::Str => format!("prefixed_len({place}.as_ref().map(|v| v.len()), {c}, false)"),
-        Ty::Bytes | Ty::Records => {
-            format!("prefixed_len({place}.as_ref().map(|v| v.len()), {c}, true)")
-        }
+        Ty::Str => format!(
+            "match &{place} {{ Some(v) => prefixed_len(Some(v.len()), {c}, false), None => prefixed_len(None, {c}, false) }}"
+        ),
+        Ty::Bytes | Ty::Records => format!(
+            "match &{place} {{ Some(v) => prefixed_len(Some(v.len()), {c}, true), None => prefixed_len(None, {c}, true) }}"
+        ),
         Ty::Array(inner) => format!(
-            "array_len({place}.as_deref(), {c}, |e| {})",
-            element_len(inner, form)
+            "match &{place} {{ Some(v) => {}, None => array_prefix_len(None, {c}) }}",
+            array_value_len(inner, "v", form)
         ),
         Ty::Struct(_) => {
             let presence = match nullable {
@@ -275,7 +275,7 @@ fn field_len(f: &Field, nullable: &Cond, form: &Form) -> String {
                 Cond::Never => "0".to_string(),
                 Cond::When(c) => format!("usize::from({c})"),
             };
-            format!("{presence} + {place}.as_ref().map_or(0, |v| v.encoded_len(version))")
+            format!("{presence} + match &{place} {{ Some(v) => v.encoded_len(version), None => 0 }}")
         }
         _ => unreachable!("only strings, bytes, arrays and structs are nullable"),
     }
@@ -295,10 +295,21 @@ fn value_len(ty: &Ty, place: &str, form: &Form) -> String {
         Ty::Str => format!("prefixed_len(Some({place}.len()), {c}, false)"),
         Ty::Bytes | Ty::Records => format!("prefixed_len(Some({place}.len()), {c}, true)"),
         Ty::Struct(_) => format!("{place}.encoded_len(version)"),
-        Ty::Array(inner) => format!(
-            "array_len(Some({place}.as_slice()), {c}, |e| {})",
+        Ty::Array(inner) => array_value_len(inner, place, form),
+        _ => unreachable!("fixed-size types handled above"),
+    }
+}
+
+/// The encoded length of a non-null array at `place`: the prefix plus, for
+/// fixed-size elements, a multiplication, otherwise a plain loop (no closure
+/// and no generic helper per array field).
+fn array_value_len(inner: &Ty, place: &str, form: &Form) -> String {
+    let c = form.compact;
+    match inner.fixed_size() {
+        Some(n) => format!("fixed_array_len(Some({place}.len()), {c}, {n})"),
+        None => format!(
+            "{{ let mut n = array_prefix_len(Some({place}.len()), {c}); for e in {place}.iter() {{ n += {}; }} n }}",
             element_len(inner, form)
         ),
-        _ => unreachable!("fixed-size types handled above"),
     }
 }

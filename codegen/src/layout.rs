@@ -178,7 +178,9 @@ fn gen_struct(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     for f in &s.fields {
         let bare = f.rust_name.trim_start_matches("r#");
         let _ = writeln!(out, "    /// Sets `{}` and returns `self`.", f.rust_name);
-        let _ = writeln!(out, "    #[must_use]");
+        // Inline: a setter is compiled where it is used, not for every field
+        // of every message in the library itself.
+        let _ = writeln!(out, "    #[must_use]\n    #[inline]");
         let _ = writeln!(
             out,
             "    pub fn with_{bare}(mut self, value: {}) -> Self {{ self.{} = value; self }}",
@@ -297,6 +299,7 @@ fn gen_map_key_lookups(ctx: &Ctx, s: &StructDef, out: &mut String) {
             f.name,
             names.join("`, `")
         );
+        let _ = writeln!(out, "    #[inline]");
         let _ = writeln!(
             out,
             "    pub fn find_{bare}(&self, {}) -> ::std::option::Option<&{element}> {{ {iter}.find(|e| {}) }}",

@@ -293,6 +293,25 @@ pub fn read_array<T>(
     Ok(Some(items))
 }
 
+/// Reads an array's element count and a vector capacity that is safe
+/// against hostile counts, or `None` for a null array. The generated decoders
+/// loop over the count themselves (no closure per array field), so this is the
+/// non-generic half of [`read_array`].
+pub fn read_array_count(
+    buf: &mut Bytes,
+    compact: bool,
+    min_element_size: usize,
+) -> Result<Option<(usize, usize)>, DecodeError> {
+    let min_element_size = min_element_size.max(1);
+    let Some(count) = read_array_len(buf, compact, min_element_size)? else {
+        return Ok(None);
+    };
+    Ok(Some((
+        count,
+        safe_capacity(count, buf.remaining() / min_element_size),
+    )))
+}
+
 /// Writes one tagged field that was preserved undecoded.
 pub fn put_unknown_tagged_field(
     buf: &mut BytesMut,
@@ -563,6 +582,23 @@ pub fn array_len<T>(
         4
     };
     prefix + value.map_or(0, |v| v.iter().map(element_len).sum())
+}
+
+/// Bytes an array's length prefix takes (`None`: a null array).
+#[inline]
+pub fn array_prefix_len(len: Option<usize>, compact: bool) -> usize {
+    match (len, compact) {
+        (None, true) => 1,
+        (Some(n), true) => unsigned_varint_len(u32::try_from(n + 1).unwrap_or(u32::MAX)),
+        (_, false) => 4,
+    }
+}
+
+/// Bytes a possibly-null array of `len` fixed-size elements of `element_size`
+/// bytes takes, prefix included.
+#[inline]
+pub fn fixed_array_len(len: Option<usize>, compact: bool, element_size: usize) -> usize {
+    array_prefix_len(len, compact) + len.unwrap_or(0) * element_size
 }
 
 /// Fails when tagged fields are set on a struct written in a version that has

@@ -57,6 +57,7 @@ impl ::std::default::Default for AddPartitionsToTxnRequest {
 impl AddPartitionsToTxnRequest {
     /// Sets `transactions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactions(
         mut self,
         value: ::std::vec::Vec<AddPartitionsToTxnTransaction>,
@@ -66,24 +67,28 @@ impl AddPartitionsToTxnRequest {
     }
     /// Sets `v3_and_below_transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_transactional_id(mut self, value: ::std::string::String) -> Self {
         self.v3_and_below_transactional_id = value;
         self
     }
     /// Sets `v3_and_below_producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_producer_id(mut self, value: i64) -> Self {
         self.v3_and_below_producer_id = value;
         self
     }
     /// Sets `v3_and_below_producer_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_producer_epoch(mut self, value: i16) -> Self {
         self.v3_and_below_producer_epoch = value;
         self
     }
     /// Sets `v3_and_below_topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_v3_and_below_topics(
         mut self,
         value: ::std::vec::Vec<AddPartitionsToTxnTopic>,
@@ -92,6 +97,7 @@ impl AddPartitionsToTxnRequest {
         self
     }
     /// The first element of `Transactions` whose map key (`TransactionalId`) matches.
+    #[inline]
     pub fn find_transactions(
         &self,
         transactional_id: &str,
@@ -101,6 +107,7 @@ impl AddPartitionsToTxnRequest {
             .find(|e| e.transactional_id == transactional_id)
     }
     /// The first element of `V3AndBelowTopics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_v3_and_below_topics(
         &self,
         name: &str,
@@ -155,9 +162,10 @@ impl Encodable for AddPartitionsToTxnRequest {
             });
         }
         if version >= 4 {
-            put_array(buf, Some(self.transactions.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.transactions.len()), true)?;
+            for e in self.transactions.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 4) {
             if self.transactions != ::std::vec::Vec::<AddPartitionsToTxnTransaction>::new() {
@@ -209,12 +217,10 @@ impl Encodable for AddPartitionsToTxnRequest {
             }
         }
         if version <= 3 {
-            put_array(
-                buf,
-                Some(self.v3_and_below_topics.as_slice()),
-                version >= 3,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.v3_and_below_topics.len()), version >= 3)?;
+            for e in self.v3_and_below_topics.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version <= 3) {
             if self.v3_and_below_topics != ::std::vec::Vec::<AddPartitionsToTxnTopic>::new() {
@@ -241,9 +247,13 @@ impl Encodable for AddPartitionsToTxnRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         if version >= 4 {
-            len += array_len(Some(self.transactions.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.transactions.len()), true);
+                for e in self.transactions.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version <= 3 {
             len += prefixed_len(
@@ -259,11 +269,13 @@ impl Encodable for AddPartitionsToTxnRequest {
             len += 2;
         }
         if version <= 3 {
-            len += array_len(
-                Some(self.v3_and_below_topics.as_slice()),
-                version >= 3,
-                |e| e.encoded_len(version),
-            );
+            len += {
+                let mut n = array_prefix_len(Some(self.v3_and_below_topics.len()), version >= 3);
+                for e in self.v3_and_below_topics.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -283,47 +295,72 @@ impl Decodable for AddPartitionsToTxnRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 4 {
-                at = ("transactions", buf.len());
-                this.transactions = read_array(
-                    buf,
-                    true,
-                    AddPartitionsToTxnTransaction::min_size(version),
-                    |buf| AddPartitionsToTxnTransaction::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version <= 3 {
-                at = ("v3_and_below_transactional_id", buf.len());
-                this.v3_and_below_transactional_id = read_string(buf, version >= 3)?;
-            }
-            if version <= 3 {
-                at = ("v3_and_below_producer_id", buf.len());
-                this.v3_and_below_producer_id = read_i64(buf)?;
-            }
-            if version <= 3 {
-                at = ("v3_and_below_producer_epoch", buf.len());
-                this.v3_and_below_producer_epoch = read_i16(buf)?;
-            }
-            if version <= 3 {
-                at = ("v3_and_below_topics", buf.len());
-                this.v3_and_below_topics = read_array(
-                    buf,
-                    version >= 3,
-                    AddPartitionsToTxnTopic::min_size(version),
-                    |buf| AddPartitionsToTxnTopic::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddPartitionsToTxnRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddPartitionsToTxnRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddPartitionsToTxnRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 4 {
+            *at = ("transactions", buf.len());
+            this.transactions = match read_array_count(
+                buf,
+                true,
+                AddPartitionsToTxnTransaction::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AddPartitionsToTxnTransaction::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version <= 3 {
+            *at = ("v3_and_below_transactional_id", buf.len());
+            this.v3_and_below_transactional_id = read_string(buf, version >= 3)?;
+        }
+        if version <= 3 {
+            *at = ("v3_and_below_producer_id", buf.len());
+            this.v3_and_below_producer_id = read_i64(buf)?;
+        }
+        if version <= 3 {
+            *at = ("v3_and_below_producer_epoch", buf.len());
+            this.v3_and_below_producer_epoch = read_i16(buf)?;
+        }
+        if version <= 3 {
+            *at = ("v3_and_below_topics", buf.len());
+            this.v3_and_below_topics = match read_array_count(
+                buf,
+                version >= 3,
+                AddPartitionsToTxnTopic::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AddPartitionsToTxnTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -358,12 +395,14 @@ impl ::std::default::Default for AddPartitionsToTxnTopic {
 impl AddPartitionsToTxnTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -385,15 +424,10 @@ impl Encodable for AddPartitionsToTxnTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 3)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 3,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 3)?;
+        for e in self.partitions.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 3 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -410,7 +444,7 @@ impl Encodable for AddPartitionsToTxnTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 3, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 3, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), version >= 3, 4);
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -423,20 +457,39 @@ impl Decodable for AddPartitionsToTxnTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 3)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, version >= 3, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddPartitionsToTxnTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddPartitionsToTxnTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 3)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, version >= 3, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddPartitionsToTxnTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -486,35 +539,41 @@ impl ::std::default::Default for AddPartitionsToTxnTransaction {
 impl AddPartitionsToTxnTransaction {
     /// Sets `transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: ::std::string::String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `verify_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_verify_only(mut self, value: bool) -> Self {
         self.verify_only = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<AddPartitionsToTxnTopic>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&AddPartitionsToTxnTopic> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -536,9 +595,10 @@ impl Encodable for AddPartitionsToTxnTransaction {
         buf.put_i64(self.producer_id);
         buf.put_i16(self.producer_epoch);
         buf.put_u8(u8::from(self.verify_only));
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -547,9 +607,13 @@ impl Encodable for AddPartitionsToTxnTransaction {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 11;
         len += prefixed_len(Some(self.transactional_id.len()), true, false);
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -560,28 +624,43 @@ impl Decodable for AddPartitionsToTxnTransaction {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("transactional_id", buf.len());
-            this.transactional_id = read_string(buf, true)?;
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("producer_epoch", buf.len());
-            this.producer_epoch = read_i16(buf)?;
-            at = ("verify_only", buf.len());
-            this.verify_only = read_bool(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                true,
-                AddPartitionsToTxnTopic::min_size(version),
-                |buf| AddPartitionsToTxnTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddPartitionsToTxnTransaction", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddPartitionsToTxnTransaction", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddPartitionsToTxnTransaction {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("transactional_id", buf.len());
+        this.transactional_id = read_string(buf, true)?;
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("producer_epoch", buf.len());
+        this.producer_epoch = read_i16(buf)?;
+        *at = ("verify_only", buf.len());
+        this.verify_only = read_bool(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, AddPartitionsToTxnTopic::min_size(version))?
+        {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(AddPartitionsToTxnTopic::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -52,18 +52,21 @@ impl ::std::default::Default for AddPartitionsToTxnResponse {
 impl AddPartitionsToTxnResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `results_by_transaction` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results_by_transaction(
         mut self,
         value: ::std::vec::Vec<AddPartitionsToTxnResult>,
@@ -73,6 +76,7 @@ impl AddPartitionsToTxnResponse {
     }
     /// Sets `results_by_topic_v3_and_below` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results_by_topic_v3_and_below(
         mut self,
         value: ::std::vec::Vec<AddPartitionsToTxnTopicResult>,
@@ -81,6 +85,7 @@ impl AddPartitionsToTxnResponse {
         self
     }
     /// The first element of `ResultsByTransaction` whose map key (`TransactionalId`) matches.
+    #[inline]
     pub fn find_results_by_transaction(
         &self,
         transactional_id: &str,
@@ -90,6 +95,7 @@ impl AddPartitionsToTxnResponse {
             .find(|e| e.transactional_id == transactional_id)
     }
     /// The first element of `ResultsByTopicV3AndBelow` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_results_by_topic_v3_and_below(
         &self,
         name: &str,
@@ -140,12 +146,10 @@ impl Encodable for AddPartitionsToTxnResponse {
             buf.put_i16(self.error_code);
         }
         if version >= 4 {
-            put_array(
-                buf,
-                Some(self.results_by_transaction.as_slice()),
-                true,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.results_by_transaction.len()), true)?;
+            for e in self.results_by_transaction.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 4) {
             if self.results_by_transaction != ::std::vec::Vec::<AddPartitionsToTxnResult>::new() {
@@ -157,12 +161,14 @@ impl Encodable for AddPartitionsToTxnResponse {
             }
         }
         if version <= 3 {
-            put_array(
+            put_array_len(
                 buf,
-                Some(self.results_by_topic_v3_and_below.as_slice()),
+                Some(self.results_by_topic_v3_and_below.len()),
                 version >= 3,
-                |buf, e| e.encode(buf, version),
             )?;
+            for e in self.results_by_topic_v3_and_below.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version <= 3) {
             if self.results_by_topic_v3_and_below
@@ -194,16 +200,23 @@ impl Encodable for AddPartitionsToTxnResponse {
             len += 2;
         }
         if version >= 4 {
-            len += array_len(Some(self.results_by_transaction.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.results_by_transaction.len()), true);
+                for e in self.results_by_transaction.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version <= 3 {
-            len += array_len(
-                Some(self.results_by_topic_v3_and_below.as_slice()),
-                version >= 3,
-                |e| e.encoded_len(version),
-            );
+            len += {
+                let mut n =
+                    array_prefix_len(Some(self.results_by_topic_v3_and_below.len()), version >= 3);
+                for e in self.results_by_topic_v3_and_below.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -223,41 +236,63 @@ impl Decodable for AddPartitionsToTxnResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            if version >= 4 {
-                at = ("error_code", buf.len());
-                this.error_code = read_i16(buf)?;
-            }
-            if version >= 4 {
-                at = ("results_by_transaction", buf.len());
-                this.results_by_transaction = read_array(
-                    buf,
-                    true,
-                    AddPartitionsToTxnResult::min_size(version),
-                    |buf| AddPartitionsToTxnResult::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version <= 3 {
-                at = ("results_by_topic_v3_and_below", buf.len());
-                this.results_by_topic_v3_and_below = read_array(
-                    buf,
-                    version >= 3,
-                    AddPartitionsToTxnTopicResult::min_size(version),
-                    |buf| AddPartitionsToTxnTopicResult::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddPartitionsToTxnResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddPartitionsToTxnResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddPartitionsToTxnResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        if version >= 4 {
+            *at = ("error_code", buf.len());
+            this.error_code = read_i16(buf)?;
+        }
+        if version >= 4 {
+            *at = ("results_by_transaction", buf.len());
+            this.results_by_transaction =
+                match read_array_count(buf, true, AddPartitionsToTxnResult::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(AddPartitionsToTxnResult::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version <= 3 {
+            *at = ("results_by_topic_v3_and_below", buf.len());
+            this.results_by_topic_v3_and_below = match read_array_count(
+                buf,
+                version >= 3,
+                AddPartitionsToTxnTopicResult::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AddPartitionsToTxnTopicResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -292,12 +327,14 @@ impl ::std::default::Default for AddPartitionsToTxnTopicResult {
 impl AddPartitionsToTxnTopicResult {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `results_by_partition` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results_by_partition(
         mut self,
         value: ::std::vec::Vec<AddPartitionsToTxnPartitionResult>,
@@ -306,6 +343,7 @@ impl AddPartitionsToTxnTopicResult {
         self
     }
     /// The first element of `ResultsByPartition` whose map key (`PartitionIndex`) matches.
+    #[inline]
     pub fn find_results_by_partition(
         &self,
         partition_index: i32,
@@ -331,12 +369,10 @@ impl Encodable for AddPartitionsToTxnTopicResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 3)?;
-        put_array(
-            buf,
-            Some(self.results_by_partition.as_slice()),
-            version >= 3,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.results_by_partition.len()), version >= 3)?;
+        for e in self.results_by_partition.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 3 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -353,11 +389,13 @@ impl Encodable for AddPartitionsToTxnTopicResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 3, false);
-        len += array_len(
-            Some(self.results_by_partition.as_slice()),
-            version >= 3,
-            |e| e.encoded_len(version),
-        );
+        len += {
+            let mut n = array_prefix_len(Some(self.results_by_partition.len()), version >= 3);
+            for e in self.results_by_partition.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -370,25 +408,43 @@ impl Decodable for AddPartitionsToTxnTopicResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 3)?;
-            at = ("results_by_partition", buf.len());
-            this.results_by_partition = read_array(
-                buf,
-                version >= 3,
-                AddPartitionsToTxnPartitionResult::min_size(version),
-                |buf| AddPartitionsToTxnPartitionResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddPartitionsToTxnTopicResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddPartitionsToTxnTopicResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 3)?;
+        *at = ("results_by_partition", buf.len());
+        this.results_by_partition = match read_array_count(
+            buf,
+            version >= 3,
+            AddPartitionsToTxnPartitionResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(AddPartitionsToTxnPartitionResult::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddPartitionsToTxnTopicResult", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -423,12 +479,14 @@ impl ::std::default::Default for AddPartitionsToTxnPartitionResult {
 impl AddPartitionsToTxnPartitionResult {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `partition_error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_error_code(mut self, value: i16) -> Self {
         self.partition_error_code = value;
         self
@@ -476,19 +534,30 @@ impl Decodable for AddPartitionsToTxnPartitionResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("partition_error_code", buf.len());
-            this.partition_error_code = read_i16(buf)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddPartitionsToTxnPartitionResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddPartitionsToTxnPartitionResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddPartitionsToTxnPartitionResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("partition_error_code", buf.len());
+        this.partition_error_code = read_i16(buf)?;
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -523,12 +592,14 @@ impl ::std::default::Default for AddPartitionsToTxnResult {
 impl AddPartitionsToTxnResult {
     /// Sets `transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: ::std::string::String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `topic_results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_results(
         mut self,
         value: ::std::vec::Vec<AddPartitionsToTxnTopicResult>,
@@ -537,6 +608,7 @@ impl AddPartitionsToTxnResult {
         self
     }
     /// The first element of `TopicResults` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topic_results(
         &self,
         name: &str,
@@ -558,9 +630,10 @@ impl Encodable for AddPartitionsToTxnResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.transactional_id.as_str()), true)?;
-        put_array(buf, Some(self.topic_results.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topic_results.len()), true)?;
+        for e in self.topic_results.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -569,9 +642,13 @@ impl Encodable for AddPartitionsToTxnResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.transactional_id.len()), true, false);
-        len += array_len(Some(self.topic_results.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topic_results.len()), true);
+            for e in self.topic_results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -582,22 +659,37 @@ impl Decodable for AddPartitionsToTxnResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("transactional_id", buf.len());
-            this.transactional_id = read_string(buf, true)?;
-            at = ("topic_results", buf.len());
-            this.topic_results = read_array(
-                buf,
-                true,
-                AddPartitionsToTxnTopicResult::min_size(version),
-                |buf| AddPartitionsToTxnTopicResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddPartitionsToTxnResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddPartitionsToTxnResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddPartitionsToTxnResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("transactional_id", buf.len());
+        this.transactional_id = read_string(buf, true)?;
+        *at = ("topic_results", buf.len());
+        this.topic_results =
+            match read_array_count(buf, true, AddPartitionsToTxnTopicResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AddPartitionsToTxnTopicResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -53,35 +53,41 @@ impl ::std::default::Default for AddRaftVoterRequest {
 impl AddRaftVoterRequest {
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `voter_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `listeners` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: ::std::vec::Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// The first element of `Listeners` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_listeners(&self, name: &str) -> ::std::option::Option<&Listener> {
         self.listeners.iter().find(|e| e.name == name)
     }
@@ -115,9 +121,10 @@ impl Encodable for AddRaftVoterRequest {
         buf.put_i32(self.timeout_ms);
         buf.put_i32(self.voter_id);
         put_uuid(buf, &self.voter_directory_id);
-        put_array(buf, Some(self.listeners.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.listeners.len()), true)?;
+        for e in self.listeners.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -125,10 +132,17 @@ impl Encodable for AddRaftVoterRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 24;
-        len += prefixed_len(self.cluster_id.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.listeners.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.cluster_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.listeners.len()), true);
+            for e in self.listeners.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -145,26 +159,43 @@ impl Decodable for AddRaftVoterRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("cluster_id", buf.len());
-            this.cluster_id = read_nullable_string(buf, true)?;
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            at = ("voter_id", buf.len());
-            this.voter_id = read_i32(buf)?;
-            at = ("voter_directory_id", buf.len());
-            this.voter_directory_id = read_uuid(buf)?;
-            at = ("listeners", buf.len());
-            this.listeners = read_array(buf, true, Listener::min_size(version), |buf| {
-                Listener::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AddRaftVoterRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AddRaftVoterRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AddRaftVoterRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("cluster_id", buf.len());
+        this.cluster_id = read_nullable_string(buf, true)?;
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        *at = ("voter_id", buf.len());
+        this.voter_id = read_i32(buf)?;
+        *at = ("voter_directory_id", buf.len());
+        this.voter_directory_id = read_uuid(buf)?;
+        *at = ("listeners", buf.len());
+        this.listeners = match read_array_count(buf, true, Listener::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Listener::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -204,18 +235,21 @@ impl ::std::default::Default for Listener {
 impl Listener {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -256,18 +290,29 @@ impl Decodable for Listener {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Listener", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Listener", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Listener {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

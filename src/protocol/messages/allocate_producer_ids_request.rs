@@ -42,12 +42,14 @@ impl ::std::default::Default for AllocateProducerIdsRequest {
 impl AllocateProducerIdsRequest {
     /// Sets `broker_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `broker_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
@@ -103,16 +105,27 @@ impl Decodable for AllocateProducerIdsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("broker_id", buf.len());
-            this.broker_id = read_i32(buf)?;
-            at = ("broker_epoch", buf.len());
-            this.broker_epoch = read_i64(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AllocateProducerIdsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AllocateProducerIdsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AllocateProducerIdsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("broker_id", buf.len());
+        this.broker_id = read_i32(buf)?;
+        *at = ("broker_epoch", buf.len());
+        this.broker_epoch = read_i64(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

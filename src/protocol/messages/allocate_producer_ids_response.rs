@@ -52,24 +52,28 @@ impl ::std::default::Default for AllocateProducerIdsResponse {
 impl AllocateProducerIdsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `producer_id_start` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id_start(mut self, value: i64) -> Self {
         self.producer_id_start = value;
         self
     }
     /// Sets `producer_id_len` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id_len(mut self, value: i32) -> Self {
         self.producer_id_len = value;
         self
@@ -127,20 +131,31 @@ impl Decodable for AllocateProducerIdsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("producer_id_start", buf.len());
-            this.producer_id_start = read_i64(buf)?;
-            at = ("producer_id_len", buf.len());
-            this.producer_id_len = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AllocateProducerIdsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AllocateProducerIdsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AllocateProducerIdsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("producer_id_start", buf.len());
+        this.producer_id_start = read_i64(buf)?;
+        *at = ("producer_id_len", buf.len());
+        this.producer_id_len = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -42,12 +42,14 @@ impl ::std::default::Default for AlterClientQuotasRequest {
 impl AlterClientQuotasRequest {
     /// Sets `entries` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entries(mut self, value: ::std::vec::Vec<EntryData>) -> Self {
         self.entries = value;
         self
     }
     /// Sets `validate_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
@@ -78,12 +80,10 @@ impl Encodable for AlterClientQuotasRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.entries.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.entries.len()), version >= 1)?;
+        for e in self.entries.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_u8(u8::from(self.validate_only));
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -100,9 +100,13 @@ impl Encodable for AlterClientQuotasRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
-        len += array_len(Some(self.entries.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.entries.len()), version >= 1);
+            for e in self.entries.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -121,22 +125,39 @@ impl Decodable for AlterClientQuotasRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("entries", buf.len());
-            this.entries = read_array(buf, version >= 1, EntryData::min_size(version), |buf| {
-                EntryData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("validate_only", buf.len());
-            this.validate_only = read_bool(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterClientQuotasRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterClientQuotasRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("entries", buf.len());
+        this.entries = match read_array_count(buf, version >= 1, EntryData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(EntryData::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterClientQuotasRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("validate_only", buf.len());
+        this.validate_only = read_bool(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -171,12 +192,14 @@ impl ::std::default::Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: ::std::string::String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.entity_name = value;
         self
@@ -211,11 +234,10 @@ impl Encodable for EntityData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.entity_type.len()), version >= 1, false);
-        len += prefixed_len(
-            self.entity_name.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
+        len += match &self.entity_name {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -228,19 +250,30 @@ impl Decodable for EntityData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("entity_type", buf.len());
-            this.entity_type = read_string(buf, version >= 1)?;
-            at = ("entity_name", buf.len());
-            this.entity_name = read_nullable_string(buf, version >= 1)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EntityData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EntityData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EntityData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("entity_type", buf.len());
+        this.entity_type = read_string(buf, version >= 1)?;
+        *at = ("entity_name", buf.len());
+        this.entity_name = read_nullable_string(buf, version >= 1)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -280,18 +313,21 @@ impl ::std::default::Default for OpData {
 impl OpData {
     /// Sets `key` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: ::std::string::String) -> Self {
         self.key = value;
         self
     }
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: f64) -> Self {
         self.value = value;
         self
     }
     /// Sets `remove` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_remove(mut self, value: bool) -> Self {
         self.remove = value;
         self
@@ -337,21 +373,32 @@ impl Decodable for OpData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("key", buf.len());
-            this.key = read_string(buf, version >= 1)?;
-            at = ("value", buf.len());
-            this.value = read_f64(buf)?;
-            at = ("remove", buf.len());
-            this.remove = read_bool(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OpData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OpData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OpData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("key", buf.len());
+        this.key = read_string(buf, version >= 1)?;
+        *at = ("value", buf.len());
+        this.value = read_f64(buf)?;
+        *at = ("remove", buf.len());
+        this.remove = read_bool(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -386,12 +433,14 @@ impl ::std::default::Default for EntryData {
 impl EntryData {
     /// Sets `entity` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: ::std::vec::Vec<EntityData>) -> Self {
         self.entity = value;
         self
     }
     /// Sets `ops` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_ops(mut self, value: ::std::vec::Vec<OpData>) -> Self {
         self.ops = value;
         self
@@ -412,12 +461,14 @@ impl Encodable for EntryData {
         buf: &mut ::bytes::BytesMut,
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
-        put_array(buf, Some(self.entity.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(buf, Some(self.ops.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.entity.len()), version >= 1)?;
+        for e in self.entity.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.ops.len()), version >= 1)?;
+        for e in self.ops.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -429,12 +480,20 @@ impl Encodable for EntryData {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.entity.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.ops.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.entity.len()), version >= 1);
+            for e in self.entity.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.ops.len()), version >= 1);
+            for e in self.ops.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -447,24 +506,47 @@ impl Decodable for EntryData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("entity", buf.len());
-            this.entity = read_array(buf, version >= 1, EntityData::min_size(version), |buf| {
-                EntityData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("ops", buf.len());
-            this.ops = read_array(buf, version >= 1, OpData::min_size(version), |buf| {
-                OpData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EntryData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EntryData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("entity", buf.len());
+        this.entity = match read_array_count(buf, version >= 1, EntityData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(EntityData::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EntryData", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("ops", buf.len());
+        this.ops = match read_array_count(buf, version >= 1, OpData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(OpData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

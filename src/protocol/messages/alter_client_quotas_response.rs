@@ -42,12 +42,14 @@ impl ::std::default::Default for AlterClientQuotasResponse {
 impl AlterClientQuotasResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `entries` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entries(mut self, value: ::std::vec::Vec<EntryData>) -> Self {
         self.entries = value;
         self
@@ -79,12 +81,10 @@ impl Encodable for AlterClientQuotasResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(
-            buf,
-            Some(self.entries.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.entries.len()), version >= 1)?;
+        for e in self.entries.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -100,9 +100,13 @@ impl Encodable for AlterClientQuotasResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.entries.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.entries.len()), version >= 1);
+            for e in self.entries.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -121,22 +125,39 @@ impl Decodable for AlterClientQuotasResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("entries", buf.len());
-            this.entries = read_array(buf, version >= 1, EntryData::min_size(version), |buf| {
-                EntryData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterClientQuotasResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterClientQuotasResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("entries", buf.len());
+        this.entries = match read_array_count(buf, version >= 1, EntryData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(EntryData::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterClientQuotasResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -171,12 +192,14 @@ impl ::std::default::Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: ::std::string::String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.entity_name = value;
         self
@@ -211,11 +234,10 @@ impl Encodable for EntityData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.entity_type.len()), version >= 1, false);
-        len += prefixed_len(
-            self.entity_name.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
+        len += match &self.entity_name {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -228,19 +250,30 @@ impl Decodable for EntityData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("entity_type", buf.len());
-            this.entity_type = read_string(buf, version >= 1)?;
-            at = ("entity_name", buf.len());
-            this.entity_name = read_nullable_string(buf, version >= 1)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EntityData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EntityData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EntityData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("entity_type", buf.len());
+        this.entity_type = read_string(buf, version >= 1)?;
+        *at = ("entity_name", buf.len());
+        this.entity_name = read_nullable_string(buf, version >= 1)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -280,12 +313,14 @@ impl ::std::default::Default for EntryData {
 impl EntryData {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -295,6 +330,7 @@ impl EntryData {
     }
     /// Sets `entity` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: ::std::vec::Vec<EntityData>) -> Self {
         self.entity = value;
         self
@@ -317,9 +353,10 @@ impl Encodable for EntryData {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), version >= 1)?;
-        put_array(buf, Some(self.entity.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.entity.len()), version >= 1)?;
+        for e in self.entity.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -331,14 +368,17 @@ impl Encodable for EntryData {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
-        len += array_len(Some(self.entity.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.entity.len()), version >= 1);
+            for e in self.entity.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -351,23 +391,40 @@ impl Decodable for EntryData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 1)?;
-            at = ("entity", buf.len());
-            this.entity = read_array(buf, version >= 1, EntityData::min_size(version), |buf| {
-                EntityData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EntryData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EntryData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 1)?;
+        *at = ("entity", buf.len());
+        this.entity = match read_array_count(buf, version >= 1, EntityData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(EntityData::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EntryData", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -45,18 +45,21 @@ impl ::std::default::Default for AlterPartitionResponse {
 impl AlterPartitionResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicData>) -> Self {
         self.topics = value;
         self
@@ -89,9 +92,10 @@ impl Encodable for AlterPartitionResponse {
         }
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -99,9 +103,13 @@ impl Encodable for AlterPartitionResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -118,22 +126,39 @@ impl Decodable for AlterPartitionResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicData::min_size(version), |buf| {
-                TopicData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterPartitionResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterPartitionResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterPartitionResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -193,42 +218,49 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `isr` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_isr(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.isr = value;
         self
     }
     /// Sets `leader_recovery_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_recovery_state(mut self, value: i8) -> Self {
         self.leader_recovery_state = value;
         self
     }
     /// Sets `partition_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_epoch(mut self, value: i32) -> Self {
         self.partition_epoch = value;
         self
@@ -251,10 +283,10 @@ impl Encodable for PartitionData {
         buf.put_i16(self.error_code);
         buf.put_i32(self.leader_id);
         buf.put_i32(self.leader_epoch);
-        put_array(buf, Some(self.isr.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.isr.len()), true)?;
+        for e in self.isr.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         if version >= 1 {
             buf.put_i8(self.leader_recovery_state);
         }
@@ -266,7 +298,7 @@ impl Encodable for PartitionData {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
-        len += array_len(Some(self.isr.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.isr.len()), true, 4);
         if version >= 1 {
             len += 1;
         }
@@ -280,29 +312,49 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("isr", buf.len());
-            this.isr = read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("leader_recovery_state", buf.len());
-                this.leader_recovery_state = read_i8(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("isr", buf.len());
+        this.isr = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            at = ("partition_epoch", buf.len());
-            this.partition_epoch = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("leader_recovery_state", buf.len());
+            this.leader_recovery_state = read_i8(buf)?;
+        }
+        *at = ("partition_epoch", buf.len());
+        this.partition_epoch = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -340,18 +392,21 @@ impl ::std::default::Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -376,9 +431,10 @@ impl Encodable for TopicData {
         if version >= 2 {
             put_uuid(buf, &self.topic_id);
         }
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -392,9 +448,13 @@ impl Encodable for TopicData {
         if version >= 2 {
             len += 16;
         }
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -405,25 +465,42 @@ impl Decodable for TopicData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 1 {
-                at = ("topic_name", buf.len());
-                this.topic_name = read_string(buf, true)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 1 {
+            *at = ("topic_name", buf.len());
+            this.topic_name = read_string(buf, true)?;
+        }
+        if version >= 2 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionData::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 2 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
-            }
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionData::min_size(version), |buf| {
-                PartitionData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicData", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

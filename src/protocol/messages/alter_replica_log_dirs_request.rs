@@ -37,11 +37,13 @@ impl ::std::default::Default for AlterReplicaLogDirsRequest {
 impl AlterReplicaLogDirsRequest {
     /// Sets `dirs` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_dirs(mut self, value: ::std::vec::Vec<AlterReplicaLogDir>) -> Self {
         self.dirs = value;
         self
     }
     /// The first element of `Dirs` whose map key (`Path`) matches.
+    #[inline]
     pub fn find_dirs(&self, path: &str) -> ::std::option::Option<&AlterReplicaLogDir> {
         self.dirs.iter().find(|e| e.path == path)
     }
@@ -71,9 +73,10 @@ impl Encodable for AlterReplicaLogDirsRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.dirs.as_slice()), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.dirs.len()), version >= 2)?;
+        for e in self.dirs.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -89,9 +92,13 @@ impl Encodable for AlterReplicaLogDirsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.dirs.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.dirs.len()), version >= 2);
+            for e in self.dirs.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -110,23 +117,38 @@ impl Decodable for AlterReplicaLogDirsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("dirs", buf.len());
-            this.dirs = read_array(
-                buf,
-                version >= 2,
-                AlterReplicaLogDir::min_size(version),
-                |buf| AlterReplicaLogDir::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterReplicaLogDirsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterReplicaLogDirsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterReplicaLogDirsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("dirs", buf.len());
+        this.dirs =
+            match read_array_count(buf, version >= 2, AlterReplicaLogDir::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AlterReplicaLogDir::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -161,12 +183,14 @@ impl ::std::default::Default for AlterReplicaLogDirTopic {
 impl AlterReplicaLogDirTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -188,15 +212,10 @@ impl Encodable for AlterReplicaLogDirTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 2,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 2)?;
+        for e in self.partitions.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -213,7 +232,7 @@ impl Encodable for AlterReplicaLogDirTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 2, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 2, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), version >= 2, 4);
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -226,20 +245,39 @@ impl Decodable for AlterReplicaLogDirTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 2)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, version >= 2, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterReplicaLogDirTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterReplicaLogDirTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 2)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, version >= 2, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterReplicaLogDirTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -274,17 +312,20 @@ impl ::std::default::Default for AlterReplicaLogDir {
 impl AlterReplicaLogDir {
     /// Sets `path` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_path(mut self, value: ::std::string::String) -> Self {
         self.path = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<AlterReplicaLogDirTopic>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&AlterReplicaLogDirTopic> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -305,9 +346,10 @@ impl Encodable for AlterReplicaLogDir {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.path.as_str()), version >= 2)?;
-        put_array(buf, Some(self.topics.as_slice()), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 2)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -320,9 +362,13 @@ impl Encodable for AlterReplicaLogDir {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.path.len()), version >= 2, false);
-        len += array_len(Some(self.topics.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 2);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -335,24 +381,42 @@ impl Decodable for AlterReplicaLogDir {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("path", buf.len());
-            this.path = read_string(buf, version >= 2)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 2,
-                AlterReplicaLogDirTopic::min_size(version),
-                |buf| AlterReplicaLogDirTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterReplicaLogDir", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterReplicaLogDir {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("path", buf.len());
+        this.path = read_string(buf, version >= 2)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            version >= 2,
+            AlterReplicaLogDirTopic::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(AlterReplicaLogDirTopic::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterReplicaLogDir", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

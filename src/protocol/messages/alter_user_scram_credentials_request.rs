@@ -42,12 +42,14 @@ impl ::std::default::Default for AlterUserScramCredentialsRequest {
 impl AlterUserScramCredentialsRequest {
     /// Sets `deletions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_deletions(mut self, value: ::std::vec::Vec<ScramCredentialDeletion>) -> Self {
         self.deletions = value;
         self
     }
     /// Sets `upsertions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_upsertions(mut self, value: ::std::vec::Vec<ScramCredentialUpsertion>) -> Self {
         self.upsertions = value;
         self
@@ -78,12 +80,14 @@ impl Encodable for AlterUserScramCredentialsRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.deletions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(buf, Some(self.upsertions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.deletions.len()), true)?;
+        for e in self.deletions.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.upsertions.len()), true)?;
+        for e in self.upsertions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -91,12 +95,20 @@ impl Encodable for AlterUserScramCredentialsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.deletions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.upsertions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.deletions.len()), true);
+            for e in self.deletions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.upsertions.len()), true);
+            for e in self.upsertions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -113,29 +125,48 @@ impl Decodable for AlterUserScramCredentialsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("deletions", buf.len());
-            this.deletions = read_array(
-                buf,
-                true,
-                ScramCredentialDeletion::min_size(version),
-                |buf| ScramCredentialDeletion::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("upsertions", buf.len());
-            this.upsertions = read_array(
-                buf,
-                true,
-                ScramCredentialUpsertion::min_size(version),
-                |buf| ScramCredentialUpsertion::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterUserScramCredentialsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterUserScramCredentialsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterUserScramCredentialsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("deletions", buf.len());
+        this.deletions =
+            match read_array_count(buf, true, ScramCredentialDeletion::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(ScramCredentialDeletion::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("upsertions", buf.len());
+        this.upsertions =
+            match read_array_count(buf, true, ScramCredentialUpsertion::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(ScramCredentialUpsertion::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -170,12 +201,14 @@ impl ::std::default::Default for ScramCredentialDeletion {
 impl ScramCredentialDeletion {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `mechanism` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
@@ -214,17 +247,28 @@ impl Decodable for ScramCredentialDeletion {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("mechanism", buf.len());
-            this.mechanism = read_i8(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ScramCredentialDeletion", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ScramCredentialDeletion", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ScramCredentialDeletion {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("mechanism", buf.len());
+        this.mechanism = read_i8(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -274,30 +318,35 @@ impl ::std::default::Default for ScramCredentialUpsertion {
 impl ScramCredentialUpsertion {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `mechanism` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
     }
     /// Sets `iterations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_iterations(mut self, value: i32) -> Self {
         self.iterations = value;
         self
     }
     /// Sets `salt` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_salt(mut self, value: ::bytes::Bytes) -> Self {
         self.salt = value;
         self
     }
     /// Sets `salted_password` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_salted_password(mut self, value: ::bytes::Bytes) -> Self {
         self.salted_password = value;
         self
@@ -341,22 +390,33 @@ impl Decodable for ScramCredentialUpsertion {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("mechanism", buf.len());
-            this.mechanism = read_i8(buf)?;
-            at = ("iterations", buf.len());
-            this.iterations = read_i32(buf)?;
-            at = ("salt", buf.len());
-            this.salt = read_bytes(buf, true)?;
-            at = ("salted_password", buf.len());
-            this.salted_password = read_bytes(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ScramCredentialUpsertion", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ScramCredentialUpsertion", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ScramCredentialUpsertion {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("mechanism", buf.len());
+        this.mechanism = read_i8(buf)?;
+        *at = ("iterations", buf.len());
+        this.iterations = read_i32(buf)?;
+        *at = ("salt", buf.len());
+        this.salt = read_bytes(buf, true)?;
+        *at = ("salted_password", buf.len());
+        this.salted_password = read_bytes(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

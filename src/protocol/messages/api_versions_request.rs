@@ -42,12 +42,14 @@ impl ::std::default::Default for ApiVersionsRequest {
 impl ApiVersionsRequest {
     /// Sets `client_software_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_software_name(mut self, value: ::std::string::String) -> Self {
         self.client_software_name = value;
         self
     }
     /// Sets `client_software_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_software_version(mut self, value: ::std::string::String) -> Self {
         self.client_software_version = value;
         self
@@ -121,22 +123,33 @@ impl Decodable for ApiVersionsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 3 {
-                at = ("client_software_name", buf.len());
-                this.client_software_name = read_string(buf, true)?;
-            }
-            if version >= 3 {
-                at = ("client_software_version", buf.len());
-                this.client_software_version = read_string(buf, true)?;
-            }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ApiVersionsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ApiVersionsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ApiVersionsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 3 {
+            *at = ("client_software_name", buf.len());
+            this.client_software_name = read_string(buf, true)?;
+        }
+        if version >= 3 {
+            *at = ("client_software_version", buf.len());
+            this.client_software_version = read_string(buf, true)?;
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

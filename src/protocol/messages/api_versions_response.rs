@@ -67,51 +67,60 @@ impl ::std::default::Default for ApiVersionsResponse {
 impl ApiVersionsResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `api_keys` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_api_keys(mut self, value: ::std::vec::Vec<ApiVersion>) -> Self {
         self.api_keys = value;
         self
     }
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `supported_features` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_supported_features(mut self, value: ::std::vec::Vec<SupportedFeatureKey>) -> Self {
         self.supported_features = value;
         self
     }
     /// Sets `finalized_features_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_finalized_features_epoch(mut self, value: i64) -> Self {
         self.finalized_features_epoch = value;
         self
     }
     /// Sets `finalized_features` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_finalized_features(mut self, value: ::std::vec::Vec<FinalizedFeatureKey>) -> Self {
         self.finalized_features = value;
         self
     }
     /// Sets `zk_migration_ready` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_zk_migration_ready(mut self, value: bool) -> Self {
         self.zk_migration_ready = value;
         self
     }
     /// The first element of `ApiKeys` whose map key (`ApiKey`) matches.
+    #[inline]
     pub fn find_api_keys(&self, api_key: i16) -> ::std::option::Option<&ApiVersion> {
         self.api_keys.iter().find(|e| e.api_key == api_key)
     }
     /// The first element of `SupportedFeatures` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_supported_features(
         &self,
         name: &str,
@@ -119,6 +128,7 @@ impl ApiVersionsResponse {
         self.supported_features.iter().find(|e| e.name == name)
     }
     /// The first element of `FinalizedFeatures` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_finalized_features(
         &self,
         name: &str,
@@ -154,12 +164,10 @@ impl Encodable for ApiVersionsResponse {
             });
         }
         buf.put_i16(self.error_code);
-        put_array(
-            buf,
-            Some(self.api_keys.as_slice()),
-            version >= 3,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.api_keys.len()), version >= 3)?;
+        for e in self.api_keys.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             buf.put_i32(self.throttle_time_ms);
         }
@@ -182,23 +190,19 @@ impl Encodable for ApiVersionsResponse {
                 |buf, tag| {
                     match tag {
                         0 => {
-                            put_array(
-                                buf,
-                                Some(self.supported_features.as_slice()),
-                                true,
-                                |buf, e| e.encode(buf, version),
-                            )?;
+                            put_array_len(buf, Some(self.supported_features.len()), true)?;
+                            for e in self.supported_features.iter() {
+                                e.encode(buf, version)?;
+                            }
                         }
                         1 => {
                             buf.put_i64(self.finalized_features_epoch);
                         }
                         2 => {
-                            put_array(
-                                buf,
-                                Some(self.finalized_features.as_slice()),
-                                true,
-                                |buf, e| e.encode(buf, version),
-                            )?;
+                            put_array_len(buf, Some(self.finalized_features.len()), true)?;
+                            for e in self.finalized_features.iter() {
+                                e.encode(buf, version)?;
+                            }
                         }
                         3 => {
                             buf.put_u8(u8::from(self.zk_migration_ready));
@@ -217,9 +221,13 @@ impl Encodable for ApiVersionsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += array_len(Some(self.api_keys.as_slice()), version >= 3, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.api_keys.len()), version >= 3);
+            for e in self.api_keys.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += 4;
         }
@@ -231,11 +239,14 @@ impl Encodable for ApiVersionsResponse {
                         0,
                         if self.supported_features != ::std::vec::Vec::<SupportedFeatureKey>::new()
                         {
-                            Some(array_len(
-                                Some(self.supported_features.as_slice()),
-                                true,
-                                |e| e.encoded_len(version),
-                            ))
+                            Some({
+                                let mut n =
+                                    array_prefix_len(Some(self.supported_features.len()), true);
+                                for e in self.supported_features.iter() {
+                                    n += e.encoded_len(version);
+                                }
+                                n
+                            })
                         } else {
                             None
                         },
@@ -252,11 +263,14 @@ impl Encodable for ApiVersionsResponse {
                         2,
                         if self.finalized_features != ::std::vec::Vec::<FinalizedFeatureKey>::new()
                         {
-                            Some(array_len(
-                                Some(self.finalized_features.as_slice()),
-                                true,
-                                |e| e.encoded_len(version),
-                            ))
+                            Some({
+                                let mut n =
+                                    array_prefix_len(Some(self.finalized_features.len()), true);
+                                for e in self.finalized_features.iter() {
+                                    n += e.encoded_len(version);
+                                }
+                                n
+                            })
                         } else {
                             None
                         },
@@ -287,92 +301,125 @@ impl Decodable for ApiVersionsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("api_keys", buf.len());
-            this.api_keys = read_array(buf, version >= 3, ApiVersion::min_size(version), |buf| {
-                ApiVersion::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ApiVersionsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ApiVersionsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("api_keys", buf.len());
+        this.api_keys = match read_array_count(buf, version >= 3, ApiVersion::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ApiVersion::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 => {
-                            at = ("supported_features", buf.len());
-                            let raw = data.clone();
-                            this.supported_features = decode_tagged_value(data, |buf| {
-                                Ok(read_array(
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 => {
+                        *at = ("supported_features", buf.len());
+                        let raw = data.clone();
+                        this.supported_features = decode_tagged_value(data, |buf| {
+                            Ok(
+                                match read_array_count(
                                     buf,
                                     true,
                                     SupportedFeatureKey::min_size(version),
-                                    |buf| SupportedFeatureKey::decode(buf, version),
-                                )?
-                                .ok_or(DecodeError::UnexpectedNull)?)
-                            })?;
-                            if this.supported_features
-                                == ::std::vec::Vec::<SupportedFeatureKey>::new()
-                            {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+                                )? {
+                                    Some((n, cap)) => {
+                                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                                        for _ in 0..n {
+                                            v.push(SupportedFeatureKey::decode(buf, version)?);
+                                        }
+                                        v
+                                    }
+                                    None => return Err(DecodeError::UnexpectedNull),
+                                },
+                            )
+                        })?;
+                        if this.supported_features == ::std::vec::Vec::<SupportedFeatureKey>::new()
+                        {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
                         }
-                        1 => {
-                            at = ("finalized_features_epoch", buf.len());
-                            let raw = data.clone();
-                            this.finalized_features_epoch =
-                                decode_tagged_value(data, |buf| Ok(read_i64(buf)?))?;
-                            if this.finalized_features_epoch == -1i64 {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+                    }
+                    1 => {
+                        *at = ("finalized_features_epoch", buf.len());
+                        let raw = data.clone();
+                        this.finalized_features_epoch =
+                            decode_tagged_value(data, |buf| Ok(read_i64(buf)?))?;
+                        if this.finalized_features_epoch == -1i64 {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
                         }
-                        2 => {
-                            at = ("finalized_features", buf.len());
-                            let raw = data.clone();
-                            this.finalized_features = decode_tagged_value(data, |buf| {
-                                Ok(read_array(
+                    }
+                    2 => {
+                        *at = ("finalized_features", buf.len());
+                        let raw = data.clone();
+                        this.finalized_features = decode_tagged_value(data, |buf| {
+                            Ok(
+                                match read_array_count(
                                     buf,
                                     true,
                                     FinalizedFeatureKey::min_size(version),
-                                    |buf| FinalizedFeatureKey::decode(buf, version),
-                                )?
-                                .ok_or(DecodeError::UnexpectedNull)?)
-                            })?;
-                            if this.finalized_features
-                                == ::std::vec::Vec::<FinalizedFeatureKey>::new()
-                            {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+                                )? {
+                                    Some((n, cap)) => {
+                                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                                        for _ in 0..n {
+                                            v.push(FinalizedFeatureKey::decode(buf, version)?);
+                                        }
+                                        v
+                                    }
+                                    None => return Err(DecodeError::UnexpectedNull),
+                                },
+                            )
+                        })?;
+                        if this.finalized_features == ::std::vec::Vec::<FinalizedFeatureKey>::new()
+                        {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
                         }
-                        3 => {
-                            at = ("zk_migration_ready", buf.len());
-                            let raw = data.clone();
-                            this.zk_migration_ready =
-                                decode_tagged_value(data, |buf| Ok(read_bool(buf)?))?;
-                            if this.zk_migration_ready == false {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
                     }
+                    3 => {
+                        *at = ("zk_migration_ready", buf.len());
+                        let raw = data.clone();
+                        this.zk_migration_ready =
+                            decode_tagged_value(data, |buf| Ok(read_bool(buf)?))?;
+                        if this.zk_migration_ready == false {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ApiVersionsResponse", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -412,18 +459,21 @@ impl ::std::default::Default for ApiVersion {
 impl ApiVersion {
     /// Sets `api_key` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_api_key(mut self, value: i16) -> Self {
         self.api_key = value;
         self
     }
     /// Sets `min_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_version(mut self, value: i16) -> Self {
         self.min_version = value;
         self
     }
     /// Sets `max_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_version(mut self, value: i16) -> Self {
         self.max_version = value;
         self
@@ -468,21 +518,32 @@ impl Decodable for ApiVersion {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("api_key", buf.len());
-            this.api_key = read_i16(buf)?;
-            at = ("min_version", buf.len());
-            this.min_version = read_i16(buf)?;
-            at = ("max_version", buf.len());
-            this.max_version = read_i16(buf)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ApiVersion", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ApiVersion", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ApiVersion {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("api_key", buf.len());
+        this.api_key = read_i16(buf)?;
+        *at = ("min_version", buf.len());
+        this.min_version = read_i16(buf)?;
+        *at = ("max_version", buf.len());
+        this.max_version = read_i16(buf)?;
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -522,18 +583,21 @@ impl ::std::default::Default for SupportedFeatureKey {
 impl SupportedFeatureKey {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_version(mut self, value: i16) -> Self {
         self.min_version = value;
         self
     }
     /// Sets `max_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_version(mut self, value: i16) -> Self {
         self.max_version = value;
         self
@@ -573,19 +637,30 @@ impl Decodable for SupportedFeatureKey {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("min_version", buf.len());
-            this.min_version = read_i16(buf)?;
-            at = ("max_version", buf.len());
-            this.max_version = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SupportedFeatureKey", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SupportedFeatureKey", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SupportedFeatureKey {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("min_version", buf.len());
+        this.min_version = read_i16(buf)?;
+        *at = ("max_version", buf.len());
+        this.max_version = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -625,18 +700,21 @@ impl ::std::default::Default for FinalizedFeatureKey {
 impl FinalizedFeatureKey {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `max_version_level` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_version_level(mut self, value: i16) -> Self {
         self.max_version_level = value;
         self
     }
     /// Sets `min_version_level` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_version_level(mut self, value: i16) -> Self {
         self.min_version_level = value;
         self
@@ -676,18 +754,29 @@ impl Decodable for FinalizedFeatureKey {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("max_version_level", buf.len());
-            this.max_version_level = read_i16(buf)?;
-            at = ("min_version_level", buf.len());
-            this.min_version_level = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FinalizedFeatureKey", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FinalizedFeatureKey", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FinalizedFeatureKey {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("max_version_level", buf.len());
+        this.max_version_level = read_i16(buf)?;
+        *at = ("min_version_level", buf.len());
+        this.min_version_level = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -48,29 +48,34 @@ impl ::std::default::Default for BeginQuorumEpochRequest {
 impl BeginQuorumEpochRequest {
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `voter_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `leader_endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_endpoints(mut self, value: ::std::vec::Vec<LeaderEndpoint>) -> Self {
         self.leader_endpoints = value;
         self
     }
     /// The first element of `LeaderEndpoints` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_leader_endpoints(&self, name: &str) -> ::std::option::Option<&LeaderEndpoint> {
         self.leader_endpoints.iter().find(|e| e.name == name)
     }
@@ -108,16 +113,15 @@ impl Encodable for BeginQuorumEpochRequest {
         if version >= 1 {
             buf.put_i32(self.voter_id);
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 1)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
-            put_array(
-                buf,
-                Some(self.leader_endpoints.as_slice()),
-                true,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.leader_endpoints.len()), true)?;
+            for e in self.leader_endpoints.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -134,21 +138,28 @@ impl Encodable for BeginQuorumEpochRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += prefixed_len(
-            self.cluster_id.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
+        len += match &self.cluster_id {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
         if version >= 1 {
             len += 4;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 1);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
-            len += array_len(Some(self.leader_endpoints.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.leader_endpoints.len()), true);
+                for e in self.leader_endpoints.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -168,34 +179,57 @@ impl Decodable for BeginQuorumEpochRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("cluster_id", buf.len());
-            this.cluster_id = read_nullable_string(buf, version >= 1)?;
-            if version >= 1 {
-                at = ("voter_id", buf.len());
-                this.voter_id = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("BeginQuorumEpochRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl BeginQuorumEpochRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("cluster_id", buf.len());
+        this.cluster_id = read_nullable_string(buf, version >= 1)?;
+        if version >= 1 {
+            *at = ("voter_id", buf.len());
+            this.voter_id = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, version >= 1, TopicData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicData::decode(buf, version)?);
+                }
+                v
             }
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, version >= 1, TopicData::min_size(version), |buf| {
-                TopicData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("leader_endpoints", buf.len());
-                this.leader_endpoints =
-                    read_array(buf, true, LeaderEndpoint::min_size(version), |buf| {
-                        LeaderEndpoint::decode(buf, version)
-                    })?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("BeginQuorumEpochRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("leader_endpoints", buf.len());
+            this.leader_endpoints =
+                match read_array_count(buf, true, LeaderEndpoint::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(LeaderEndpoint::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -240,24 +274,28 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `voter_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -308,25 +346,36 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            if version >= 1 {
-                at = ("voter_directory_id", buf.len());
-                this.voter_directory_id = read_uuid(buf)?;
-            }
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("voter_directory_id", buf.len());
+            this.voter_directory_id = read_uuid(buf)?;
+        }
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -359,12 +408,14 @@ impl ::std::default::Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -386,12 +437,10 @@ impl Encodable for TopicData {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic_name.as_str()), version >= 1)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 1)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -404,9 +453,13 @@ impl Encodable for TopicData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic_name.len()), version >= 1, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 1);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -419,23 +472,40 @@ impl Decodable for TopicData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, version >= 1)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, version >= 1, PartitionData::min_size(version), |buf| {
-                    PartitionData::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, version >= 1)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, version >= 1, PartitionData::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(PartitionData::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -475,18 +545,21 @@ impl ::std::default::Default for LeaderEndpoint {
 impl LeaderEndpoint {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -527,18 +600,29 @@ impl Decodable for LeaderEndpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderEndpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderEndpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderEndpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

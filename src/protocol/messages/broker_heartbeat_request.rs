@@ -62,36 +62,42 @@ impl ::std::default::Default for BrokerHeartbeatRequest {
 impl BrokerHeartbeatRequest {
     /// Sets `broker_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `broker_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
     }
     /// Sets `current_metadata_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_metadata_offset(mut self, value: i64) -> Self {
         self.current_metadata_offset = value;
         self
     }
     /// Sets `want_fence` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_want_fence(mut self, value: bool) -> Self {
         self.want_fence = value;
         self
     }
     /// Sets `want_shut_down` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_want_shut_down(mut self, value: bool) -> Self {
         self.want_shut_down = value;
         self
     }
     /// Sets `offline_log_dirs` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_offline_log_dirs(mut self, value: ::std::vec::Vec<Uuid>) -> Self {
         self.offline_log_dirs = value;
         self
@@ -128,15 +134,10 @@ impl Encodable for BrokerHeartbeatRequest {
         buf.put_u8(u8::from(self.want_fence));
         buf.put_u8(u8::from(self.want_shut_down));
         if version >= 1 {
-            put_array(
-                buf,
-                Some(self.offline_log_dirs.as_slice()),
-                true,
-                |buf, e| {
-                    put_uuid(buf, &*e);
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.offline_log_dirs.len()), true)?;
+            for e in self.offline_log_dirs.iter() {
+                put_uuid(buf, &*e);
+            }
         }
         if !(version >= 1) {
             if self.offline_log_dirs != ::std::vec::Vec::<Uuid>::new() {
@@ -155,7 +156,7 @@ impl Encodable for BrokerHeartbeatRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 22;
         if version >= 1 {
-            len += array_len(Some(self.offline_log_dirs.as_slice()), true, |e| 16);
+            len += fixed_array_len(Some(self.offline_log_dirs.len()), true, 16);
         }
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
@@ -173,27 +174,46 @@ impl Decodable for BrokerHeartbeatRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("broker_id", buf.len());
-            this.broker_id = read_i32(buf)?;
-            at = ("broker_epoch", buf.len());
-            this.broker_epoch = read_i64(buf)?;
-            at = ("current_metadata_offset", buf.len());
-            this.current_metadata_offset = read_i64(buf)?;
-            at = ("want_fence", buf.len());
-            this.want_fence = read_bool(buf)?;
-            at = ("want_shut_down", buf.len());
-            this.want_shut_down = read_bool(buf)?;
-            if version >= 1 {
-                at = ("offline_log_dirs", buf.len());
-                this.offline_log_dirs =
-                    read_array(buf, true, 16, read_uuid)?.ok_or(DecodeError::UnexpectedNull)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("BrokerHeartbeatRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("BrokerHeartbeatRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl BrokerHeartbeatRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("broker_id", buf.len());
+        this.broker_id = read_i32(buf)?;
+        *at = ("broker_epoch", buf.len());
+        this.broker_epoch = read_i64(buf)?;
+        *at = ("current_metadata_offset", buf.len());
+        this.current_metadata_offset = read_i64(buf)?;
+        *at = ("want_fence", buf.len());
+        this.want_fence = read_bool(buf)?;
+        *at = ("want_shut_down", buf.len());
+        this.want_shut_down = read_bool(buf)?;
+        if version >= 1 {
+            *at = ("offline_log_dirs", buf.len());
+            this.offline_log_dirs = match read_array_count(buf, true, 16)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_uuid(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -57,30 +57,35 @@ impl ::std::default::Default for BrokerHeartbeatResponse {
 impl BrokerHeartbeatResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `is_caught_up` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_caught_up(mut self, value: bool) -> Self {
         self.is_caught_up = value;
         self
     }
     /// Sets `is_fenced` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_fenced(mut self, value: bool) -> Self {
         self.is_fenced = value;
         self
     }
     /// Sets `should_shut_down` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_should_shut_down(mut self, value: bool) -> Self {
         self.should_shut_down = value;
         self
@@ -139,22 +144,33 @@ impl Decodable for BrokerHeartbeatResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("is_caught_up", buf.len());
-            this.is_caught_up = read_bool(buf)?;
-            at = ("is_fenced", buf.len());
-            this.is_fenced = read_bool(buf)?;
-            at = ("should_shut_down", buf.len());
-            this.should_shut_down = read_bool(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("BrokerHeartbeatResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("BrokerHeartbeatResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl BrokerHeartbeatResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("is_caught_up", buf.len());
+        this.is_caught_up = read_bool(buf)?;
+        *at = ("is_fenced", buf.len());
+        this.is_fenced = read_bool(buf)?;
+        *at = ("should_shut_down", buf.len());
+        this.should_shut_down = read_bool(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

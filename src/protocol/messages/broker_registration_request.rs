@@ -77,63 +77,74 @@ impl ::std::default::Default for BrokerRegistrationRequest {
 impl BrokerRegistrationRequest {
     /// Sets `broker_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::string::String) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `incarnation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_incarnation_id(mut self, value: Uuid) -> Self {
         self.incarnation_id = value;
         self
     }
     /// Sets `listeners` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: ::std::vec::Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// Sets `features` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_features(mut self, value: ::std::vec::Vec<Feature>) -> Self {
         self.features = value;
         self
     }
     /// Sets `rack` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack = value;
         self
     }
     /// Sets `is_migrating_zk_broker` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_migrating_zk_broker(mut self, value: bool) -> Self {
         self.is_migrating_zk_broker = value;
         self
     }
     /// Sets `log_dirs` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_log_dirs(mut self, value: ::std::vec::Vec<Uuid>) -> Self {
         self.log_dirs = value;
         self
     }
     /// Sets `previous_broker_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_previous_broker_epoch(mut self, value: i64) -> Self {
         self.previous_broker_epoch = value;
         self
     }
     /// The first element of `Listeners` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_listeners(&self, name: &str) -> ::std::option::Option<&Listener> {
         self.listeners.iter().find(|e| e.name == name)
     }
     /// The first element of `Features` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_features(&self, name: &str) -> ::std::option::Option<&Feature> {
         self.features.iter().find(|e| e.name == name)
     }
@@ -168,12 +179,14 @@ impl Encodable for BrokerRegistrationRequest {
         buf.put_i32(self.broker_id);
         put_nullable_string(buf, Some(self.cluster_id.as_str()), true)?;
         put_uuid(buf, &self.incarnation_id);
-        put_array(buf, Some(self.listeners.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(buf, Some(self.features.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.listeners.len()), true)?;
+        for e in self.listeners.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.features.len()), true)?;
+        for e in self.features.iter() {
+            e.encode(buf, version)?;
+        }
         put_nullable_string(buf, self.rack.as_deref(), true)?;
         if version >= 1 {
             buf.put_u8(u8::from(self.is_migrating_zk_broker));
@@ -188,10 +201,10 @@ impl Encodable for BrokerRegistrationRequest {
             }
         }
         if version >= 2 {
-            put_array(buf, Some(self.log_dirs.as_slice()), true, |buf, e| {
+            put_array_len(buf, Some(self.log_dirs.len()), true)?;
+            for e in self.log_dirs.iter() {
                 put_uuid(buf, &*e);
-                Ok(())
-            })?;
+            }
         }
         if version >= 3 {
             buf.put_i64(self.previous_broker_epoch);
@@ -204,18 +217,29 @@ impl Encodable for BrokerRegistrationRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 20;
         len += prefixed_len(Some(self.cluster_id.len()), true, false);
-        len += array_len(Some(self.listeners.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.features.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += prefixed_len(self.rack.as_ref().map(|v| v.len()), true, false);
+        len += {
+            let mut n = array_prefix_len(Some(self.listeners.len()), true);
+            for e in self.listeners.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.features.len()), true);
+            for e in self.features.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += match &self.rack {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         if version >= 1 {
             len += 1;
         }
         if version >= 2 {
-            len += array_len(Some(self.log_dirs.as_slice()), true, |e| 16);
+            len += fixed_array_len(Some(self.log_dirs.len()), true, 16);
         }
         if version >= 3 {
             len += 8;
@@ -236,44 +260,75 @@ impl Decodable for BrokerRegistrationRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("broker_id", buf.len());
-            this.broker_id = read_i32(buf)?;
-            at = ("cluster_id", buf.len());
-            this.cluster_id = read_string(buf, true)?;
-            at = ("incarnation_id", buf.len());
-            this.incarnation_id = read_uuid(buf)?;
-            at = ("listeners", buf.len());
-            this.listeners = read_array(buf, true, Listener::min_size(version), |buf| {
-                Listener::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("features", buf.len());
-            this.features = read_array(buf, true, Feature::min_size(version), |buf| {
-                Feature::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("rack", buf.len());
-            this.rack = read_nullable_string(buf, true)?;
-            if version >= 1 {
-                at = ("is_migrating_zk_broker", buf.len());
-                this.is_migrating_zk_broker = read_bool(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("BrokerRegistrationRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl BrokerRegistrationRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("broker_id", buf.len());
+        this.broker_id = read_i32(buf)?;
+        *at = ("cluster_id", buf.len());
+        this.cluster_id = read_string(buf, true)?;
+        *at = ("incarnation_id", buf.len());
+        this.incarnation_id = read_uuid(buf)?;
+        *at = ("listeners", buf.len());
+        this.listeners = match read_array_count(buf, true, Listener::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Listener::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 2 {
-                at = ("log_dirs", buf.len());
-                this.log_dirs =
-                    read_array(buf, true, 16, read_uuid)?.ok_or(DecodeError::UnexpectedNull)?;
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("features", buf.len());
+        this.features = match read_array_count(buf, true, Feature::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Feature::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 3 {
-                at = ("previous_broker_epoch", buf.len());
-                this.previous_broker_epoch = read_i64(buf)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("BrokerRegistrationRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("rack", buf.len());
+        this.rack = read_nullable_string(buf, true)?;
+        if version >= 1 {
+            *at = ("is_migrating_zk_broker", buf.len());
+            this.is_migrating_zk_broker = read_bool(buf)?;
+        }
+        if version >= 2 {
+            *at = ("log_dirs", buf.len());
+            this.log_dirs = match read_array_count(buf, true, 16)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_uuid(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("previous_broker_epoch", buf.len());
+            this.previous_broker_epoch = read_i64(buf)?;
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -318,24 +373,28 @@ impl ::std::default::Default for Listener {
 impl Listener {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
     }
     /// Sets `security_protocol` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_security_protocol(mut self, value: i16) -> Self {
         self.security_protocol = value;
         self
@@ -377,21 +436,32 @@ impl Decodable for Listener {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("security_protocol", buf.len());
-            this.security_protocol = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Listener", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Listener", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Listener {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("security_protocol", buf.len());
+        this.security_protocol = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -431,18 +501,21 @@ impl ::std::default::Default for Feature {
 impl Feature {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_supported_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -482,18 +555,29 @@ impl Decodable for Feature {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("min_supported_version", buf.len());
-            this.min_supported_version = read_i16(buf)?;
-            at = ("max_supported_version", buf.len());
-            this.max_supported_version = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Feature", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Feature", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Feature {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("min_supported_version", buf.len());
+        this.min_supported_version = read_i16(buf)?;
+        *at = ("max_supported_version", buf.len());
+        this.max_supported_version = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

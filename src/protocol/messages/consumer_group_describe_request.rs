@@ -42,12 +42,14 @@ impl ::std::default::Default for ConsumerGroupDescribeRequest {
 impl ConsumerGroupDescribeRequest {
     /// Sets `group_ids` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.group_ids = value;
         self
     }
     /// Sets `include_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_include_authorized_operations(mut self, value: bool) -> Self {
         self.include_authorized_operations = value;
         self
@@ -78,10 +80,10 @@ impl Encodable for ConsumerGroupDescribeRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.group_ids.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.group_ids.len()), true)?;
+        for e in self.group_ids.iter() {
             put_nullable_string(buf, Some(e.as_str()), true)?;
-            Ok(())
-        })?;
+        }
         buf.put_u8(u8::from(self.include_authorized_operations));
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
@@ -90,9 +92,13 @@ impl Encodable for ConsumerGroupDescribeRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
-        len += array_len(Some(self.group_ids.as_slice()), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.group_ids.len()), true);
+            for e in self.group_ids.iter() {
+                n += prefixed_len(Some(e.len()), true, false);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -109,17 +115,36 @@ impl Decodable for ConsumerGroupDescribeRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_ids", buf.len());
-            this.group_ids = read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("include_authorized_operations", buf.len());
-            this.include_authorized_operations = read_bool(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ConsumerGroupDescribeRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ConsumerGroupDescribeRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ConsumerGroupDescribeRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_ids", buf.len());
+        this.group_ids = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("include_authorized_operations", buf.len());
+        this.include_authorized_operations = read_bool(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

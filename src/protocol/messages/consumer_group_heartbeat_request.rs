@@ -77,42 +77,49 @@ impl ::std::default::Default for ConsumerGroupHeartbeatRequest {
 impl ConsumerGroupHeartbeatRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_instance_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.instance_id = value;
         self
     }
     /// Sets `rack_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `rebalance_timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rebalance_timeout_ms(mut self, value: i32) -> Self {
         self.rebalance_timeout_ms = value;
         self
     }
     /// Sets `subscribed_topic_names` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_subscribed_topic_names(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
@@ -122,6 +129,7 @@ impl ConsumerGroupHeartbeatRequest {
     }
     /// Sets `server_assignor` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_server_assignor(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -131,6 +139,7 @@ impl ConsumerGroupHeartbeatRequest {
     }
     /// Sets `topic_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<TopicPartitions>>,
@@ -170,19 +179,25 @@ impl Encodable for ConsumerGroupHeartbeatRequest {
         put_nullable_string(buf, self.instance_id.as_deref(), true)?;
         put_nullable_string(buf, self.rack_id.as_deref(), true)?;
         buf.put_i32(self.rebalance_timeout_ms);
-        put_array(
-            buf,
-            self.subscribed_topic_names.as_deref(),
-            true,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            },
-        )?;
+        match self.subscribed_topic_names.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    put_nullable_string(buf, Some(e.as_str()), true)?;
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
         put_nullable_string(buf, self.server_assignor.as_deref(), true)?;
-        put_array(buf, self.topic_partitions.as_deref(), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.topic_partitions.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -192,15 +207,38 @@ impl Encodable for ConsumerGroupHeartbeatRequest {
         let mut len = 8;
         len += prefixed_len(Some(self.group_id.len()), true, false);
         len += prefixed_len(Some(self.member_id.len()), true, false);
-        len += prefixed_len(self.instance_id.as_ref().map(|v| v.len()), true, false);
-        len += prefixed_len(self.rack_id.as_ref().map(|v| v.len()), true, false);
-        len += array_len(self.subscribed_topic_names.as_deref(), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
-        len += prefixed_len(self.server_assignor.as_ref().map(|v| v.len()), true, false);
-        len += array_len(self.topic_partitions.as_deref(), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.instance_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += match &self.rack_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += match &self.subscribed_topic_names {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), true);
+                for e in v.iter() {
+                    n += prefixed_len(Some(e.len()), true, false);
+                }
+                n
+            }
+            None => array_prefix_len(None, true),
+        };
+        len += match &self.server_assignor {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += match &self.topic_partitions {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), true);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, true),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -217,35 +255,61 @@ impl Decodable for ConsumerGroupHeartbeatRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, true)?;
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, true)?;
-            at = ("member_epoch", buf.len());
-            this.member_epoch = read_i32(buf)?;
-            at = ("instance_id", buf.len());
-            this.instance_id = read_nullable_string(buf, true)?;
-            at = ("rack_id", buf.len());
-            this.rack_id = read_nullable_string(buf, true)?;
-            at = ("rebalance_timeout_ms", buf.len());
-            this.rebalance_timeout_ms = read_i32(buf)?;
-            at = ("subscribed_topic_names", buf.len());
-            this.subscribed_topic_names =
-                read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?;
-            at = ("server_assignor", buf.len());
-            this.server_assignor = read_nullable_string(buf, true)?;
-            at = ("topic_partitions", buf.len());
-            this.topic_partitions =
-                read_array(buf, true, TopicPartitions::min_size(version), |buf| {
-                    TopicPartitions::decode(buf, version)
-                })?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ConsumerGroupHeartbeatRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ConsumerGroupHeartbeatRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ConsumerGroupHeartbeatRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, true)?;
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, true)?;
+        *at = ("member_epoch", buf.len());
+        this.member_epoch = read_i32(buf)?;
+        *at = ("instance_id", buf.len());
+        this.instance_id = read_nullable_string(buf, true)?;
+        *at = ("rack_id", buf.len());
+        this.rack_id = read_nullable_string(buf, true)?;
+        *at = ("rebalance_timeout_ms", buf.len());
+        this.rebalance_timeout_ms = read_i32(buf)?;
+        *at = ("subscribed_topic_names", buf.len());
+        this.subscribed_topic_names = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        *at = ("server_assignor", buf.len());
+        this.server_assignor = read_nullable_string(buf, true)?;
+        *at = ("topic_partitions", buf.len());
+        this.topic_partitions =
+            match read_array_count(buf, true, TopicPartitions::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TopicPartitions::decode(buf, version)?);
+                    }
+                    Some(v)
+                }
+                None => None,
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -280,12 +344,14 @@ impl ::std::default::Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -305,10 +371,10 @@ impl Encodable for TopicPartitions {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -316,7 +382,7 @@ impl Encodable for TopicPartitions {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partitions.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -327,17 +393,36 @@ impl Decodable for TopicPartitions {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicPartitions", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicPartitions", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicPartitions {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

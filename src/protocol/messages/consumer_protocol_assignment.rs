@@ -38,17 +38,20 @@ impl ::std::default::Default for ConsumerProtocolAssignment {
 impl ConsumerProtocolAssignment {
     /// Sets `assigned_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assigned_partitions(mut self, value: ::std::vec::Vec<TopicPartition>) -> Self {
         self.assigned_partitions = value;
         self
     }
     /// Sets `user_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_user_data(mut self, value: ::std::option::Option<::bytes::Bytes>) -> Self {
         self.user_data = value;
         self
     }
     /// The first element of `AssignedPartitions` whose map key (`Topic`) matches.
+    #[inline]
     pub fn find_assigned_partitions(&self, topic: &str) -> ::std::option::Option<&TopicPartition> {
         self.assigned_partitions.iter().find(|e| e.topic == topic)
     }
@@ -78,12 +81,10 @@ impl Encodable for ConsumerProtocolAssignment {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.assigned_partitions.as_slice()),
-            false,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.assigned_partitions.len()), false)?;
+        for e in self.assigned_partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_nullable_bytes(buf, self.user_data.as_deref(), false)?;
         no_tagged_fields(
             &self.unknown_tagged_fields,
@@ -96,10 +97,17 @@ impl Encodable for ConsumerProtocolAssignment {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.assigned_partitions.as_slice()), false, |e| {
-            e.encoded_len(version)
-        });
-        len += prefixed_len(self.user_data.as_ref().map(|v| v.len()), false, true);
+        len += {
+            let mut n = array_prefix_len(Some(self.assigned_partitions.len()), false);
+            for e in self.assigned_partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += match &self.user_data {
+            Some(v) => prefixed_len(Some(v.len()), false, true),
+            None => prefixed_len(None, false, true),
+        };
         len
     }
 }
@@ -115,19 +123,36 @@ impl Decodable for ConsumerProtocolAssignment {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("assigned_partitions", buf.len());
-            this.assigned_partitions =
-                read_array(buf, false, TopicPartition::min_size(version), |buf| {
-                    TopicPartition::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("user_data", buf.len());
-            this.user_data = read_nullable_bytes(buf, false)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ConsumerProtocolAssignment", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ConsumerProtocolAssignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ConsumerProtocolAssignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("assigned_partitions", buf.len());
+        this.assigned_partitions =
+            match read_array_count(buf, false, TopicPartition::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TopicPartition::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("user_data", buf.len());
+        this.user_data = read_nullable_bytes(buf, false)?;
+        Ok(this)
     }
 }
 
@@ -158,12 +183,14 @@ impl ::std::default::Default for TopicPartition {
 impl TopicPartition {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -183,10 +210,10 @@ impl Encodable for TopicPartition {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic.as_str()), false)?;
-        put_array(buf, Some(self.partitions.as_slice()), false, |buf, e| {
+        put_array_len(buf, Some(self.partitions.len()), false)?;
+        for e in self.partitions.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         no_tagged_fields(&self.unknown_tagged_fields, "TopicPartition", version)?;
         Ok(())
     }
@@ -195,7 +222,7 @@ impl Encodable for TopicPartition {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic.len()), false, false);
-        len += array_len(Some(self.partitions.as_slice()), false, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), false, 4);
         len
     }
 }
@@ -205,15 +232,34 @@ impl Decodable for TopicPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic", buf.len());
-            this.topic = read_string(buf, false)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, false, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic", buf.len());
+        this.topic = read_string(buf, false)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, false, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        Ok(this)
     }
 }

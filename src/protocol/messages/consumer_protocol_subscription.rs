@@ -47,35 +47,41 @@ impl ::std::default::Default for ConsumerProtocolSubscription {
 impl ConsumerProtocolSubscription {
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `user_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_user_data(mut self, value: ::std::option::Option<::bytes::Bytes>) -> Self {
         self.user_data = value;
         self
     }
     /// Sets `owned_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_owned_partitions(mut self, value: ::std::vec::Vec<TopicPartition>) -> Self {
         self.owned_partitions = value;
         self
     }
     /// Sets `generation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `rack_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack_id = value;
         self
     }
     /// The first element of `OwnedPartitions` whose map key (`Topic`) matches.
+    #[inline]
     pub fn find_owned_partitions(&self, topic: &str) -> ::std::option::Option<&TopicPartition> {
         self.owned_partitions.iter().find(|e| e.topic == topic)
     }
@@ -107,18 +113,16 @@ impl Encodable for ConsumerProtocolSubscription {
                 version,
             });
         }
-        put_array(buf, Some(self.topics.as_slice()), false, |buf, e| {
+        put_array_len(buf, Some(self.topics.len()), false)?;
+        for e in self.topics.iter() {
             put_nullable_string(buf, Some(e.as_str()), false)?;
-            Ok(())
-        })?;
+        }
         put_nullable_bytes(buf, self.user_data.as_deref(), false)?;
         if version >= 1 {
-            put_array(
-                buf,
-                Some(self.owned_partitions.as_slice()),
-                false,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.owned_partitions.len()), false)?;
+            for e in self.owned_partitions.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if version >= 2 {
             buf.put_i32(self.generation_id);
@@ -137,20 +141,34 @@ impl Encodable for ConsumerProtocolSubscription {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.topics.as_slice()), false, |e| {
-            prefixed_len(Some(e.len()), false, false)
-        });
-        len += prefixed_len(self.user_data.as_ref().map(|v| v.len()), false, true);
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), false);
+            for e in self.topics.iter() {
+                n += prefixed_len(Some(e.len()), false, false);
+            }
+            n
+        };
+        len += match &self.user_data {
+            Some(v) => prefixed_len(Some(v.len()), false, true),
+            None => prefixed_len(None, false, true),
+        };
         if version >= 1 {
-            len += array_len(Some(self.owned_partitions.as_slice()), false, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.owned_partitions.len()), false);
+                for e in self.owned_partitions.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 2 {
             len += 4;
         }
         if version >= 3 {
-            len += prefixed_len(self.rack_id.as_ref().map(|v| v.len()), false, false);
+            len += match &self.rack_id {
+                Some(v) => prefixed_len(Some(v.len()), false, false),
+                None => prefixed_len(None, false, false),
+            };
         }
         len
     }
@@ -167,32 +185,57 @@ impl Decodable for ConsumerProtocolSubscription {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, false, 2, |buf| Ok(read_string(buf, false)?))?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("user_data", buf.len());
-            this.user_data = read_nullable_bytes(buf, false)?;
-            if version >= 1 {
-                at = ("owned_partitions", buf.len());
-                this.owned_partitions =
-                    read_array(buf, false, TopicPartition::min_size(version), |buf| {
-                        TopicPartition::decode(buf, version)
-                    })?
-                    .ok_or(DecodeError::UnexpectedNull)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ConsumerProtocolSubscription", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ConsumerProtocolSubscription {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, false, 2)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, false)?);
+                }
+                v
             }
-            if version >= 2 {
-                at = ("generation_id", buf.len());
-                this.generation_id = read_i32(buf)?;
-            }
-            if version >= 3 {
-                at = ("rack_id", buf.len());
-                this.rack_id = read_nullable_string(buf, false)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ConsumerProtocolSubscription", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("user_data", buf.len());
+        this.user_data = read_nullable_bytes(buf, false)?;
+        if version >= 1 {
+            *at = ("owned_partitions", buf.len());
+            this.owned_partitions =
+                match read_array_count(buf, false, TopicPartition::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(TopicPartition::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 2 {
+            *at = ("generation_id", buf.len());
+            this.generation_id = read_i32(buf)?;
+        }
+        if version >= 3 {
+            *at = ("rack_id", buf.len());
+            this.rack_id = read_nullable_string(buf, false)?;
+        }
+        Ok(this)
     }
 }
 
@@ -223,12 +266,14 @@ impl ::std::default::Default for TopicPartition {
 impl TopicPartition {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -248,10 +293,10 @@ impl Encodable for TopicPartition {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic.as_str()), false)?;
-        put_array(buf, Some(self.partitions.as_slice()), false, |buf, e| {
+        put_array_len(buf, Some(self.partitions.len()), false)?;
+        for e in self.partitions.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         no_tagged_fields(&self.unknown_tagged_fields, "TopicPartition", version)?;
         Ok(())
     }
@@ -260,7 +305,7 @@ impl Encodable for TopicPartition {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic.len()), false, false);
-        len += array_len(Some(self.partitions.as_slice()), false, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), false, 4);
         len
     }
 }
@@ -270,15 +315,34 @@ impl Decodable for TopicPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic", buf.len());
-            this.topic = read_string(buf, false)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, false, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic", buf.len());
+        this.topic = read_string(buf, false)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, false, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        Ok(this)
     }
 }

@@ -42,17 +42,20 @@ impl ::std::default::Default for ControlledShutdownResponse {
 impl ControlledShutdownResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `remaining_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_remaining_partitions(mut self, value: ::std::vec::Vec<RemainingPartition>) -> Self {
         self.remaining_partitions = value;
         self
     }
     /// The first element of `RemainingPartitions` whose map key (`TopicName`, `PartitionIndex`) matches.
+    #[inline]
     pub fn find_remaining_partitions(
         &self,
         topic_name: &str,
@@ -89,12 +92,10 @@ impl Encodable for ControlledShutdownResponse {
             });
         }
         buf.put_i16(self.error_code);
-        put_array(
-            buf,
-            Some(self.remaining_partitions.as_slice()),
-            version >= 3,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.remaining_partitions.len()), version >= 3)?;
+        for e in self.remaining_partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 3 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -110,11 +111,13 @@ impl Encodable for ControlledShutdownResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += array_len(
-            Some(self.remaining_partitions.as_slice()),
-            version >= 3,
-            |e| e.encoded_len(version),
-        );
+        len += {
+            let mut n = array_prefix_len(Some(self.remaining_partitions.len()), version >= 3);
+            for e in self.remaining_partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -133,25 +136,40 @@ impl Decodable for ControlledShutdownResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("remaining_partitions", buf.len());
-            this.remaining_partitions = read_array(
-                buf,
-                version >= 3,
-                RemainingPartition::min_size(version),
-                |buf| RemainingPartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ControlledShutdownResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ControlledShutdownResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ControlledShutdownResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("remaining_partitions", buf.len());
+        this.remaining_partitions =
+            match read_array_count(buf, version >= 3, RemainingPartition::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(RemainingPartition::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -186,12 +204,14 @@ impl ::std::default::Default for RemainingPartition {
 impl RemainingPartition {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -236,18 +256,29 @@ impl Decodable for RemainingPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, version >= 3)?;
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("RemainingPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("RemainingPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl RemainingPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, version >= 3)?;
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -57,39 +57,46 @@ impl ::std::default::Default for ControllerRegistrationRequest {
 impl ControllerRegistrationRequest {
     /// Sets `controller_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `incarnation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_incarnation_id(mut self, value: Uuid) -> Self {
         self.incarnation_id = value;
         self
     }
     /// Sets `zk_migration_ready` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_zk_migration_ready(mut self, value: bool) -> Self {
         self.zk_migration_ready = value;
         self
     }
     /// Sets `listeners` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: ::std::vec::Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// Sets `features` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_features(mut self, value: ::std::vec::Vec<Feature>) -> Self {
         self.features = value;
         self
     }
     /// The first element of `Listeners` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_listeners(&self, name: &str) -> ::std::option::Option<&Listener> {
         self.listeners.iter().find(|e| e.name == name)
     }
     /// The first element of `Features` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_features(&self, name: &str) -> ::std::option::Option<&Feature> {
         self.features.iter().find(|e| e.name == name)
     }
@@ -122,12 +129,14 @@ impl Encodable for ControllerRegistrationRequest {
         buf.put_i32(self.controller_id);
         put_uuid(buf, &self.incarnation_id);
         buf.put_u8(u8::from(self.zk_migration_ready));
-        put_array(buf, Some(self.listeners.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(buf, Some(self.features.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.listeners.len()), true)?;
+        for e in self.listeners.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.features.len()), true)?;
+        for e in self.features.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -135,12 +144,20 @@ impl Encodable for ControllerRegistrationRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 21;
-        len += array_len(Some(self.listeners.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.features.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.listeners.len()), true);
+            for e in self.listeners.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.features.len()), true);
+            for e in self.features.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -157,29 +174,52 @@ impl Decodable for ControllerRegistrationRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("controller_id", buf.len());
-            this.controller_id = read_i32(buf)?;
-            at = ("incarnation_id", buf.len());
-            this.incarnation_id = read_uuid(buf)?;
-            at = ("zk_migration_ready", buf.len());
-            this.zk_migration_ready = read_bool(buf)?;
-            at = ("listeners", buf.len());
-            this.listeners = read_array(buf, true, Listener::min_size(version), |buf| {
-                Listener::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("features", buf.len());
-            this.features = read_array(buf, true, Feature::min_size(version), |buf| {
-                Feature::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ControllerRegistrationRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ControllerRegistrationRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ControllerRegistrationRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("controller_id", buf.len());
+        this.controller_id = read_i32(buf)?;
+        *at = ("incarnation_id", buf.len());
+        this.incarnation_id = read_uuid(buf)?;
+        *at = ("zk_migration_ready", buf.len());
+        this.zk_migration_ready = read_bool(buf)?;
+        *at = ("listeners", buf.len());
+        this.listeners = match read_array_count(buf, true, Listener::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Listener::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("features", buf.len());
+        this.features = match read_array_count(buf, true, Feature::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Feature::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -224,24 +264,28 @@ impl ::std::default::Default for Listener {
 impl Listener {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
     }
     /// Sets `security_protocol` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_security_protocol(mut self, value: i16) -> Self {
         self.security_protocol = value;
         self
@@ -283,21 +327,32 @@ impl Decodable for Listener {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("security_protocol", buf.len());
-            this.security_protocol = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Listener", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Listener", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Listener {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("security_protocol", buf.len());
+        this.security_protocol = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -337,18 +392,21 @@ impl ::std::default::Default for Feature {
 impl Feature {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `min_supported_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -388,18 +446,29 @@ impl Decodable for Feature {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("min_supported_version", buf.len());
-            this.min_supported_version = read_i16(buf)?;
-            at = ("max_supported_version", buf.len());
-            this.max_supported_version = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Feature", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Feature", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Feature {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("min_supported_version", buf.len());
+        this.min_supported_version = read_i16(buf)?;
+        *at = ("max_supported_version", buf.len());
+        this.max_supported_version = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -37,6 +37,7 @@ impl ::std::default::Default for CreateAclsRequest {
 impl CreateAclsRequest {
     /// Sets `creations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_creations(mut self, value: ::std::vec::Vec<AclCreation>) -> Self {
         self.creations = value;
         self
@@ -67,12 +68,10 @@ impl Encodable for CreateAclsRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.creations.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.creations.len()), version >= 2)?;
+        for e in self.creations.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -84,9 +83,13 @@ impl Encodable for CreateAclsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.creations.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.creations.len()), version >= 2);
+            for e in self.creations.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -105,21 +108,38 @@ impl Decodable for CreateAclsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("creations", buf.len());
-            this.creations =
-                read_array(buf, version >= 2, AclCreation::min_size(version), |buf| {
-                    AclCreation::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreateAclsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreateAclsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("creations", buf.len());
+        this.creations = match read_array_count(buf, version >= 2, AclCreation::min_size(version))?
+        {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(AclCreation::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreateAclsRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -179,42 +199,49 @@ impl ::std::default::Default for AclCreation {
 impl AclCreation {
     /// Sets `resource_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: ::std::string::String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `resource_pattern_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_pattern_type(mut self, value: i8) -> Self {
         self.resource_pattern_type = value;
         self
     }
     /// Sets `principal` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal(mut self, value: ::std::string::String) -> Self {
         self.principal = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `operation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -284,30 +311,41 @@ impl Decodable for AclCreation {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("resource_type", buf.len());
-            this.resource_type = read_i8(buf)?;
-            at = ("resource_name", buf.len());
-            this.resource_name = read_string(buf, version >= 2)?;
-            if version >= 1 {
-                at = ("resource_pattern_type", buf.len());
-                this.resource_pattern_type = read_i8(buf)?;
-            }
-            at = ("principal", buf.len());
-            this.principal = read_string(buf, version >= 2)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, version >= 2)?;
-            at = ("operation", buf.len());
-            this.operation = read_i8(buf)?;
-            at = ("permission_type", buf.len());
-            this.permission_type = read_i8(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AclCreation", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AclCreation", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AclCreation {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("resource_type", buf.len());
+        this.resource_type = read_i8(buf)?;
+        *at = ("resource_name", buf.len());
+        this.resource_name = read_string(buf, version >= 2)?;
+        if version >= 1 {
+            *at = ("resource_pattern_type", buf.len());
+            this.resource_pattern_type = read_i8(buf)?;
+        }
+        *at = ("principal", buf.len());
+        this.principal = read_string(buf, version >= 2)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, version >= 2)?;
+        *at = ("operation", buf.len());
+        this.operation = read_i8(buf)?;
+        *at = ("permission_type", buf.len());
+        this.permission_type = read_i8(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

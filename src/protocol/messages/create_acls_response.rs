@@ -42,12 +42,14 @@ impl ::std::default::Default for CreateAclsResponse {
 impl CreateAclsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: ::std::vec::Vec<AclCreationResult>) -> Self {
         self.results = value;
         self
@@ -79,12 +81,10 @@ impl Encodable for CreateAclsResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(
-            buf,
-            Some(self.results.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.results.len()), version >= 2)?;
+        for e in self.results.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -96,9 +96,13 @@ impl Encodable for CreateAclsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.results.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.results.len()), version >= 2);
+            for e in self.results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -117,25 +121,40 @@ impl Decodable for CreateAclsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("results", buf.len());
-            this.results = read_array(
-                buf,
-                version >= 2,
-                AclCreationResult::min_size(version),
-                |buf| AclCreationResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreateAclsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreateAclsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreateAclsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("results", buf.len());
+        this.results =
+            match read_array_count(buf, version >= 2, AclCreationResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AclCreationResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -170,12 +189,14 @@ impl ::std::default::Default for AclCreationResult {
 impl AclCreationResult {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -210,11 +231,10 @@ impl Encodable for AclCreationResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -227,18 +247,29 @@ impl Decodable for AclCreationResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 2)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AclCreationResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AclCreationResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AclCreationResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 2)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -52,6 +52,7 @@ impl ::std::default::Default for CreateDelegationTokenRequest {
 impl CreateDelegationTokenRequest {
     /// Sets `owner_principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_owner_principal_type(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -61,6 +62,7 @@ impl CreateDelegationTokenRequest {
     }
     /// Sets `owner_principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_owner_principal_name(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -70,12 +72,14 @@ impl CreateDelegationTokenRequest {
     }
     /// Sets `renewers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_renewers(mut self, value: ::std::vec::Vec<CreatableRenewers>) -> Self {
         self.renewers = value;
         self
     }
     /// Sets `max_lifetime_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_lifetime_ms(mut self, value: i64) -> Self {
         self.max_lifetime_ms = value;
         self
@@ -137,12 +141,10 @@ impl Encodable for CreateDelegationTokenRequest {
                 });
             }
         }
-        put_array(
-            buf,
-            Some(self.renewers.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.renewers.len()), version >= 2)?;
+        for e in self.renewers.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i64(self.max_lifetime_ms);
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -160,22 +162,24 @@ impl Encodable for CreateDelegationTokenRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
         if version >= 3 {
-            len += prefixed_len(
-                self.owner_principal_type.as_ref().map(|v| v.len()),
-                true,
-                false,
-            );
+            len += match &self.owner_principal_type {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         if version >= 3 {
-            len += prefixed_len(
-                self.owner_principal_name.as_ref().map(|v| v.len()),
-                true,
-                false,
-            );
+            len += match &self.owner_principal_name {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
-        len += array_len(Some(self.renewers.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.renewers.len()), version >= 2);
+            for e in self.renewers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -194,33 +198,48 @@ impl Decodable for CreateDelegationTokenRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 3 {
-                at = ("owner_principal_type", buf.len());
-                this.owner_principal_type = read_nullable_string(buf, true)?;
-            }
-            if version >= 3 {
-                at = ("owner_principal_name", buf.len());
-                this.owner_principal_name = read_nullable_string(buf, true)?;
-            }
-            at = ("renewers", buf.len());
-            this.renewers = read_array(
-                buf,
-                version >= 2,
-                CreatableRenewers::min_size(version),
-                |buf| CreatableRenewers::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("max_lifetime_ms", buf.len());
-            this.max_lifetime_ms = read_i64(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreateDelegationTokenRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreateDelegationTokenRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreateDelegationTokenRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 3 {
+            *at = ("owner_principal_type", buf.len());
+            this.owner_principal_type = read_nullable_string(buf, true)?;
+        }
+        if version >= 3 {
+            *at = ("owner_principal_name", buf.len());
+            this.owner_principal_name = read_nullable_string(buf, true)?;
+        }
+        *at = ("renewers", buf.len());
+        this.renewers =
+            match read_array_count(buf, version >= 2, CreatableRenewers::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(CreatableRenewers::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("max_lifetime_ms", buf.len());
+        this.max_lifetime_ms = read_i64(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -255,12 +274,14 @@ impl ::std::default::Default for CreatableRenewers {
 impl CreatableRenewers {
     /// Sets `principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: ::std::string::String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: ::std::string::String) -> Self {
         self.principal_name = value;
         self
@@ -308,18 +329,29 @@ impl Decodable for CreatableRenewers {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("principal_type", buf.len());
-            this.principal_type = read_string(buf, version >= 2)?;
-            at = ("principal_name", buf.len());
-            this.principal_name = read_string(buf, version >= 2)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatableRenewers", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatableRenewers", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatableRenewers {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("principal_type", buf.len());
+        this.principal_type = read_string(buf, version >= 2)?;
+        *at = ("principal_name", buf.len());
+        this.principal_name = read_string(buf, version >= 2)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -87,66 +87,77 @@ impl ::std::default::Default for CreateDelegationTokenResponse {
 impl CreateDelegationTokenResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: ::std::string::String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: ::std::string::String) -> Self {
         self.principal_name = value;
         self
     }
     /// Sets `token_requester_principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_type(mut self, value: ::std::string::String) -> Self {
         self.token_requester_principal_type = value;
         self
     }
     /// Sets `token_requester_principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_name(mut self, value: ::std::string::String) -> Self {
         self.token_requester_principal_name = value;
         self
     }
     /// Sets `issue_timestamp_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_issue_timestamp_ms(mut self, value: i64) -> Self {
         self.issue_timestamp_ms = value;
         self
     }
     /// Sets `expiry_timestamp_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_expiry_timestamp_ms(mut self, value: i64) -> Self {
         self.expiry_timestamp_ms = value;
         self
     }
     /// Sets `max_timestamp_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_timestamp_ms(mut self, value: i64) -> Self {
         self.max_timestamp_ms = value;
         self
     }
     /// Sets `token_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_token_id(mut self, value: ::std::string::String) -> Self {
         self.token_id = value;
         self
     }
     /// Sets `hmac` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_hmac(mut self, value: ::bytes::Bytes) -> Self {
         self.hmac = value;
         self
     }
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -267,40 +278,51 @@ impl Decodable for CreateDelegationTokenResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("principal_type", buf.len());
-            this.principal_type = read_string(buf, version >= 2)?;
-            at = ("principal_name", buf.len());
-            this.principal_name = read_string(buf, version >= 2)?;
-            if version >= 3 {
-                at = ("token_requester_principal_type", buf.len());
-                this.token_requester_principal_type = read_string(buf, true)?;
-            }
-            if version >= 3 {
-                at = ("token_requester_principal_name", buf.len());
-                this.token_requester_principal_name = read_string(buf, true)?;
-            }
-            at = ("issue_timestamp_ms", buf.len());
-            this.issue_timestamp_ms = read_i64(buf)?;
-            at = ("expiry_timestamp_ms", buf.len());
-            this.expiry_timestamp_ms = read_i64(buf)?;
-            at = ("max_timestamp_ms", buf.len());
-            this.max_timestamp_ms = read_i64(buf)?;
-            at = ("token_id", buf.len());
-            this.token_id = read_string(buf, version >= 2)?;
-            at = ("hmac", buf.len());
-            this.hmac = read_bytes(buf, version >= 2)?;
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreateDelegationTokenResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreateDelegationTokenResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreateDelegationTokenResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("principal_type", buf.len());
+        this.principal_type = read_string(buf, version >= 2)?;
+        *at = ("principal_name", buf.len());
+        this.principal_name = read_string(buf, version >= 2)?;
+        if version >= 3 {
+            *at = ("token_requester_principal_type", buf.len());
+            this.token_requester_principal_type = read_string(buf, true)?;
+        }
+        if version >= 3 {
+            *at = ("token_requester_principal_name", buf.len());
+            this.token_requester_principal_name = read_string(buf, true)?;
+        }
+        *at = ("issue_timestamp_ms", buf.len());
+        this.issue_timestamp_ms = read_i64(buf)?;
+        *at = ("expiry_timestamp_ms", buf.len());
+        this.expiry_timestamp_ms = read_i64(buf)?;
+        *at = ("max_timestamp_ms", buf.len());
+        this.max_timestamp_ms = read_i64(buf)?;
+        *at = ("token_id", buf.len());
+        this.token_id = read_string(buf, version >= 2)?;
+        *at = ("hmac", buf.len());
+        this.hmac = read_bytes(buf, version >= 2)?;
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

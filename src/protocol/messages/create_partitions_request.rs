@@ -47,23 +47,27 @@ impl ::std::default::Default for CreatePartitionsRequest {
 impl CreatePartitionsRequest {
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<CreatePartitionsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `validate_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&CreatePartitionsTopic> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -93,9 +97,10 @@ impl Encodable for CreatePartitionsRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 2)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.timeout_ms);
         buf.put_u8(u8::from(self.validate_only));
         if version >= 2 {
@@ -113,9 +118,13 @@ impl Encodable for CreatePartitionsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 5;
-        len += array_len(Some(self.topics.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 2);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -134,27 +143,42 @@ impl Decodable for CreatePartitionsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 2,
-                CreatePartitionsTopic::min_size(version),
-                |buf| CreatePartitionsTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            at = ("validate_only", buf.len());
-            this.validate_only = read_bool(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatePartitionsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatePartitionsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatePartitionsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, version >= 2, CreatePartitionsTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(CreatePartitionsTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        *at = ("validate_only", buf.len());
+        this.validate_only = read_bool(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -184,6 +208,7 @@ impl ::std::default::Default for CreatePartitionsAssignment {
 impl CreatePartitionsAssignment {
     /// Sets `broker_ids` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_ids(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.broker_ids = value;
         self
@@ -202,15 +227,10 @@ impl Encodable for CreatePartitionsAssignment {
         buf: &mut ::bytes::BytesMut,
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
-        put_array(
-            buf,
-            Some(self.broker_ids.as_slice()),
-            version >= 2,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.broker_ids.len()), version >= 2)?;
+        for e in self.broker_ids.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -226,7 +246,7 @@ impl Encodable for CreatePartitionsAssignment {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.broker_ids.as_slice()), version >= 2, |e| 4);
+        len += fixed_array_len(Some(self.broker_ids.len()), version >= 2, 4);
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -239,18 +259,37 @@ impl Decodable for CreatePartitionsAssignment {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("broker_ids", buf.len());
-            this.broker_ids =
-                read_array(buf, version >= 2, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatePartitionsAssignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatePartitionsAssignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("broker_ids", buf.len());
+        this.broker_ids = match read_array_count(buf, version >= 2, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatePartitionsAssignment", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -292,18 +331,21 @@ impl ::std::default::Default for CreatePartitionsTopic {
 impl CreatePartitionsTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `count` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_count(mut self, value: i32) -> Self {
         self.count = value;
         self
     }
     /// Sets `assignments` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignments(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<CreatePartitionsAssignment>>,
@@ -329,9 +371,15 @@ impl Encodable for CreatePartitionsTopic {
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 2)?;
         buf.put_i32(self.count);
-        put_array(buf, self.assignments.as_deref(), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.assignments.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), version >= 2)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, version >= 2)?,
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -348,9 +396,16 @@ impl Encodable for CreatePartitionsTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
         len += prefixed_len(Some(self.name.len()), version >= 2, false);
-        len += array_len(self.assignments.as_deref(), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.assignments {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), version >= 2);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, version >= 2),
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -363,25 +418,44 @@ impl Decodable for CreatePartitionsTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 2)?;
-            at = ("count", buf.len());
-            this.count = read_i32(buf)?;
-            at = ("assignments", buf.len());
-            this.assignments = read_array(
-                buf,
-                version >= 2,
-                CreatePartitionsAssignment::min_size(version),
-                |buf| CreatePartitionsAssignment::decode(buf, version),
-            )?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatePartitionsTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatePartitionsTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 2)?;
+        *at = ("count", buf.len());
+        this.count = read_i32(buf)?;
+        *at = ("assignments", buf.len());
+        this.assignments = match read_array_count(
+            buf,
+            version >= 2,
+            CreatePartitionsAssignment::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(CreatePartitionsAssignment::decode(buf, version)?);
+                }
+                Some(v)
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatePartitionsTopic", at.0, at.1, start))
+            None => None,
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

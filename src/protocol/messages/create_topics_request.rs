@@ -47,23 +47,27 @@ impl ::std::default::Default for CreateTopicsRequest {
 impl CreateTopicsRequest {
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<CreatableTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `validate_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&CreatableTopic> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -95,9 +99,10 @@ impl Encodable for CreateTopicsRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 5, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 5)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.timeout_ms);
         if version >= 1 {
             buf.put_u8(u8::from(self.validate_only));
@@ -122,9 +127,13 @@ impl Encodable for CreateTopicsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.topics.as_slice()), version >= 5, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 5);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += 1;
         }
@@ -146,29 +155,44 @@ impl Decodable for CreateTopicsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 5,
-                CreatableTopic::min_size(version),
-                |buf| CreatableTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            if version >= 1 {
-                at = ("validate_only", buf.len());
-                this.validate_only = read_bool(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreateTopicsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreateTopicsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, version >= 5, CreatableTopic::min_size(version))?
+        {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(CreatableTopic::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreateTopicsRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("validate_only", buf.len());
+            this.validate_only = read_bool(buf)?;
+        }
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -203,12 +227,14 @@ impl ::std::default::Default for CreatableReplicaAssignment {
 impl CreatableReplicaAssignment {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `broker_ids` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_ids(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.broker_ids = value;
         self
@@ -228,15 +254,10 @@ impl Encodable for CreatableReplicaAssignment {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i32(self.partition_index);
-        put_array(
-            buf,
-            Some(self.broker_ids.as_slice()),
-            version >= 5,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.broker_ids.len()), version >= 5)?;
+        for e in self.broker_ids.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 5 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -252,7 +273,7 @@ impl Encodable for CreatableReplicaAssignment {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.broker_ids.as_slice()), version >= 5, |e| 4);
+        len += fixed_array_len(Some(self.broker_ids.len()), version >= 5, 4);
         if version >= 5 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -265,20 +286,39 @@ impl Decodable for CreatableReplicaAssignment {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("broker_ids", buf.len());
-            this.broker_ids =
-                read_array(buf, version >= 5, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatableReplicaAssignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatableReplicaAssignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("broker_ids", buf.len());
+        this.broker_ids = match read_array_count(buf, version >= 5, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatableReplicaAssignment", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -313,12 +353,14 @@ impl ::std::default::Default for CreatableTopicConfig {
 impl CreatableTopicConfig {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.value = value;
         self
@@ -353,7 +395,10 @@ impl Encodable for CreatableTopicConfig {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 5, false);
-        len += prefixed_len(self.value.as_ref().map(|v| v.len()), version >= 5, false);
+        len += match &self.value {
+            Some(v) => prefixed_len(Some(v.len()), version >= 5, false),
+            None => prefixed_len(None, version >= 5, false),
+        };
         if version >= 5 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -366,19 +411,30 @@ impl Decodable for CreatableTopicConfig {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 5)?;
-            at = ("value", buf.len());
-            this.value = read_nullable_string(buf, version >= 5)?;
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatableTopicConfig", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatableTopicConfig", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatableTopicConfig {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 5)?;
+        *at = ("value", buf.len());
+        this.value = read_nullable_string(buf, version >= 5)?;
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -428,35 +484,41 @@ impl ::std::default::Default for CreatableTopic {
 impl CreatableTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `num_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_num_partitions(mut self, value: i32) -> Self {
         self.num_partitions = value;
         self
     }
     /// Sets `replication_factor` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replication_factor(mut self, value: i16) -> Self {
         self.replication_factor = value;
         self
     }
     /// Sets `assignments` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignments(mut self, value: ::std::vec::Vec<CreatableReplicaAssignment>) -> Self {
         self.assignments = value;
         self
     }
     /// Sets `configs` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: ::std::vec::Vec<CreatableTopicConfig>) -> Self {
         self.configs = value;
         self
     }
     /// The first element of `Assignments` whose map key (`PartitionIndex`) matches.
+    #[inline]
     pub fn find_assignments(
         &self,
         partition_index: i32,
@@ -466,6 +528,7 @@ impl CreatableTopic {
             .find(|e| e.partition_index == partition_index)
     }
     /// The first element of `Configs` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_configs(&self, name: &str) -> ::std::option::Option<&CreatableTopicConfig> {
         self.configs.iter().find(|e| e.name == name)
     }
@@ -489,18 +552,14 @@ impl Encodable for CreatableTopic {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 5)?;
         buf.put_i32(self.num_partitions);
         buf.put_i16(self.replication_factor);
-        put_array(
-            buf,
-            Some(self.assignments.as_slice()),
-            version >= 5,
-            |buf, e| e.encode(buf, version),
-        )?;
-        put_array(
-            buf,
-            Some(self.configs.as_slice()),
-            version >= 5,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.assignments.len()), version >= 5)?;
+        for e in self.assignments.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.configs.len()), version >= 5)?;
+        for e in self.configs.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 5 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -513,12 +572,20 @@ impl Encodable for CreatableTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
         len += prefixed_len(Some(self.name.len()), version >= 5, false);
-        len += array_len(Some(self.assignments.as_slice()), version >= 5, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.configs.as_slice()), version >= 5, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.assignments.len()), version >= 5);
+            for e in self.assignments.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.configs.len()), version >= 5);
+            for e in self.configs.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 5 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -531,36 +598,58 @@ impl Decodable for CreatableTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 5)?;
-            at = ("num_partitions", buf.len());
-            this.num_partitions = read_i32(buf)?;
-            at = ("replication_factor", buf.len());
-            this.replication_factor = read_i16(buf)?;
-            at = ("assignments", buf.len());
-            this.assignments = read_array(
-                buf,
-                version >= 5,
-                CreatableReplicaAssignment::min_size(version),
-                |buf| CreatableReplicaAssignment::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("configs", buf.len());
-            this.configs = read_array(
-                buf,
-                version >= 5,
-                CreatableTopicConfig::min_size(version),
-                |buf| CreatableTopicConfig::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatableTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatableTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 5)?;
+        *at = ("num_partitions", buf.len());
+        this.num_partitions = read_i32(buf)?;
+        *at = ("replication_factor", buf.len());
+        this.replication_factor = read_i16(buf)?;
+        *at = ("assignments", buf.len());
+        this.assignments = match read_array_count(
+            buf,
+            version >= 5,
+            CreatableReplicaAssignment::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(CreatableReplicaAssignment::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatableTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("configs", buf.len());
+        this.configs =
+            match read_array_count(buf, version >= 5, CreatableTopicConfig::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(CreatableTopicConfig::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

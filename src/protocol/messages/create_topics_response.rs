@@ -42,17 +42,20 @@ impl ::std::default::Default for CreateTopicsResponse {
 impl CreateTopicsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<CreatableTopicResult>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&CreatableTopicResult> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -87,9 +90,10 @@ impl Encodable for CreateTopicsResponse {
         if version >= 2 {
             buf.put_i32(self.throttle_time_ms);
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 5, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 5)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 5 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -104,9 +108,13 @@ impl Encodable for CreateTopicsResponse {
         if version >= 2 {
             len += 4;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 5, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 5);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 5 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -125,27 +133,42 @@ impl Decodable for CreateTopicsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 2 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 5,
-                CreatableTopicResult::min_size(version),
-                |buf| CreatableTopicResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreateTopicsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreateTopicsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreateTopicsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 2 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, version >= 5, CreatableTopicResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(CreatableTopicResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -195,30 +218,35 @@ impl ::std::default::Default for CreatableTopicConfigs {
 impl CreatableTopicConfigs {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.value = value;
         self
     }
     /// Sets `read_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_read_only(mut self, value: bool) -> Self {
         self.read_only = value;
         self
     }
     /// Sets `config_source` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_config_source(mut self, value: i8) -> Self {
         self.config_source = value;
         self
     }
     /// Sets `is_sensitive` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_sensitive(mut self, value: bool) -> Self {
         self.is_sensitive = value;
         self
@@ -250,7 +278,10 @@ impl Encodable for CreatableTopicConfigs {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += prefixed_len(self.value.as_ref().map(|v| v.len()), true, false);
+        len += match &self.value {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -261,23 +292,34 @@ impl Decodable for CreatableTopicConfigs {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("value", buf.len());
-            this.value = read_nullable_string(buf, true)?;
-            at = ("read_only", buf.len());
-            this.read_only = read_bool(buf)?;
-            at = ("config_source", buf.len());
-            this.config_source = read_i8(buf)?;
-            at = ("is_sensitive", buf.len());
-            this.is_sensitive = read_bool(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatableTopicConfigs", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatableTopicConfigs", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatableTopicConfigs {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("value", buf.len());
+        this.value = read_nullable_string(buf, true)?;
+        *at = ("read_only", buf.len());
+        this.read_only = read_bool(buf)?;
+        *at = ("config_source", buf.len());
+        this.config_source = read_i8(buf)?;
+        *at = ("is_sensitive", buf.len());
+        this.is_sensitive = read_bool(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -342,24 +384,28 @@ impl ::std::default::Default for CreatableTopicResult {
 impl CreatableTopicResult {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -369,24 +415,28 @@ impl CreatableTopicResult {
     }
     /// Sets `topic_config_error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_config_error_code(mut self, value: i16) -> Self {
         self.topic_config_error_code = value;
         self
     }
     /// Sets `num_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_num_partitions(mut self, value: i32) -> Self {
         self.num_partitions = value;
         self
     }
     /// Sets `replication_factor` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replication_factor(mut self, value: i16) -> Self {
         self.replication_factor = value;
         self
     }
     /// Sets `configs` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_configs(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<CreatableTopicConfigs>>,
@@ -437,9 +487,15 @@ impl Encodable for CreatableTopicResult {
             buf.put_i16(self.replication_factor);
         }
         if version >= 5 {
-            put_array(buf, self.configs.as_deref(), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            match self.configs.as_deref() {
+                Some(v) => {
+                    put_array_len(buf, Some(v.len()), true)?;
+                    for e in v {
+                        e.encode(buf, version)?;
+                    }
+                }
+                None => put_array_len(buf, None, true)?,
+            }
         }
         if version >= 5 {
             put_tagged_fields(
@@ -470,11 +526,10 @@ impl Encodable for CreatableTopicResult {
             len += 16;
         }
         if version >= 1 {
-            len += prefixed_len(
-                self.error_message.as_ref().map(|v| v.len()),
-                version >= 5,
-                false,
-            );
+            len += match &self.error_message {
+                Some(v) => prefixed_len(Some(v.len()), version >= 5, false),
+                None => prefixed_len(None, version >= 5, false),
+            };
         }
         if version >= 5 {
             len += 4;
@@ -483,7 +538,16 @@ impl Encodable for CreatableTopicResult {
             len += 2;
         }
         if version >= 5 {
-            len += array_len(self.configs.as_deref(), true, |e| e.encoded_len(version));
+            len += match &self.configs {
+                Some(v) => {
+                    let mut n = array_prefix_len(Some(v.len()), true);
+                    for e in v.iter() {
+                        n += e.encoded_len(version);
+                    }
+                    n
+                }
+                None => array_prefix_len(None, true),
+            };
         }
         if version >= 5 {
             len += tagged_fields_len(
@@ -507,59 +571,77 @@ impl Decodable for CreatableTopicResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 5)?;
-            if version >= 7 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
-            }
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 1 {
-                at = ("error_message", buf.len());
-                this.error_message = read_nullable_string(buf, version >= 5)?;
-            }
-            if version >= 5 {
-                at = ("num_partitions", buf.len());
-                this.num_partitions = read_i32(buf)?;
-            }
-            if version >= 5 {
-                at = ("replication_factor", buf.len());
-                this.replication_factor = read_i16(buf)?;
-            }
-            if version >= 5 {
-                at = ("configs", buf.len());
-                this.configs =
-                    read_array(buf, true, CreatableTopicConfigs::min_size(version), |buf| {
-                        CreatableTopicConfigs::decode(buf, version)
-                    })?;
-            }
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 => {
-                            at = ("topic_config_error_code", buf.len());
-                            let raw = data.clone();
-                            this.topic_config_error_code =
-                                decode_tagged_value(data, |buf| Ok(read_i16(buf)?))?;
-                            if this.topic_config_error_code == 0i16 {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CreatableTopicResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CreatableTopicResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 5)?;
+        if version >= 7 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 1 {
+            *at = ("error_message", buf.len());
+            this.error_message = read_nullable_string(buf, version >= 5)?;
+        }
+        if version >= 5 {
+            *at = ("num_partitions", buf.len());
+            this.num_partitions = read_i32(buf)?;
+        }
+        if version >= 5 {
+            *at = ("replication_factor", buf.len());
+            this.replication_factor = read_i16(buf)?;
+        }
+        if version >= 5 {
+            *at = ("configs", buf.len());
+            this.configs =
+                match read_array_count(buf, true, CreatableTopicConfigs::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(CreatableTopicConfigs::decode(buf, version)?);
                         }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
+                        Some(v)
                     }
+                    None => None,
+                };
+        }
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 => {
+                        *at = ("topic_config_error_code", buf.len());
+                        let raw = data.clone();
+                        this.topic_config_error_code =
+                            decode_tagged_value(data, |buf| Ok(read_i16(buf)?))?;
+                        if this.topic_config_error_code == 0i16 {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CreatableTopicResult", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }

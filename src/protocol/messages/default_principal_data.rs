@@ -47,18 +47,21 @@ impl ::std::default::Default for DefaultPrincipalData {
 impl DefaultPrincipalData {
     /// Sets `r#type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_type(mut self, value: ::std::string::String) -> Self {
         self.r#type = value;
         self
     }
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `token_authenticated` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_token_authenticated(mut self, value: bool) -> Self {
         self.token_authenticated = value;
         self
@@ -117,18 +120,29 @@ impl Decodable for DefaultPrincipalData {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("r#type", buf.len());
-            this.r#type = read_string(buf, true)?;
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("token_authenticated", buf.len());
-            this.token_authenticated = read_bool(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DefaultPrincipalData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DefaultPrincipalData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DefaultPrincipalData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("r#type", buf.len());
+        this.r#type = read_string(buf, true)?;
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("token_authenticated", buf.len());
+        this.token_authenticated = read_bool(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

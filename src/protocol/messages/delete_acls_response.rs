@@ -42,12 +42,14 @@ impl ::std::default::Default for DeleteAclsResponse {
 impl DeleteAclsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `filter_results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_filter_results(mut self, value: ::std::vec::Vec<DeleteAclsFilterResult>) -> Self {
         self.filter_results = value;
         self
@@ -79,12 +81,10 @@ impl Encodable for DeleteAclsResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(
-            buf,
-            Some(self.filter_results.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.filter_results.len()), version >= 2)?;
+        for e in self.filter_results.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -96,9 +96,13 @@ impl Encodable for DeleteAclsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.filter_results.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.filter_results.len()), version >= 2);
+            for e in self.filter_results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -117,25 +121,40 @@ impl Decodable for DeleteAclsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("filter_results", buf.len());
-            this.filter_results = read_array(
-                buf,
-                version >= 2,
-                DeleteAclsFilterResult::min_size(version),
-                |buf| DeleteAclsFilterResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteAclsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteAclsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteAclsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("filter_results", buf.len());
+        this.filter_results =
+            match read_array_count(buf, version >= 2, DeleteAclsFilterResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DeleteAclsFilterResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -205,12 +224,14 @@ impl ::std::default::Default for DeleteAclsMatchingAcl {
 impl DeleteAclsMatchingAcl {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -220,42 +241,49 @@ impl DeleteAclsMatchingAcl {
     }
     /// Sets `resource_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: ::std::string::String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `pattern_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_pattern_type(mut self, value: i8) -> Self {
         self.pattern_type = value;
         self
     }
     /// Sets `principal` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal(mut self, value: ::std::string::String) -> Self {
         self.principal = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `operation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -314,11 +342,10 @@ impl Encodable for DeleteAclsMatchingAcl {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 5;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
         len += prefixed_len(Some(self.resource_name.len()), version >= 2, false);
         if version >= 1 {
             len += 1;
@@ -337,35 +364,46 @@ impl Decodable for DeleteAclsMatchingAcl {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 2)?;
-            at = ("resource_type", buf.len());
-            this.resource_type = read_i8(buf)?;
-            at = ("resource_name", buf.len());
-            this.resource_name = read_string(buf, version >= 2)?;
-            if version >= 1 {
-                at = ("pattern_type", buf.len());
-                this.pattern_type = read_i8(buf)?;
-            }
-            at = ("principal", buf.len());
-            this.principal = read_string(buf, version >= 2)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, version >= 2)?;
-            at = ("operation", buf.len());
-            this.operation = read_i8(buf)?;
-            at = ("permission_type", buf.len());
-            this.permission_type = read_i8(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteAclsMatchingAcl", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteAclsMatchingAcl", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteAclsMatchingAcl {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 2)?;
+        *at = ("resource_type", buf.len());
+        this.resource_type = read_i8(buf)?;
+        *at = ("resource_name", buf.len());
+        this.resource_name = read_string(buf, version >= 2)?;
+        if version >= 1 {
+            *at = ("pattern_type", buf.len());
+            this.pattern_type = read_i8(buf)?;
+        }
+        *at = ("principal", buf.len());
+        this.principal = read_string(buf, version >= 2)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, version >= 2)?;
+        *at = ("operation", buf.len());
+        this.operation = read_i8(buf)?;
+        *at = ("permission_type", buf.len());
+        this.permission_type = read_i8(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -405,12 +443,14 @@ impl ::std::default::Default for DeleteAclsFilterResult {
 impl DeleteAclsFilterResult {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -420,6 +460,7 @@ impl DeleteAclsFilterResult {
     }
     /// Sets `matching_acls` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_matching_acls(mut self, value: ::std::vec::Vec<DeleteAclsMatchingAcl>) -> Self {
         self.matching_acls = value;
         self
@@ -442,12 +483,10 @@ impl Encodable for DeleteAclsFilterResult {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.matching_acls.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.matching_acls.len()), version >= 2)?;
+        for e in self.matching_acls.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -463,14 +502,17 @@ impl Encodable for DeleteAclsFilterResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
-        len += array_len(Some(self.matching_acls.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.matching_acls.len()), version >= 2);
+            for e in self.matching_acls.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -483,26 +525,41 @@ impl Decodable for DeleteAclsFilterResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 2)?;
-            at = ("matching_acls", buf.len());
-            this.matching_acls = read_array(
-                buf,
-                version >= 2,
-                DeleteAclsMatchingAcl::min_size(version),
-                |buf| DeleteAclsMatchingAcl::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteAclsFilterResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteAclsFilterResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteAclsFilterResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 2)?;
+        *at = ("matching_acls", buf.len());
+        this.matching_acls =
+            match read_array_count(buf, version >= 2, DeleteAclsMatchingAcl::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DeleteAclsMatchingAcl::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -37,6 +37,7 @@ impl ::std::default::Default for DeleteGroupsRequest {
 impl DeleteGroupsRequest {
     /// Sets `groups_names` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_groups_names(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.groups_names = value;
         self
@@ -67,15 +68,10 @@ impl Encodable for DeleteGroupsRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.groups_names.as_slice()),
-            version >= 2,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), version >= 2)?;
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.groups_names.len()), version >= 2)?;
+        for e in self.groups_names.iter() {
+            put_nullable_string(buf, Some(e.as_str()), version >= 2)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -87,9 +83,13 @@ impl Encodable for DeleteGroupsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.groups_names.as_slice()), version >= 2, |e| {
-            prefixed_len(Some(e.len()), version >= 2, false)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.groups_names.len()), version >= 2);
+            for e in self.groups_names.iter() {
+                n += prefixed_len(Some(e.len()), version >= 2, false);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -108,20 +108,37 @@ impl Decodable for DeleteGroupsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("groups_names", buf.len());
-            this.groups_names =
-                read_array(buf, version >= 2, if version >= 2 { 1 } else { 2 }, |buf| {
-                    Ok(read_string(buf, version >= 2)?)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteGroupsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteGroupsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteGroupsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("groups_names", buf.len());
+        this.groups_names =
+            match read_array_count(buf, version >= 2, if version >= 2 { 1 } else { 2 })? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_string(buf, version >= 2)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

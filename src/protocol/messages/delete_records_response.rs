@@ -42,17 +42,20 @@ impl ::std::default::Default for DeleteRecordsResponse {
 impl DeleteRecordsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<DeleteRecordsTopicResult>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&DeleteRecordsTopicResult> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -83,9 +86,10 @@ impl Encodable for DeleteRecordsResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(buf, Some(self.topics.as_slice()), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 2)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -101,9 +105,13 @@ impl Encodable for DeleteRecordsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.topics.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 2);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -122,25 +130,43 @@ impl Decodable for DeleteRecordsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 2,
-                DeleteRecordsTopicResult::min_size(version),
-                |buf| DeleteRecordsTopicResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteRecordsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteRecordsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            version >= 2,
+            DeleteRecordsTopicResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DeleteRecordsTopicResult::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteRecordsResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -180,18 +206,21 @@ impl ::std::default::Default for DeleteRecordsPartitionResult {
 impl DeleteRecordsPartitionResult {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `low_watermark` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_low_watermark(mut self, value: i64) -> Self {
         self.low_watermark = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -240,21 +269,32 @@ impl Decodable for DeleteRecordsPartitionResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("low_watermark", buf.len());
-            this.low_watermark = read_i64(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteRecordsPartitionResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteRecordsPartitionResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteRecordsPartitionResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("low_watermark", buf.len());
+        this.low_watermark = read_i64(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -289,17 +329,20 @@ impl ::std::default::Default for DeleteRecordsTopicResult {
 impl DeleteRecordsTopicResult {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<DeleteRecordsPartitionResult>) -> Self {
         self.partitions = value;
         self
     }
     /// The first element of `Partitions` whose map key (`PartitionIndex`) matches.
+    #[inline]
     pub fn find_partitions(
         &self,
         partition_index: i32,
@@ -325,12 +368,10 @@ impl Encodable for DeleteRecordsTopicResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 2)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -347,9 +388,13 @@ impl Encodable for DeleteRecordsTopicResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 2, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 2);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -362,24 +407,42 @@ impl Decodable for DeleteRecordsTopicResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 2)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 2,
-                DeleteRecordsPartitionResult::min_size(version),
-                |buf| DeleteRecordsPartitionResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteRecordsTopicResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteRecordsTopicResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 2)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 2,
+            DeleteRecordsPartitionResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DeleteRecordsPartitionResult::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteRecordsTopicResult", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

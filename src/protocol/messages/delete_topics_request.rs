@@ -47,18 +47,21 @@ impl ::std::default::Default for DeleteTopicsRequest {
 impl DeleteTopicsRequest {
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<DeleteTopicState>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `topic_names` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_names(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.topic_names = value;
         self
     }
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
@@ -100,9 +103,10 @@ impl Encodable for DeleteTopicsRequest {
             });
         }
         if version >= 6 {
-            put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.topics.len()), true)?;
+            for e in self.topics.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 6) {
             if self.topics != ::std::vec::Vec::<DeleteTopicState>::new() {
@@ -114,15 +118,10 @@ impl Encodable for DeleteTopicsRequest {
             }
         }
         if version <= 5 {
-            put_array(
-                buf,
-                Some(self.topic_names.as_slice()),
-                version >= 4,
-                |buf, e| {
-                    put_nullable_string(buf, Some(e.as_str()), version >= 4)?;
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.topic_names.len()), version >= 4)?;
+            for e in self.topic_names.iter() {
+                put_nullable_string(buf, Some(e.as_str()), version >= 4)?;
+            }
         }
         buf.put_i32(self.timeout_ms);
         if version >= 4 {
@@ -137,14 +136,22 @@ impl Encodable for DeleteTopicsRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
         if version >= 6 {
-            len += array_len(Some(self.topics.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topics.len()), true);
+                for e in self.topics.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version <= 5 {
-            len += array_len(Some(self.topic_names.as_slice()), version >= 4, |e| {
-                prefixed_len(Some(e.len()), version >= 4, false)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topic_names.len()), version >= 4);
+                for e in self.topic_names.iter() {
+                    n += prefixed_len(Some(e.len()), version >= 4, false);
+                }
+                n
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -164,32 +171,55 @@ impl Decodable for DeleteTopicsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 6 {
-                at = ("topics", buf.len());
-                this.topics = read_array(buf, true, DeleteTopicState::min_size(version), |buf| {
-                    DeleteTopicState::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version <= 5 {
-                at = ("topic_names", buf.len());
-                this.topic_names =
-                    read_array(buf, version >= 4, if version >= 4 { 1 } else { 2 }, |buf| {
-                        Ok(read_string(buf, version >= 4)?)
-                    })?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteTopicsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteTopicsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteTopicsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 6 {
+            *at = ("topics", buf.len());
+            this.topics = match read_array_count(buf, true, DeleteTopicState::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DeleteTopicState::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version <= 5 {
+            *at = ("topic_names", buf.len());
+            this.topic_names =
+                match read_array_count(buf, version >= 4, if version >= 4 { 1 } else { 2 })? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(read_string(buf, version >= 4)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -224,12 +254,14 @@ impl ::std::default::Default for DeleteTopicState {
 impl DeleteTopicState {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
@@ -257,7 +289,10 @@ impl Encodable for DeleteTopicState {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += prefixed_len(self.name.as_ref().map(|v| v.len()), true, false);
+        len += match &self.name {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -268,16 +303,27 @@ impl Decodable for DeleteTopicState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_nullable_string(buf, true)?;
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteTopicState", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteTopicState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteTopicState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_nullable_string(buf, true)?;
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

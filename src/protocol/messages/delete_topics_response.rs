@@ -42,17 +42,20 @@ impl ::std::default::Default for DeleteTopicsResponse {
 impl DeleteTopicsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `responses` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: ::std::vec::Vec<DeletableTopicResult>) -> Self {
         self.responses = value;
         self
     }
     /// The first element of `Responses` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_responses(&self, name: &str) -> ::std::option::Option<&DeletableTopicResult> {
         self.responses
             .iter()
@@ -89,12 +92,10 @@ impl Encodable for DeleteTopicsResponse {
         if version >= 1 {
             buf.put_i32(self.throttle_time_ms);
         }
-        put_array(
-            buf,
-            Some(self.responses.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.responses.len()), version >= 4)?;
+        for e in self.responses.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -109,9 +110,13 @@ impl Encodable for DeleteTopicsResponse {
         if version >= 1 {
             len += 4;
         }
-        len += array_len(Some(self.responses.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.responses.len()), version >= 4);
+            for e in self.responses.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -130,27 +135,42 @@ impl Decodable for DeleteTopicsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            at = ("responses", buf.len());
-            this.responses = read_array(
-                buf,
-                version >= 4,
-                DeletableTopicResult::min_size(version),
-                |buf| DeletableTopicResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeleteTopicsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeleteTopicsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeleteTopicsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("responses", buf.len());
+        this.responses =
+            match read_array_count(buf, version >= 4, DeletableTopicResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DeletableTopicResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -195,24 +215,28 @@ impl ::std::default::Default for DeletableTopicResult {
 impl DeletableTopicResult {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -266,12 +290,18 @@ impl Encodable for DeletableTopicResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += prefixed_len(self.name.as_ref().map(|v| v.len()), version >= 4, false);
+        len += match &self.name {
+            Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+            None => prefixed_len(None, version >= 4, false),
+        };
         if version >= 6 {
             len += 16;
         }
         if version >= 5 {
-            len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
+            len += match &self.error_message {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -285,26 +315,37 @@ impl Decodable for DeletableTopicResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = check_decoded_null(read_nullable_string(buf, version >= 4)?, version >= 6)?;
-            if version >= 6 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
-            }
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 5 {
-                at = ("error_message", buf.len());
-                this.error_message = read_nullable_string(buf, true)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DeletableTopicResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DeletableTopicResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DeletableTopicResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = check_decoded_null(read_nullable_string(buf, version >= 4)?, version >= 6)?;
+        if version >= 6 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 5 {
+            *at = ("error_message", buf.len());
+            this.error_message = read_nullable_string(buf, true)?;
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

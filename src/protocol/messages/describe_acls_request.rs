@@ -67,12 +67,14 @@ impl ::std::default::Default for DescribeAclsRequest {
 impl DescribeAclsRequest {
     /// Sets `resource_type_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type_filter(mut self, value: i8) -> Self {
         self.resource_type_filter = value;
         self
     }
     /// Sets `resource_name_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name_filter(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -82,12 +84,14 @@ impl DescribeAclsRequest {
     }
     /// Sets `pattern_type_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_pattern_type_filter(mut self, value: i8) -> Self {
         self.pattern_type_filter = value;
         self
     }
     /// Sets `principal_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_filter(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -97,18 +101,21 @@ impl DescribeAclsRequest {
     }
     /// Sets `host_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host_filter(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.host_filter = value;
         self
     }
     /// Sets `operation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -172,24 +179,21 @@ impl Encodable for DescribeAclsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;
-        len += prefixed_len(
-            self.resource_name_filter.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
+        len += match &self.resource_name_filter {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
         if version >= 1 {
             len += 1;
         }
-        len += prefixed_len(
-            self.principal_filter.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
-        len += prefixed_len(
-            self.host_filter.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
+        len += match &self.principal_filter {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
+        len += match &self.host_filter {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -208,30 +212,41 @@ impl Decodable for DescribeAclsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("resource_type_filter", buf.len());
-            this.resource_type_filter = read_i8(buf)?;
-            at = ("resource_name_filter", buf.len());
-            this.resource_name_filter = read_nullable_string(buf, version >= 2)?;
-            if version >= 1 {
-                at = ("pattern_type_filter", buf.len());
-                this.pattern_type_filter = read_i8(buf)?;
-            }
-            at = ("principal_filter", buf.len());
-            this.principal_filter = read_nullable_string(buf, version >= 2)?;
-            at = ("host_filter", buf.len());
-            this.host_filter = read_nullable_string(buf, version >= 2)?;
-            at = ("operation", buf.len());
-            this.operation = read_i8(buf)?;
-            at = ("permission_type", buf.len());
-            this.permission_type = read_i8(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeAclsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeAclsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeAclsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("resource_type_filter", buf.len());
+        this.resource_type_filter = read_i8(buf)?;
+        *at = ("resource_name_filter", buf.len());
+        this.resource_name_filter = read_nullable_string(buf, version >= 2)?;
+        if version >= 1 {
+            *at = ("pattern_type_filter", buf.len());
+            this.pattern_type_filter = read_i8(buf)?;
+        }
+        *at = ("principal_filter", buf.len());
+        this.principal_filter = read_nullable_string(buf, version >= 2)?;
+        *at = ("host_filter", buf.len());
+        this.host_filter = read_nullable_string(buf, version >= 2)?;
+        *at = ("operation", buf.len());
+        this.operation = read_i8(buf)?;
+        *at = ("permission_type", buf.len());
+        this.permission_type = read_i8(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

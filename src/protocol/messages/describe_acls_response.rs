@@ -52,18 +52,21 @@ impl ::std::default::Default for DescribeAclsResponse {
 impl DescribeAclsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -73,6 +76,7 @@ impl DescribeAclsResponse {
     }
     /// Sets `resources` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: ::std::vec::Vec<DescribeAclsResource>) -> Self {
         self.resources = value;
         self
@@ -108,12 +112,10 @@ impl Encodable for DescribeAclsResponse {
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.resources.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.resources.len()), version >= 2)?;
+        for e in self.resources.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -125,14 +127,17 @@ impl Encodable for DescribeAclsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
-        len += array_len(Some(self.resources.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.resources.len()), version >= 2);
+            for e in self.resources.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -151,29 +156,44 @@ impl Decodable for DescribeAclsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 2)?;
-            at = ("resources", buf.len());
-            this.resources = read_array(
-                buf,
-                version >= 2,
-                DescribeAclsResource::min_size(version),
-                |buf| DescribeAclsResource::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeAclsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeAclsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeAclsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 2)?;
+        *at = ("resources", buf.len());
+        this.resources =
+            match read_array_count(buf, version >= 2, DescribeAclsResource::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DescribeAclsResource::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -218,24 +238,28 @@ impl ::std::default::Default for AclDescription {
 impl AclDescription {
     /// Sets `principal` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal(mut self, value: ::std::string::String) -> Self {
         self.principal = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `operation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_operation(mut self, value: i8) -> Self {
         self.operation = value;
         self
     }
     /// Sets `permission_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_permission_type(mut self, value: i8) -> Self {
         self.permission_type = value;
         self
@@ -285,23 +309,34 @@ impl Decodable for AclDescription {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("principal", buf.len());
-            this.principal = read_string(buf, version >= 2)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, version >= 2)?;
-            at = ("operation", buf.len());
-            this.operation = read_i8(buf)?;
-            at = ("permission_type", buf.len());
-            this.permission_type = read_i8(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AclDescription", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AclDescription", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AclDescription {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("principal", buf.len());
+        this.principal = read_string(buf, version >= 2)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, version >= 2)?;
+        *at = ("operation", buf.len());
+        this.operation = read_i8(buf)?;
+        *at = ("permission_type", buf.len());
+        this.permission_type = read_i8(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -346,24 +381,28 @@ impl ::std::default::Default for DescribeAclsResource {
 impl DescribeAclsResource {
     /// Sets `resource_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: ::std::string::String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `pattern_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_pattern_type(mut self, value: i8) -> Self {
         self.pattern_type = value;
         self
     }
     /// Sets `acls` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_acls(mut self, value: ::std::vec::Vec<AclDescription>) -> Self {
         self.acls = value;
         self
@@ -399,9 +438,10 @@ impl Encodable for DescribeAclsResource {
                 });
             }
         }
-        put_array(buf, Some(self.acls.as_slice()), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.acls.len()), version >= 2)?;
+        for e in self.acls.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -417,9 +457,13 @@ impl Encodable for DescribeAclsResource {
         if version >= 1 {
             len += 1;
         }
-        len += array_len(Some(self.acls.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.acls.len()), version >= 2);
+            for e in self.acls.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -432,30 +476,44 @@ impl Decodable for DescribeAclsResource {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("resource_type", buf.len());
-            this.resource_type = read_i8(buf)?;
-            at = ("resource_name", buf.len());
-            this.resource_name = read_string(buf, version >= 2)?;
-            if version >= 1 {
-                at = ("pattern_type", buf.len());
-                this.pattern_type = read_i8(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeAclsResource", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeAclsResource {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("resource_type", buf.len());
+        this.resource_type = read_i8(buf)?;
+        *at = ("resource_name", buf.len());
+        this.resource_name = read_string(buf, version >= 2)?;
+        if version >= 1 {
+            *at = ("pattern_type", buf.len());
+            this.pattern_type = read_i8(buf)?;
+        }
+        *at = ("acls", buf.len());
+        this.acls = match read_array_count(buf, version >= 2, AclDescription::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(AclDescription::decode(buf, version)?);
+                }
+                v
             }
-            at = ("acls", buf.len());
-            this.acls = read_array(
-                buf,
-                version >= 2,
-                AclDescription::min_size(version),
-                |buf| AclDescription::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeAclsResource", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

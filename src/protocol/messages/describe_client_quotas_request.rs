@@ -42,12 +42,14 @@ impl ::std::default::Default for DescribeClientQuotasRequest {
 impl DescribeClientQuotasRequest {
     /// Sets `components` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_components(mut self, value: ::std::vec::Vec<ComponentData>) -> Self {
         self.components = value;
         self
     }
     /// Sets `strict` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_strict(mut self, value: bool) -> Self {
         self.strict = value;
         self
@@ -78,12 +80,10 @@ impl Encodable for DescribeClientQuotasRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.components.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.components.len()), version >= 1)?;
+        for e in self.components.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_u8(u8::from(self.strict));
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -100,9 +100,13 @@ impl Encodable for DescribeClientQuotasRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
-        len += array_len(Some(self.components.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.components.len()), version >= 1);
+            for e in self.components.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -121,23 +125,40 @@ impl Decodable for DescribeClientQuotasRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("components", buf.len());
-            this.components =
-                read_array(buf, version >= 1, ComponentData::min_size(version), |buf| {
-                    ComponentData::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("strict", buf.len());
-            this.strict = read_bool(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeClientQuotasRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeClientQuotasRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeClientQuotasRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("components", buf.len());
+        this.components =
+            match read_array_count(buf, version >= 1, ComponentData::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(ComponentData::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("strict", buf.len());
+        this.strict = read_bool(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -177,18 +198,21 @@ impl ::std::default::Default for ComponentData {
 impl ComponentData {
     /// Sets `entity_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: ::std::string::String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `match_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_match_type(mut self, value: i8) -> Self {
         self.match_type = value;
         self
     }
     /// Sets `r#match` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_match(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.r#match = value;
         self
@@ -224,7 +248,10 @@ impl Encodable for ComponentData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
         len += prefixed_len(Some(self.entity_type.len()), version >= 1, false);
-        len += prefixed_len(self.r#match.as_ref().map(|v| v.len()), version >= 1, false);
+        len += match &self.r#match {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -237,20 +264,31 @@ impl Decodable for ComponentData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("entity_type", buf.len());
-            this.entity_type = read_string(buf, version >= 1)?;
-            at = ("match_type", buf.len());
-            this.match_type = read_i8(buf)?;
-            at = ("r#match", buf.len());
-            this.r#match = read_nullable_string(buf, version >= 1)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ComponentData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ComponentData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ComponentData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("entity_type", buf.len());
+        this.entity_type = read_string(buf, version >= 1)?;
+        *at = ("match_type", buf.len());
+        this.match_type = read_i8(buf)?;
+        *at = ("r#match", buf.len());
+        this.r#match = read_nullable_string(buf, version >= 1)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -52,18 +52,21 @@ impl ::std::default::Default for DescribeClientQuotasResponse {
 impl DescribeClientQuotasResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -73,6 +76,7 @@ impl DescribeClientQuotasResponse {
     }
     /// Sets `entries` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entries(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<EntryData>>,
@@ -111,9 +115,15 @@ impl Encodable for DescribeClientQuotasResponse {
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), version >= 1)?;
-        put_array(buf, self.entries.as_deref(), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.entries.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), version >= 1)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, version >= 1)?,
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -129,14 +139,20 @@ impl Encodable for DescribeClientQuotasResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
-        len += array_len(self.entries.as_deref(), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
+        len += match &self.entries {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), version >= 1);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, version >= 1),
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -155,25 +171,43 @@ impl Decodable for DescribeClientQuotasResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 1)?;
-            at = ("entries", buf.len());
-            this.entries = read_array(buf, version >= 1, EntryData::min_size(version), |buf| {
-                EntryData::decode(buf, version)
-            })?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeClientQuotasResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeClientQuotasResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 1)?;
+        *at = ("entries", buf.len());
+        this.entries = match read_array_count(buf, version >= 1, EntryData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(EntryData::decode(buf, version)?);
+                }
+                Some(v)
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeClientQuotasResponse", at.0, at.1, start))
+            None => None,
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -208,12 +242,14 @@ impl ::std::default::Default for EntityData {
 impl EntityData {
     /// Sets `entity_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity_type(mut self, value: ::std::string::String) -> Self {
         self.entity_type = value;
         self
     }
     /// Sets `entity_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.entity_name = value;
         self
@@ -248,11 +284,10 @@ impl Encodable for EntityData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.entity_type.len()), version >= 1, false);
-        len += prefixed_len(
-            self.entity_name.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
+        len += match &self.entity_name {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -265,19 +300,30 @@ impl Decodable for EntityData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("entity_type", buf.len());
-            this.entity_type = read_string(buf, version >= 1)?;
-            at = ("entity_name", buf.len());
-            this.entity_name = read_nullable_string(buf, version >= 1)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EntityData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EntityData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EntityData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("entity_type", buf.len());
+        this.entity_type = read_string(buf, version >= 1)?;
+        *at = ("entity_name", buf.len());
+        this.entity_name = read_nullable_string(buf, version >= 1)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -312,12 +358,14 @@ impl ::std::default::Default for ValueData {
 impl ValueData {
     /// Sets `key` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: ::std::string::String) -> Self {
         self.key = value;
         self
     }
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: f64) -> Self {
         self.value = value;
         self
@@ -362,19 +410,30 @@ impl Decodable for ValueData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("key", buf.len());
-            this.key = read_string(buf, version >= 1)?;
-            at = ("value", buf.len());
-            this.value = read_f64(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ValueData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ValueData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ValueData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("key", buf.len());
+        this.key = read_string(buf, version >= 1)?;
+        *at = ("value", buf.len());
+        this.value = read_f64(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -409,12 +468,14 @@ impl ::std::default::Default for EntryData {
 impl EntryData {
     /// Sets `entity` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_entity(mut self, value: ::std::vec::Vec<EntityData>) -> Self {
         self.entity = value;
         self
     }
     /// Sets `values` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_values(mut self, value: ::std::vec::Vec<ValueData>) -> Self {
         self.values = value;
         self
@@ -435,12 +496,14 @@ impl Encodable for EntryData {
         buf: &mut ::bytes::BytesMut,
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
-        put_array(buf, Some(self.entity.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(buf, Some(self.values.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.entity.len()), version >= 1)?;
+        for e in self.entity.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.values.len()), version >= 1)?;
+        for e in self.values.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -452,12 +515,20 @@ impl Encodable for EntryData {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.entity.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.values.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.entity.len()), version >= 1);
+            for e in self.entity.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.values.len()), version >= 1);
+            for e in self.values.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -470,24 +541,47 @@ impl Decodable for EntryData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("entity", buf.len());
-            this.entity = read_array(buf, version >= 1, EntityData::min_size(version), |buf| {
-                EntityData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("values", buf.len());
-            this.values = read_array(buf, version >= 1, ValueData::min_size(version), |buf| {
-                ValueData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EntryData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EntryData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("entity", buf.len());
+        this.entity = match read_array_count(buf, version >= 1, EntityData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(EntityData::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EntryData", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("values", buf.len());
+        this.values = match read_array_count(buf, version >= 1, ValueData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ValueData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

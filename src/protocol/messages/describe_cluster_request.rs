@@ -42,12 +42,14 @@ impl ::std::default::Default for DescribeClusterRequest {
 impl DescribeClusterRequest {
     /// Sets `include_cluster_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_include_cluster_authorized_operations(mut self, value: bool) -> Self {
         self.include_cluster_authorized_operations = value;
         self
     }
     /// Sets `endpoint_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_endpoint_type(mut self, value: i8) -> Self {
         self.endpoint_type = value;
         self
@@ -117,18 +119,29 @@ impl Decodable for DescribeClusterRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("include_cluster_authorized_operations", buf.len());
-            this.include_cluster_authorized_operations = read_bool(buf)?;
-            if version >= 1 {
-                at = ("endpoint_type", buf.len());
-                this.endpoint_type = read_i8(buf)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeClusterRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeClusterRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeClusterRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("include_cluster_authorized_operations", buf.len());
+        this.include_cluster_authorized_operations = read_bool(buf)?;
+        if version >= 1 {
+            *at = ("endpoint_type", buf.len());
+            this.endpoint_type = read_i8(buf)?;
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

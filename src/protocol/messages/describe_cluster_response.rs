@@ -72,18 +72,21 @@ impl ::std::default::Default for DescribeClusterResponse {
 impl DescribeClusterResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -93,35 +96,41 @@ impl DescribeClusterResponse {
     }
     /// Sets `endpoint_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_endpoint_type(mut self, value: i8) -> Self {
         self.endpoint_type = value;
         self
     }
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::string::String) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `controller_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `brokers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_brokers(mut self, value: ::std::vec::Vec<DescribeClusterBroker>) -> Self {
         self.brokers = value;
         self
     }
     /// Sets `cluster_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_authorized_operations(mut self, value: i32) -> Self {
         self.cluster_authorized_operations = value;
         self
     }
     /// The first element of `Brokers` whose map key (`BrokerId`) matches.
+    #[inline]
     pub fn find_brokers(&self, broker_id: i32) -> ::std::option::Option<&DescribeClusterBroker> {
         self.brokers.iter().find(|e| e.broker_id == broker_id)
     }
@@ -168,9 +177,10 @@ impl Encodable for DescribeClusterResponse {
         }
         put_nullable_string(buf, Some(self.cluster_id.as_str()), true)?;
         buf.put_i32(self.controller_id);
-        put_array(buf, Some(self.brokers.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.brokers.len()), true)?;
+        for e in self.brokers.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.cluster_authorized_operations);
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
@@ -179,14 +189,21 @@ impl Encodable for DescribeClusterResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         if version >= 1 {
             len += 1;
         }
         len += prefixed_len(Some(self.cluster_id.len()), true, false);
-        len += array_len(Some(self.brokers.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.brokers.len()), true);
+            for e in self.brokers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -203,35 +220,52 @@ impl Decodable for DescribeClusterResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            if version >= 1 {
-                at = ("endpoint_type", buf.len());
-                this.endpoint_type = read_i8(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeClusterResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeClusterResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        if version >= 1 {
+            *at = ("endpoint_type", buf.len());
+            this.endpoint_type = read_i8(buf)?;
+        }
+        *at = ("cluster_id", buf.len());
+        this.cluster_id = read_string(buf, true)?;
+        *at = ("controller_id", buf.len());
+        this.controller_id = read_i32(buf)?;
+        *at = ("brokers", buf.len());
+        this.brokers = match read_array_count(buf, true, DescribeClusterBroker::min_size(version))?
+        {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeClusterBroker::decode(buf, version)?);
+                }
+                v
             }
-            at = ("cluster_id", buf.len());
-            this.cluster_id = read_string(buf, true)?;
-            at = ("controller_id", buf.len());
-            this.controller_id = read_i32(buf)?;
-            at = ("brokers", buf.len());
-            this.brokers =
-                read_array(buf, true, DescribeClusterBroker::min_size(version), |buf| {
-                    DescribeClusterBroker::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("cluster_authorized_operations", buf.len());
-            this.cluster_authorized_operations = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeClusterResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("cluster_authorized_operations", buf.len());
+        this.cluster_authorized_operations = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -276,24 +310,28 @@ impl ::std::default::Default for DescribeClusterBroker {
 impl DescribeClusterBroker {
     /// Sets `broker_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack = value;
         self
@@ -324,7 +362,10 @@ impl Encodable for DescribeClusterBroker {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
         len += prefixed_len(Some(self.host.len()), true, false);
-        len += prefixed_len(self.rack.as_ref().map(|v| v.len()), true, false);
+        len += match &self.rack {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -335,20 +376,31 @@ impl Decodable for DescribeClusterBroker {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("broker_id", buf.len());
-            this.broker_id = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            at = ("rack", buf.len());
-            this.rack = read_nullable_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeClusterBroker", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeClusterBroker", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeClusterBroker {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("broker_id", buf.len());
+        this.broker_id = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        *at = ("rack", buf.len());
+        this.rack = read_nullable_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for DescribeConfigsRequest {
 impl DescribeConfigsRequest {
     /// Sets `resources` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: ::std::vec::Vec<DescribeConfigsResource>) -> Self {
         self.resources = value;
         self
     }
     /// Sets `include_synonyms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_include_synonyms(mut self, value: bool) -> Self {
         self.include_synonyms = value;
         self
     }
     /// Sets `include_documentation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_include_documentation(mut self, value: bool) -> Self {
         self.include_documentation = value;
         self
@@ -92,12 +95,10 @@ impl Encodable for DescribeConfigsRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.resources.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.resources.len()), version >= 4)?;
+        for e in self.resources.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             buf.put_u8(u8::from(self.include_synonyms));
         }
@@ -137,9 +138,13 @@ impl Encodable for DescribeConfigsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.resources.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.resources.len()), version >= 4);
+            for e in self.resources.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += 1;
         }
@@ -164,31 +169,49 @@ impl Decodable for DescribeConfigsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("resources", buf.len());
-            this.resources = read_array(
-                buf,
-                version >= 4,
-                DescribeConfigsResource::min_size(version),
-                |buf| DescribeConfigsResource::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("include_synonyms", buf.len());
-                this.include_synonyms = read_bool(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeConfigsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeConfigsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("resources", buf.len());
+        this.resources = match read_array_count(
+            buf,
+            version >= 4,
+            DescribeConfigsResource::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeConfigsResource::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 3 {
-                at = ("include_documentation", buf.len());
-                this.include_documentation = read_bool(buf)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeConfigsRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("include_synonyms", buf.len());
+            this.include_synonyms = read_bool(buf)?;
+        }
+        if version >= 3 {
+            *at = ("include_documentation", buf.len());
+            this.include_documentation = read_bool(buf)?;
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -230,18 +253,21 @@ impl ::std::default::Default for DescribeConfigsResource {
 impl DescribeConfigsResource {
     /// Sets `resource_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: ::std::string::String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configuration_keys` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_configuration_keys(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
@@ -267,15 +293,15 @@ impl Encodable for DescribeConfigsResource {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i8(self.resource_type);
         put_nullable_string(buf, Some(self.resource_name.as_str()), version >= 4)?;
-        put_array(
-            buf,
-            self.configuration_keys.as_deref(),
-            version >= 4,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), version >= 4)?;
-                Ok(())
-            },
-        )?;
+        match self.configuration_keys.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), version >= 4)?;
+                for e in v {
+                    put_nullable_string(buf, Some(e.as_str()), version >= 4)?;
+                }
+            }
+            None => put_array_len(buf, None, version >= 4)?,
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -292,9 +318,16 @@ impl Encodable for DescribeConfigsResource {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
         len += prefixed_len(Some(self.resource_name.len()), version >= 4, false);
-        len += array_len(self.configuration_keys.as_deref(), version >= 4, |e| {
-            prefixed_len(Some(e.len()), version >= 4, false)
-        });
+        len += match &self.configuration_keys {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), version >= 4);
+                for e in v.iter() {
+                    n += prefixed_len(Some(e.len()), version >= 4, false);
+                }
+                n
+            }
+            None => array_prefix_len(None, version >= 4),
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -307,23 +340,41 @@ impl Decodable for DescribeConfigsResource {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("resource_type", buf.len());
-            this.resource_type = read_i8(buf)?;
-            at = ("resource_name", buf.len());
-            this.resource_name = read_string(buf, version >= 4)?;
-            at = ("configuration_keys", buf.len());
-            this.configuration_keys =
-                read_array(buf, version >= 4, if version >= 4 { 1 } else { 2 }, |buf| {
-                    Ok(read_string(buf, version >= 4)?)
-                })?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeConfigsResource", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeConfigsResource", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeConfigsResource {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("resource_type", buf.len());
+        this.resource_type = read_i8(buf)?;
+        *at = ("resource_name", buf.len());
+        this.resource_name = read_string(buf, version >= 4)?;
+        *at = ("configuration_keys", buf.len());
+        this.configuration_keys =
+            match read_array_count(buf, version >= 4, if version >= 4 { 1 } else { 2 })? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_string(buf, version >= 4)?);
+                    }
+                    Some(v)
+                }
+                None => None,
+            };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

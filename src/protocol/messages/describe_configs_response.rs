@@ -42,12 +42,14 @@ impl ::std::default::Default for DescribeConfigsResponse {
 impl DescribeConfigsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: ::std::vec::Vec<DescribeConfigsResult>) -> Self {
         self.results = value;
         self
@@ -79,12 +81,10 @@ impl Encodable for DescribeConfigsResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(
-            buf,
-            Some(self.results.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.results.len()), version >= 4)?;
+        for e in self.results.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -100,9 +100,13 @@ impl Encodable for DescribeConfigsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.results.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.results.len()), version >= 4);
+            for e in self.results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -121,25 +125,40 @@ impl Decodable for DescribeConfigsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("results", buf.len());
-            this.results = read_array(
-                buf,
-                version >= 4,
-                DescribeConfigsResult::min_size(version),
-                |buf| DescribeConfigsResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeConfigsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeConfigsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeConfigsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("results", buf.len());
+        this.results =
+            match read_array_count(buf, version >= 4, DescribeConfigsResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DescribeConfigsResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -179,18 +198,21 @@ impl ::std::default::Default for DescribeConfigsSynonym {
 impl DescribeConfigsSynonym {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.value = value;
         self
     }
     /// Sets `source` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_source(mut self, value: i8) -> Self {
         self.source = value;
         self
@@ -230,7 +252,10 @@ impl Encodable for DescribeConfigsSynonym {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
         len += prefixed_len(Some(self.name.len()), version >= 4, false);
-        len += prefixed_len(self.value.as_ref().map(|v| v.len()), version >= 4, false);
+        len += match &self.value {
+            Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+            None => prefixed_len(None, version >= 4, false),
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -243,21 +268,32 @@ impl Decodable for DescribeConfigsSynonym {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 4)?;
-            at = ("value", buf.len());
-            this.value = read_nullable_string(buf, version >= 4)?;
-            at = ("source", buf.len());
-            this.source = read_i8(buf)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeConfigsSynonym", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeConfigsSynonym", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeConfigsSynonym {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 4)?;
+        *at = ("value", buf.len());
+        this.value = read_nullable_string(buf, version >= 4)?;
+        *at = ("source", buf.len());
+        this.source = read_i8(buf)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -327,54 +363,63 @@ impl ::std::default::Default for DescribeConfigsResourceResult {
 impl DescribeConfigsResourceResult {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.value = value;
         self
     }
     /// Sets `read_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_read_only(mut self, value: bool) -> Self {
         self.read_only = value;
         self
     }
     /// Sets `is_default` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_default(mut self, value: bool) -> Self {
         self.is_default = value;
         self
     }
     /// Sets `config_source` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_config_source(mut self, value: i8) -> Self {
         self.config_source = value;
         self
     }
     /// Sets `is_sensitive` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_sensitive(mut self, value: bool) -> Self {
         self.is_sensitive = value;
         self
     }
     /// Sets `synonyms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_synonyms(mut self, value: ::std::vec::Vec<DescribeConfigsSynonym>) -> Self {
         self.synonyms = value;
         self
     }
     /// Sets `config_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_config_type(mut self, value: i8) -> Self {
         self.config_type = value;
         self
     }
     /// Sets `documentation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_documentation(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -439,12 +484,10 @@ impl Encodable for DescribeConfigsResourceResult {
         }
         buf.put_u8(u8::from(self.is_sensitive));
         if version >= 1 {
-            put_array(
-                buf,
-                Some(self.synonyms.as_slice()),
-                version >= 4,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.synonyms.len()), version >= 4)?;
+            for e in self.synonyms.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if version >= 3 {
             buf.put_i8(self.config_type);
@@ -468,7 +511,10 @@ impl Encodable for DescribeConfigsResourceResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         len += prefixed_len(Some(self.name.len()), version >= 4, false);
-        len += prefixed_len(self.value.as_ref().map(|v| v.len()), version >= 4, false);
+        len += match &self.value {
+            Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+            None => prefixed_len(None, version >= 4, false),
+        };
         if version <= 0 {
             len += 1;
         }
@@ -476,19 +522,22 @@ impl Encodable for DescribeConfigsResourceResult {
             len += 1;
         }
         if version >= 1 {
-            len += array_len(Some(self.synonyms.as_slice()), version >= 4, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.synonyms.len()), version >= 4);
+                for e in self.synonyms.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 3 {
             len += 1;
         }
         if version >= 3 {
-            len += prefixed_len(
-                self.documentation.as_ref().map(|v| v.len()),
-                version >= 4,
-                false,
-            );
+            len += match &self.documentation {
+                Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+                None => prefixed_len(None, version >= 4, false),
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -502,49 +551,67 @@ impl Decodable for DescribeConfigsResourceResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 4)?;
-            at = ("value", buf.len());
-            this.value = read_nullable_string(buf, version >= 4)?;
-            at = ("read_only", buf.len());
-            this.read_only = read_bool(buf)?;
-            if version <= 0 {
-                at = ("is_default", buf.len());
-                this.is_default = read_bool(buf)?;
-            }
-            if version >= 1 {
-                at = ("config_source", buf.len());
-                this.config_source = read_i8(buf)?;
-            }
-            at = ("is_sensitive", buf.len());
-            this.is_sensitive = read_bool(buf)?;
-            if version >= 1 {
-                at = ("synonyms", buf.len());
-                this.synonyms = read_array(
-                    buf,
-                    version >= 4,
-                    DescribeConfigsSynonym::min_size(version),
-                    |buf| DescribeConfigsSynonym::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 3 {
-                at = ("config_type", buf.len());
-                this.config_type = read_i8(buf)?;
-            }
-            if version >= 3 {
-                at = ("documentation", buf.len());
-                this.documentation = read_nullable_string(buf, version >= 4)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeConfigsResourceResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeConfigsResourceResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeConfigsResourceResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 4)?;
+        *at = ("value", buf.len());
+        this.value = read_nullable_string(buf, version >= 4)?;
+        *at = ("read_only", buf.len());
+        this.read_only = read_bool(buf)?;
+        if version <= 0 {
+            *at = ("is_default", buf.len());
+            this.is_default = read_bool(buf)?;
+        }
+        if version >= 1 {
+            *at = ("config_source", buf.len());
+            this.config_source = read_i8(buf)?;
+        }
+        *at = ("is_sensitive", buf.len());
+        this.is_sensitive = read_bool(buf)?;
+        if version >= 1 {
+            *at = ("synonyms", buf.len());
+            this.synonyms = match read_array_count(
+                buf,
+                version >= 4,
+                DescribeConfigsSynonym::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DescribeConfigsSynonym::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("config_type", buf.len());
+            this.config_type = read_i8(buf)?;
+        }
+        if version >= 3 {
+            *at = ("documentation", buf.len());
+            this.documentation = read_nullable_string(buf, version >= 4)?;
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -594,12 +661,14 @@ impl ::std::default::Default for DescribeConfigsResult {
 impl DescribeConfigsResult {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -609,18 +678,21 @@ impl DescribeConfigsResult {
     }
     /// Sets `resource_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: ::std::string::String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configs` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: ::std::vec::Vec<DescribeConfigsResourceResult>) -> Self {
         self.configs = value;
         self
@@ -646,12 +718,10 @@ impl Encodable for DescribeConfigsResult {
         put_nullable_string(buf, self.error_message.as_deref(), version >= 4)?;
         buf.put_i8(self.resource_type);
         put_nullable_string(buf, Some(self.resource_name.as_str()), version >= 4)?;
-        put_array(
-            buf,
-            Some(self.configs.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.configs.len()), version >= 4)?;
+        for e in self.configs.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -667,15 +737,18 @@ impl Encodable for DescribeConfigsResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 4,
-            false,
-        );
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+            None => prefixed_len(None, version >= 4, false),
+        };
         len += prefixed_len(Some(self.resource_name.len()), version >= 4, false);
-        len += array_len(Some(self.configs.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.configs.len()), version >= 4);
+            for e in self.configs.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -688,30 +761,48 @@ impl Decodable for DescribeConfigsResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 4)?;
-            at = ("resource_type", buf.len());
-            this.resource_type = read_i8(buf)?;
-            at = ("resource_name", buf.len());
-            this.resource_name = read_string(buf, version >= 4)?;
-            at = ("configs", buf.len());
-            this.configs = read_array(
-                buf,
-                version >= 4,
-                DescribeConfigsResourceResult::min_size(version),
-                |buf| DescribeConfigsResourceResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeConfigsResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeConfigsResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 4)?;
+        *at = ("resource_type", buf.len());
+        this.resource_type = read_i8(buf)?;
+        *at = ("resource_name", buf.len());
+        this.resource_name = read_string(buf, version >= 4)?;
+        *at = ("configs", buf.len());
+        this.configs = match read_array_count(
+            buf,
+            version >= 4,
+            DescribeConfigsResourceResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeConfigsResourceResult::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeConfigsResult", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

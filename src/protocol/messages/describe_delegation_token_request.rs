@@ -39,6 +39,7 @@ impl ::std::default::Default for DescribeDelegationTokenRequest {
 impl DescribeDelegationTokenRequest {
     /// Sets `owners` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_owners(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<DescribeDelegationTokenOwner>>,
@@ -72,9 +73,15 @@ impl Encodable for DescribeDelegationTokenRequest {
                 version,
             });
         }
-        put_array(buf, self.owners.as_deref(), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.owners.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), version >= 2)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, version >= 2)?,
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -90,9 +97,16 @@ impl Encodable for DescribeDelegationTokenRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(self.owners.as_deref(), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.owners {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), version >= 2);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, version >= 2),
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -111,22 +125,41 @@ impl Decodable for DescribeDelegationTokenRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("owners", buf.len());
-            this.owners = read_array(
-                buf,
-                version >= 2,
-                DescribeDelegationTokenOwner::min_size(version),
-                |buf| DescribeDelegationTokenOwner::decode(buf, version),
-            )?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeDelegationTokenRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeDelegationTokenRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("owners", buf.len());
+        this.owners = match read_array_count(
+            buf,
+            version >= 2,
+            DescribeDelegationTokenOwner::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeDelegationTokenOwner::decode(buf, version)?);
+                }
+                Some(v)
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeDelegationTokenRequest", at.0, at.1, start))
+            None => None,
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -161,12 +194,14 @@ impl ::std::default::Default for DescribeDelegationTokenOwner {
 impl DescribeDelegationTokenOwner {
     /// Sets `principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: ::std::string::String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: ::std::string::String) -> Self {
         self.principal_name = value;
         self
@@ -218,18 +253,29 @@ impl Decodable for DescribeDelegationTokenOwner {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("principal_type", buf.len());
-            this.principal_type = read_string(buf, version >= 2)?;
-            at = ("principal_name", buf.len());
-            this.principal_name = read_string(buf, version >= 2)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeDelegationTokenOwner", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeDelegationTokenOwner", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeDelegationTokenOwner {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("principal_type", buf.len());
+        this.principal_type = read_string(buf, version >= 2)?;
+        *at = ("principal_name", buf.len());
+        this.principal_name = read_string(buf, version >= 2)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

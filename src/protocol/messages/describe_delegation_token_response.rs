@@ -47,18 +47,21 @@ impl ::std::default::Default for DescribeDelegationTokenResponse {
 impl DescribeDelegationTokenResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `tokens` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_tokens(mut self, value: ::std::vec::Vec<DescribedDelegationToken>) -> Self {
         self.tokens = value;
         self
     }
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -90,9 +93,10 @@ impl Encodable for DescribeDelegationTokenResponse {
             });
         }
         buf.put_i16(self.error_code);
-        put_array(buf, Some(self.tokens.as_slice()), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.tokens.len()), version >= 2)?;
+        for e in self.tokens.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.throttle_time_ms);
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -109,9 +113,13 @@ impl Encodable for DescribeDelegationTokenResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += array_len(Some(self.tokens.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.tokens.len()), version >= 2);
+            for e in self.tokens.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -130,27 +138,45 @@ impl Decodable for DescribeDelegationTokenResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("tokens", buf.len());
-            this.tokens = read_array(
-                buf,
-                version >= 2,
-                DescribedDelegationToken::min_size(version),
-                |buf| DescribedDelegationToken::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeDelegationTokenResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeDelegationTokenResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("tokens", buf.len());
+        this.tokens = match read_array_count(
+            buf,
+            version >= 2,
+            DescribedDelegationToken::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribedDelegationToken::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeDelegationTokenResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -185,12 +211,14 @@ impl ::std::default::Default for DescribedDelegationTokenRenewer {
 impl DescribedDelegationTokenRenewer {
     /// Sets `principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: ::std::string::String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: ::std::string::String) -> Self {
         self.principal_name = value;
         self
@@ -242,19 +270,30 @@ impl Decodable for DescribedDelegationTokenRenewer {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("principal_type", buf.len());
-            this.principal_type = read_string(buf, version >= 2)?;
-            at = ("principal_name", buf.len());
-            this.principal_name = read_string(buf, version >= 2)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribedDelegationTokenRenewer", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribedDelegationTokenRenewer", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribedDelegationTokenRenewer {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("principal_type", buf.len());
+        this.principal_type = read_string(buf, version >= 2)?;
+        *at = ("principal_name", buf.len());
+        this.principal_name = read_string(buf, version >= 2)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -329,60 +368,70 @@ impl ::std::default::Default for DescribedDelegationToken {
 impl DescribedDelegationToken {
     /// Sets `principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_type(mut self, value: ::std::string::String) -> Self {
         self.principal_type = value;
         self
     }
     /// Sets `principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_principal_name(mut self, value: ::std::string::String) -> Self {
         self.principal_name = value;
         self
     }
     /// Sets `token_requester_principal_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_type(mut self, value: ::std::string::String) -> Self {
         self.token_requester_principal_type = value;
         self
     }
     /// Sets `token_requester_principal_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_token_requester_principal_name(mut self, value: ::std::string::String) -> Self {
         self.token_requester_principal_name = value;
         self
     }
     /// Sets `issue_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_issue_timestamp(mut self, value: i64) -> Self {
         self.issue_timestamp = value;
         self
     }
     /// Sets `expiry_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_expiry_timestamp(mut self, value: i64) -> Self {
         self.expiry_timestamp = value;
         self
     }
     /// Sets `max_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_timestamp(mut self, value: i64) -> Self {
         self.max_timestamp = value;
         self
     }
     /// Sets `token_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_token_id(mut self, value: ::std::string::String) -> Self {
         self.token_id = value;
         self
     }
     /// Sets `hmac` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_hmac(mut self, value: ::bytes::Bytes) -> Self {
         self.hmac = value;
         self
     }
     /// Sets `renewers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_renewers(
         mut self,
         value: ::std::vec::Vec<DescribedDelegationTokenRenewer>,
@@ -450,12 +499,10 @@ impl Encodable for DescribedDelegationToken {
         buf.put_i64(self.max_timestamp);
         put_nullable_string(buf, Some(self.token_id.as_str()), version >= 2)?;
         put_nullable_bytes(buf, Some(&self.hmac[..]), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.renewers.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.renewers.len()), version >= 2)?;
+        for e in self.renewers.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -481,9 +528,13 @@ impl Encodable for DescribedDelegationToken {
         }
         len += prefixed_len(Some(self.token_id.len()), version >= 2, false);
         len += prefixed_len(Some(self.hmac.len()), version >= 2, true);
-        len += array_len(Some(self.renewers.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.renewers.len()), version >= 2);
+            for e in self.renewers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -496,44 +547,62 @@ impl Decodable for DescribedDelegationToken {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("principal_type", buf.len());
-            this.principal_type = read_string(buf, version >= 2)?;
-            at = ("principal_name", buf.len());
-            this.principal_name = read_string(buf, version >= 2)?;
-            if version >= 3 {
-                at = ("token_requester_principal_type", buf.len());
-                this.token_requester_principal_type = read_string(buf, true)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribedDelegationToken", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribedDelegationToken {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("principal_type", buf.len());
+        this.principal_type = read_string(buf, version >= 2)?;
+        *at = ("principal_name", buf.len());
+        this.principal_name = read_string(buf, version >= 2)?;
+        if version >= 3 {
+            *at = ("token_requester_principal_type", buf.len());
+            this.token_requester_principal_type = read_string(buf, true)?;
+        }
+        if version >= 3 {
+            *at = ("token_requester_principal_name", buf.len());
+            this.token_requester_principal_name = read_string(buf, true)?;
+        }
+        *at = ("issue_timestamp", buf.len());
+        this.issue_timestamp = read_i64(buf)?;
+        *at = ("expiry_timestamp", buf.len());
+        this.expiry_timestamp = read_i64(buf)?;
+        *at = ("max_timestamp", buf.len());
+        this.max_timestamp = read_i64(buf)?;
+        *at = ("token_id", buf.len());
+        this.token_id = read_string(buf, version >= 2)?;
+        *at = ("hmac", buf.len());
+        this.hmac = read_bytes(buf, version >= 2)?;
+        *at = ("renewers", buf.len());
+        this.renewers = match read_array_count(
+            buf,
+            version >= 2,
+            DescribedDelegationTokenRenewer::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribedDelegationTokenRenewer::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 3 {
-                at = ("token_requester_principal_name", buf.len());
-                this.token_requester_principal_name = read_string(buf, true)?;
-            }
-            at = ("issue_timestamp", buf.len());
-            this.issue_timestamp = read_i64(buf)?;
-            at = ("expiry_timestamp", buf.len());
-            this.expiry_timestamp = read_i64(buf)?;
-            at = ("max_timestamp", buf.len());
-            this.max_timestamp = read_i64(buf)?;
-            at = ("token_id", buf.len());
-            this.token_id = read_string(buf, version >= 2)?;
-            at = ("hmac", buf.len());
-            this.hmac = read_bytes(buf, version >= 2)?;
-            at = ("renewers", buf.len());
-            this.renewers = read_array(
-                buf,
-                version >= 2,
-                DescribedDelegationTokenRenewer::min_size(version),
-                |buf| DescribedDelegationTokenRenewer::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribedDelegationToken", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

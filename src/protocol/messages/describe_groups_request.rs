@@ -42,12 +42,14 @@ impl ::std::default::Default for DescribeGroupsRequest {
 impl DescribeGroupsRequest {
     /// Sets `groups` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.groups = value;
         self
     }
     /// Sets `include_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_include_authorized_operations(mut self, value: bool) -> Self {
         self.include_authorized_operations = value;
         self
@@ -80,10 +82,10 @@ impl Encodable for DescribeGroupsRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.groups.as_slice()), version >= 5, |buf, e| {
+        put_array_len(buf, Some(self.groups.len()), version >= 5)?;
+        for e in self.groups.iter() {
             put_nullable_string(buf, Some(e.as_str()), version >= 5)?;
-            Ok(())
-        })?;
+        }
         if version >= 3 {
             buf.put_u8(u8::from(self.include_authorized_operations));
         }
@@ -111,9 +113,13 @@ impl Encodable for DescribeGroupsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.groups.as_slice()), version >= 5, |e| {
-            prefixed_len(Some(e.len()), version >= 5, false)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.groups.len()), version >= 5);
+            for e in self.groups.iter() {
+                n += prefixed_len(Some(e.len()), version >= 5, false);
+            }
+            n
+        };
         if version >= 3 {
             len += 1;
         }
@@ -135,23 +141,40 @@ impl Decodable for DescribeGroupsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("groups", buf.len());
-            this.groups = read_array(buf, version >= 5, if version >= 5 { 1 } else { 2 }, |buf| {
-                Ok(read_string(buf, version >= 5)?)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("include_authorized_operations", buf.len());
-                this.include_authorized_operations = read_bool(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeGroupsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeGroupsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("groups", buf.len());
+        this.groups = match read_array_count(buf, version >= 5, if version >= 5 { 1 } else { 2 })? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, version >= 5)?);
+                }
+                v
             }
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeGroupsRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 3 {
+            *at = ("include_authorized_operations", buf.len());
+            this.include_authorized_operations = read_bool(buf)?;
+        }
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

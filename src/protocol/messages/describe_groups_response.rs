@@ -42,12 +42,14 @@ impl ::std::default::Default for DescribeGroupsResponse {
 impl DescribeGroupsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `groups` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: ::std::vec::Vec<DescribedGroup>) -> Self {
         self.groups = value;
         self
@@ -83,9 +85,10 @@ impl Encodable for DescribeGroupsResponse {
         if version >= 1 {
             buf.put_i32(self.throttle_time_ms);
         }
-        put_array(buf, Some(self.groups.as_slice()), version >= 5, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.groups.len()), version >= 5)?;
+        for e in self.groups.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 5 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -104,9 +107,13 @@ impl Encodable for DescribeGroupsResponse {
         if version >= 1 {
             len += 4;
         }
-        len += array_len(Some(self.groups.as_slice()), version >= 5, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.groups.len()), version >= 5);
+            for e in self.groups.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 5 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -125,27 +132,42 @@ impl Decodable for DescribeGroupsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeGroupsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeGroupsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("groups", buf.len());
+        this.groups = match read_array_count(buf, version >= 5, DescribedGroup::min_size(version))?
+        {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribedGroup::decode(buf, version)?);
+                }
+                v
             }
-            at = ("groups", buf.len());
-            this.groups = read_array(
-                buf,
-                version >= 5,
-                DescribedGroup::min_size(version),
-                |buf| DescribedGroup::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeGroupsResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -200,12 +222,14 @@ impl ::std::default::Default for DescribedGroupMember {
 impl DescribedGroupMember {
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -215,24 +239,28 @@ impl DescribedGroupMember {
     }
     /// Sets `client_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_id(mut self, value: ::std::string::String) -> Self {
         self.client_id = value;
         self
     }
     /// Sets `client_host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_host(mut self, value: ::std::string::String) -> Self {
         self.client_host = value;
         self
     }
     /// Sets `member_metadata` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_metadata(mut self, value: ::bytes::Bytes) -> Self {
         self.member_metadata = value;
         self
     }
     /// Sets `member_assignment` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_assignment(mut self, value: ::bytes::Bytes) -> Self {
         self.member_assignment = value;
         self
@@ -286,11 +314,10 @@ impl Encodable for DescribedGroupMember {
         let mut len = 0;
         len += prefixed_len(Some(self.member_id.len()), version >= 5, false);
         if version >= 4 {
-            len += prefixed_len(
-                self.group_instance_id.as_ref().map(|v| v.len()),
-                version >= 5,
-                false,
-            );
+            len += match &self.group_instance_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 5, false),
+                None => prefixed_len(None, version >= 5, false),
+            };
         }
         len += prefixed_len(Some(self.client_id.len()), version >= 5, false);
         len += prefixed_len(Some(self.client_host.len()), version >= 5, false);
@@ -308,29 +335,40 @@ impl Decodable for DescribedGroupMember {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 5)?;
-            if version >= 4 {
-                at = ("group_instance_id", buf.len());
-                this.group_instance_id = read_nullable_string(buf, version >= 5)?;
-            }
-            at = ("client_id", buf.len());
-            this.client_id = read_string(buf, version >= 5)?;
-            at = ("client_host", buf.len());
-            this.client_host = read_string(buf, version >= 5)?;
-            at = ("member_metadata", buf.len());
-            this.member_metadata = read_bytes(buf, version >= 5)?;
-            at = ("member_assignment", buf.len());
-            this.member_assignment = read_bytes(buf, version >= 5)?;
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribedGroupMember", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribedGroupMember", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribedGroupMember {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 5)?;
+        if version >= 4 {
+            *at = ("group_instance_id", buf.len());
+            this.group_instance_id = read_nullable_string(buf, version >= 5)?;
+        }
+        *at = ("client_id", buf.len());
+        this.client_id = read_string(buf, version >= 5)?;
+        *at = ("client_host", buf.len());
+        this.client_host = read_string(buf, version >= 5)?;
+        *at = ("member_metadata", buf.len());
+        this.member_metadata = read_bytes(buf, version >= 5)?;
+        *at = ("member_assignment", buf.len());
+        this.member_assignment = read_bytes(buf, version >= 5)?;
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -390,42 +428,49 @@ impl ::std::default::Default for DescribedGroup {
 impl DescribedGroup {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `group_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: ::std::string::String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `protocol_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: ::std::string::String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocol_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_data(mut self, value: ::std::string::String) -> Self {
         self.protocol_data = value;
         self
     }
     /// Sets `members` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: ::std::vec::Vec<DescribedGroupMember>) -> Self {
         self.members = value;
         self
     }
     /// Sets `authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_authorized_operations(mut self, value: i32) -> Self {
         self.authorized_operations = value;
         self
@@ -455,12 +500,10 @@ impl Encodable for DescribedGroup {
         put_nullable_string(buf, Some(self.group_state.as_str()), version >= 5)?;
         put_nullable_string(buf, Some(self.protocol_type.as_str()), version >= 5)?;
         put_nullable_string(buf, Some(self.protocol_data.as_str()), version >= 5)?;
-        put_array(
-            buf,
-            Some(self.members.as_slice()),
-            version >= 5,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.members.len()), version >= 5)?;
+        for e in self.members.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 3 {
             buf.put_i32(self.authorized_operations);
         }
@@ -488,9 +531,13 @@ impl Encodable for DescribedGroup {
         len += prefixed_len(Some(self.group_state.len()), version >= 5, false);
         len += prefixed_len(Some(self.protocol_type.len()), version >= 5, false);
         len += prefixed_len(Some(self.protocol_data.len()), version >= 5, false);
-        len += array_len(Some(self.members.as_slice()), version >= 5, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.members.len()), version >= 5);
+            for e in self.members.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 3 {
             len += 4;
         }
@@ -506,36 +553,51 @@ impl Decodable for DescribedGroup {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 5)?;
-            at = ("group_state", buf.len());
-            this.group_state = read_string(buf, version >= 5)?;
-            at = ("protocol_type", buf.len());
-            this.protocol_type = read_string(buf, version >= 5)?;
-            at = ("protocol_data", buf.len());
-            this.protocol_data = read_string(buf, version >= 5)?;
-            at = ("members", buf.len());
-            this.members = read_array(
-                buf,
-                version >= 5,
-                DescribedGroupMember::min_size(version),
-                |buf| DescribedGroupMember::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("authorized_operations", buf.len());
-                this.authorized_operations = read_i32(buf)?;
-            }
-            if version >= 5 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribedGroup", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribedGroup", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribedGroup {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 5)?;
+        *at = ("group_state", buf.len());
+        this.group_state = read_string(buf, version >= 5)?;
+        *at = ("protocol_type", buf.len());
+        this.protocol_type = read_string(buf, version >= 5)?;
+        *at = ("protocol_data", buf.len());
+        this.protocol_data = read_string(buf, version >= 5)?;
+        *at = ("members", buf.len());
+        this.members =
+            match read_array_count(buf, version >= 5, DescribedGroupMember::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DescribedGroupMember::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 3 {
+            *at = ("authorized_operations", buf.len());
+            this.authorized_operations = read_i32(buf)?;
+        }
+        if version >= 5 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

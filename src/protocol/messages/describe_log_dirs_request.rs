@@ -37,6 +37,7 @@ impl ::std::default::Default for DescribeLogDirsRequest {
 impl DescribeLogDirsRequest {
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<DescribableLogDirTopic>>,
@@ -45,6 +46,7 @@ impl DescribeLogDirsRequest {
         self
     }
     /// The first element of `Topics` whose map key (`Topic`) matches.
+    #[inline]
     pub fn find_topics(&self, topic: &str) -> ::std::option::Option<&DescribableLogDirTopic> {
         self.topics.as_ref()?.iter().find(|e| e.topic == topic)
     }
@@ -74,9 +76,15 @@ impl Encodable for DescribeLogDirsRequest {
                 version,
             });
         }
-        put_array(buf, self.topics.as_deref(), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.topics.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), version >= 2)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, version >= 2)?,
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -92,9 +100,16 @@ impl Encodable for DescribeLogDirsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(self.topics.as_deref(), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.topics {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), version >= 2);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, version >= 2),
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -113,22 +128,38 @@ impl Decodable for DescribeLogDirsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 2,
-                DescribableLogDirTopic::min_size(version),
-                |buf| DescribableLogDirTopic::decode(buf, version),
-            )?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeLogDirsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeLogDirsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeLogDirsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, version >= 2, DescribableLogDirTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DescribableLogDirTopic::decode(buf, version)?);
+                    }
+                    Some(v)
+                }
+                None => None,
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -163,12 +194,14 @@ impl ::std::default::Default for DescribableLogDirTopic {
 impl DescribableLogDirTopic {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -190,15 +223,10 @@ impl Encodable for DescribableLogDirTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic.as_str()), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 2,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 2)?;
+        for e in self.partitions.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -215,7 +243,7 @@ impl Encodable for DescribableLogDirTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic.len()), version >= 2, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 2, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), version >= 2, 4);
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -228,19 +256,38 @@ impl Decodable for DescribableLogDirTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic", buf.len());
-            this.topic = read_string(buf, version >= 2)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, version >= 2, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribableLogDirTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribableLogDirTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic", buf.len());
+        this.topic = read_string(buf, version >= 2)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, version >= 2, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribableLogDirTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for DescribeLogDirsResponse {
 impl DescribeLogDirsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: ::std::vec::Vec<DescribeLogDirsResult>) -> Self {
         self.results = value;
         self
@@ -95,12 +98,10 @@ impl Encodable for DescribeLogDirsResponse {
         if version >= 3 {
             buf.put_i16(self.error_code);
         }
-        put_array(
-            buf,
-            Some(self.results.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.results.len()), version >= 2)?;
+        for e in self.results.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -119,9 +120,13 @@ impl Encodable for DescribeLogDirsResponse {
         if version >= 3 {
             len += 2;
         }
-        len += array_len(Some(self.results.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.results.len()), version >= 2);
+            for e in self.results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -140,29 +145,44 @@ impl Decodable for DescribeLogDirsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            if version >= 3 {
-                at = ("error_code", buf.len());
-                this.error_code = read_i16(buf)?;
-            }
-            at = ("results", buf.len());
-            this.results = read_array(
-                buf,
-                version >= 2,
-                DescribeLogDirsResult::min_size(version),
-                |buf| DescribeLogDirsResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeLogDirsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeLogDirsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeLogDirsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        if version >= 3 {
+            *at = ("error_code", buf.len());
+            this.error_code = read_i16(buf)?;
+        }
+        *at = ("results", buf.len());
+        this.results =
+            match read_array_count(buf, version >= 2, DescribeLogDirsResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DescribeLogDirsResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -207,24 +227,28 @@ impl ::std::default::Default for DescribeLogDirsPartition {
 impl DescribeLogDirsPartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `partition_size` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_size(mut self, value: i64) -> Self {
         self.partition_size = value;
         self
     }
     /// Sets `offset_lag` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_offset_lag(mut self, value: i64) -> Self {
         self.offset_lag = value;
         self
     }
     /// Sets `is_future_key` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_future_key(mut self, value: bool) -> Self {
         self.is_future_key = value;
         self
@@ -274,23 +298,34 @@ impl Decodable for DescribeLogDirsPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("partition_size", buf.len());
-            this.partition_size = read_i64(buf)?;
-            at = ("offset_lag", buf.len());
-            this.offset_lag = read_i64(buf)?;
-            at = ("is_future_key", buf.len());
-            this.is_future_key = read_bool(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeLogDirsPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeLogDirsPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeLogDirsPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("partition_size", buf.len());
+        this.partition_size = read_i64(buf)?;
+        *at = ("offset_lag", buf.len());
+        this.offset_lag = read_i64(buf)?;
+        *at = ("is_future_key", buf.len());
+        this.is_future_key = read_bool(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -323,12 +358,14 @@ impl ::std::default::Default for DescribeLogDirsTopic {
 impl DescribeLogDirsTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<DescribeLogDirsPartition>) -> Self {
         self.partitions = value;
         self
@@ -350,12 +387,10 @@ impl Encodable for DescribeLogDirsTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 2)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -368,9 +403,13 @@ impl Encodable for DescribeLogDirsTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 2, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 2);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -383,25 +422,43 @@ impl Decodable for DescribeLogDirsTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 2)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 2,
-                DescribeLogDirsPartition::min_size(version),
-                |buf| DescribeLogDirsPartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeLogDirsTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeLogDirsTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 2)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 2,
+            DescribeLogDirsPartition::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeLogDirsPartition::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeLogDirsTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -451,30 +508,35 @@ impl ::std::default::Default for DescribeLogDirsResult {
 impl DescribeLogDirsResult {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `log_dir` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_log_dir(mut self, value: ::std::string::String) -> Self {
         self.log_dir = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<DescribeLogDirsTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `total_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_total_bytes(mut self, value: i64) -> Self {
         self.total_bytes = value;
         self
     }
     /// Sets `usable_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_usable_bytes(mut self, value: i64) -> Self {
         self.usable_bytes = value;
         self
@@ -499,9 +561,10 @@ impl Encodable for DescribeLogDirsResult {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i16(self.error_code);
         put_nullable_string(buf, Some(self.log_dir.as_str()), version >= 2)?;
-        put_array(buf, Some(self.topics.as_slice()), version >= 2, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 2)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             buf.put_i64(self.total_bytes);
         }
@@ -524,9 +587,13 @@ impl Encodable for DescribeLogDirsResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         len += prefixed_len(Some(self.log_dir.len()), version >= 2, false);
-        len += array_len(Some(self.topics.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 2);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += 8;
         }
@@ -545,34 +612,49 @@ impl Decodable for DescribeLogDirsResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("log_dir", buf.len());
-            this.log_dir = read_string(buf, version >= 2)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 2,
-                DescribeLogDirsTopic::min_size(version),
-                |buf| DescribeLogDirsTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("total_bytes", buf.len());
-                this.total_bytes = read_i64(buf)?;
-            }
-            if version >= 4 {
-                at = ("usable_bytes", buf.len());
-                this.usable_bytes = read_i64(buf)?;
-            }
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeLogDirsResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeLogDirsResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeLogDirsResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("log_dir", buf.len());
+        this.log_dir = read_string(buf, version >= 2)?;
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, version >= 2, DescribeLogDirsTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(DescribeLogDirsTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 4 {
+            *at = ("total_bytes", buf.len());
+            this.total_bytes = read_i64(buf)?;
+        }
+        if version >= 4 {
+            *at = ("usable_bytes", buf.len());
+            this.usable_bytes = read_i64(buf)?;
+        }
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -42,12 +42,14 @@ impl ::std::default::Default for DescribeProducersResponse {
 impl DescribeProducersResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicResponse>) -> Self {
         self.topics = value;
         self
@@ -79,9 +81,10 @@ impl Encodable for DescribeProducersResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -89,9 +92,13 @@ impl Encodable for DescribeProducersResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -108,20 +115,37 @@ impl Decodable for DescribeProducersResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicResponse::min_size(version), |buf| {
-                TopicResponse::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeProducersResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeProducersResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeProducersResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicResponse::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicResponse::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -164,36 +188,42 @@ impl ::std::default::Default for ProducerState {
 impl ProducerState {
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i32) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `last_sequence` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_sequence(mut self, value: i32) -> Self {
         self.last_sequence = value;
         self
     }
     /// Sets `last_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_timestamp(mut self, value: i64) -> Self {
         self.last_timestamp = value;
         self
     }
     /// Sets `coordinator_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_coordinator_epoch(mut self, value: i32) -> Self {
         self.coordinator_epoch = value;
         self
     }
     /// Sets `current_txn_start_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_txn_start_offset(mut self, value: i64) -> Self {
         self.current_txn_start_offset = value;
         self
@@ -235,25 +265,36 @@ impl Decodable for ProducerState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("producer_epoch", buf.len());
-            this.producer_epoch = read_i32(buf)?;
-            at = ("last_sequence", buf.len());
-            this.last_sequence = read_i32(buf)?;
-            at = ("last_timestamp", buf.len());
-            this.last_timestamp = read_i64(buf)?;
-            at = ("coordinator_epoch", buf.len());
-            this.coordinator_epoch = read_i32(buf)?;
-            at = ("current_txn_start_offset", buf.len());
-            this.current_txn_start_offset = read_i64(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ProducerState", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ProducerState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ProducerState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("producer_epoch", buf.len());
+        this.producer_epoch = read_i32(buf)?;
+        *at = ("last_sequence", buf.len());
+        this.last_sequence = read_i32(buf)?;
+        *at = ("last_timestamp", buf.len());
+        this.last_timestamp = read_i64(buf)?;
+        *at = ("coordinator_epoch", buf.len());
+        this.coordinator_epoch = read_i32(buf)?;
+        *at = ("current_txn_start_offset", buf.len());
+        this.current_txn_start_offset = read_i64(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -296,18 +337,21 @@ impl ::std::default::Default for PartitionResponse {
 impl PartitionResponse {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -317,6 +361,7 @@ impl PartitionResponse {
     }
     /// Sets `active_producers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_active_producers(mut self, value: ::std::vec::Vec<ProducerState>) -> Self {
         self.active_producers = value;
         self
@@ -338,12 +383,10 @@ impl Encodable for PartitionResponse {
         buf.put_i32(self.partition_index);
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), true)?;
-        put_array(
-            buf,
-            Some(self.active_producers.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.active_producers.len()), true)?;
+        for e in self.active_producers.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -351,10 +394,17 @@ impl Encodable for PartitionResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.active_producers.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.active_producers.len()), true);
+            for e in self.active_producers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -365,25 +415,42 @@ impl Decodable for PartitionResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("active_producers", buf.len());
-            this.active_producers =
-                read_array(buf, true, ProducerState::min_size(version), |buf| {
-                    ProducerState::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("active_producers", buf.len());
+        this.active_producers = match read_array_count(buf, true, ProducerState::min_size(version))?
+        {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ProducerState::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -418,12 +485,14 @@ impl ::std::default::Default for TopicResponse {
 impl TopicResponse {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionResponse>) -> Self {
         self.partitions = value;
         self
@@ -443,9 +512,10 @@ impl Encodable for TopicResponse {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -454,9 +524,13 @@ impl Encodable for TopicResponse {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -467,19 +541,36 @@ impl Decodable for TopicResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionResponse::min_size(version), |buf| {
-                PartitionResponse::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionResponse::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionResponse::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -48,12 +48,14 @@ impl ::std::default::Default for DescribeQuorumResponse {
 impl DescribeQuorumResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -63,17 +65,20 @@ impl DescribeQuorumResponse {
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `nodes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_nodes(mut self, value: ::std::vec::Vec<Node>) -> Self {
         self.nodes = value;
         self
     }
     /// The first element of `Nodes` whose map key (`NodeId`) matches.
+    #[inline]
     pub fn find_nodes(&self, node_id: i32) -> ::std::option::Option<&Node> {
         self.nodes.iter().find(|e| e.node_id == node_id)
     }
@@ -107,13 +112,15 @@ impl Encodable for DescribeQuorumResponse {
         if version >= 2 {
             put_nullable_string(buf, self.error_message.as_deref(), true)?;
         }
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
-            put_array(buf, Some(self.nodes.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.nodes.len()), true)?;
+            for e in self.nodes.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 2) {
             if self.nodes != ::std::vec::Vec::<Node>::new() {
@@ -132,15 +139,26 @@ impl Encodable for DescribeQuorumResponse {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         if version >= 2 {
-            len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
+            len += match &self.error_message {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
-            len += array_len(Some(self.nodes.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.nodes.len()), true);
+                for e in self.nodes.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
@@ -158,31 +176,54 @@ impl Decodable for DescribeQuorumResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 2 {
-                at = ("error_message", buf.len());
-                this.error_message = read_nullable_string(buf, true)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeQuorumResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeQuorumResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 2 {
+            *at = ("error_message", buf.len());
+            this.error_message = read_nullable_string(buf, true)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicData::decode(buf, version)?);
+                }
+                v
             }
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicData::min_size(version), |buf| {
-                TopicData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("nodes", buf.len());
-                this.nodes = read_array(buf, true, Node::min_size(version), |buf| {
-                    Node::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeQuorumResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("nodes", buf.len());
+            this.nodes = match read_array_count(buf, true, Node::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(Node::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -228,30 +269,35 @@ impl ::std::default::Default for ReplicaState {
 impl ReplicaState {
     /// Sets `replica_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `replica_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
         self
     }
     /// Sets `log_end_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_log_end_offset(mut self, value: i64) -> Self {
         self.log_end_offset = value;
         self
     }
     /// Sets `last_fetch_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_fetch_timestamp(mut self, value: i64) -> Self {
         self.last_fetch_timestamp = value;
         self
     }
     /// Sets `last_caught_up_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_caught_up_timestamp(mut self, value: i64) -> Self {
         self.last_caught_up_timestamp = value;
         self
@@ -318,29 +364,40 @@ impl Decodable for ReplicaState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("replica_id", buf.len());
-            this.replica_id = read_i32(buf)?;
-            if version >= 2 {
-                at = ("replica_directory_id", buf.len());
-                this.replica_directory_id = read_uuid(buf)?;
-            }
-            at = ("log_end_offset", buf.len());
-            this.log_end_offset = read_i64(buf)?;
-            if version >= 1 {
-                at = ("last_fetch_timestamp", buf.len());
-                this.last_fetch_timestamp = read_i64(buf)?;
-            }
-            if version >= 1 {
-                at = ("last_caught_up_timestamp", buf.len());
-                this.last_caught_up_timestamp = read_i64(buf)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ReplicaState", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ReplicaState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ReplicaState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("replica_id", buf.len());
+        this.replica_id = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("replica_directory_id", buf.len());
+            this.replica_directory_id = read_uuid(buf)?;
+        }
+        *at = ("log_end_offset", buf.len());
+        this.log_end_offset = read_i64(buf)?;
+        if version >= 1 {
+            *at = ("last_fetch_timestamp", buf.len());
+            this.last_fetch_timestamp = read_i64(buf)?;
+        }
+        if version >= 1 {
+            *at = ("last_caught_up_timestamp", buf.len());
+            this.last_caught_up_timestamp = read_i64(buf)?;
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -397,18 +454,21 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -418,30 +478,35 @@ impl PartitionData {
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `high_watermark` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_high_watermark(mut self, value: i64) -> Self {
         self.high_watermark = value;
         self
     }
     /// Sets `current_voters` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_voters(mut self, value: ::std::vec::Vec<ReplicaState>) -> Self {
         self.current_voters = value;
         self
     }
     /// Sets `observers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_observers(mut self, value: ::std::vec::Vec<ReplicaState>) -> Self {
         self.observers = value;
         self
@@ -468,12 +533,14 @@ impl Encodable for PartitionData {
         buf.put_i32(self.leader_id);
         buf.put_i32(self.leader_epoch);
         buf.put_i64(self.high_watermark);
-        put_array(buf, Some(self.current_voters.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(buf, Some(self.observers.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.current_voters.len()), true)?;
+        for e in self.current_voters.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.observers.len()), true)?;
+        for e in self.observers.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -482,14 +549,25 @@ impl Encodable for PartitionData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 22;
         if version >= 2 {
-            len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
+            len += match &self.error_message {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
-        len += array_len(Some(self.current_voters.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.observers.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.current_voters.len()), true);
+            for e in self.current_voters.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.observers.len()), true);
+            for e in self.observers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -500,37 +578,60 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 2 {
-                at = ("error_message", buf.len());
-                this.error_message = read_nullable_string(buf, true)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 2 {
+            *at = ("error_message", buf.len());
+            this.error_message = read_nullable_string(buf, true)?;
+        }
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("high_watermark", buf.len());
+        this.high_watermark = read_i64(buf)?;
+        *at = ("current_voters", buf.len());
+        this.current_voters = match read_array_count(buf, true, ReplicaState::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ReplicaState::decode(buf, version)?);
+                }
+                v
             }
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("high_watermark", buf.len());
-            this.high_watermark = read_i64(buf)?;
-            at = ("current_voters", buf.len());
-            this.current_voters = read_array(buf, true, ReplicaState::min_size(version), |buf| {
-                ReplicaState::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("observers", buf.len());
-            this.observers = read_array(buf, true, ReplicaState::min_size(version), |buf| {
-                ReplicaState::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("observers", buf.len());
+        this.observers = match read_array_count(buf, true, ReplicaState::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ReplicaState::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -563,12 +664,14 @@ impl ::std::default::Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -588,9 +691,10 @@ impl Encodable for TopicData {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic_name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -599,9 +703,13 @@ impl Encodable for TopicData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic_name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -612,20 +720,37 @@ impl Decodable for TopicData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionData::min_size(version), |buf| {
-                PartitionData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -665,18 +790,21 @@ impl ::std::default::Default for Listener {
 impl Listener {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -717,19 +845,30 @@ impl Decodable for Listener {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Listener", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Listener", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Listener {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -764,17 +903,20 @@ impl ::std::default::Default for Node {
 impl Node {
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `listeners` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_listeners(mut self, value: ::std::vec::Vec<Listener>) -> Self {
         self.listeners = value;
         self
     }
     /// The first element of `Listeners` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_listeners(&self, name: &str) -> ::std::option::Option<&Listener> {
         self.listeners.iter().find(|e| e.name == name)
     }
@@ -793,9 +935,10 @@ impl Encodable for Node {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i32(self.node_id);
-        put_array(buf, Some(self.listeners.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.listeners.len()), true)?;
+        for e in self.listeners.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -803,9 +946,13 @@ impl Encodable for Node {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.listeners.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.listeners.len()), true);
+            for e in self.listeners.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -816,19 +963,36 @@ impl Decodable for Node {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("node_id", buf.len());
-            this.node_id = read_i32(buf)?;
-            at = ("listeners", buf.len());
-            this.listeners = read_array(buf, true, Listener::min_size(version), |buf| {
-                Listener::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Node", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Node", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Node {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("node_id", buf.len());
+        this.node_id = read_i32(buf)?;
+        *at = ("listeners", buf.len());
+        this.listeners = match read_array_count(buf, true, Listener::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Listener::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

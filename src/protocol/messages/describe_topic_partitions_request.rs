@@ -47,18 +47,21 @@ impl ::std::default::Default for DescribeTopicPartitionsRequest {
 impl DescribeTopicPartitionsRequest {
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicRequest>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `response_partition_limit` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_response_partition_limit(mut self, value: i32) -> Self {
         self.response_partition_limit = value;
         self
     }
     /// Sets `cursor` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cursor(mut self, value: ::std::option::Option<Cursor>) -> Self {
         self.cursor = value;
         self
@@ -89,9 +92,10 @@ impl Encodable for DescribeTopicPartitionsRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.response_partition_limit);
         put_struct_presence(
             buf,
@@ -112,10 +116,17 @@ impl Encodable for DescribeTopicPartitionsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += 1 + self.cursor.as_ref().map_or(0, |v| v.encoded_len(version));
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += 1 + match &self.cursor {
+            Some(v) => v.encoded_len(version),
+            None => 0,
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -132,26 +143,43 @@ impl Decodable for DescribeTopicPartitionsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicRequest::min_size(version), |buf| {
-                TopicRequest::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("response_partition_limit", buf.len());
-            this.response_partition_limit = read_i32(buf)?;
-            at = ("cursor", buf.len());
-            this.cursor = if read_struct_presence(buf, true, false)? {
-                Some(Cursor::decode(buf, version)?)
-            } else {
-                None
-            };
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeTopicPartitionsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeTopicPartitionsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeTopicPartitionsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicRequest::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicRequest::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("response_partition_limit", buf.len());
+        this.response_partition_limit = read_i32(buf)?;
+        *at = ("cursor", buf.len());
+        this.cursor = if read_struct_presence(buf, true, false)? {
+            Some(Cursor::decode(buf, version)?)
+        } else {
+            None
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -181,6 +209,7 @@ impl ::std::default::Default for TopicRequest {
 impl TopicRequest {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
@@ -218,15 +247,26 @@ impl Decodable for TopicRequest {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -261,12 +301,14 @@ impl ::std::default::Default for Cursor {
 impl Cursor {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -305,16 +347,27 @@ impl Decodable for Cursor {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, true)?;
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Cursor", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Cursor", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Cursor {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, true)?;
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -47,12 +47,14 @@ impl ::std::default::Default for DescribeTopicPartitionsResponse {
 impl DescribeTopicPartitionsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(
         mut self,
         value: ::std::vec::Vec<DescribeTopicPartitionsResponseTopic>,
@@ -62,11 +64,13 @@ impl DescribeTopicPartitionsResponse {
     }
     /// Sets `next_cursor` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_next_cursor(mut self, value: ::std::option::Option<Cursor>) -> Self {
         self.next_cursor = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(
         &self,
         name: &str,
@@ -100,9 +104,10 @@ impl Encodable for DescribeTopicPartitionsResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_struct_presence(
             buf,
             self.next_cursor.is_some(),
@@ -122,13 +127,17 @@ impl Encodable for DescribeTopicPartitionsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += 1 + self
-            .next_cursor
-            .as_ref()
-            .map_or(0, |v| v.encoded_len(version));
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += 1 + match &self.next_cursor {
+            Some(v) => v.encoded_len(version),
+            None => 0,
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -145,29 +154,47 @@ impl Decodable for DescribeTopicPartitionsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                true,
-                DescribeTopicPartitionsResponseTopic::min_size(version),
-                |buf| DescribeTopicPartitionsResponseTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("next_cursor", buf.len());
-            this.next_cursor = if read_struct_presence(buf, true, false)? {
-                Some(Cursor::decode(buf, version)?)
-            } else {
-                None
-            };
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeTopicPartitionsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeTopicPartitionsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeTopicPartitionsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            true,
+            DescribeTopicPartitionsResponseTopic::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeTopicPartitionsResponseTopic::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("next_cursor", buf.len());
+        this.next_cursor = if read_struct_presence(buf, true, false)? {
+            Some(Cursor::decode(buf, version)?)
+        } else {
+            None
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -237,42 +264,49 @@ impl ::std::default::Default for DescribeTopicPartitionsResponsePartition {
 impl DescribeTopicPartitionsResponsePartition {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `replica_nodes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_nodes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.replica_nodes = value;
         self
     }
     /// Sets `isr_nodes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_isr_nodes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.isr_nodes = value;
         self
     }
     /// Sets `eligible_leader_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_eligible_leader_replicas(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<i32>>,
@@ -282,6 +316,7 @@ impl DescribeTopicPartitionsResponsePartition {
     }
     /// Sets `last_known_elr` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_known_elr(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<i32>>,
@@ -291,6 +326,7 @@ impl DescribeTopicPartitionsResponsePartition {
     }
     /// Sets `offline_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_offline_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.offline_replicas = value;
         self
@@ -313,36 +349,36 @@ impl Encodable for DescribeTopicPartitionsResponsePartition {
         buf.put_i32(self.partition_index);
         buf.put_i32(self.leader_id);
         buf.put_i32(self.leader_epoch);
-        put_array(buf, Some(self.replica_nodes.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.replica_nodes.len()), true)?;
+        for e in self.replica_nodes.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
-        put_array(buf, Some(self.isr_nodes.as_slice()), true, |buf, e| {
+        }
+        put_array_len(buf, Some(self.isr_nodes.len()), true)?;
+        for e in self.isr_nodes.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
-        put_array(
-            buf,
-            self.eligible_leader_replicas.as_deref(),
-            true,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
-        put_array(buf, self.last_known_elr.as_deref(), true, |buf, e| {
+        }
+        match self.eligible_leader_replicas.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    buf.put_i32(*e);
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
+        match self.last_known_elr.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    buf.put_i32(*e);
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
+        put_array_len(buf, Some(self.offline_replicas.len()), true)?;
+        for e in self.offline_replicas.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
-        put_array(
-            buf,
-            Some(self.offline_replicas.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -350,11 +386,17 @@ impl Encodable for DescribeTopicPartitionsResponsePartition {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
-        len += array_len(Some(self.replica_nodes.as_slice()), true, |e| 4);
-        len += array_len(Some(self.isr_nodes.as_slice()), true, |e| 4);
-        len += array_len(self.eligible_leader_replicas.as_deref(), true, |e| 4);
-        len += array_len(self.last_known_elr.as_deref(), true, |e| 4);
-        len += array_len(Some(self.offline_replicas.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.replica_nodes.len()), true, 4);
+        len += fixed_array_len(Some(self.isr_nodes.len()), true, 4);
+        len += match &self.eligible_leader_replicas {
+            Some(v) => fixed_array_len(Some(v.len()), true, 4),
+            None => array_prefix_len(None, true),
+        };
+        len += match &self.last_known_elr {
+            Some(v) => fixed_array_len(Some(v.len()), true, 4),
+            None => array_prefix_len(None, true),
+        };
+        len += fixed_array_len(Some(self.offline_replicas.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -365,41 +407,92 @@ impl Decodable for DescribeTopicPartitionsResponsePartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("replica_nodes", buf.len());
-            this.replica_nodes =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("isr_nodes", buf.len());
-            this.isr_nodes =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("eligible_leader_replicas", buf.len());
-            this.eligible_leader_replicas = read_array(buf, true, 4, read_i32)?;
-            at = ("last_known_elr", buf.len());
-            this.last_known_elr = read_array(buf, true, 4, read_i32)?;
-            at = ("offline_replicas", buf.len());
-            this.offline_replicas =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| {
-            e.in_field(
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field(
                 "DescribeTopicPartitionsResponsePartition",
                 at.0,
                 at.1,
                 start,
-            )
-        })
+            )),
+        }
+    }
+}
+
+impl DescribeTopicPartitionsResponsePartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("replica_nodes", buf.len());
+        this.replica_nodes = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("isr_nodes", buf.len());
+        this.isr_nodes = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("eligible_leader_replicas", buf.len());
+        this.eligible_leader_replicas = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        *at = ("last_known_elr", buf.len());
+        this.last_known_elr = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        *at = ("offline_replicas", buf.len());
+        this.offline_replicas = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -454,30 +547,35 @@ impl ::std::default::Default for DescribeTopicPartitionsResponseTopic {
 impl DescribeTopicPartitionsResponseTopic {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `is_internal` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_internal(mut self, value: bool) -> Self {
         self.is_internal = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(
         mut self,
         value: ::std::vec::Vec<DescribeTopicPartitionsResponsePartition>,
@@ -487,6 +585,7 @@ impl DescribeTopicPartitionsResponseTopic {
     }
     /// Sets `topic_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_authorized_operations(mut self, value: i32) -> Self {
         self.topic_authorized_operations = value;
         self
@@ -509,9 +608,10 @@ impl Encodable for DescribeTopicPartitionsResponseTopic {
         put_nullable_string(buf, self.name.as_deref(), true)?;
         put_uuid(buf, &self.topic_id);
         buf.put_u8(u8::from(self.is_internal));
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.topic_authorized_operations);
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
@@ -520,10 +620,17 @@ impl Encodable for DescribeTopicPartitionsResponseTopic {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 23;
-        len += prefixed_len(self.name.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.name {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -534,31 +641,51 @@ impl Decodable for DescribeTopicPartitionsResponseTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("name", buf.len());
-            this.name = read_nullable_string(buf, true)?;
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("is_internal", buf.len());
-            this.is_internal = read_bool(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                true,
-                DescribeTopicPartitionsResponsePartition::min_size(version),
-                |buf| DescribeTopicPartitionsResponsePartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("topic_authorized_operations", buf.len());
-            this.topic_authorized_operations = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeTopicPartitionsResponseTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeTopicPartitionsResponseTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeTopicPartitionsResponseTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("name", buf.len());
+        this.name = read_nullable_string(buf, true)?;
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("is_internal", buf.len());
+        this.is_internal = read_bool(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            true,
+            DescribeTopicPartitionsResponsePartition::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeTopicPartitionsResponsePartition::decode(
+                        buf, version,
+                    )?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("topic_authorized_operations", buf.len());
+        this.topic_authorized_operations = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -593,12 +720,14 @@ impl ::std::default::Default for Cursor {
 impl Cursor {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -637,16 +766,27 @@ impl Decodable for Cursor {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, true)?;
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Cursor", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Cursor", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Cursor {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, true)?;
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

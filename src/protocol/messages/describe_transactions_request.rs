@@ -37,6 +37,7 @@ impl ::std::default::Default for DescribeTransactionsRequest {
 impl DescribeTransactionsRequest {
     /// Sets `transactional_ids` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_ids(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.transactional_ids = value;
         self
@@ -67,15 +68,10 @@ impl Encodable for DescribeTransactionsRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.transactional_ids.as_slice()),
-            true,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.transactional_ids.len()), true)?;
+        for e in self.transactional_ids.iter() {
+            put_nullable_string(buf, Some(e.as_str()), true)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -83,9 +79,13 @@ impl Encodable for DescribeTransactionsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.transactional_ids.as_slice()), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.transactional_ids.len()), true);
+            for e in self.transactional_ids.iter() {
+                n += prefixed_len(Some(e.len()), true, false);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -102,15 +102,34 @@ impl Decodable for DescribeTransactionsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("transactional_ids", buf.len());
-            this.transactional_ids = read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeTransactionsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeTransactionsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeTransactionsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("transactional_ids", buf.len());
+        this.transactional_ids = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

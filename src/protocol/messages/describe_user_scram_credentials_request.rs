@@ -37,6 +37,7 @@ impl ::std::default::Default for DescribeUserScramCredentialsRequest {
 impl DescribeUserScramCredentialsRequest {
     /// Sets `users` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_users(mut self, value: ::std::option::Option<::std::vec::Vec<UserName>>) -> Self {
         self.users = value;
         self
@@ -67,9 +68,15 @@ impl Encodable for DescribeUserScramCredentialsRequest {
                 version,
             });
         }
-        put_array(buf, self.users.as_deref(), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.users.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -77,7 +84,16 @@ impl Encodable for DescribeUserScramCredentialsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(self.users.as_deref(), true, |e| e.encoded_len(version));
+        len += match &self.users {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), true);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, true),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -94,17 +110,35 @@ impl Decodable for DescribeUserScramCredentialsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("users", buf.len());
-            this.users = read_array(buf, true, UserName::min_size(version), |buf| {
-                UserName::decode(buf, version)
-            })?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeUserScramCredentialsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeUserScramCredentialsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeUserScramCredentialsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("users", buf.len());
+        this.users = match read_array_count(buf, true, UserName::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(UserName::decode(buf, version)?);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -134,6 +168,7 @@ impl ::std::default::Default for UserName {
 impl UserName {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
@@ -171,14 +206,25 @@ impl Decodable for UserName {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UserName", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UserName", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UserName {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -52,18 +52,21 @@ impl ::std::default::Default for DescribeUserScramCredentialsResponse {
 impl DescribeUserScramCredentialsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -73,6 +76,7 @@ impl DescribeUserScramCredentialsResponse {
     }
     /// Sets `results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results(
         mut self,
         value: ::std::vec::Vec<DescribeUserScramCredentialsResult>,
@@ -109,9 +113,10 @@ impl Encodable for DescribeUserScramCredentialsResponse {
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), true)?;
-        put_array(buf, Some(self.results.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.results.len()), true)?;
+        for e in self.results.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -119,10 +124,17 @@ impl Encodable for DescribeUserScramCredentialsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.results.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.results.len()), true);
+            for e in self.results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -139,27 +151,45 @@ impl Decodable for DescribeUserScramCredentialsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("results", buf.len());
-            this.results = read_array(
-                buf,
-                true,
-                DescribeUserScramCredentialsResult::min_size(version),
-                |buf| DescribeUserScramCredentialsResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeUserScramCredentialsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeUserScramCredentialsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeUserScramCredentialsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("results", buf.len());
+        this.results = match read_array_count(
+            buf,
+            true,
+            DescribeUserScramCredentialsResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribeUserScramCredentialsResult::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -194,12 +224,14 @@ impl ::std::default::Default for CredentialInfo {
 impl CredentialInfo {
     /// Sets `mechanism` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: i8) -> Self {
         self.mechanism = value;
         self
     }
     /// Sets `iterations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_iterations(mut self, value: i32) -> Self {
         self.iterations = value;
         self
@@ -237,17 +269,28 @@ impl Decodable for CredentialInfo {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("mechanism", buf.len());
-            this.mechanism = read_i8(buf)?;
-            at = ("iterations", buf.len());
-            this.iterations = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CredentialInfo", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CredentialInfo", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CredentialInfo {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("mechanism", buf.len());
+        this.mechanism = read_i8(buf)?;
+        *at = ("iterations", buf.len());
+        this.iterations = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -292,18 +335,21 @@ impl ::std::default::Default for DescribeUserScramCredentialsResult {
 impl DescribeUserScramCredentialsResult {
     /// Sets `user` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_user(mut self, value: ::std::string::String) -> Self {
         self.user = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -313,6 +359,7 @@ impl DescribeUserScramCredentialsResult {
     }
     /// Sets `credential_infos` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_credential_infos(mut self, value: ::std::vec::Vec<CredentialInfo>) -> Self {
         self.credential_infos = value;
         self
@@ -334,12 +381,10 @@ impl Encodable for DescribeUserScramCredentialsResult {
         put_nullable_string(buf, Some(self.user.as_str()), true)?;
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), true)?;
-        put_array(
-            buf,
-            Some(self.credential_infos.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.credential_infos.len()), true)?;
+        for e in self.credential_infos.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -348,10 +393,17 @@ impl Encodable for DescribeUserScramCredentialsResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         len += prefixed_len(Some(self.user.len()), true, false);
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.credential_infos.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.credential_infos.len()), true);
+            for e in self.credential_infos.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -362,24 +414,41 @@ impl Decodable for DescribeUserScramCredentialsResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("user", buf.len());
-            this.user = read_string(buf, true)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("credential_infos", buf.len());
-            this.credential_infos =
-                read_array(buf, true, CredentialInfo::min_size(version), |buf| {
-                    CredentialInfo::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribeUserScramCredentialsResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribeUserScramCredentialsResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribeUserScramCredentialsResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("user", buf.len());
+        this.user = read_string(buf, true)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("credential_infos", buf.len());
+        this.credential_infos =
+            match read_array_count(buf, true, CredentialInfo::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(CredentialInfo::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

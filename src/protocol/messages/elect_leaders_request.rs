@@ -47,12 +47,14 @@ impl ::std::default::Default for ElectLeadersRequest {
 impl ElectLeadersRequest {
     /// Sets `election_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_election_type(mut self, value: i8) -> Self {
         self.election_type = value;
         self
     }
     /// Sets `topic_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<TopicPartitions>>,
@@ -62,11 +64,13 @@ impl ElectLeadersRequest {
     }
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// The first element of `TopicPartitions` whose map key (`Topic`) matches.
+    #[inline]
     pub fn find_topic_partitions(&self, topic: &str) -> ::std::option::Option<&TopicPartitions> {
         self.topic_partitions
             .as_ref()?
@@ -113,12 +117,15 @@ impl Encodable for ElectLeadersRequest {
                 });
             }
         }
-        put_array(
-            buf,
-            self.topic_partitions.as_deref(),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        match self.topic_partitions.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), version >= 2)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, version >= 2)?,
+        }
         buf.put_i32(self.timeout_ms);
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -134,9 +141,16 @@ impl Encodable for ElectLeadersRequest {
         if version >= 1 {
             len += 1;
         }
-        len += array_len(self.topic_partitions.as_deref(), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.topic_partitions {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), version >= 2);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, version >= 2),
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -155,28 +169,44 @@ impl Decodable for ElectLeadersRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("election_type", buf.len());
-                this.election_type = read_i8(buf)?;
-            }
-            at = ("topic_partitions", buf.len());
-            this.topic_partitions = read_array(
-                buf,
-                version >= 2,
-                TopicPartitions::min_size(version),
-                |buf| TopicPartitions::decode(buf, version),
-            )?;
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ElectLeadersRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ElectLeadersRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ElectLeadersRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("election_type", buf.len());
+            this.election_type = read_i8(buf)?;
+        }
+        *at = ("topic_partitions", buf.len());
+        this.topic_partitions =
+            match read_array_count(buf, version >= 2, TopicPartitions::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TopicPartitions::decode(buf, version)?);
+                    }
+                    Some(v)
+                }
+                None => None,
+            };
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -211,12 +241,14 @@ impl ::std::default::Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -238,15 +270,10 @@ impl Encodable for TopicPartitions {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic.as_str()), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 2,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 2)?;
+        for e in self.partitions.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -259,7 +286,7 @@ impl Encodable for TopicPartitions {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic.len()), version >= 2, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 2, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), version >= 2, 4);
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -272,19 +299,38 @@ impl Decodable for TopicPartitions {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic", buf.len());
-            this.topic = read_string(buf, version >= 2)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, version >= 2, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicPartitions", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicPartitions {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic", buf.len());
+        this.topic = read_string(buf, version >= 2)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, version >= 2, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicPartitions", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for ElectLeadersResponse {
 impl ElectLeadersResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `replica_election_results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_election_results(
         mut self,
         value: ::std::vec::Vec<ReplicaElectionResult>,
@@ -107,12 +110,10 @@ impl Encodable for ElectLeadersResponse {
                 });
             }
         }
-        put_array(
-            buf,
-            Some(self.replica_election_results.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.replica_election_results.len()), version >= 2)?;
+        for e in self.replica_election_results.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -127,11 +128,13 @@ impl Encodable for ElectLeadersResponse {
         if version >= 1 {
             len += 2;
         }
-        len += array_len(
-            Some(self.replica_election_results.as_slice()),
-            version >= 2,
-            |e| e.encoded_len(version),
-        );
+        len += {
+            let mut n = array_prefix_len(Some(self.replica_election_results.len()), version >= 2);
+            for e in self.replica_election_results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -150,29 +153,44 @@ impl Decodable for ElectLeadersResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            if version >= 1 {
-                at = ("error_code", buf.len());
-                this.error_code = read_i16(buf)?;
-            }
-            at = ("replica_election_results", buf.len());
-            this.replica_election_results = read_array(
-                buf,
-                version >= 2,
-                ReplicaElectionResult::min_size(version),
-                |buf| ReplicaElectionResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ElectLeadersResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ElectLeadersResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ElectLeadersResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("error_code", buf.len());
+            this.error_code = read_i16(buf)?;
+        }
+        *at = ("replica_election_results", buf.len());
+        this.replica_election_results =
+            match read_array_count(buf, version >= 2, ReplicaElectionResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(ReplicaElectionResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -212,18 +230,21 @@ impl ::std::default::Default for PartitionResult {
 impl PartitionResult {
     /// Sets `partition_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_id(mut self, value: i32) -> Self {
         self.partition_id = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -259,11 +280,10 @@ impl Encodable for PartitionResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -276,21 +296,32 @@ impl Decodable for PartitionResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_id", buf.len());
-            this.partition_id = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 2)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_id", buf.len());
+        this.partition_id = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 2)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -325,12 +356,14 @@ impl ::std::default::Default for ReplicaElectionResult {
 impl ReplicaElectionResult {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partition_result` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_result(mut self, value: ::std::vec::Vec<PartitionResult>) -> Self {
         self.partition_result = value;
         self
@@ -352,12 +385,10 @@ impl Encodable for ReplicaElectionResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic.as_str()), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.partition_result.as_slice()),
-            version >= 2,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partition_result.len()), version >= 2)?;
+        for e in self.partition_result.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -374,9 +405,13 @@ impl Encodable for ReplicaElectionResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic.len()), version >= 2, false);
-        len += array_len(Some(self.partition_result.as_slice()), version >= 2, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partition_result.len()), version >= 2);
+            for e in self.partition_result.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -389,24 +424,39 @@ impl Decodable for ReplicaElectionResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic", buf.len());
-            this.topic = read_string(buf, version >= 2)?;
-            at = ("partition_result", buf.len());
-            this.partition_result = read_array(
-                buf,
-                version >= 2,
-                PartitionResult::min_size(version),
-                |buf| PartitionResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ReplicaElectionResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ReplicaElectionResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ReplicaElectionResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic", buf.len());
+        this.topic = read_string(buf, version >= 2)?;
+        *at = ("partition_result", buf.len());
+        this.partition_result =
+            match read_array_count(buf, version >= 2, PartitionResult::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(PartitionResult::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -43,23 +43,27 @@ impl ::std::default::Default for EndQuorumEpochRequest {
 impl EndQuorumEpochRequest {
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `leader_endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_endpoints(mut self, value: ::std::vec::Vec<LeaderEndpoint>) -> Self {
         self.leader_endpoints = value;
         self
     }
     /// The first element of `LeaderEndpoints` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_leader_endpoints(&self, name: &str) -> ::std::option::Option<&LeaderEndpoint> {
         self.leader_endpoints.iter().find(|e| e.name == name)
     }
@@ -93,16 +97,15 @@ impl Encodable for EndQuorumEpochRequest {
             });
         }
         put_nullable_string(buf, self.cluster_id.as_deref(), version >= 1)?;
-        put_array(buf, Some(self.topics.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 1)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
-            put_array(
-                buf,
-                Some(self.leader_endpoints.as_slice()),
-                true,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.leader_endpoints.len()), true)?;
+            for e in self.leader_endpoints.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -119,18 +122,25 @@ impl Encodable for EndQuorumEpochRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += prefixed_len(
-            self.cluster_id.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
-        len += array_len(Some(self.topics.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.cluster_id {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 1);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
-            len += array_len(Some(self.leader_endpoints.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.leader_endpoints.len()), true);
+                for e in self.leader_endpoints.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -150,30 +160,53 @@ impl Decodable for EndQuorumEpochRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("cluster_id", buf.len());
-            this.cluster_id = read_nullable_string(buf, version >= 1)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, version >= 1, TopicData::min_size(version), |buf| {
-                TopicData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("leader_endpoints", buf.len());
-                this.leader_endpoints =
-                    read_array(buf, true, LeaderEndpoint::min_size(version), |buf| {
-                        LeaderEndpoint::decode(buf, version)
-                    })?
-                    .ok_or(DecodeError::UnexpectedNull)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EndQuorumEpochRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EndQuorumEpochRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("cluster_id", buf.len());
+        this.cluster_id = read_nullable_string(buf, version >= 1)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, version >= 1, TopicData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicData::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EndQuorumEpochRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("leader_endpoints", buf.len());
+            this.leader_endpoints =
+                match read_array_count(buf, true, LeaderEndpoint::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(LeaderEndpoint::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -204,12 +237,14 @@ impl ::std::default::Default for ReplicaInfo {
 impl ReplicaInfo {
     /// Sets `candidate_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_candidate_id(mut self, value: i32) -> Self {
         self.candidate_id = value;
         self
     }
     /// Sets `candidate_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_candidate_directory_id(mut self, value: Uuid) -> Self {
         self.candidate_directory_id = value;
         self
@@ -247,17 +282,28 @@ impl Decodable for ReplicaInfo {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("candidate_id", buf.len());
-            this.candidate_id = read_i32(buf)?;
-            at = ("candidate_directory_id", buf.len());
-            this.candidate_directory_id = read_uuid(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ReplicaInfo", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ReplicaInfo", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ReplicaInfo {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("candidate_id", buf.len());
+        this.candidate_id = read_i32(buf)?;
+        *at = ("candidate_directory_id", buf.len());
+        this.candidate_directory_id = read_uuid(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -307,30 +353,35 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `preferred_successors` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_preferred_successors(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.preferred_successors = value;
         self
     }
     /// Sets `preferred_candidates` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_preferred_candidates(mut self, value: ::std::vec::Vec<ReplicaInfo>) -> Self {
         self.preferred_candidates = value;
         self
@@ -355,23 +406,16 @@ impl Encodable for PartitionData {
         buf.put_i32(self.leader_id);
         buf.put_i32(self.leader_epoch);
         if version <= 0 {
-            put_array(
-                buf,
-                Some(self.preferred_successors.as_slice()),
-                false,
-                |buf, e| {
-                    buf.put_i32(*e);
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.preferred_successors.len()), false)?;
+            for e in self.preferred_successors.iter() {
+                buf.put_i32(*e);
+            }
         }
         if version >= 1 {
-            put_array(
-                buf,
-                Some(self.preferred_candidates.as_slice()),
-                true,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.preferred_candidates.len()), true)?;
+            for e in self.preferred_candidates.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -385,12 +429,16 @@ impl Encodable for PartitionData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 12;
         if version <= 0 {
-            len += array_len(Some(self.preferred_successors.as_slice()), false, |e| 4);
+            len += fixed_array_len(Some(self.preferred_successors.len()), false, 4);
         }
         if version >= 1 {
-            len += array_len(Some(self.preferred_candidates.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.preferred_candidates.len()), true);
+                for e in self.preferred_candidates.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -404,34 +452,59 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            if version <= 0 {
-                at = ("preferred_successors", buf.len());
-                this.preferred_successors =
-                    read_array(buf, false, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 1 {
-                at = ("preferred_candidates", buf.len());
-                this.preferred_candidates =
-                    read_array(buf, true, ReplicaInfo::min_size(version), |buf| {
-                        ReplicaInfo::decode(buf, version)
-                    })?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        if version <= 0 {
+            *at = ("preferred_successors", buf.len());
+            this.preferred_successors = match read_array_count(buf, false, 4)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_i32(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 1 {
+            *at = ("preferred_candidates", buf.len());
+            this.preferred_candidates =
+                match read_array_count(buf, true, ReplicaInfo::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(ReplicaInfo::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -464,12 +537,14 @@ impl ::std::default::Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -491,12 +566,10 @@ impl Encodable for TopicData {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic_name.as_str()), version >= 1)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 1)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -509,9 +582,13 @@ impl Encodable for TopicData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic_name.len()), version >= 1, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 1);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -524,23 +601,40 @@ impl Decodable for TopicData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, version >= 1)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, version >= 1, PartitionData::min_size(version), |buf| {
-                    PartitionData::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, version >= 1)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, version >= 1, PartitionData::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(PartitionData::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -580,18 +674,21 @@ impl ::std::default::Default for LeaderEndpoint {
 impl LeaderEndpoint {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -632,18 +729,29 @@ impl Decodable for LeaderEndpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderEndpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderEndpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderEndpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -52,24 +52,28 @@ impl ::std::default::Default for EndTxnRequest {
 impl EndTxnRequest {
     /// Sets `transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: ::std::string::String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `committed` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed(mut self, value: bool) -> Self {
         self.committed = value;
         self
@@ -134,22 +138,33 @@ impl Decodable for EndTxnRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("transactional_id", buf.len());
-            this.transactional_id = read_string(buf, version >= 3)?;
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("producer_epoch", buf.len());
-            this.producer_epoch = read_i16(buf)?;
-            at = ("committed", buf.len());
-            this.committed = read_bool(buf)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EndTxnRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EndTxnRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EndTxnRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("transactional_id", buf.len());
+        this.transactional_id = read_string(buf, version >= 3)?;
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("producer_epoch", buf.len());
+        this.producer_epoch = read_i16(buf)?;
+        *at = ("committed", buf.len());
+        this.committed = read_bool(buf)?;
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

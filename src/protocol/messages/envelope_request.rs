@@ -47,18 +47,21 @@ impl ::std::default::Default for EnvelopeRequest {
 impl EnvelopeRequest {
     /// Sets `request_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_request_data(mut self, value: ::bytes::Bytes) -> Self {
         self.request_data = value;
         self
     }
     /// Sets `request_principal` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_request_principal(mut self, value: ::std::option::Option<::bytes::Bytes>) -> Self {
         self.request_principal = value;
         self
     }
     /// Sets `client_host_address` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_host_address(mut self, value: ::bytes::Bytes) -> Self {
         self.client_host_address = value;
         self
@@ -100,7 +103,10 @@ impl Encodable for EnvelopeRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.request_data.len()), true, true);
-        len += prefixed_len(self.request_principal.as_ref().map(|v| v.len()), true, true);
+        len += match &self.request_principal {
+            Some(v) => prefixed_len(Some(v.len()), true, true),
+            None => prefixed_len(None, true, true),
+        };
         len += prefixed_len(Some(self.client_host_address.len()), true, true);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
@@ -118,18 +124,29 @@ impl Decodable for EnvelopeRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("request_data", buf.len());
-            this.request_data = read_bytes(buf, true)?;
-            at = ("request_principal", buf.len());
-            this.request_principal = read_nullable_bytes(buf, true)?;
-            at = ("client_host_address", buf.len());
-            this.client_host_address = read_bytes(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EnvelopeRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EnvelopeRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EnvelopeRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("request_data", buf.len());
+        this.request_data = read_bytes(buf, true)?;
+        *at = ("request_principal", buf.len());
+        this.request_principal = read_nullable_bytes(buf, true)?;
+        *at = ("client_host_address", buf.len());
+        this.client_host_address = read_bytes(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

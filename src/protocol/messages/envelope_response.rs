@@ -42,12 +42,14 @@ impl ::std::default::Default for EnvelopeResponse {
 impl EnvelopeResponse {
     /// Sets `response_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_response_data(mut self, value: ::std::option::Option<::bytes::Bytes>) -> Self {
         self.response_data = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -87,7 +89,10 @@ impl Encodable for EnvelopeResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += prefixed_len(self.response_data.as_ref().map(|v| v.len()), true, true);
+        len += match &self.response_data {
+            Some(v) => prefixed_len(Some(v.len()), true, true),
+            None => prefixed_len(None, true, true),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -104,16 +109,27 @@ impl Decodable for EnvelopeResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("response_data", buf.len());
-            this.response_data = read_nullable_bytes(buf, true)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EnvelopeResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EnvelopeResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EnvelopeResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("response_data", buf.len());
+        this.response_data = read_nullable_bytes(buf, true)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -42,12 +42,14 @@ impl ::std::default::Default for ExpireDelegationTokenRequest {
 impl ExpireDelegationTokenRequest {
     /// Sets `hmac` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_hmac(mut self, value: ::bytes::Bytes) -> Self {
         self.hmac = value;
         self
     }
     /// Sets `expiry_time_period_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_expiry_time_period_ms(mut self, value: i64) -> Self {
         self.expiry_time_period_ms = value;
         self
@@ -114,18 +116,29 @@ impl Decodable for ExpireDelegationTokenRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("hmac", buf.len());
-            this.hmac = read_bytes(buf, version >= 2)?;
-            at = ("expiry_time_period_ms", buf.len());
-            this.expiry_time_period_ms = read_i64(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ExpireDelegationTokenRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ExpireDelegationTokenRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ExpireDelegationTokenRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("hmac", buf.len());
+        this.hmac = read_bytes(buf, version >= 2)?;
+        *at = ("expiry_time_period_ms", buf.len());
+        this.expiry_time_period_ms = read_i64(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

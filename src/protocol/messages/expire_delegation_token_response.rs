@@ -47,18 +47,21 @@ impl ::std::default::Default for ExpireDelegationTokenResponse {
 impl ExpireDelegationTokenResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `expiry_timestamp_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_expiry_timestamp_ms(mut self, value: i64) -> Self {
         self.expiry_timestamp_ms = value;
         self
     }
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
@@ -125,20 +128,31 @@ impl Decodable for ExpireDelegationTokenResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("expiry_timestamp_ms", buf.len());
-            this.expiry_timestamp_ms = read_i64(buf)?;
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ExpireDelegationTokenResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ExpireDelegationTokenResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ExpireDelegationTokenResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("expiry_timestamp_ms", buf.len());
+        this.expiry_timestamp_ms = read_i64(buf)?;
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

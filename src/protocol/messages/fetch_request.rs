@@ -90,72 +90,84 @@ impl ::std::default::Default for FetchRequest {
 impl FetchRequest {
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `replica_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `replica_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_state(mut self, value: ReplicaState) -> Self {
         self.replica_state = value;
         self
     }
     /// Sets `max_wait_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_wait_ms(mut self, value: i32) -> Self {
         self.max_wait_ms = value;
         self
     }
     /// Sets `min_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_bytes(mut self, value: i32) -> Self {
         self.min_bytes = value;
         self
     }
     /// Sets `max_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `isolation_level` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_isolation_level(mut self, value: i8) -> Self {
         self.isolation_level = value;
         self
     }
     /// Sets `session_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_session_id(mut self, value: i32) -> Self {
         self.session_id = value;
         self
     }
     /// Sets `session_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_session_epoch(mut self, value: i32) -> Self {
         self.session_epoch = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<FetchTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `forgotten_topics_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_forgotten_topics_data(mut self, value: ::std::vec::Vec<ForgottenTopic>) -> Self {
         self.forgotten_topics_data = value;
         self
     }
     /// Sets `rack_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: ::std::string::String) -> Self {
         self.rack_id = value;
         self
@@ -245,19 +257,15 @@ impl Encodable for FetchRequest {
         if version >= 7 {
             buf.put_i32(self.session_epoch);
         }
-        put_array(
-            buf,
-            Some(self.topics.as_slice()),
-            version >= 12,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.topics.len()), version >= 12)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 7 {
-            put_array(
-                buf,
-                Some(self.forgotten_topics_data.as_slice()),
-                version >= 12,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.forgotten_topics_data.len()), version >= 12)?;
+            for e in self.forgotten_topics_data.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 7) {
             if self.forgotten_topics_data != ::std::vec::Vec::<ForgottenTopic>::new() {
@@ -321,15 +329,21 @@ impl Encodable for FetchRequest {
         if version >= 7 {
             len += 4;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 12, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 12);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 7 {
-            len += array_len(
-                Some(self.forgotten_topics_data.as_slice()),
-                version >= 12,
-                |e| e.encoded_len(version),
-            );
+            len += {
+                let mut n = array_prefix_len(Some(self.forgotten_topics_data.len()), version >= 12);
+                for e in self.forgotten_topics_data.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 11 {
             len += prefixed_len(Some(self.rack_id.len()), version >= 12, false);
@@ -341,11 +355,10 @@ impl Encodable for FetchRequest {
                     (
                         0,
                         if self.cluster_id != ::std::option::Option::None {
-                            Some(prefixed_len(
-                                self.cluster_id.as_ref().map(|v| v.len()),
-                                true,
-                                false,
-                            ))
+                            Some(match &self.cluster_id {
+                                Some(v) => prefixed_len(Some(v.len()), true, false),
+                                None => prefixed_len(None, true, false),
+                            })
                         } else {
                             None
                         },
@@ -379,90 +392,110 @@ impl Decodable for FetchRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 14 {
-                at = ("replica_id", buf.len());
-                this.replica_id = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 14 {
+            *at = ("replica_id", buf.len());
+            this.replica_id = read_i32(buf)?;
+        }
+        *at = ("max_wait_ms", buf.len());
+        this.max_wait_ms = read_i32(buf)?;
+        *at = ("min_bytes", buf.len());
+        this.min_bytes = read_i32(buf)?;
+        if version >= 3 {
+            *at = ("max_bytes", buf.len());
+            this.max_bytes = read_i32(buf)?;
+        }
+        if version >= 4 {
+            *at = ("isolation_level", buf.len());
+            this.isolation_level = read_i8(buf)?;
+        }
+        if version >= 7 {
+            *at = ("session_id", buf.len());
+            this.session_id = read_i32(buf)?;
+        }
+        if version >= 7 {
+            *at = ("session_epoch", buf.len());
+            this.session_epoch = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, version >= 12, FetchTopic::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(FetchTopic::decode(buf, version)?);
+                }
+                v
             }
-            at = ("max_wait_ms", buf.len());
-            this.max_wait_ms = read_i32(buf)?;
-            at = ("min_bytes", buf.len());
-            this.min_bytes = read_i32(buf)?;
-            if version >= 3 {
-                at = ("max_bytes", buf.len());
-                this.max_bytes = read_i32(buf)?;
-            }
-            if version >= 4 {
-                at = ("isolation_level", buf.len());
-                this.isolation_level = read_i8(buf)?;
-            }
-            if version >= 7 {
-                at = ("session_id", buf.len());
-                this.session_id = read_i32(buf)?;
-            }
-            if version >= 7 {
-                at = ("session_epoch", buf.len());
-                this.session_epoch = read_i32(buf)?;
-            }
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, version >= 12, FetchTopic::min_size(version), |buf| {
-                FetchTopic::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 7 {
-                at = ("forgotten_topics_data", buf.len());
-                this.forgotten_topics_data = read_array(
-                    buf,
-                    version >= 12,
-                    ForgottenTopic::min_size(version),
-                    |buf| ForgottenTopic::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 11 {
-                at = ("rack_id", buf.len());
-                this.rack_id = read_string(buf, version >= 12)?;
-            }
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 => {
-                            at = ("cluster_id", buf.len());
-                            let raw = data.clone();
-                            this.cluster_id = decode_tagged_value(data, |buf| {
-                                Ok(read_nullable_string(buf, true)?)
-                            })?;
-                            if this.cluster_id == ::std::option::Option::None {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 7 {
+            *at = ("forgotten_topics_data", buf.len());
+            this.forgotten_topics_data =
+                match read_array_count(buf, version >= 12, ForgottenTopic::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(ForgottenTopic::decode(buf, version)?);
                         }
-                        1 if version >= 15 => {
-                            at = ("replica_state", buf.len());
-                            let raw = data.clone();
-                            this.replica_state = decode_tagged_value(data, |buf| {
-                                Ok(ReplicaState::decode(buf, version)?)
-                            })?;
-                            if this.replica_state
-                                == <ReplicaState as ::std::default::Default>::default()
-                            {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
+                        v
                     }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 11 {
+            *at = ("rack_id", buf.len());
+            this.rack_id = read_string(buf, version >= 12)?;
+        }
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 => {
+                        *at = ("cluster_id", buf.len());
+                        let raw = data.clone();
+                        this.cluster_id =
+                            decode_tagged_value(data, |buf| Ok(read_nullable_string(buf, true)?))?;
+                        if this.cluster_id == ::std::option::Option::None {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    1 if version >= 15 => {
+                        *at = ("replica_state", buf.len());
+                        let raw = data.clone();
+                        this.replica_state = decode_tagged_value(data, |buf| {
+                            Ok(ReplicaState::decode(buf, version)?)
+                        })?;
+                        if this.replica_state
+                            == <ReplicaState as ::std::default::Default>::default()
+                        {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchRequest", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -497,12 +530,14 @@ impl ::std::default::Default for ReplicaState {
 impl ReplicaState {
     /// Sets `replica_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `replica_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_epoch(mut self, value: i64) -> Self {
         self.replica_epoch = value;
         self
@@ -540,17 +575,28 @@ impl Decodable for ReplicaState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("replica_id", buf.len());
-            this.replica_id = read_i32(buf)?;
-            at = ("replica_epoch", buf.len());
-            this.replica_epoch = read_i64(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ReplicaState", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ReplicaState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ReplicaState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("replica_id", buf.len());
+        this.replica_id = read_i32(buf)?;
+        *at = ("replica_epoch", buf.len());
+        this.replica_epoch = read_i64(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -610,42 +656,49 @@ impl ::std::default::Default for FetchPartition {
 impl FetchPartition {
     /// Sets `partition` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `current_leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `fetch_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_fetch_offset(mut self, value: i64) -> Self {
         self.fetch_offset = value;
         self
     }
     /// Sets `last_fetched_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_fetched_epoch(mut self, value: i32) -> Self {
         self.last_fetched_epoch = value;
         self
     }
     /// Sets `log_start_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_log_start_offset(mut self, value: i64) -> Self {
         self.log_start_offset = value;
         self
     }
     /// Sets `partition_max_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_max_bytes(mut self, value: i32) -> Self {
         self.partition_max_bytes = value;
         self
     }
     /// Sets `replica_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
         self
@@ -746,51 +799,62 @@ impl Decodable for FetchPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition", buf.len());
-            this.partition = read_i32(buf)?;
-            if version >= 9 {
-                at = ("current_leader_epoch", buf.len());
-                this.current_leader_epoch = read_i32(buf)?;
-            }
-            at = ("fetch_offset", buf.len());
-            this.fetch_offset = read_i64(buf)?;
-            if version >= 12 {
-                at = ("last_fetched_epoch", buf.len());
-                this.last_fetched_epoch = read_i32(buf)?;
-            }
-            if version >= 5 {
-                at = ("log_start_offset", buf.len());
-                this.log_start_offset = read_i64(buf)?;
-            }
-            at = ("partition_max_bytes", buf.len());
-            this.partition_max_bytes = read_i32(buf)?;
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 if version >= 17 => {
-                            at = ("replica_directory_id", buf.len());
-                            let raw = data.clone();
-                            this.replica_directory_id =
-                                decode_tagged_value(data, |buf| Ok(read_uuid(buf)?))?;
-                            if this.replica_directory_id == Uuid::ZERO {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition", buf.len());
+        this.partition = read_i32(buf)?;
+        if version >= 9 {
+            *at = ("current_leader_epoch", buf.len());
+            this.current_leader_epoch = read_i32(buf)?;
+        }
+        *at = ("fetch_offset", buf.len());
+        this.fetch_offset = read_i64(buf)?;
+        if version >= 12 {
+            *at = ("last_fetched_epoch", buf.len());
+            this.last_fetched_epoch = read_i32(buf)?;
+        }
+        if version >= 5 {
+            *at = ("log_start_offset", buf.len());
+            this.log_start_offset = read_i64(buf)?;
+        }
+        *at = ("partition_max_bytes", buf.len());
+        this.partition_max_bytes = read_i32(buf)?;
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 if version >= 17 => {
+                        *at = ("replica_directory_id", buf.len());
+                        let raw = data.clone();
+                        this.replica_directory_id =
+                            decode_tagged_value(data, |buf| Ok(read_uuid(buf)?))?;
+                        if this.replica_directory_id == Uuid::ZERO {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
                         }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
                     }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchPartition", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -830,18 +894,21 @@ impl ::std::default::Default for FetchTopic {
 impl FetchTopic {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<FetchPartition>) -> Self {
         self.partitions = value;
         self
@@ -876,12 +943,10 @@ impl Encodable for FetchTopic {
         if version >= 13 {
             put_uuid(buf, &self.topic_id);
         }
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 12,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 12)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 12 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -899,9 +964,13 @@ impl Encodable for FetchTopic {
         if version >= 13 {
             len += 16;
         }
-        len += array_len(Some(self.partitions.as_slice()), version >= 12, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 12);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 12 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -914,31 +983,46 @@ impl Decodable for FetchTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 12 {
-                at = ("topic", buf.len());
-                this.topic = read_string(buf, version >= 12)?;
-            }
-            if version >= 13 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
-            }
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 12,
-                FetchPartition::min_size(version),
-                |buf| FetchPartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 12 {
+            *at = ("topic", buf.len());
+            this.topic = read_string(buf, version >= 12)?;
+        }
+        if version >= 13 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, version >= 12, FetchPartition::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(FetchPartition::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -978,18 +1062,21 @@ impl ::std::default::Default for ForgottenTopic {
 impl ForgottenTopic {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -1024,15 +1111,10 @@ impl Encodable for ForgottenTopic {
         if version >= 13 {
             put_uuid(buf, &self.topic_id);
         }
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 12,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 12)?;
+        for e in self.partitions.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 12 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -1050,7 +1132,7 @@ impl Encodable for ForgottenTopic {
         if version >= 13 {
             len += 16;
         }
-        len += array_len(Some(self.partitions.as_slice()), version >= 12, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), version >= 12, 4);
         if version >= 12 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -1063,25 +1145,44 @@ impl Decodable for ForgottenTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 12 {
-                at = ("topic", buf.len());
-                this.topic = read_string(buf, version >= 12)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ForgottenTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ForgottenTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 12 {
+            *at = ("topic", buf.len());
+            this.topic = read_string(buf, version >= 12)?;
+        }
+        if version >= 13 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, version >= 12, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            if version >= 13 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
-            }
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, version >= 12, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ForgottenTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

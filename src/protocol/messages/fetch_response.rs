@@ -57,35 +57,41 @@ impl ::std::default::Default for FetchResponse {
 impl FetchResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `session_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_session_id(mut self, value: i32) -> Self {
         self.session_id = value;
         self
     }
     /// Sets `responses` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: ::std::vec::Vec<FetchableTopicResponse>) -> Self {
         self.responses = value;
         self
     }
     /// Sets `node_endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_endpoints(mut self, value: ::std::vec::Vec<NodeEndpoint>) -> Self {
         self.node_endpoints = value;
         self
     }
     /// The first element of `NodeEndpoints` whose map key (`NodeId`) matches.
+    #[inline]
     pub fn find_node_endpoints(&self, node_id: i32) -> ::std::option::Option<&NodeEndpoint> {
         self.node_endpoints.iter().find(|e| e.node_id == node_id)
     }
@@ -137,12 +143,10 @@ impl Encodable for FetchResponse {
                 });
             }
         }
-        put_array(
-            buf,
-            Some(self.responses.as_slice()),
-            version >= 12,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.responses.len()), version >= 12)?;
+        for e in self.responses.iter() {
+            e.encode(buf, version)?;
+        }
         if !(version >= 16) {
             if self.node_endpoints != ::std::vec::Vec::<NodeEndpoint>::new() {
                 return Err(EncodeError::NonIgnorableField {
@@ -164,12 +168,10 @@ impl Encodable for FetchResponse {
                 |buf, tag| {
                     match tag {
                         0 => {
-                            put_array(
-                                buf,
-                                Some(self.node_endpoints.as_slice()),
-                                true,
-                                |buf, e| e.encode(buf, version),
-                            )?;
+                            put_array_len(buf, Some(self.node_endpoints.len()), true)?;
+                            for e in self.node_endpoints.iter() {
+                                e.encode(buf, version)?;
+                            }
                         }
                         _ => {}
                     }
@@ -194,9 +196,13 @@ impl Encodable for FetchResponse {
         if version >= 7 {
             len += 4;
         }
-        len += array_len(Some(self.responses.as_slice()), version >= 12, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.responses.len()), version >= 12);
+            for e in self.responses.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 12 {
             len += tagged_fields_len(
                 &self.unknown_tagged_fields,
@@ -205,9 +211,13 @@ impl Encodable for FetchResponse {
                     if (version >= 16)
                         && self.node_endpoints != ::std::vec::Vec::<NodeEndpoint>::new()
                     {
-                        Some(array_len(Some(self.node_endpoints.as_slice()), true, |e| {
-                            e.encoded_len(version)
-                        }))
+                        Some({
+                            let mut n = array_prefix_len(Some(self.node_endpoints.len()), true);
+                            for e in self.node_endpoints.iter() {
+                                n += e.encoded_len(version);
+                            }
+                            n
+                        })
                     } else {
                         None
                     },
@@ -229,61 +239,84 @@ impl Decodable for FetchResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        if version >= 7 {
+            *at = ("error_code", buf.len());
+            this.error_code = read_i16(buf)?;
+        }
+        if version >= 7 {
+            *at = ("session_id", buf.len());
+            this.session_id = read_i32(buf)?;
+        }
+        *at = ("responses", buf.len());
+        this.responses = match read_array_count(
+            buf,
+            version >= 12,
+            FetchableTopicResponse::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(FetchableTopicResponse::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 7 {
-                at = ("error_code", buf.len());
-                this.error_code = read_i16(buf)?;
-            }
-            if version >= 7 {
-                at = ("session_id", buf.len());
-                this.session_id = read_i32(buf)?;
-            }
-            at = ("responses", buf.len());
-            this.responses = read_array(
-                buf,
-                version >= 12,
-                FetchableTopicResponse::min_size(version),
-                |buf| FetchableTopicResponse::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 if version >= 16 => {
-                            at = ("node_endpoints", buf.len());
-                            let raw = data.clone();
-                            this.node_endpoints =
-                                decode_tagged_value(data, |buf| {
-                                    Ok(read_array(
-                                        buf,
-                                        true,
-                                        NodeEndpoint::min_size(version),
-                                        |buf| NodeEndpoint::decode(buf, version),
-                                    )?
-                                    .ok_or(DecodeError::UnexpectedNull)?)
-                                })?;
-                            if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 if version >= 16 => {
+                        *at = ("node_endpoints", buf.len());
+                        let raw = data.clone();
+                        this.node_endpoints = decode_tagged_value(data, |buf| {
+                            Ok(
+                                match read_array_count(buf, true, NodeEndpoint::min_size(version))?
+                                {
+                                    Some((n, cap)) => {
+                                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                                        for _ in 0..n {
+                                            v.push(NodeEndpoint::decode(buf, version)?);
+                                        }
+                                        v
+                                    }
+                                    None => return Err(DecodeError::UnexpectedNull),
+                                },
+                            )
+                        })?;
+                        if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
                         }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
                     }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchResponse", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -314,12 +347,14 @@ impl ::std::default::Default for EpochEndOffset {
 impl EpochEndOffset {
     /// Sets `epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
     }
     /// Sets `end_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
@@ -357,17 +392,28 @@ impl Decodable for EpochEndOffset {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("epoch", buf.len());
-            this.epoch = read_i32(buf)?;
-            at = ("end_offset", buf.len());
-            this.end_offset = read_i64(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EpochEndOffset", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EpochEndOffset", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EpochEndOffset {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("epoch", buf.len());
+        this.epoch = read_i32(buf)?;
+        *at = ("end_offset", buf.len());
+        this.end_offset = read_i64(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -402,12 +448,14 @@ impl ::std::default::Default for LeaderIdAndEpoch {
 impl LeaderIdAndEpoch {
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -445,17 +493,28 @@ impl Decodable for LeaderIdAndEpoch {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderIdAndEpoch", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderIdAndEpoch", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderIdAndEpoch {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -486,12 +545,14 @@ impl ::std::default::Default for SnapshotId {
 impl SnapshotId {
     /// Sets `end_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
     }
     /// Sets `epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
@@ -529,17 +590,28 @@ impl Decodable for SnapshotId {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("end_offset", buf.len());
-            this.end_offset = read_i64(buf)?;
-            at = ("epoch", buf.len());
-            this.epoch = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SnapshotId", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SnapshotId", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SnapshotId {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("end_offset", buf.len());
+        this.end_offset = read_i64(buf)?;
+        *at = ("epoch", buf.len());
+        this.epoch = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -574,12 +646,14 @@ impl ::std::default::Default for AbortedTransaction {
 impl AbortedTransaction {
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `first_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
@@ -623,19 +697,30 @@ impl Decodable for AbortedTransaction {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("first_offset", buf.len());
-            this.first_offset = read_i64(buf)?;
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AbortedTransaction", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AbortedTransaction", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AbortedTransaction {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("first_offset", buf.len());
+        this.first_offset = read_i64(buf)?;
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -715,54 +800,63 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `high_watermark` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_high_watermark(mut self, value: i64) -> Self {
         self.high_watermark = value;
         self
     }
     /// Sets `last_stable_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_stable_offset(mut self, value: i64) -> Self {
         self.last_stable_offset = value;
         self
     }
     /// Sets `log_start_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_log_start_offset(mut self, value: i64) -> Self {
         self.log_start_offset = value;
         self
     }
     /// Sets `diverging_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_diverging_epoch(mut self, value: EpochEndOffset) -> Self {
         self.diverging_epoch = value;
         self
     }
     /// Sets `current_leader` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: LeaderIdAndEpoch) -> Self {
         self.current_leader = value;
         self
     }
     /// Sets `snapshot_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_snapshot_id(mut self, value: SnapshotId) -> Self {
         self.snapshot_id = value;
         self
     }
     /// Sets `aborted_transactions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_aborted_transactions(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<AbortedTransaction>>,
@@ -772,12 +866,14 @@ impl PartitionData {
     }
     /// Sets `preferred_read_replica` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_preferred_read_replica(mut self, value: i32) -> Self {
         self.preferred_read_replica = value;
         self
     }
     /// Sets `records` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_records(mut self, value: ::std::option::Option<::bytes::Bytes>) -> Self {
         self.records = value;
         self
@@ -846,12 +942,15 @@ impl Encodable for PartitionData {
             }
         }
         if version >= 4 {
-            put_array(
-                buf,
-                self.aborted_transactions.as_deref(),
-                version >= 12,
-                |buf, e| e.encode(buf, version),
-            )?;
+            match self.aborted_transactions.as_deref() {
+                Some(v) => {
+                    put_array_len(buf, Some(v.len()), version >= 12)?;
+                    for e in v {
+                        e.encode(buf, version)?;
+                    }
+                }
+                None => put_array_len(buf, None, version >= 12)?,
+            }
         }
         if version >= 11 {
             buf.put_i32(self.preferred_read_replica);
@@ -918,14 +1017,24 @@ impl Encodable for PartitionData {
             len += 8;
         }
         if version >= 4 {
-            len += array_len(self.aborted_transactions.as_deref(), version >= 12, |e| {
-                e.encoded_len(version)
-            });
+            len += match &self.aborted_transactions {
+                Some(v) => {
+                    let mut n = array_prefix_len(Some(v.len()), version >= 12);
+                    for e in v.iter() {
+                        n += e.encoded_len(version);
+                    }
+                    n
+                }
+                None => array_prefix_len(None, version >= 12),
+            };
         }
         if version >= 11 {
             len += 4;
         }
-        len += prefixed_len(self.records.as_ref().map(|v| v.len()), version >= 12, true);
+        len += match &self.records {
+            Some(v) => prefixed_len(Some(v.len()), version >= 12, true),
+            None => prefixed_len(None, version >= 12, true),
+        };
         if version >= 12 {
             len += tagged_fields_len(
                 &self.unknown_tagged_fields,
@@ -970,91 +1079,107 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("high_watermark", buf.len());
-            this.high_watermark = read_i64(buf)?;
-            if version >= 4 {
-                at = ("last_stable_offset", buf.len());
-                this.last_stable_offset = read_i64(buf)?;
-            }
-            if version >= 5 {
-                at = ("log_start_offset", buf.len());
-                this.log_start_offset = read_i64(buf)?;
-            }
-            if version >= 4 {
-                at = ("aborted_transactions", buf.len());
-                this.aborted_transactions = read_array(
-                    buf,
-                    version >= 12,
-                    AbortedTransaction::min_size(version),
-                    |buf| AbortedTransaction::decode(buf, version),
-                )?;
-            }
-            if version >= 11 {
-                at = ("preferred_read_replica", buf.len());
-                this.preferred_read_replica = read_i32(buf)?;
-            }
-            at = ("records", buf.len());
-            this.records = read_nullable_bytes(buf, version >= 12)?;
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 => {
-                            at = ("diverging_epoch", buf.len());
-                            let raw = data.clone();
-                            this.diverging_epoch = decode_tagged_value(data, |buf| {
-                                Ok(EpochEndOffset::decode(buf, version)?)
-                            })?;
-                            if this.diverging_epoch
-                                == <EpochEndOffset as ::std::default::Default>::default()
-                            {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        1 => {
-                            at = ("current_leader", buf.len());
-                            let raw = data.clone();
-                            this.current_leader = decode_tagged_value(data, |buf| {
-                                Ok(LeaderIdAndEpoch::decode(buf, version)?)
-                            })?;
-                            if this.current_leader
-                                == <LeaderIdAndEpoch as ::std::default::Default>::default()
-                            {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        2 => {
-                            at = ("snapshot_id", buf.len());
-                            let raw = data.clone();
-                            this.snapshot_id = decode_tagged_value(data, |buf| {
-                                Ok(SnapshotId::decode(buf, version)?)
-                            })?;
-                            if this.snapshot_id
-                                == <SnapshotId as ::std::default::Default>::default()
-                            {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("high_watermark", buf.len());
+        this.high_watermark = read_i64(buf)?;
+        if version >= 4 {
+            *at = ("last_stable_offset", buf.len());
+            this.last_stable_offset = read_i64(buf)?;
+        }
+        if version >= 5 {
+            *at = ("log_start_offset", buf.len());
+            this.log_start_offset = read_i64(buf)?;
+        }
+        if version >= 4 {
+            *at = ("aborted_transactions", buf.len());
+            this.aborted_transactions = match read_array_count(
+                buf,
+                version >= 12,
+                AbortedTransaction::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AbortedTransaction::decode(buf, version)?);
                     }
+                    Some(v)
+                }
+                None => None,
+            };
+        }
+        if version >= 11 {
+            *at = ("preferred_read_replica", buf.len());
+            this.preferred_read_replica = read_i32(buf)?;
+        }
+        *at = ("records", buf.len());
+        this.records = read_nullable_bytes(buf, version >= 12)?;
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 => {
+                        *at = ("diverging_epoch", buf.len());
+                        let raw = data.clone();
+                        this.diverging_epoch = decode_tagged_value(data, |buf| {
+                            Ok(EpochEndOffset::decode(buf, version)?)
+                        })?;
+                        if this.diverging_epoch
+                            == <EpochEndOffset as ::std::default::Default>::default()
+                        {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    1 => {
+                        *at = ("current_leader", buf.len());
+                        let raw = data.clone();
+                        this.current_leader = decode_tagged_value(data, |buf| {
+                            Ok(LeaderIdAndEpoch::decode(buf, version)?)
+                        })?;
+                        if this.current_leader
+                            == <LeaderIdAndEpoch as ::std::default::Default>::default()
+                        {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    2 => {
+                        *at = ("snapshot_id", buf.len());
+                        let raw = data.clone();
+                        this.snapshot_id =
+                            decode_tagged_value(data, |buf| Ok(SnapshotId::decode(buf, version)?))?;
+                        if this.snapshot_id == <SnapshotId as ::std::default::Default>::default() {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -1094,18 +1219,21 @@ impl ::std::default::Default for FetchableTopicResponse {
 impl FetchableTopicResponse {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -1140,12 +1268,10 @@ impl Encodable for FetchableTopicResponse {
         if version >= 13 {
             put_uuid(buf, &self.topic_id);
         }
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 12,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 12)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 12 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -1167,9 +1293,13 @@ impl Encodable for FetchableTopicResponse {
         if version >= 13 {
             len += 16;
         }
-        len += array_len(Some(self.partitions.as_slice()), version >= 12, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 12);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 12 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -1182,31 +1312,46 @@ impl Decodable for FetchableTopicResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 12 {
-                at = ("topic", buf.len());
-                this.topic = read_string(buf, version >= 12)?;
-            }
-            if version >= 13 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
-            }
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 12,
-                PartitionData::min_size(version),
-                |buf| PartitionData::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 12 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchableTopicResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchableTopicResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchableTopicResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 12 {
+            *at = ("topic", buf.len());
+            this.topic = read_string(buf, version >= 12)?;
+        }
+        if version >= 13 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, version >= 12, PartitionData::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(PartitionData::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 12 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -1251,24 +1396,28 @@ impl ::std::default::Default for NodeEndpoint {
 impl NodeEndpoint {
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack = value;
         self
@@ -1299,7 +1448,10 @@ impl Encodable for NodeEndpoint {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
         len += prefixed_len(Some(self.host.len()), true, false);
-        len += prefixed_len(self.rack.as_ref().map(|v| v.len()), true, false);
+        len += match &self.rack {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -1310,20 +1462,31 @@ impl Decodable for NodeEndpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("node_id", buf.len());
-            this.node_id = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            at = ("rack", buf.len());
-            this.rack = read_nullable_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("NodeEndpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("NodeEndpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl NodeEndpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("node_id", buf.len());
+        this.node_id = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        *at = ("rack", buf.len());
+        this.rack = read_nullable_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

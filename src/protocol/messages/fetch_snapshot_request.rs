@@ -52,24 +52,28 @@ impl ::std::default::Default for FetchSnapshotRequest {
 impl FetchSnapshotRequest {
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `replica_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `max_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicSnapshot>) -> Self {
         self.topics = value;
         self
@@ -102,9 +106,10 @@ impl Encodable for FetchSnapshotRequest {
         }
         buf.put_i32(self.replica_id);
         buf.put_i32(self.max_bytes);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_tagged_fields(
             buf,
             &self.unknown_tagged_fields,
@@ -125,19 +130,22 @@ impl Encodable for FetchSnapshotRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(
             &self.unknown_tagged_fields,
             &[(
                 0,
                 if self.cluster_id != ::std::option::Option::None {
-                    Some(prefixed_len(
-                        self.cluster_id.as_ref().map(|v| v.len()),
-                        true,
-                        false,
-                    ))
+                    Some(match &self.cluster_id {
+                        Some(v) => prefixed_len(Some(v.len()), true, false),
+                        None => prefixed_len(None, true, false),
+                    })
                 } else {
                     None
                 },
@@ -158,40 +166,57 @@ impl Decodable for FetchSnapshotRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("replica_id", buf.len());
-            this.replica_id = read_i32(buf)?;
-            at = ("max_bytes", buf.len());
-            this.max_bytes = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicSnapshot::min_size(version), |buf| {
-                TopicSnapshot::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            let count = read_unsigned_varint(buf)?;
-            for _ in 0..count {
-                let (tag, data) = read_tagged_field(buf)?;
-                match tag {
-                    0 => {
-                        at = ("cluster_id", buf.len());
-                        let raw = data.clone();
-                        this.cluster_id =
-                            decode_tagged_value(data, |buf| Ok(read_nullable_string(buf, true)?))?;
-                        if this.cluster_id == ::std::option::Option::None {
-                            this.unknown_tagged_fields
-                                .push(UnknownTaggedField { tag, data: raw });
-                        }
-                    }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(UnknownTaggedField { tag, data }),
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchSnapshotRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchSnapshotRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("replica_id", buf.len());
+        this.replica_id = read_i32(buf)?;
+        *at = ("max_bytes", buf.len());
+        this.max_bytes = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicSnapshot::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicSnapshot::decode(buf, version)?);
                 }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchSnapshotRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        let count = read_unsigned_varint(buf)?;
+        for _ in 0..count {
+            let (tag, data) = read_tagged_field(buf)?;
+            match tag {
+                0 => {
+                    *at = ("cluster_id", buf.len());
+                    let raw = data.clone();
+                    this.cluster_id =
+                        decode_tagged_value(data, |buf| Ok(read_nullable_string(buf, true)?))?;
+                    if this.cluster_id == ::std::option::Option::None {
+                        this.unknown_tagged_fields
+                            .push(UnknownTaggedField { tag, data: raw });
+                    }
+                }
+                _ => this
+                    .unknown_tagged_fields
+                    .push(UnknownTaggedField { tag, data }),
+            }
+        }
+        Ok(this)
     }
 }
 
@@ -222,12 +247,14 @@ impl ::std::default::Default for SnapshotId {
 impl SnapshotId {
     /// Sets `end_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
     }
     /// Sets `epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
@@ -265,17 +292,28 @@ impl Decodable for SnapshotId {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("end_offset", buf.len());
-            this.end_offset = read_i64(buf)?;
-            at = ("epoch", buf.len());
-            this.epoch = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SnapshotId", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SnapshotId", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SnapshotId {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("end_offset", buf.len());
+        this.end_offset = read_i64(buf)?;
+        *at = ("epoch", buf.len());
+        this.epoch = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -325,30 +363,35 @@ impl ::std::default::Default for PartitionSnapshot {
 impl PartitionSnapshot {
     /// Sets `partition` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `current_leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `snapshot_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_snapshot_id(mut self, value: SnapshotId) -> Self {
         self.snapshot_id = value;
         self
     }
     /// Sets `position` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_position(mut self, value: i64) -> Self {
         self.position = value;
         self
     }
     /// Sets `replica_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_directory_id(mut self, value: Uuid) -> Self {
         self.replica_directory_id = value;
         self
@@ -412,39 +455,50 @@ impl Decodable for PartitionSnapshot {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition", buf.len());
-            this.partition = read_i32(buf)?;
-            at = ("current_leader_epoch", buf.len());
-            this.current_leader_epoch = read_i32(buf)?;
-            at = ("snapshot_id", buf.len());
-            this.snapshot_id = SnapshotId::decode(buf, version)?;
-            at = ("position", buf.len());
-            this.position = read_i64(buf)?;
-            at = ("_tagged_fields", buf.len());
-            let count = read_unsigned_varint(buf)?;
-            for _ in 0..count {
-                let (tag, data) = read_tagged_field(buf)?;
-                match tag {
-                    0 if version >= 1 => {
-                        at = ("replica_directory_id", buf.len());
-                        let raw = data.clone();
-                        this.replica_directory_id =
-                            decode_tagged_value(data, |buf| Ok(read_uuid(buf)?))?;
-                        if this.replica_directory_id == Uuid::ZERO {
-                            this.unknown_tagged_fields
-                                .push(UnknownTaggedField { tag, data: raw });
-                        }
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionSnapshot", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionSnapshot {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition", buf.len());
+        this.partition = read_i32(buf)?;
+        *at = ("current_leader_epoch", buf.len());
+        this.current_leader_epoch = read_i32(buf)?;
+        *at = ("snapshot_id", buf.len());
+        this.snapshot_id = SnapshotId::decode(buf, version)?;
+        *at = ("position", buf.len());
+        this.position = read_i64(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        let count = read_unsigned_varint(buf)?;
+        for _ in 0..count {
+            let (tag, data) = read_tagged_field(buf)?;
+            match tag {
+                0 if version >= 1 => {
+                    *at = ("replica_directory_id", buf.len());
+                    let raw = data.clone();
+                    this.replica_directory_id =
+                        decode_tagged_value(data, |buf| Ok(read_uuid(buf)?))?;
+                    if this.replica_directory_id == Uuid::ZERO {
+                        this.unknown_tagged_fields
+                            .push(UnknownTaggedField { tag, data: raw });
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(UnknownTaggedField { tag, data }),
                 }
+                _ => this
+                    .unknown_tagged_fields
+                    .push(UnknownTaggedField { tag, data }),
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionSnapshot", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -479,12 +533,14 @@ impl ::std::default::Default for TopicSnapshot {
 impl TopicSnapshot {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionSnapshot>) -> Self {
         self.partitions = value;
         self
@@ -504,9 +560,10 @@ impl Encodable for TopicSnapshot {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -515,9 +572,13 @@ impl Encodable for TopicSnapshot {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -528,19 +589,36 @@ impl Decodable for TopicSnapshot {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionSnapshot::min_size(version), |buf| {
-                PartitionSnapshot::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicSnapshot", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicSnapshot", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicSnapshot {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionSnapshot::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionSnapshot::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

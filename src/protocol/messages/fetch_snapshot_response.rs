@@ -52,29 +52,34 @@ impl ::std::default::Default for FetchSnapshotResponse {
 impl FetchSnapshotResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicSnapshot>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `node_endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_endpoints(mut self, value: ::std::vec::Vec<NodeEndpoint>) -> Self {
         self.node_endpoints = value;
         self
     }
     /// The first element of `NodeEndpoints` whose map key (`NodeId`) matches.
+    #[inline]
     pub fn find_node_endpoints(&self, node_id: i32) -> ::std::option::Option<&NodeEndpoint> {
         self.node_endpoints.iter().find(|e| e.node_id == node_id)
     }
@@ -106,9 +111,10 @@ impl Encodable for FetchSnapshotResponse {
         }
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if !(version >= 1) {
             if self.node_endpoints != ::std::vec::Vec::<NodeEndpoint>::new() {
                 return Err(EncodeError::NonIgnorableField {
@@ -128,9 +134,10 @@ impl Encodable for FetchSnapshotResponse {
             |buf, tag| {
                 match tag {
                     0 => {
-                        put_array(buf, Some(self.node_endpoints.as_slice()), true, |buf, e| {
-                            e.encode(buf, version)
-                        })?;
+                        put_array_len(buf, Some(self.node_endpoints.len()), true)?;
+                        for e in self.node_endpoints.iter() {
+                            e.encode(buf, version)?;
+                        }
                     }
                     _ => {}
                 }
@@ -143,17 +150,25 @@ impl Encodable for FetchSnapshotResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(
             &self.unknown_tagged_fields,
             &[(
                 0,
                 if (version >= 1) && self.node_endpoints != ::std::vec::Vec::<NodeEndpoint>::new() {
-                    Some(array_len(Some(self.node_endpoints.as_slice()), true, |e| {
-                        e.encoded_len(version)
-                    }))
+                    Some({
+                        let mut n = array_prefix_len(Some(self.node_endpoints.len()), true);
+                        for e in self.node_endpoints.iter() {
+                            n += e.encoded_len(version);
+                        }
+                        n
+                    })
                 } else {
                     None
                 },
@@ -174,46 +189,69 @@ impl Decodable for FetchSnapshotResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicSnapshot::min_size(version), |buf| {
-                TopicSnapshot::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            let count = read_unsigned_varint(buf)?;
-            for _ in 0..count {
-                let (tag, data) = read_tagged_field(buf)?;
-                match tag {
-                    0 if version >= 1 => {
-                        at = ("node_endpoints", buf.len());
-                        let raw = data.clone();
-                        this.node_endpoints = decode_tagged_value(data, |buf| {
-                            Ok(
-                                read_array(buf, true, NodeEndpoint::min_size(version), |buf| {
-                                    NodeEndpoint::decode(buf, version)
-                                })?
-                                .ok_or(DecodeError::UnexpectedNull)?,
-                            )
-                        })?;
-                        if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
-                            this.unknown_tagged_fields
-                                .push(UnknownTaggedField { tag, data: raw });
-                        }
-                    }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(UnknownTaggedField { tag, data }),
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchSnapshotResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchSnapshotResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicSnapshot::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicSnapshot::decode(buf, version)?);
                 }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchSnapshotResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        let count = read_unsigned_varint(buf)?;
+        for _ in 0..count {
+            let (tag, data) = read_tagged_field(buf)?;
+            match tag {
+                0 if version >= 1 => {
+                    *at = ("node_endpoints", buf.len());
+                    let raw = data.clone();
+                    this.node_endpoints = decode_tagged_value(data, |buf| {
+                        Ok(
+                            match read_array_count(buf, true, NodeEndpoint::min_size(version))? {
+                                Some((n, cap)) => {
+                                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                                    for _ in 0..n {
+                                        v.push(NodeEndpoint::decode(buf, version)?);
+                                    }
+                                    v
+                                }
+                                None => return Err(DecodeError::UnexpectedNull),
+                            },
+                        )
+                    })?;
+                    if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
+                        this.unknown_tagged_fields
+                            .push(UnknownTaggedField { tag, data: raw });
+                    }
+                }
+                _ => this
+                    .unknown_tagged_fields
+                    .push(UnknownTaggedField { tag, data }),
+            }
+        }
+        Ok(this)
     }
 }
 
@@ -244,12 +282,14 @@ impl ::std::default::Default for SnapshotId {
 impl SnapshotId {
     /// Sets `end_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
     }
     /// Sets `epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_epoch(mut self, value: i32) -> Self {
         self.epoch = value;
         self
@@ -287,17 +327,28 @@ impl Decodable for SnapshotId {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("end_offset", buf.len());
-            this.end_offset = read_i64(buf)?;
-            at = ("epoch", buf.len());
-            this.epoch = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SnapshotId", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SnapshotId", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SnapshotId {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("end_offset", buf.len());
+        this.end_offset = read_i64(buf)?;
+        *at = ("epoch", buf.len());
+        this.epoch = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -332,12 +383,14 @@ impl ::std::default::Default for LeaderIdAndEpoch {
 impl LeaderIdAndEpoch {
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -375,17 +428,28 @@ impl Decodable for LeaderIdAndEpoch {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderIdAndEpoch", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderIdAndEpoch", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderIdAndEpoch {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -443,42 +507,49 @@ impl ::std::default::Default for PartitionSnapshot {
 impl PartitionSnapshot {
     /// Sets `index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_index(mut self, value: i32) -> Self {
         self.index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `snapshot_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_snapshot_id(mut self, value: SnapshotId) -> Self {
         self.snapshot_id = value;
         self
     }
     /// Sets `current_leader` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: LeaderIdAndEpoch) -> Self {
         self.current_leader = value;
         self
     }
     /// Sets `size` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_size(mut self, value: i64) -> Self {
         self.size = value;
         self
     }
     /// Sets `position` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_position(mut self, value: i64) -> Self {
         self.position = value;
         self
     }
     /// Sets `unaligned_records` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_unaligned_records(mut self, value: ::std::option::Option<::bytes::Bytes>) -> Self {
         self.unaligned_records = value;
         self
@@ -537,7 +608,10 @@ impl Encodable for PartitionSnapshot {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 22;
         len += self.snapshot_id.encoded_len(version);
-        len += prefixed_len(self.unaligned_records.as_ref().map(|v| v.len()), true, true);
+        len += match &self.unaligned_records {
+            Some(v) => prefixed_len(Some(v.len()), true, true),
+            None => prefixed_len(None, true, true),
+        };
         len += tagged_fields_len(
             &self.unknown_tagged_fields,
             &[(
@@ -558,46 +632,57 @@ impl Decodable for PartitionSnapshot {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("index", buf.len());
-            this.index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("snapshot_id", buf.len());
-            this.snapshot_id = SnapshotId::decode(buf, version)?;
-            at = ("size", buf.len());
-            this.size = read_i64(buf)?;
-            at = ("position", buf.len());
-            this.position = read_i64(buf)?;
-            at = ("unaligned_records", buf.len());
-            this.unaligned_records = check_decoded_null(read_nullable_bytes(buf, true)?, false)?;
-            at = ("_tagged_fields", buf.len());
-            let count = read_unsigned_varint(buf)?;
-            for _ in 0..count {
-                let (tag, data) = read_tagged_field(buf)?;
-                match tag {
-                    0 => {
-                        at = ("current_leader", buf.len());
-                        let raw = data.clone();
-                        this.current_leader = decode_tagged_value(data, |buf| {
-                            Ok(LeaderIdAndEpoch::decode(buf, version)?)
-                        })?;
-                        if this.current_leader
-                            == <LeaderIdAndEpoch as ::std::default::Default>::default()
-                        {
-                            this.unknown_tagged_fields
-                                .push(UnknownTaggedField { tag, data: raw });
-                        }
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionSnapshot", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionSnapshot {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("index", buf.len());
+        this.index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("snapshot_id", buf.len());
+        this.snapshot_id = SnapshotId::decode(buf, version)?;
+        *at = ("size", buf.len());
+        this.size = read_i64(buf)?;
+        *at = ("position", buf.len());
+        this.position = read_i64(buf)?;
+        *at = ("unaligned_records", buf.len());
+        this.unaligned_records = check_decoded_null(read_nullable_bytes(buf, true)?, false)?;
+        *at = ("_tagged_fields", buf.len());
+        let count = read_unsigned_varint(buf)?;
+        for _ in 0..count {
+            let (tag, data) = read_tagged_field(buf)?;
+            match tag {
+                0 => {
+                    *at = ("current_leader", buf.len());
+                    let raw = data.clone();
+                    this.current_leader = decode_tagged_value(data, |buf| {
+                        Ok(LeaderIdAndEpoch::decode(buf, version)?)
+                    })?;
+                    if this.current_leader
+                        == <LeaderIdAndEpoch as ::std::default::Default>::default()
+                    {
+                        this.unknown_tagged_fields
+                            .push(UnknownTaggedField { tag, data: raw });
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(UnknownTaggedField { tag, data }),
                 }
+                _ => this
+                    .unknown_tagged_fields
+                    .push(UnknownTaggedField { tag, data }),
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionSnapshot", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -632,12 +717,14 @@ impl ::std::default::Default for TopicSnapshot {
 impl TopicSnapshot {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionSnapshot>) -> Self {
         self.partitions = value;
         self
@@ -657,9 +744,10 @@ impl Encodable for TopicSnapshot {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -668,9 +756,13 @@ impl Encodable for TopicSnapshot {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -681,20 +773,37 @@ impl Decodable for TopicSnapshot {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionSnapshot::min_size(version), |buf| {
-                PartitionSnapshot::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicSnapshot", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicSnapshot", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicSnapshot {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionSnapshot::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionSnapshot::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -734,18 +843,21 @@ impl ::std::default::Default for NodeEndpoint {
 impl NodeEndpoint {
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -785,18 +897,29 @@ impl Decodable for NodeEndpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("node_id", buf.len());
-            this.node_id = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("NodeEndpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("NodeEndpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl NodeEndpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("node_id", buf.len());
+        this.node_id = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for FindCoordinatorRequest {
 impl FindCoordinatorRequest {
     /// Sets `key` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: ::std::string::String) -> Self {
         self.key = value;
         self
     }
     /// Sets `key_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_key_type(mut self, value: i8) -> Self {
         self.key_type = value;
         self
     }
     /// Sets `coordinator_keys` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_coordinator_keys(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.coordinator_keys = value;
         self
@@ -124,15 +127,10 @@ impl Encodable for FindCoordinatorRequest {
             }
         }
         if version >= 4 {
-            put_array(
-                buf,
-                Some(self.coordinator_keys.as_slice()),
-                true,
-                |buf, e| {
-                    put_nullable_string(buf, Some(e.as_str()), true)?;
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.coordinator_keys.len()), true)?;
+            for e in self.coordinator_keys.iter() {
+                put_nullable_string(buf, Some(e.as_str()), true)?;
+            }
         }
         if !(version >= 4) {
             if self.coordinator_keys != ::std::vec::Vec::<::std::string::String>::new() {
@@ -165,9 +163,13 @@ impl Encodable for FindCoordinatorRequest {
             len += 1;
         }
         if version >= 4 {
-            len += array_len(Some(self.coordinator_keys.as_slice()), true, |e| {
-                prefixed_len(Some(e.len()), true, false)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.coordinator_keys.len()), true);
+                for e in self.coordinator_keys.iter() {
+                    n += prefixed_len(Some(e.len()), true, false);
+                }
+                n
+            };
         }
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -187,28 +189,46 @@ impl Decodable for FindCoordinatorRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 3 {
-                at = ("key", buf.len());
-                this.key = read_string(buf, version >= 3)?;
-            }
-            if version >= 1 {
-                at = ("key_type", buf.len());
-                this.key_type = read_i8(buf)?;
-            }
-            if version >= 4 {
-                at = ("coordinator_keys", buf.len());
-                this.coordinator_keys =
-                    read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                        .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FindCoordinatorRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FindCoordinatorRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FindCoordinatorRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 3 {
+            *at = ("key", buf.len());
+            this.key = read_string(buf, version >= 3)?;
+        }
+        if version >= 1 {
+            *at = ("key_type", buf.len());
+            this.key_type = read_i8(buf)?;
+        }
+        if version >= 4 {
+            *at = ("coordinator_keys", buf.len());
+            this.coordinator_keys = match read_array_count(buf, true, 1)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_string(buf, true)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -67,18 +67,21 @@ impl ::std::default::Default for FindCoordinatorResponse {
 impl FindCoordinatorResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -88,24 +91,28 @@ impl FindCoordinatorResponse {
     }
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `coordinators` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_coordinators(mut self, value: ::std::vec::Vec<Coordinator>) -> Self {
         self.coordinators = value;
         self
@@ -214,9 +221,10 @@ impl Encodable for FindCoordinatorResponse {
             }
         }
         if version >= 4 {
-            put_array(buf, Some(self.coordinators.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.coordinators.len()), true)?;
+            for e in self.coordinators.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 4) {
             if self.coordinators != ::std::vec::Vec::<Coordinator>::new() {
@@ -249,11 +257,10 @@ impl Encodable for FindCoordinatorResponse {
             len += 2;
         }
         if version >= 1 && version <= 3 {
-            len += prefixed_len(
-                self.error_message.as_ref().map(|v| v.len()),
-                version >= 3,
-                false,
-            );
+            len += match &self.error_message {
+                Some(v) => prefixed_len(Some(v.len()), version >= 3, false),
+                None => prefixed_len(None, version >= 3, false),
+            };
         }
         if version <= 3 {
             len += 4;
@@ -265,9 +272,13 @@ impl Encodable for FindCoordinatorResponse {
             len += 4;
         }
         if version >= 4 {
-            len += array_len(Some(self.coordinators.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.coordinators.len()), true);
+                for e in self.coordinators.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -287,46 +298,63 @@ impl Decodable for FindCoordinatorResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            if version <= 3 {
-                at = ("error_code", buf.len());
-                this.error_code = read_i16(buf)?;
-            }
-            if version >= 1 && version <= 3 {
-                at = ("error_message", buf.len());
-                this.error_message = read_nullable_string(buf, version >= 3)?;
-            }
-            if version <= 3 {
-                at = ("node_id", buf.len());
-                this.node_id = read_i32(buf)?;
-            }
-            if version <= 3 {
-                at = ("host", buf.len());
-                this.host = read_string(buf, version >= 3)?;
-            }
-            if version <= 3 {
-                at = ("port", buf.len());
-                this.port = read_i32(buf)?;
-            }
-            if version >= 4 {
-                at = ("coordinators", buf.len());
-                this.coordinators = read_array(buf, true, Coordinator::min_size(version), |buf| {
-                    Coordinator::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FindCoordinatorResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FindCoordinatorResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FindCoordinatorResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        if version <= 3 {
+            *at = ("error_code", buf.len());
+            this.error_code = read_i16(buf)?;
+        }
+        if version >= 1 && version <= 3 {
+            *at = ("error_message", buf.len());
+            this.error_message = read_nullable_string(buf, version >= 3)?;
+        }
+        if version <= 3 {
+            *at = ("node_id", buf.len());
+            this.node_id = read_i32(buf)?;
+        }
+        if version <= 3 {
+            *at = ("host", buf.len());
+            this.host = read_string(buf, version >= 3)?;
+        }
+        if version <= 3 {
+            *at = ("port", buf.len());
+            this.port = read_i32(buf)?;
+        }
+        if version >= 4 {
+            *at = ("coordinators", buf.len());
+            this.coordinators = match read_array_count(buf, true, Coordinator::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(Coordinator::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -381,36 +409,42 @@ impl ::std::default::Default for Coordinator {
 impl Coordinator {
     /// Sets `key` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_key(mut self, value: ::std::string::String) -> Self {
         self.key = value;
         self
     }
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -447,7 +481,10 @@ impl Encodable for Coordinator {
         let mut len = 10;
         len += prefixed_len(Some(self.key.len()), true, false);
         len += prefixed_len(Some(self.host.len()), true, false);
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -458,24 +495,35 @@ impl Decodable for Coordinator {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("key", buf.len());
-            this.key = read_string(buf, true)?;
-            at = ("node_id", buf.len());
-            this.node_id = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Coordinator", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Coordinator", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Coordinator {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("key", buf.len());
+        this.key = read_string(buf, true)?;
+        *at = ("node_id", buf.len());
+        this.node_id = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

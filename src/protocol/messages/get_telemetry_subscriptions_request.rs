@@ -37,6 +37,7 @@ impl ::std::default::Default for GetTelemetrySubscriptionsRequest {
 impl GetTelemetrySubscriptionsRequest {
     /// Sets `client_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
@@ -91,14 +92,25 @@ impl Decodable for GetTelemetrySubscriptionsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("client_instance_id", buf.len());
-            this.client_instance_id = read_uuid(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("GetTelemetrySubscriptionsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("GetTelemetrySubscriptionsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl GetTelemetrySubscriptionsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("client_instance_id", buf.len());
+        this.client_instance_id = read_uuid(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -77,54 +77,63 @@ impl ::std::default::Default for GetTelemetrySubscriptionsResponse {
 impl GetTelemetrySubscriptionsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `client_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
     }
     /// Sets `subscription_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_subscription_id(mut self, value: i32) -> Self {
         self.subscription_id = value;
         self
     }
     /// Sets `accepted_compression_types` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_accepted_compression_types(mut self, value: ::std::vec::Vec<i8>) -> Self {
         self.accepted_compression_types = value;
         self
     }
     /// Sets `push_interval_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_push_interval_ms(mut self, value: i32) -> Self {
         self.push_interval_ms = value;
         self
     }
     /// Sets `telemetry_max_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_telemetry_max_bytes(mut self, value: i32) -> Self {
         self.telemetry_max_bytes = value;
         self
     }
     /// Sets `delta_temporality` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_delta_temporality(mut self, value: bool) -> Self {
         self.delta_temporality = value;
         self
     }
     /// Sets `requested_metrics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_requested_metrics(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.requested_metrics = value;
         self
@@ -159,27 +168,17 @@ impl Encodable for GetTelemetrySubscriptionsResponse {
         buf.put_i16(self.error_code);
         put_uuid(buf, &self.client_instance_id);
         buf.put_i32(self.subscription_id);
-        put_array(
-            buf,
-            Some(self.accepted_compression_types.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i8(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.accepted_compression_types.len()), true)?;
+        for e in self.accepted_compression_types.iter() {
+            buf.put_i8(*e);
+        }
         buf.put_i32(self.push_interval_ms);
         buf.put_i32(self.telemetry_max_bytes);
         buf.put_u8(u8::from(self.delta_temporality));
-        put_array(
-            buf,
-            Some(self.requested_metrics.as_slice()),
-            true,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.requested_metrics.len()), true)?;
+        for e in self.requested_metrics.iter() {
+            put_nullable_string(buf, Some(e.as_str()), true)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -187,14 +186,14 @@ impl Encodable for GetTelemetrySubscriptionsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 35;
-        len += array_len(
-            Some(self.accepted_compression_types.as_slice()),
-            true,
-            |e| 1,
-        );
-        len += array_len(Some(self.requested_metrics.as_slice()), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
+        len += fixed_array_len(Some(self.accepted_compression_types.len()), true, 1);
+        len += {
+            let mut n = array_prefix_len(Some(self.requested_metrics.len()), true);
+            for e in self.requested_metrics.iter() {
+                n += prefixed_len(Some(e.len()), true, false);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -211,32 +210,59 @@ impl Decodable for GetTelemetrySubscriptionsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("client_instance_id", buf.len());
-            this.client_instance_id = read_uuid(buf)?;
-            at = ("subscription_id", buf.len());
-            this.subscription_id = read_i32(buf)?;
-            at = ("accepted_compression_types", buf.len());
-            this.accepted_compression_types =
-                read_array(buf, true, 1, read_i8)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("push_interval_ms", buf.len());
-            this.push_interval_ms = read_i32(buf)?;
-            at = ("telemetry_max_bytes", buf.len());
-            this.telemetry_max_bytes = read_i32(buf)?;
-            at = ("delta_temporality", buf.len());
-            this.delta_temporality = read_bool(buf)?;
-            at = ("requested_metrics", buf.len());
-            this.requested_metrics = read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("GetTelemetrySubscriptionsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("GetTelemetrySubscriptionsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl GetTelemetrySubscriptionsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("client_instance_id", buf.len());
+        this.client_instance_id = read_uuid(buf)?;
+        *at = ("subscription_id", buf.len());
+        this.subscription_id = read_i32(buf)?;
+        *at = ("accepted_compression_types", buf.len());
+        this.accepted_compression_types = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i8(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("push_interval_ms", buf.len());
+        this.push_interval_ms = read_i32(buf)?;
+        *at = ("telemetry_max_bytes", buf.len());
+        this.telemetry_max_bytes = read_i32(buf)?;
+        *at = ("delta_temporality", buf.len());
+        this.delta_temporality = read_bool(buf)?;
+        *at = ("requested_metrics", buf.len());
+        this.requested_metrics = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -52,24 +52,28 @@ impl ::std::default::Default for HeartbeatRequest {
 impl HeartbeatRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -143,11 +147,10 @@ impl Encodable for HeartbeatRequest {
         len += prefixed_len(Some(self.group_id.len()), version >= 4, false);
         len += prefixed_len(Some(self.member_id.len()), version >= 4, false);
         if version >= 3 {
-            len += prefixed_len(
-                self.group_instance_id.as_ref().map(|v| v.len()),
-                version >= 4,
-                false,
-            );
+            len += match &self.group_instance_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+                None => prefixed_len(None, version >= 4, false),
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -167,24 +170,35 @@ impl Decodable for HeartbeatRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 4)?;
-            at = ("generation_id", buf.len());
-            this.generation_id = read_i32(buf)?;
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 4)?;
-            if version >= 3 {
-                at = ("group_instance_id", buf.len());
-                this.group_instance_id = read_nullable_string(buf, version >= 4)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("HeartbeatRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("HeartbeatRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl HeartbeatRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 4)?;
+        *at = ("generation_id", buf.len());
+        this.generation_id = read_i32(buf)?;
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 4)?;
+        if version >= 3 {
+            *at = ("group_instance_id", buf.len());
+            this.group_instance_id = read_nullable_string(buf, version >= 4)?;
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -42,17 +42,20 @@ impl ::std::default::Default for IncrementalAlterConfigsRequest {
 impl IncrementalAlterConfigsRequest {
     /// Sets `resources` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resources(mut self, value: ::std::vec::Vec<AlterConfigsResource>) -> Self {
         self.resources = value;
         self
     }
     /// Sets `validate_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
     }
     /// The first element of `Resources` whose map key (`ResourceType`, `ResourceName`) matches.
+    #[inline]
     pub fn find_resources(
         &self,
         resource_type: i8,
@@ -88,12 +91,10 @@ impl Encodable for IncrementalAlterConfigsRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.resources.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.resources.len()), version >= 1)?;
+        for e in self.resources.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_u8(u8::from(self.validate_only));
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -110,9 +111,13 @@ impl Encodable for IncrementalAlterConfigsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
-        len += array_len(Some(self.resources.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.resources.len()), version >= 1);
+            for e in self.resources.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -131,25 +136,40 @@ impl Decodable for IncrementalAlterConfigsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("resources", buf.len());
-            this.resources = read_array(
-                buf,
-                version >= 1,
-                AlterConfigsResource::min_size(version),
-                |buf| AlterConfigsResource::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("validate_only", buf.len());
-            this.validate_only = read_bool(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("IncrementalAlterConfigsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("IncrementalAlterConfigsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl IncrementalAlterConfigsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("resources", buf.len());
+        this.resources =
+            match read_array_count(buf, version >= 1, AlterConfigsResource::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AlterConfigsResource::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("validate_only", buf.len());
+        this.validate_only = read_bool(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -189,18 +209,21 @@ impl ::std::default::Default for AlterableConfig {
 impl AlterableConfig {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `config_operation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_config_operation(mut self, value: i8) -> Self {
         self.config_operation = value;
         self
     }
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.value = value;
         self
@@ -236,7 +259,10 @@ impl Encodable for AlterableConfig {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
         len += prefixed_len(Some(self.name.len()), version >= 1, false);
-        len += prefixed_len(self.value.as_ref().map(|v| v.len()), version >= 1, false);
+        len += match &self.value {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -249,21 +275,32 @@ impl Decodable for AlterableConfig {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 1)?;
-            at = ("config_operation", buf.len());
-            this.config_operation = read_i8(buf)?;
-            at = ("value", buf.len());
-            this.value = read_nullable_string(buf, version >= 1)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterableConfig", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterableConfig", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterableConfig {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 1)?;
+        *at = ("config_operation", buf.len());
+        this.config_operation = read_i8(buf)?;
+        *at = ("value", buf.len());
+        this.value = read_nullable_string(buf, version >= 1)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -303,23 +340,27 @@ impl ::std::default::Default for AlterConfigsResource {
 impl AlterConfigsResource {
     /// Sets `resource_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: ::std::string::String) -> Self {
         self.resource_name = value;
         self
     }
     /// Sets `configs` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_configs(mut self, value: ::std::vec::Vec<AlterableConfig>) -> Self {
         self.configs = value;
         self
     }
     /// The first element of `Configs` whose map key (`Name`, `ConfigOperation`) matches.
+    #[inline]
     pub fn find_configs(
         &self,
         name: &str,
@@ -347,12 +388,10 @@ impl Encodable for AlterConfigsResource {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i8(self.resource_type);
         put_nullable_string(buf, Some(self.resource_name.as_str()), version >= 1)?;
-        put_array(
-            buf,
-            Some(self.configs.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.configs.len()), version >= 1)?;
+        for e in self.configs.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -365,9 +404,13 @@ impl Encodable for AlterConfigsResource {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
         len += prefixed_len(Some(self.resource_name.len()), version >= 1, false);
-        len += array_len(Some(self.configs.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.configs.len()), version >= 1);
+            for e in self.configs.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -380,26 +423,41 @@ impl Decodable for AlterConfigsResource {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("resource_type", buf.len());
-            this.resource_type = read_i8(buf)?;
-            at = ("resource_name", buf.len());
-            this.resource_name = read_string(buf, version >= 1)?;
-            at = ("configs", buf.len());
-            this.configs = read_array(
-                buf,
-                version >= 1,
-                AlterableConfig::min_size(version),
-                |buf| AlterableConfig::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterConfigsResource", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterConfigsResource", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterConfigsResource {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("resource_type", buf.len());
+        this.resource_type = read_i8(buf)?;
+        *at = ("resource_name", buf.len());
+        this.resource_name = read_string(buf, version >= 1)?;
+        *at = ("configs", buf.len());
+        this.configs =
+            match read_array_count(buf, version >= 1, AlterableConfig::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AlterableConfig::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

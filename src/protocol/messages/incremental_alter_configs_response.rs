@@ -42,12 +42,14 @@ impl ::std::default::Default for IncrementalAlterConfigsResponse {
 impl IncrementalAlterConfigsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `responses` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: ::std::vec::Vec<AlterConfigsResourceResponse>) -> Self {
         self.responses = value;
         self
@@ -79,12 +81,10 @@ impl Encodable for IncrementalAlterConfigsResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(
-            buf,
-            Some(self.responses.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.responses.len()), version >= 1)?;
+        for e in self.responses.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -100,9 +100,13 @@ impl Encodable for IncrementalAlterConfigsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.responses.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.responses.len()), version >= 1);
+            for e in self.responses.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -121,25 +125,43 @@ impl Decodable for IncrementalAlterConfigsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("responses", buf.len());
-            this.responses = read_array(
-                buf,
-                version >= 1,
-                AlterConfigsResourceResponse::min_size(version),
-                |buf| AlterConfigsResourceResponse::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("IncrementalAlterConfigsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl IncrementalAlterConfigsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("responses", buf.len());
+        this.responses = match read_array_count(
+            buf,
+            version >= 1,
+            AlterConfigsResourceResponse::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(AlterConfigsResourceResponse::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("IncrementalAlterConfigsResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -184,12 +206,14 @@ impl ::std::default::Default for AlterConfigsResourceResponse {
 impl AlterConfigsResourceResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -199,12 +223,14 @@ impl AlterConfigsResourceResponse {
     }
     /// Sets `resource_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_type(mut self, value: i8) -> Self {
         self.resource_type = value;
         self
     }
     /// Sets `resource_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_resource_name(mut self, value: ::std::string::String) -> Self {
         self.resource_name = value;
         self
@@ -244,11 +270,10 @@ impl Encodable for AlterConfigsResourceResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 1,
-            false,
-        );
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 1, false),
+            None => prefixed_len(None, version >= 1, false),
+        };
         len += prefixed_len(Some(self.resource_name.len()), version >= 1, false);
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -262,22 +287,33 @@ impl Decodable for AlterConfigsResourceResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 1)?;
-            at = ("resource_type", buf.len());
-            this.resource_type = read_i8(buf)?;
-            at = ("resource_name", buf.len());
-            this.resource_name = read_string(buf, version >= 1)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AlterConfigsResourceResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AlterConfigsResourceResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AlterConfigsResourceResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 1)?;
+        *at = ("resource_type", buf.len());
+        this.resource_type = read_i8(buf)?;
+        *at = ("resource_name", buf.len());
+        this.resource_name = read_string(buf, version >= 1)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -52,6 +52,7 @@ impl ::std::default::Default for InitProducerIdRequest {
 impl InitProducerIdRequest {
     /// Sets `transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -61,18 +62,21 @@ impl InitProducerIdRequest {
     }
     /// Sets `transaction_timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transaction_timeout_ms(mut self, value: i32) -> Self {
         self.transaction_timeout_ms = value;
         self
     }
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
@@ -147,11 +151,10 @@ impl Encodable for InitProducerIdRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += prefixed_len(
-            self.transactional_id.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
+        len += match &self.transactional_id {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
         if version >= 3 {
             len += 8;
         }
@@ -176,26 +179,37 @@ impl Decodable for InitProducerIdRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("transactional_id", buf.len());
-            this.transactional_id = read_nullable_string(buf, version >= 2)?;
-            at = ("transaction_timeout_ms", buf.len());
-            this.transaction_timeout_ms = read_i32(buf)?;
-            if version >= 3 {
-                at = ("producer_id", buf.len());
-                this.producer_id = read_i64(buf)?;
-            }
-            if version >= 3 {
-                at = ("producer_epoch", buf.len());
-                this.producer_epoch = read_i16(buf)?;
-            }
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("InitProducerIdRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("InitProducerIdRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl InitProducerIdRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("transactional_id", buf.len());
+        this.transactional_id = read_nullable_string(buf, version >= 2)?;
+        *at = ("transaction_timeout_ms", buf.len());
+        this.transaction_timeout_ms = read_i32(buf)?;
+        if version >= 3 {
+            *at = ("producer_id", buf.len());
+            this.producer_id = read_i64(buf)?;
+        }
+        if version >= 3 {
+            *at = ("producer_epoch", buf.len());
+            this.producer_epoch = read_i16(buf)?;
+        }
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

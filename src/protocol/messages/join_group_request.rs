@@ -72,30 +72,35 @@ impl ::std::default::Default for JoinGroupRequest {
 impl JoinGroupRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `session_timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_session_timeout_ms(mut self, value: i32) -> Self {
         self.session_timeout_ms = value;
         self
     }
     /// Sets `rebalance_timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rebalance_timeout_ms(mut self, value: i32) -> Self {
         self.rebalance_timeout_ms = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -105,23 +110,27 @@ impl JoinGroupRequest {
     }
     /// Sets `protocol_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: ::std::string::String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `protocols` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocols(mut self, value: ::std::vec::Vec<JoinGroupRequestProtocol>) -> Self {
         self.protocols = value;
         self
     }
     /// Sets `reason` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_reason(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.reason = value;
         self
     }
     /// The first element of `Protocols` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_protocols(&self, name: &str) -> ::std::option::Option<&JoinGroupRequestProtocol> {
         self.protocols.iter().find(|e| e.name == name)
     }
@@ -185,12 +194,10 @@ impl Encodable for JoinGroupRequest {
             }
         }
         put_nullable_string(buf, Some(self.protocol_type.as_str()), version >= 6)?;
-        put_array(
-            buf,
-            Some(self.protocols.as_slice()),
-            version >= 6,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.protocols.len()), version >= 6)?;
+        for e in self.protocols.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 8 {
             put_nullable_string(buf, self.reason.as_deref(), true)?;
         }
@@ -211,18 +218,24 @@ impl Encodable for JoinGroupRequest {
         }
         len += prefixed_len(Some(self.member_id.len()), version >= 6, false);
         if version >= 5 {
-            len += prefixed_len(
-                self.group_instance_id.as_ref().map(|v| v.len()),
-                version >= 6,
-                false,
-            );
+            len += match &self.group_instance_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 6, false),
+                None => prefixed_len(None, version >= 6, false),
+            };
         }
         len += prefixed_len(Some(self.protocol_type.len()), version >= 6, false);
-        len += array_len(Some(self.protocols.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.protocols.len()), version >= 6);
+            for e in self.protocols.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 8 {
-            len += prefixed_len(self.reason.as_ref().map(|v| v.len()), true, false);
+            len += match &self.reason {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -242,43 +255,61 @@ impl Decodable for JoinGroupRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 6)?;
-            at = ("session_timeout_ms", buf.len());
-            this.session_timeout_ms = read_i32(buf)?;
-            if version >= 1 {
-                at = ("rebalance_timeout_ms", buf.len());
-                this.rebalance_timeout_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("JoinGroupRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl JoinGroupRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 6)?;
+        *at = ("session_timeout_ms", buf.len());
+        this.session_timeout_ms = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("rebalance_timeout_ms", buf.len());
+            this.rebalance_timeout_ms = read_i32(buf)?;
+        }
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 6)?;
+        if version >= 5 {
+            *at = ("group_instance_id", buf.len());
+            this.group_instance_id = read_nullable_string(buf, version >= 6)?;
+        }
+        *at = ("protocol_type", buf.len());
+        this.protocol_type = read_string(buf, version >= 6)?;
+        *at = ("protocols", buf.len());
+        this.protocols = match read_array_count(
+            buf,
+            version >= 6,
+            JoinGroupRequestProtocol::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(JoinGroupRequestProtocol::decode(buf, version)?);
+                }
+                v
             }
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 6)?;
-            if version >= 5 {
-                at = ("group_instance_id", buf.len());
-                this.group_instance_id = read_nullable_string(buf, version >= 6)?;
-            }
-            at = ("protocol_type", buf.len());
-            this.protocol_type = read_string(buf, version >= 6)?;
-            at = ("protocols", buf.len());
-            this.protocols = read_array(
-                buf,
-                version >= 6,
-                JoinGroupRequestProtocol::min_size(version),
-                |buf| JoinGroupRequestProtocol::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 8 {
-                at = ("reason", buf.len());
-                this.reason = read_nullable_string(buf, true)?;
-            }
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("JoinGroupRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 8 {
+            *at = ("reason", buf.len());
+            this.reason = read_nullable_string(buf, true)?;
+        }
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -313,12 +344,14 @@ impl ::std::default::Default for JoinGroupRequestProtocol {
 impl JoinGroupRequestProtocol {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `metadata` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: ::bytes::Bytes) -> Self {
         self.metadata = value;
         self
@@ -370,18 +403,29 @@ impl Decodable for JoinGroupRequestProtocol {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 6)?;
-            at = ("metadata", buf.len());
-            this.metadata = read_bytes(buf, version >= 6)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("JoinGroupRequestProtocol", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("JoinGroupRequestProtocol", at.0, at.1, start)),
+        }
+    }
+}
+
+impl JoinGroupRequestProtocol {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 6)?;
+        *at = ("metadata", buf.len());
+        this.metadata = read_bytes(buf, version >= 6)?;
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -75,24 +75,28 @@ impl ::std::default::Default for JoinGroupResponse {
 impl JoinGroupResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `generation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `protocol_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -102,6 +106,7 @@ impl JoinGroupResponse {
     }
     /// Sets `protocol_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -111,24 +116,28 @@ impl JoinGroupResponse {
     }
     /// Sets `leader` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader(mut self, value: ::std::string::String) -> Self {
         self.leader = value;
         self
     }
     /// Sets `skip_assignment` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_skip_assignment(mut self, value: bool) -> Self {
         self.skip_assignment = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `members` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: ::std::vec::Vec<JoinGroupResponseMember>) -> Self {
         self.members = value;
         self
@@ -199,12 +208,10 @@ impl Encodable for JoinGroupResponse {
             }
         }
         put_nullable_string(buf, Some(self.member_id.as_str()), version >= 6)?;
-        put_array(
-            buf,
-            Some(self.members.as_slice()),
-            version >= 6,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.members.len()), version >= 6)?;
+        for e in self.members.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -220,21 +227,27 @@ impl Encodable for JoinGroupResponse {
             len += 4;
         }
         if version >= 7 {
-            len += prefixed_len(self.protocol_type.as_ref().map(|v| v.len()), true, false);
+            len += match &self.protocol_type {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
-        len += prefixed_len(
-            self.protocol_name.as_ref().map(|v| v.len()),
-            version >= 6,
-            false,
-        );
+        len += match &self.protocol_name {
+            Some(v) => prefixed_len(Some(v.len()), version >= 6, false),
+            None => prefixed_len(None, version >= 6, false),
+        };
         len += prefixed_len(Some(self.leader.len()), version >= 6, false);
         if version >= 9 {
             len += 1;
         }
         len += prefixed_len(Some(self.member_id.len()), version >= 6, false);
-        len += array_len(Some(self.members.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.members.len()), version >= 6);
+            for e in self.members.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -253,46 +266,64 @@ impl Decodable for JoinGroupResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 2 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("JoinGroupResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl JoinGroupResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 2 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("generation_id", buf.len());
+        this.generation_id = read_i32(buf)?;
+        if version >= 7 {
+            *at = ("protocol_type", buf.len());
+            this.protocol_type = read_nullable_string(buf, true)?;
+        }
+        *at = ("protocol_name", buf.len());
+        this.protocol_name =
+            check_decoded_null(read_nullable_string(buf, version >= 6)?, version >= 7)?;
+        *at = ("leader", buf.len());
+        this.leader = read_string(buf, version >= 6)?;
+        if version >= 9 {
+            *at = ("skip_assignment", buf.len());
+            this.skip_assignment = read_bool(buf)?;
+        }
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 6)?;
+        *at = ("members", buf.len());
+        this.members = match read_array_count(
+            buf,
+            version >= 6,
+            JoinGroupResponseMember::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(JoinGroupResponseMember::decode(buf, version)?);
+                }
+                v
             }
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("generation_id", buf.len());
-            this.generation_id = read_i32(buf)?;
-            if version >= 7 {
-                at = ("protocol_type", buf.len());
-                this.protocol_type = read_nullable_string(buf, true)?;
-            }
-            at = ("protocol_name", buf.len());
-            this.protocol_name =
-                check_decoded_null(read_nullable_string(buf, version >= 6)?, version >= 7)?;
-            at = ("leader", buf.len());
-            this.leader = read_string(buf, version >= 6)?;
-            if version >= 9 {
-                at = ("skip_assignment", buf.len());
-                this.skip_assignment = read_bool(buf)?;
-            }
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 6)?;
-            at = ("members", buf.len());
-            this.members = read_array(
-                buf,
-                version >= 6,
-                JoinGroupResponseMember::min_size(version),
-                |buf| JoinGroupResponseMember::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("JoinGroupResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -332,12 +363,14 @@ impl ::std::default::Default for JoinGroupResponseMember {
 impl JoinGroupResponseMember {
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -347,6 +380,7 @@ impl JoinGroupResponseMember {
     }
     /// Sets `metadata` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: ::bytes::Bytes) -> Self {
         self.metadata = value;
         self
@@ -398,11 +432,10 @@ impl Encodable for JoinGroupResponseMember {
         let mut len = 0;
         len += prefixed_len(Some(self.member_id.len()), version >= 6, false);
         if version >= 5 {
-            len += prefixed_len(
-                self.group_instance_id.as_ref().map(|v| v.len()),
-                version >= 6,
-                false,
-            );
+            len += match &self.group_instance_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 6, false),
+                None => prefixed_len(None, version >= 6, false),
+            };
         }
         len += prefixed_len(Some(self.metadata.len()), version >= 6, true);
         if version >= 6 {
@@ -417,22 +450,33 @@ impl Decodable for JoinGroupResponseMember {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 6)?;
-            if version >= 5 {
-                at = ("group_instance_id", buf.len());
-                this.group_instance_id = read_nullable_string(buf, version >= 6)?;
-            }
-            at = ("metadata", buf.len());
-            this.metadata = read_bytes(buf, version >= 6)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("JoinGroupResponseMember", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("JoinGroupResponseMember", at.0, at.1, start)),
+        }
+    }
+}
+
+impl JoinGroupResponseMember {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 6)?;
+        if version >= 5 {
+            *at = ("group_instance_id", buf.len());
+            this.group_instance_id = read_nullable_string(buf, version >= 6)?;
+        }
+        *at = ("metadata", buf.len());
+        this.metadata = read_bytes(buf, version >= 6)?;
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

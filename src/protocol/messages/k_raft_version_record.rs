@@ -42,12 +42,14 @@ impl ::std::default::Default for KRaftVersionRecord {
 impl KRaftVersionRecord {
     /// Sets `version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `k_raft_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_k_raft_version(mut self, value: i16) -> Self {
         self.k_raft_version = value;
         self
@@ -103,16 +105,27 @@ impl Decodable for KRaftVersionRecord {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("version", buf.len());
-            this.version = read_i16(buf)?;
-            at = ("k_raft_version", buf.len());
-            this.k_raft_version = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("KRaftVersionRecord", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("KRaftVersionRecord", at.0, at.1, start)),
+        }
+    }
+}
+
+impl KRaftVersionRecord {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("version", buf.len());
+        this.version = read_i16(buf)?;
+        *at = ("k_raft_version", buf.len());
+        this.k_raft_version = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -72,36 +72,42 @@ impl ::std::default::Default for LeaderAndIsrRequest {
 impl LeaderAndIsrRequest {
     /// Sets `controller_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `is_k_raft_controller` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_k_raft_controller(mut self, value: bool) -> Self {
         self.is_k_raft_controller = value;
         self
     }
     /// Sets `controller_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_epoch(mut self, value: i32) -> Self {
         self.controller_epoch = value;
         self
     }
     /// Sets `broker_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
     }
     /// Sets `r#type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_type(mut self, value: i8) -> Self {
         self.r#type = value;
         self
     }
     /// Sets `ungrouped_partition_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_ungrouped_partition_states(
         mut self,
         value: ::std::vec::Vec<LeaderAndIsrPartitionState>,
@@ -111,12 +117,14 @@ impl LeaderAndIsrRequest {
     }
     /// Sets `topic_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_states(mut self, value: ::std::vec::Vec<LeaderAndIsrTopicState>) -> Self {
         self.topic_states = value;
         self
     }
     /// Sets `live_leaders` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_live_leaders(mut self, value: ::std::vec::Vec<LeaderAndIsrLiveLeader>) -> Self {
         self.live_leaders = value;
         self
@@ -191,12 +199,10 @@ impl Encodable for LeaderAndIsrRequest {
             }
         }
         if version <= 1 {
-            put_array(
-                buf,
-                Some(self.ungrouped_partition_states.as_slice()),
-                false,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.ungrouped_partition_states.len()), false)?;
+            for e in self.ungrouped_partition_states.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version <= 1) {
             if self.ungrouped_partition_states
@@ -210,12 +216,10 @@ impl Encodable for LeaderAndIsrRequest {
             }
         }
         if version >= 2 {
-            put_array(
-                buf,
-                Some(self.topic_states.as_slice()),
-                version >= 4,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.topic_states.len()), version >= 4)?;
+            for e in self.topic_states.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 2) {
             if self.topic_states != ::std::vec::Vec::<LeaderAndIsrTopicState>::new() {
@@ -226,12 +230,10 @@ impl Encodable for LeaderAndIsrRequest {
                 });
             }
         }
-        put_array(
-            buf,
-            Some(self.live_leaders.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.live_leaders.len()), version >= 4)?;
+        for e in self.live_leaders.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -253,20 +255,30 @@ impl Encodable for LeaderAndIsrRequest {
             len += 1;
         }
         if version <= 1 {
-            len += array_len(
-                Some(self.ungrouped_partition_states.as_slice()),
-                false,
-                |e| e.encoded_len(version),
-            );
+            len += {
+                let mut n = array_prefix_len(Some(self.ungrouped_partition_states.len()), false);
+                for e in self.ungrouped_partition_states.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 2 {
-            len += array_len(Some(self.topic_states.as_slice()), version >= 4, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topic_states.len()), version >= 4);
+                for e in self.topic_states.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
-        len += array_len(Some(self.live_leaders.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.live_leaders.len()), version >= 4);
+            for e in self.live_leaders.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -285,59 +297,88 @@ impl Decodable for LeaderAndIsrRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("controller_id", buf.len());
-            this.controller_id = read_i32(buf)?;
-            if version >= 7 {
-                at = ("is_k_raft_controller", buf.len());
-                this.is_k_raft_controller = read_bool(buf)?;
-            }
-            at = ("controller_epoch", buf.len());
-            this.controller_epoch = read_i32(buf)?;
-            if version >= 2 {
-                at = ("broker_epoch", buf.len());
-                this.broker_epoch = read_i64(buf)?;
-            }
-            if version >= 5 {
-                at = ("r#type", buf.len());
-                this.r#type = read_i8(buf)?;
-            }
-            if version <= 1 {
-                at = ("ungrouped_partition_states", buf.len());
-                this.ungrouped_partition_states = read_array(
-                    buf,
-                    false,
-                    LeaderAndIsrPartitionState::min_size(version),
-                    |buf| LeaderAndIsrPartitionState::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 2 {
-                at = ("topic_states", buf.len());
-                this.topic_states = read_array(
-                    buf,
-                    version >= 4,
-                    LeaderAndIsrTopicState::min_size(version),
-                    |buf| LeaderAndIsrTopicState::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            at = ("live_leaders", buf.len());
-            this.live_leaders = read_array(
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderAndIsrRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderAndIsrRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("controller_id", buf.len());
+        this.controller_id = read_i32(buf)?;
+        if version >= 7 {
+            *at = ("is_k_raft_controller", buf.len());
+            this.is_k_raft_controller = read_bool(buf)?;
+        }
+        *at = ("controller_epoch", buf.len());
+        this.controller_epoch = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("broker_epoch", buf.len());
+            this.broker_epoch = read_i64(buf)?;
+        }
+        if version >= 5 {
+            *at = ("r#type", buf.len());
+            this.r#type = read_i8(buf)?;
+        }
+        if version <= 1 {
+            *at = ("ungrouped_partition_states", buf.len());
+            this.ungrouped_partition_states = match read_array_count(
+                buf,
+                false,
+                LeaderAndIsrPartitionState::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(LeaderAndIsrPartitionState::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 2 {
+            *at = ("topic_states", buf.len());
+            this.topic_states = match read_array_count(
                 buf,
                 version >= 4,
-                LeaderAndIsrLiveLeader::min_size(version),
-                |buf| LeaderAndIsrLiveLeader::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderAndIsrRequest", at.0, at.1, start))
+                LeaderAndIsrTopicState::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(LeaderAndIsrTopicState::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        *at = ("live_leaders", buf.len());
+        this.live_leaders =
+            match read_array_count(buf, version >= 4, LeaderAndIsrLiveLeader::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(LeaderAndIsrLiveLeader::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -422,72 +463,84 @@ impl ::std::default::Default for LeaderAndIsrPartitionState {
 impl LeaderAndIsrPartitionState {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `controller_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_epoch(mut self, value: i32) -> Self {
         self.controller_epoch = value;
         self
     }
     /// Sets `leader` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader(mut self, value: i32) -> Self {
         self.leader = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `isr` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_isr(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.isr = value;
         self
     }
     /// Sets `partition_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_epoch(mut self, value: i32) -> Self {
         self.partition_epoch = value;
         self
     }
     /// Sets `replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.replicas = value;
         self
     }
     /// Sets `adding_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_adding_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.adding_replicas = value;
         self
     }
     /// Sets `removing_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_removing_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.removing_replicas = value;
         self
     }
     /// Sets `is_new` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_new(mut self, value: bool) -> Self {
         self.is_new = value;
         self
     }
     /// Sets `leader_recovery_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_recovery_state(mut self, value: i8) -> Self {
         self.leader_recovery_state = value;
         self
@@ -536,41 +589,26 @@ impl Encodable for LeaderAndIsrPartitionState {
         buf.put_i32(self.controller_epoch);
         buf.put_i32(self.leader);
         buf.put_i32(self.leader_epoch);
-        put_array(buf, Some(self.isr.as_slice()), version >= 4, |buf, e| {
+        put_array_len(buf, Some(self.isr.len()), version >= 4)?;
+        for e in self.isr.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         buf.put_i32(self.partition_epoch);
-        put_array(
-            buf,
-            Some(self.replicas.as_slice()),
-            version >= 4,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
-        if version >= 3 {
-            put_array(
-                buf,
-                Some(self.adding_replicas.as_slice()),
-                version >= 4,
-                |buf, e| {
-                    buf.put_i32(*e);
-                    Ok(())
-                },
-            )?;
+        put_array_len(buf, Some(self.replicas.len()), version >= 4)?;
+        for e in self.replicas.iter() {
+            buf.put_i32(*e);
         }
         if version >= 3 {
-            put_array(
-                buf,
-                Some(self.removing_replicas.as_slice()),
-                version >= 4,
-                |buf, e| {
-                    buf.put_i32(*e);
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.adding_replicas.len()), version >= 4)?;
+            for e in self.adding_replicas.iter() {
+                buf.put_i32(*e);
+            }
+        }
+        if version >= 3 {
+            put_array_len(buf, Some(self.removing_replicas.len()), version >= 4)?;
+            for e in self.removing_replicas.iter() {
+                buf.put_i32(*e);
+            }
         }
         if version >= 1 {
             buf.put_u8(u8::from(self.is_new));
@@ -605,13 +643,13 @@ impl Encodable for LeaderAndIsrPartitionState {
         if version <= 1 {
             len += prefixed_len(Some(self.topic_name.len()), false, false);
         }
-        len += array_len(Some(self.isr.as_slice()), version >= 4, |e| 4);
-        len += array_len(Some(self.replicas.as_slice()), version >= 4, |e| 4);
+        len += fixed_array_len(Some(self.isr.len()), version >= 4, 4);
+        len += fixed_array_len(Some(self.replicas.len()), version >= 4, 4);
         if version >= 3 {
-            len += array_len(Some(self.adding_replicas.as_slice()), version >= 4, |e| 4);
+            len += fixed_array_len(Some(self.adding_replicas.len()), version >= 4, 4);
         }
         if version >= 3 {
-            len += array_len(Some(self.removing_replicas.as_slice()), version >= 4, |e| 4);
+            len += fixed_array_len(Some(self.removing_replicas.len()), version >= 4, 4);
         }
         if version >= 1 {
             len += 1;
@@ -631,53 +669,96 @@ impl Decodable for LeaderAndIsrPartitionState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 1 {
-                at = ("topic_name", buf.len());
-                this.topic_name = read_string(buf, false)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderAndIsrPartitionState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderAndIsrPartitionState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 1 {
+            *at = ("topic_name", buf.len());
+            this.topic_name = read_string(buf, false)?;
+        }
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("controller_epoch", buf.len());
+        this.controller_epoch = read_i32(buf)?;
+        *at = ("leader", buf.len());
+        this.leader = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("isr", buf.len());
+        this.isr = match read_array_count(buf, version >= 4, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("controller_epoch", buf.len());
-            this.controller_epoch = read_i32(buf)?;
-            at = ("leader", buf.len());
-            this.leader = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("isr", buf.len());
-            this.isr =
-                read_array(buf, version >= 4, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("partition_epoch", buf.len());
-            this.partition_epoch = read_i32(buf)?;
-            at = ("replicas", buf.len());
-            this.replicas =
-                read_array(buf, version >= 4, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("adding_replicas", buf.len());
-                this.adding_replicas = read_array(buf, version >= 4, 4, read_i32)?
-                    .ok_or(DecodeError::UnexpectedNull)?;
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("partition_epoch", buf.len());
+        this.partition_epoch = read_i32(buf)?;
+        *at = ("replicas", buf.len());
+        this.replicas = match read_array_count(buf, version >= 4, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            if version >= 3 {
-                at = ("removing_replicas", buf.len());
-                this.removing_replicas = read_array(buf, version >= 4, 4, read_i32)?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 1 {
-                at = ("is_new", buf.len());
-                this.is_new = read_bool(buf)?;
-            }
-            if version >= 6 {
-                at = ("leader_recovery_state", buf.len());
-                this.leader_recovery_state = read_i8(buf)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderAndIsrPartitionState", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 3 {
+            *at = ("adding_replicas", buf.len());
+            this.adding_replicas = match read_array_count(buf, version >= 4, 4)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_i32(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("removing_replicas", buf.len());
+            this.removing_replicas = match read_array_count(buf, version >= 4, 4)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_i32(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 1 {
+            *at = ("is_new", buf.len());
+            this.is_new = read_bool(buf)?;
+        }
+        if version >= 6 {
+            *at = ("leader_recovery_state", buf.len());
+            this.leader_recovery_state = read_i8(buf)?;
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -717,18 +798,21 @@ impl ::std::default::Default for LeaderAndIsrTopicState {
 impl LeaderAndIsrTopicState {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partition_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_states(
         mut self,
         value: ::std::vec::Vec<LeaderAndIsrPartitionState>,
@@ -757,12 +841,10 @@ impl Encodable for LeaderAndIsrTopicState {
         if version >= 5 {
             put_uuid(buf, &self.topic_id);
         }
-        put_array(
-            buf,
-            Some(self.partition_states.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partition_states.len()), version >= 4)?;
+        for e in self.partition_states.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -782,9 +864,13 @@ impl Encodable for LeaderAndIsrTopicState {
         if version >= 5 {
             len += 16;
         }
-        len += array_len(Some(self.partition_states.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partition_states.len()), version >= 4);
+            for e in self.partition_states.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -797,29 +883,47 @@ impl Decodable for LeaderAndIsrTopicState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, version >= 4)?;
-            if version >= 5 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderAndIsrTopicState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderAndIsrTopicState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, version >= 4)?;
+        if version >= 5 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("partition_states", buf.len());
+        this.partition_states = match read_array_count(
+            buf,
+            version >= 4,
+            LeaderAndIsrPartitionState::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(LeaderAndIsrPartitionState::decode(buf, version)?);
+                }
+                v
             }
-            at = ("partition_states", buf.len());
-            this.partition_states = read_array(
-                buf,
-                version >= 4,
-                LeaderAndIsrPartitionState::min_size(version),
-                |buf| LeaderAndIsrPartitionState::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderAndIsrTopicState", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -859,18 +963,21 @@ impl ::std::default::Default for LeaderAndIsrLiveLeader {
 impl LeaderAndIsrLiveLeader {
     /// Sets `broker_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_id(mut self, value: i32) -> Self {
         self.broker_id = value;
         self
     }
     /// Sets `host_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host_name(mut self, value: ::std::string::String) -> Self {
         self.host_name = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
@@ -920,20 +1027,31 @@ impl Decodable for LeaderAndIsrLiveLeader {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("broker_id", buf.len());
-            this.broker_id = read_i32(buf)?;
-            at = ("host_name", buf.len());
-            this.host_name = read_string(buf, version >= 4)?;
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderAndIsrLiveLeader", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderAndIsrLiveLeader", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderAndIsrLiveLeader {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("broker_id", buf.len());
+        this.broker_id = read_i32(buf)?;
+        *at = ("host_name", buf.len());
+        this.host_name = read_string(buf, version >= 4)?;
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -47,12 +47,14 @@ impl ::std::default::Default for LeaderAndIsrResponse {
 impl LeaderAndIsrResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition_errors` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_errors(
         mut self,
         value: ::std::vec::Vec<LeaderAndIsrPartitionError>,
@@ -62,11 +64,13 @@ impl LeaderAndIsrResponse {
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<LeaderAndIsrTopicError>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`TopicId`) matches.
+    #[inline]
     pub fn find_topics(&self, topic_id: Uuid) -> ::std::option::Option<&LeaderAndIsrTopicError> {
         self.topics.iter().find(|e| e.topic_id == topic_id)
     }
@@ -107,12 +111,10 @@ impl Encodable for LeaderAndIsrResponse {
         }
         buf.put_i16(self.error_code);
         if version <= 4 {
-            put_array(
-                buf,
-                Some(self.partition_errors.as_slice()),
-                version >= 4,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.partition_errors.len()), version >= 4)?;
+            for e in self.partition_errors.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version <= 4) {
             if self.partition_errors != ::std::vec::Vec::<LeaderAndIsrPartitionError>::new() {
@@ -124,9 +126,10 @@ impl Encodable for LeaderAndIsrResponse {
             }
         }
         if version >= 5 {
-            put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.topics.len()), true)?;
+            for e in self.topics.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 5) {
             if self.topics != ::std::vec::Vec::<LeaderAndIsrTopicError>::new() {
@@ -149,14 +152,22 @@ impl Encodable for LeaderAndIsrResponse {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         if version <= 4 {
-            len += array_len(Some(self.partition_errors.as_slice()), version >= 4, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.partition_errors.len()), version >= 4);
+                for e in self.partition_errors.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 5 {
-            len += array_len(Some(self.topics.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topics.len()), true);
+                for e in self.topics.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -176,37 +187,59 @@ impl Decodable for LeaderAndIsrResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version <= 4 {
-                at = ("partition_errors", buf.len());
-                this.partition_errors = read_array(
-                    buf,
-                    version >= 4,
-                    LeaderAndIsrPartitionError::min_size(version),
-                    |buf| LeaderAndIsrPartitionError::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 5 {
-                at = ("topics", buf.len());
-                this.topics = read_array(
-                    buf,
-                    true,
-                    LeaderAndIsrTopicError::min_size(version),
-                    |buf| LeaderAndIsrTopicError::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderAndIsrResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderAndIsrResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderAndIsrResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version <= 4 {
+            *at = ("partition_errors", buf.len());
+            this.partition_errors = match read_array_count(
+                buf,
+                version >= 4,
+                LeaderAndIsrPartitionError::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(LeaderAndIsrPartitionError::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 5 {
+            *at = ("topics", buf.len());
+            this.topics =
+                match read_array_count(buf, true, LeaderAndIsrTopicError::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(LeaderAndIsrTopicError::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -246,18 +279,21 @@ impl ::std::default::Default for LeaderAndIsrPartitionError {
 impl LeaderAndIsrPartitionError {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -319,23 +355,34 @@ impl Decodable for LeaderAndIsrPartitionError {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 4 {
-                at = ("topic_name", buf.len());
-                this.topic_name = read_string(buf, version >= 4)?;
-            }
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderAndIsrPartitionError", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderAndIsrPartitionError", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderAndIsrPartitionError {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 4 {
+            *at = ("topic_name", buf.len());
+            this.topic_name = read_string(buf, version >= 4)?;
+        }
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -370,12 +417,14 @@ impl ::std::default::Default for LeaderAndIsrTopicError {
 impl LeaderAndIsrTopicError {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partition_errors` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_errors(
         mut self,
         value: ::std::vec::Vec<LeaderAndIsrPartitionError>,
@@ -398,12 +447,10 @@ impl Encodable for LeaderAndIsrTopicError {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(
-            buf,
-            Some(self.partition_errors.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partition_errors.len()), true)?;
+        for e in self.partition_errors.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -411,9 +458,13 @@ impl Encodable for LeaderAndIsrTopicError {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partition_errors.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partition_errors.len()), true);
+            for e in self.partition_errors.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -424,22 +475,37 @@ impl Decodable for LeaderAndIsrTopicError {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partition_errors", buf.len());
-            this.partition_errors = read_array(
-                buf,
-                true,
-                LeaderAndIsrPartitionError::min_size(version),
-                |buf| LeaderAndIsrPartitionError::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderAndIsrTopicError", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderAndIsrTopicError", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderAndIsrTopicError {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partition_errors", buf.len());
+        this.partition_errors =
+            match read_array_count(buf, true, LeaderAndIsrPartitionError::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(LeaderAndIsrPartitionError::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

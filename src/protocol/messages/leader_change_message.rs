@@ -52,24 +52,28 @@ impl ::std::default::Default for LeaderChangeMessage {
 impl LeaderChangeMessage {
     /// Sets `version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `voters` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voters(mut self, value: ::std::vec::Vec<Voter>) -> Self {
         self.voters = value;
         self
     }
     /// Sets `granting_voters` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_granting_voters(mut self, value: ::std::vec::Vec<Voter>) -> Self {
         self.granting_voters = value;
         self
@@ -102,15 +106,14 @@ impl Encodable for LeaderChangeMessage {
         }
         buf.put_i16(self.version);
         buf.put_i32(self.leader_id);
-        put_array(buf, Some(self.voters.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(
-            buf,
-            Some(self.granting_voters.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.voters.len()), true)?;
+        for e in self.voters.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.granting_voters.len()), true)?;
+        for e in self.granting_voters.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -118,12 +121,20 @@ impl Encodable for LeaderChangeMessage {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += array_len(Some(self.voters.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.granting_voters.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.voters.len()), true);
+            for e in self.voters.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.granting_voters.len()), true);
+            for e in self.granting_voters.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -140,27 +151,50 @@ impl Decodable for LeaderChangeMessage {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("version", buf.len());
-            this.version = read_i16(buf)?;
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("voters", buf.len());
-            this.voters = read_array(buf, true, Voter::min_size(version), |buf| {
-                Voter::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("granting_voters", buf.len());
-            this.granting_voters = read_array(buf, true, Voter::min_size(version), |buf| {
-                Voter::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderChangeMessage", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderChangeMessage", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderChangeMessage {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("version", buf.len());
+        this.version = read_i16(buf)?;
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("voters", buf.len());
+        this.voters = match read_array_count(buf, true, Voter::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Voter::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("granting_voters", buf.len());
+        this.granting_voters = match read_array_count(buf, true, Voter::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Voter::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -193,12 +227,14 @@ impl ::std::default::Default for Voter {
 impl Voter {
     /// Sets `voter_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
@@ -250,18 +286,29 @@ impl Decodable for Voter {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("voter_id", buf.len());
-            this.voter_id = read_i32(buf)?;
-            if version >= 1 {
-                at = ("voter_directory_id", buf.len());
-                this.voter_directory_id = read_uuid(buf)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Voter", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Voter", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Voter {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("voter_id", buf.len());
+        this.voter_id = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("voter_directory_id", buf.len());
+            this.voter_directory_id = read_uuid(buf)?;
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for LeaveGroupRequest {
 impl LeaveGroupRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `members` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: ::std::vec::Vec<MemberIdentity>) -> Self {
         self.members = value;
         self
@@ -114,12 +117,10 @@ impl Encodable for LeaveGroupRequest {
             }
         }
         if version >= 3 {
-            put_array(
-                buf,
-                Some(self.members.as_slice()),
-                version >= 4,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.members.len()), version >= 4)?;
+            for e in self.members.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 3) {
             if self.members != ::std::vec::Vec::<MemberIdentity>::new() {
@@ -146,9 +147,13 @@ impl Encodable for LeaveGroupRequest {
             len += prefixed_len(Some(self.member_id.len()), false, false);
         }
         if version >= 3 {
-            len += array_len(Some(self.members.as_slice()), version >= 4, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.members.len()), version >= 4);
+                for e in self.members.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -168,31 +173,46 @@ impl Decodable for LeaveGroupRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 4)?;
-            if version <= 2 {
-                at = ("member_id", buf.len());
-                this.member_id = read_string(buf, false)?;
-            }
-            if version >= 3 {
-                at = ("members", buf.len());
-                this.members = read_array(
-                    buf,
-                    version >= 4,
-                    MemberIdentity::min_size(version),
-                    |buf| MemberIdentity::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaveGroupRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaveGroupRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaveGroupRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 4)?;
+        if version <= 2 {
+            *at = ("member_id", buf.len());
+            this.member_id = read_string(buf, false)?;
+        }
+        if version >= 3 {
+            *at = ("members", buf.len());
+            this.members =
+                match read_array_count(buf, version >= 4, MemberIdentity::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(MemberIdentity::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -232,12 +252,14 @@ impl ::std::default::Default for MemberIdentity {
 impl MemberIdentity {
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -247,6 +269,7 @@ impl MemberIdentity {
     }
     /// Sets `reason` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_reason(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.reason = value;
         self
@@ -285,13 +308,15 @@ impl Encodable for MemberIdentity {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.member_id.len()), version >= 4, false);
-        len += prefixed_len(
-            self.group_instance_id.as_ref().map(|v| v.len()),
-            version >= 4,
-            false,
-        );
+        len += match &self.group_instance_id {
+            Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+            None => prefixed_len(None, version >= 4, false),
+        };
         if version >= 5 {
-            len += prefixed_len(self.reason.as_ref().map(|v| v.len()), true, false);
+            len += match &self.reason {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -305,22 +330,33 @@ impl Decodable for MemberIdentity {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 4)?;
-            at = ("group_instance_id", buf.len());
-            this.group_instance_id = read_nullable_string(buf, version >= 4)?;
-            if version >= 5 {
-                at = ("reason", buf.len());
-                this.reason = read_nullable_string(buf, true)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MemberIdentity", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MemberIdentity", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MemberIdentity {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 4)?;
+        *at = ("group_instance_id", buf.len());
+        this.group_instance_id = read_nullable_string(buf, version >= 4)?;
+        if version >= 5 {
+            *at = ("reason", buf.len());
+            this.reason = read_nullable_string(buf, true)?;
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for LeaveGroupResponse {
 impl LeaveGroupResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `members` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: ::std::vec::Vec<MemberResponse>) -> Self {
         self.members = value;
         self
@@ -104,12 +107,10 @@ impl Encodable for LeaveGroupResponse {
         }
         buf.put_i16(self.error_code);
         if version >= 3 {
-            put_array(
-                buf,
-                Some(self.members.as_slice()),
-                version >= 4,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.members.len()), version >= 4)?;
+            for e in self.members.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 3) {
             if self.members != ::std::vec::Vec::<MemberResponse>::new() {
@@ -135,9 +136,13 @@ impl Encodable for LeaveGroupResponse {
             len += 4;
         }
         if version >= 3 {
-            len += array_len(Some(self.members.as_slice()), version >= 4, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.members.len()), version >= 4);
+                for e in self.members.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -157,31 +162,46 @@ impl Decodable for LeaveGroupResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 3 {
-                at = ("members", buf.len());
-                this.members = read_array(
-                    buf,
-                    version >= 4,
-                    MemberResponse::min_size(version),
-                    |buf| MemberResponse::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaveGroupResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaveGroupResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaveGroupResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 3 {
+            *at = ("members", buf.len());
+            this.members =
+                match read_array_count(buf, version >= 4, MemberResponse::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(MemberResponse::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -221,12 +241,14 @@ impl ::std::default::Default for MemberResponse {
 impl MemberResponse {
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -236,6 +258,7 @@ impl MemberResponse {
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -271,11 +294,10 @@ impl Encodable for MemberResponse {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         len += prefixed_len(Some(self.member_id.len()), version >= 4, false);
-        len += prefixed_len(
-            self.group_instance_id.as_ref().map(|v| v.len()),
-            version >= 4,
-            false,
-        );
+        len += match &self.group_instance_id {
+            Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+            None => prefixed_len(None, version >= 4, false),
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -288,20 +310,31 @@ impl Decodable for MemberResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 4)?;
-            at = ("group_instance_id", buf.len());
-            this.group_instance_id = read_nullable_string(buf, version >= 4)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MemberResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MemberResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MemberResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 4)?;
+        *at = ("group_instance_id", buf.len());
+        this.group_instance_id = read_nullable_string(buf, version >= 4)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -42,12 +42,14 @@ impl ::std::default::Default for ListGroupsRequest {
 impl ListGroupsRequest {
     /// Sets `states_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_states_filter(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.states_filter = value;
         self
     }
     /// Sets `types_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_types_filter(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.types_filter = value;
         self
@@ -81,10 +83,10 @@ impl Encodable for ListGroupsRequest {
             });
         }
         if version >= 4 {
-            put_array(buf, Some(self.states_filter.as_slice()), true, |buf, e| {
+            put_array_len(buf, Some(self.states_filter.len()), true)?;
+            for e in self.states_filter.iter() {
                 put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            })?;
+            }
         }
         if !(version >= 4) {
             if self.states_filter != ::std::vec::Vec::<::std::string::String>::new() {
@@ -96,10 +98,10 @@ impl Encodable for ListGroupsRequest {
             }
         }
         if version >= 5 {
-            put_array(buf, Some(self.types_filter.as_slice()), true, |buf, e| {
+            put_array_len(buf, Some(self.types_filter.len()), true)?;
+            for e in self.types_filter.iter() {
                 put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            })?;
+            }
         }
         if !(version >= 5) {
             if self.types_filter != ::std::vec::Vec::<::std::string::String>::new() {
@@ -122,14 +124,22 @@ impl Encodable for ListGroupsRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         if version >= 4 {
-            len += array_len(Some(self.states_filter.as_slice()), true, |e| {
-                prefixed_len(Some(e.len()), true, false)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.states_filter.len()), true);
+                for e in self.states_filter.iter() {
+                    n += prefixed_len(Some(e.len()), true, false);
+                }
+                n
+            };
         }
         if version >= 5 {
-            len += array_len(Some(self.types_filter.as_slice()), true, |e| {
-                prefixed_len(Some(e.len()), true, false)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.types_filter.len()), true);
+                for e in self.types_filter.iter() {
+                    n += prefixed_len(Some(e.len()), true, false);
+                }
+                n
+            };
         }
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -149,24 +159,51 @@ impl Decodable for ListGroupsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 4 {
-                at = ("states_filter", buf.len());
-                this.states_filter = read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 5 {
-                at = ("types_filter", buf.len());
-                this.types_filter = read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListGroupsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListGroupsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListGroupsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 4 {
+            *at = ("states_filter", buf.len());
+            this.states_filter = match read_array_count(buf, true, 1)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_string(buf, true)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 5 {
+            *at = ("types_filter", buf.len());
+            this.types_filter = match read_array_count(buf, true, 1)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_string(buf, true)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for ListGroupsResponse {
 impl ListGroupsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `groups` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: ::std::vec::Vec<ListedGroup>) -> Self {
         self.groups = value;
         self
@@ -95,9 +98,10 @@ impl Encodable for ListGroupsResponse {
             buf.put_i32(self.throttle_time_ms);
         }
         buf.put_i16(self.error_code);
-        put_array(buf, Some(self.groups.as_slice()), version >= 3, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.groups.len()), version >= 3)?;
+        for e in self.groups.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 3 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -112,9 +116,13 @@ impl Encodable for ListGroupsResponse {
         if version >= 1 {
             len += 4;
         }
-        len += array_len(Some(self.groups.as_slice()), version >= 3, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.groups.len()), version >= 3);
+            for e in self.groups.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -133,26 +141,43 @@ impl Decodable for ListGroupsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListGroupsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListGroupsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("groups", buf.len());
+        this.groups = match read_array_count(buf, version >= 3, ListedGroup::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ListedGroup::decode(buf, version)?);
+                }
+                v
             }
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("groups", buf.len());
-            this.groups = read_array(buf, version >= 3, ListedGroup::min_size(version), |buf| {
-                ListedGroup::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListGroupsResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -197,24 +222,28 @@ impl ::std::default::Default for ListedGroup {
 impl ListedGroup {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `protocol_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(mut self, value: ::std::string::String) -> Self {
         self.protocol_type = value;
         self
     }
     /// Sets `group_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: ::std::string::String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `group_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_type(mut self, value: ::std::string::String) -> Self {
         self.group_type = value;
         self
@@ -276,26 +305,37 @@ impl Decodable for ListedGroup {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 3)?;
-            at = ("protocol_type", buf.len());
-            this.protocol_type = read_string(buf, version >= 3)?;
-            if version >= 4 {
-                at = ("group_state", buf.len());
-                this.group_state = read_string(buf, true)?;
-            }
-            if version >= 5 {
-                at = ("group_type", buf.len());
-                this.group_type = read_string(buf, true)?;
-            }
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListedGroup", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListedGroup", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListedGroup {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 3)?;
+        *at = ("protocol_type", buf.len());
+        this.protocol_type = read_string(buf, version >= 3)?;
+        if version >= 4 {
+            *at = ("group_state", buf.len());
+            this.group_state = read_string(buf, true)?;
+        }
+        if version >= 5 {
+            *at = ("group_type", buf.len());
+            this.group_type = read_string(buf, true)?;
+        }
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

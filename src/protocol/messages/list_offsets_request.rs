@@ -47,18 +47,21 @@ impl ::std::default::Default for ListOffsetsRequest {
 impl ListOffsetsRequest {
     /// Sets `replica_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_id(mut self, value: i32) -> Self {
         self.replica_id = value;
         self
     }
     /// Sets `isolation_level` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_isolation_level(mut self, value: i8) -> Self {
         self.isolation_level = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<ListOffsetsTopic>) -> Self {
         self.topics = value;
         self
@@ -104,9 +107,10 @@ impl Encodable for ListOffsetsRequest {
                 });
             }
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 6, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 6)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -121,9 +125,13 @@ impl Encodable for ListOffsetsRequest {
         if version >= 2 {
             len += 1;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 6);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -142,29 +150,44 @@ impl Decodable for ListOffsetsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("replica_id", buf.len());
-            this.replica_id = read_i32(buf)?;
-            if version >= 2 {
-                at = ("isolation_level", buf.len());
-                this.isolation_level = read_i8(buf)?;
-            }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 6,
-                ListOffsetsTopic::min_size(version),
-                |buf| ListOffsetsTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListOffsetsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListOffsetsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListOffsetsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("replica_id", buf.len());
+        this.replica_id = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("isolation_level", buf.len());
+            this.isolation_level = read_i8(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, version >= 6, ListOffsetsTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(ListOffsetsTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -209,24 +232,28 @@ impl ::std::default::Default for ListOffsetsPartition {
 impl ListOffsetsPartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `current_leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_leader_epoch(mut self, value: i32) -> Self {
         self.current_leader_epoch = value;
         self
     }
     /// Sets `timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timestamp(mut self, value: i64) -> Self {
         self.timestamp = value;
         self
     }
     /// Sets `max_num_offsets` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_num_offsets(mut self, value: i32) -> Self {
         self.max_num_offsets = value;
         self
@@ -293,27 +320,38 @@ impl Decodable for ListOffsetsPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            if version >= 4 {
-                at = ("current_leader_epoch", buf.len());
-                this.current_leader_epoch = read_i32(buf)?;
-            }
-            at = ("timestamp", buf.len());
-            this.timestamp = read_i64(buf)?;
-            if version <= 0 {
-                at = ("max_num_offsets", buf.len());
-                this.max_num_offsets = read_i32(buf)?;
-            }
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListOffsetsPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListOffsetsPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListOffsetsPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        if version >= 4 {
+            *at = ("current_leader_epoch", buf.len());
+            this.current_leader_epoch = read_i32(buf)?;
+        }
+        *at = ("timestamp", buf.len());
+        this.timestamp = read_i64(buf)?;
+        if version <= 0 {
+            *at = ("max_num_offsets", buf.len());
+            this.max_num_offsets = read_i32(buf)?;
+        }
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -348,12 +386,14 @@ impl ::std::default::Default for ListOffsetsTopic {
 impl ListOffsetsTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<ListOffsetsPartition>) -> Self {
         self.partitions = value;
         self
@@ -375,12 +415,10 @@ impl Encodable for ListOffsetsTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 6)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 6,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 6)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -393,9 +431,13 @@ impl Encodable for ListOffsetsTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 6, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 6);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -408,24 +450,39 @@ impl Decodable for ListOffsetsTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 6)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 6,
-                ListOffsetsPartition::min_size(version),
-                |buf| ListOffsetsPartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListOffsetsTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListOffsetsTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListOffsetsTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 6)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, version >= 6, ListOffsetsPartition::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(ListOffsetsPartition::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -42,12 +42,14 @@ impl ::std::default::Default for ListOffsetsResponse {
 impl ListOffsetsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<ListOffsetsTopicResponse>) -> Self {
         self.topics = value;
         self
@@ -83,9 +85,10 @@ impl Encodable for ListOffsetsResponse {
         if version >= 2 {
             buf.put_i32(self.throttle_time_ms);
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 6, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 6)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -100,9 +103,13 @@ impl Encodable for ListOffsetsResponse {
         if version >= 2 {
             len += 4;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 6);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -121,27 +128,45 @@ impl Decodable for ListOffsetsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 2 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListOffsetsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListOffsetsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 2 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            version >= 6,
+            ListOffsetsTopicResponse::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ListOffsetsTopicResponse::decode(buf, version)?);
+                }
+                v
             }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 6,
-                ListOffsetsTopicResponse::min_size(version),
-                |buf| ListOffsetsTopicResponse::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListOffsetsResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -194,36 +219,42 @@ impl ::std::default::Default for ListOffsetsPartitionResponse {
 impl ListOffsetsPartitionResponse {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `old_style_offsets` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_old_style_offsets(mut self, value: ::std::vec::Vec<i64>) -> Self {
         self.old_style_offsets = value;
         self
     }
     /// Sets `timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timestamp(mut self, value: i64) -> Self {
         self.timestamp = value;
         self
     }
     /// Sets `offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_offset(mut self, value: i64) -> Self {
         self.offset = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -249,15 +280,10 @@ impl Encodable for ListOffsetsPartitionResponse {
         buf.put_i32(self.partition_index);
         buf.put_i16(self.error_code);
         if version <= 0 {
-            put_array(
-                buf,
-                Some(self.old_style_offsets.as_slice()),
-                false,
-                |buf, e| {
-                    buf.put_i64(*e);
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.old_style_offsets.len()), false)?;
+            for e in self.old_style_offsets.iter() {
+                buf.put_i64(*e);
+            }
         }
         if !(version <= 0) {
             if self.old_style_offsets != ::std::vec::Vec::<i64>::new() {
@@ -320,7 +346,7 @@ impl Encodable for ListOffsetsPartitionResponse {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
         if version <= 0 {
-            len += array_len(Some(self.old_style_offsets.as_slice()), false, |e| 8);
+            len += fixed_array_len(Some(self.old_style_offsets.len()), false, 8);
         }
         if version >= 1 {
             len += 8;
@@ -343,36 +369,55 @@ impl Decodable for ListOffsetsPartitionResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version <= 0 {
-                at = ("old_style_offsets", buf.len());
-                this.old_style_offsets =
-                    read_array(buf, false, 8, read_i64)?.ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 1 {
-                at = ("timestamp", buf.len());
-                this.timestamp = read_i64(buf)?;
-            }
-            if version >= 1 {
-                at = ("offset", buf.len());
-                this.offset = read_i64(buf)?;
-            }
-            if version >= 4 {
-                at = ("leader_epoch", buf.len());
-                this.leader_epoch = read_i32(buf)?;
-            }
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListOffsetsPartitionResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListOffsetsPartitionResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListOffsetsPartitionResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version <= 0 {
+            *at = ("old_style_offsets", buf.len());
+            this.old_style_offsets = match read_array_count(buf, false, 8)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_i64(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 1 {
+            *at = ("timestamp", buf.len());
+            this.timestamp = read_i64(buf)?;
+        }
+        if version >= 1 {
+            *at = ("offset", buf.len());
+            this.offset = read_i64(buf)?;
+        }
+        if version >= 4 {
+            *at = ("leader_epoch", buf.len());
+            this.leader_epoch = read_i32(buf)?;
+        }
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -407,12 +452,14 @@ impl ::std::default::Default for ListOffsetsTopicResponse {
 impl ListOffsetsTopicResponse {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<ListOffsetsPartitionResponse>) -> Self {
         self.partitions = value;
         self
@@ -434,12 +481,10 @@ impl Encodable for ListOffsetsTopicResponse {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 6)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 6,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 6)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -456,9 +501,13 @@ impl Encodable for ListOffsetsTopicResponse {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 6, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 6);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -471,24 +520,42 @@ impl Decodable for ListOffsetsTopicResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 6)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 6,
-                ListOffsetsPartitionResponse::min_size(version),
-                |buf| ListOffsetsPartitionResponse::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListOffsetsTopicResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListOffsetsTopicResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 6)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 6,
+            ListOffsetsPartitionResponse::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ListOffsetsPartitionResponse::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListOffsetsTopicResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

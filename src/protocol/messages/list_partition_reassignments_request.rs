@@ -42,12 +42,14 @@ impl ::std::default::Default for ListPartitionReassignmentsRequest {
 impl ListPartitionReassignmentsRequest {
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<ListPartitionReassignmentsTopics>>,
@@ -82,9 +84,15 @@ impl Encodable for ListPartitionReassignmentsRequest {
             });
         }
         buf.put_i32(self.timeout_ms);
-        put_array(buf, self.topics.as_deref(), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.topics.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -92,7 +100,16 @@ impl Encodable for ListPartitionReassignmentsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(self.topics.as_deref(), true, |e| e.encoded_len(version));
+        len += match &self.topics {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), true);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, true),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -109,22 +126,41 @@ impl Decodable for ListPartitionReassignmentsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                true,
-                ListPartitionReassignmentsTopics::min_size(version),
-                |buf| ListPartitionReassignmentsTopics::decode(buf, version),
-            )?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListPartitionReassignmentsRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListPartitionReassignmentsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListPartitionReassignmentsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            true,
+            ListPartitionReassignmentsTopics::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ListPartitionReassignmentsTopics::decode(buf, version)?);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -159,12 +195,14 @@ impl ::std::default::Default for ListPartitionReassignmentsTopics {
 impl ListPartitionReassignmentsTopics {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -184,15 +222,10 @@ impl Encodable for ListPartitionReassignmentsTopics {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), true)?;
-        put_array(
-            buf,
-            Some(self.partition_indexes.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partition_indexes.len()), true)?;
+        for e in self.partition_indexes.iter() {
+            buf.put_i32(*e);
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -201,7 +234,7 @@ impl Encodable for ListPartitionReassignmentsTopics {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += array_len(Some(self.partition_indexes.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.partition_indexes.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -212,17 +245,36 @@ impl Decodable for ListPartitionReassignmentsTopics {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("partition_indexes", buf.len());
-            this.partition_indexes =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListPartitionReassignmentsTopics", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListPartitionReassignmentsTopics", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListPartitionReassignmentsTopics {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("partition_indexes", buf.len());
+        this.partition_indexes = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

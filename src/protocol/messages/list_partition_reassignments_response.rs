@@ -52,18 +52,21 @@ impl ::std::default::Default for ListPartitionReassignmentsResponse {
 impl ListPartitionReassignmentsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -73,6 +76,7 @@ impl ListPartitionReassignmentsResponse {
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<OngoingTopicReassignment>) -> Self {
         self.topics = value;
         self
@@ -106,9 +110,10 @@ impl Encodable for ListPartitionReassignmentsResponse {
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), true)?;
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -116,10 +121,17 @@ impl Encodable for ListPartitionReassignmentsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -136,27 +148,42 @@ impl Decodable for ListPartitionReassignmentsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                true,
-                OngoingTopicReassignment::min_size(version),
-                |buf| OngoingTopicReassignment::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListPartitionReassignmentsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListPartitionReassignmentsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListPartitionReassignmentsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, true, OngoingTopicReassignment::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OngoingTopicReassignment::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -201,24 +228,28 @@ impl ::std::default::Default for OngoingPartitionReassignment {
 impl OngoingPartitionReassignment {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.replicas = value;
         self
     }
     /// Sets `adding_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_adding_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.adding_replicas = value;
         self
     }
     /// Sets `removing_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_removing_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.removing_replicas = value;
         self
@@ -238,28 +269,18 @@ impl Encodable for OngoingPartitionReassignment {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i32(self.partition_index);
-        put_array(buf, Some(self.replicas.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.replicas.len()), true)?;
+        for e in self.replicas.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
-        put_array(
-            buf,
-            Some(self.adding_replicas.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
-        put_array(
-            buf,
-            Some(self.removing_replicas.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        }
+        put_array_len(buf, Some(self.adding_replicas.len()), true)?;
+        for e in self.adding_replicas.iter() {
+            buf.put_i32(*e);
+        }
+        put_array_len(buf, Some(self.removing_replicas.len()), true)?;
+        for e in self.removing_replicas.iter() {
+            buf.put_i32(*e);
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -267,9 +288,9 @@ impl Encodable for OngoingPartitionReassignment {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.replicas.as_slice()), true, |e| 4);
-        len += array_len(Some(self.adding_replicas.as_slice()), true, |e| 4);
-        len += array_len(Some(self.removing_replicas.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.replicas.len()), true, 4);
+        len += fixed_array_len(Some(self.adding_replicas.len()), true, 4);
+        len += fixed_array_len(Some(self.removing_replicas.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -280,24 +301,59 @@ impl Decodable for OngoingPartitionReassignment {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("replicas", buf.len());
-            this.replicas =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("adding_replicas", buf.len());
-            this.adding_replicas =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("removing_replicas", buf.len());
-            this.removing_replicas =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OngoingPartitionReassignment", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OngoingPartitionReassignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OngoingPartitionReassignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("replicas", buf.len());
+        this.replicas = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("adding_replicas", buf.len());
+        this.adding_replicas = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("removing_replicas", buf.len());
+        this.removing_replicas = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -332,12 +388,14 @@ impl ::std::default::Default for OngoingTopicReassignment {
 impl OngoingTopicReassignment {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<OngoingPartitionReassignment>) -> Self {
         self.partitions = value;
         self
@@ -357,9 +415,10 @@ impl Encodable for OngoingTopicReassignment {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -368,9 +427,13 @@ impl Encodable for OngoingTopicReassignment {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -381,22 +444,37 @@ impl Decodable for OngoingTopicReassignment {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                true,
-                OngoingPartitionReassignment::min_size(version),
-                |buf| OngoingPartitionReassignment::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OngoingTopicReassignment", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OngoingTopicReassignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OngoingTopicReassignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, true, OngoingPartitionReassignment::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OngoingPartitionReassignment::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -47,18 +47,21 @@ impl ::std::default::Default for ListTransactionsRequest {
 impl ListTransactionsRequest {
     /// Sets `state_filters` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_state_filters(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.state_filters = value;
         self
     }
     /// Sets `producer_id_filters` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id_filters(mut self, value: ::std::vec::Vec<i64>) -> Self {
         self.producer_id_filters = value;
         self
     }
     /// Sets `duration_filter` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_duration_filter(mut self, value: i64) -> Self {
         self.duration_filter = value;
         self
@@ -89,19 +92,14 @@ impl Encodable for ListTransactionsRequest {
                 version,
             });
         }
-        put_array(buf, Some(self.state_filters.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.state_filters.len()), true)?;
+        for e in self.state_filters.iter() {
             put_nullable_string(buf, Some(e.as_str()), true)?;
-            Ok(())
-        })?;
-        put_array(
-            buf,
-            Some(self.producer_id_filters.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i64(*e);
-                Ok(())
-            },
-        )?;
+        }
+        put_array_len(buf, Some(self.producer_id_filters.len()), true)?;
+        for e in self.producer_id_filters.iter() {
+            buf.put_i64(*e);
+        }
         if version >= 1 {
             buf.put_i64(self.duration_filter);
         }
@@ -121,10 +119,14 @@ impl Encodable for ListTransactionsRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.state_filters.as_slice()), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
-        len += array_len(Some(self.producer_id_filters.as_slice()), true, |e| 8);
+        len += {
+            let mut n = array_prefix_len(Some(self.state_filters.len()), true);
+            for e in self.state_filters.iter() {
+                n += prefixed_len(Some(e.len()), true, false);
+            }
+            n
+        };
+        len += fixed_array_len(Some(self.producer_id_filters.len()), true, 8);
         if version >= 1 {
             len += 8;
         }
@@ -144,22 +146,49 @@ impl Decodable for ListTransactionsRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("state_filters", buf.len());
-            this.state_filters = read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("producer_id_filters", buf.len());
-            this.producer_id_filters =
-                read_array(buf, true, 8, read_i64)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("duration_filter", buf.len());
-                this.duration_filter = read_i64(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListTransactionsRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListTransactionsRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("state_filters", buf.len());
+        this.state_filters = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                v
             }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListTransactionsRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("producer_id_filters", buf.len());
+        this.producer_id_filters = match read_array_count(buf, true, 8)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i64(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("duration_filter", buf.len());
+            this.duration_filter = read_i64(buf)?;
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -48,18 +48,21 @@ impl ::std::default::Default for ListTransactionsResponse {
 impl ListTransactionsResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `unknown_state_filters` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_unknown_state_filters(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -69,6 +72,7 @@ impl ListTransactionsResponse {
     }
     /// Sets `transaction_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transaction_states(mut self, value: ::std::vec::Vec<TransactionState>) -> Self {
         self.transaction_states = value;
         self
@@ -101,21 +105,14 @@ impl Encodable for ListTransactionsResponse {
         }
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
-        put_array(
-            buf,
-            Some(self.unknown_state_filters.as_slice()),
-            true,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            },
-        )?;
-        put_array(
-            buf,
-            Some(self.transaction_states.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.unknown_state_filters.len()), true)?;
+        for e in self.unknown_state_filters.iter() {
+            put_nullable_string(buf, Some(e.as_str()), true)?;
+        }
+        put_array_len(buf, Some(self.transaction_states.len()), true)?;
+        for e in self.transaction_states.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -123,12 +120,20 @@ impl Encodable for ListTransactionsResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += array_len(Some(self.unknown_state_filters.as_slice()), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
-        len += array_len(Some(self.transaction_states.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.unknown_state_filters.len()), true);
+            for e in self.unknown_state_filters.iter() {
+                n += prefixed_len(Some(e.len()), true, false);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.transaction_states.len()), true);
+            for e in self.transaction_states.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -145,27 +150,51 @@ impl Decodable for ListTransactionsResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("unknown_state_filters", buf.len());
-            this.unknown_state_filters =
-                read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("transaction_states", buf.len());
-            this.transaction_states =
-                read_array(buf, true, TransactionState::min_size(version), |buf| {
-                    TransactionState::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ListTransactionsResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ListTransactionsResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ListTransactionsResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("unknown_state_filters", buf.len());
+        this.unknown_state_filters = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("transaction_states", buf.len());
+        this.transaction_states =
+            match read_array_count(buf, true, TransactionState::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TransactionState::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -201,18 +230,21 @@ impl ::std::default::Default for TransactionState {
 impl TransactionState {
     /// Sets `transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: ::std::string::String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `transaction_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transaction_state(mut self, value: ::std::string::String) -> Self {
         self.transaction_state = value;
         self
@@ -253,18 +285,29 @@ impl Decodable for TransactionState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("transactional_id", buf.len());
-            this.transactional_id = read_string(buf, true)?;
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("transaction_state", buf.len());
-            this.transaction_state = read_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TransactionState", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TransactionState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TransactionState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("transactional_id", buf.len());
+        this.transactional_id = read_string(buf, true)?;
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("transaction_state", buf.len());
+        this.transaction_state = read_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

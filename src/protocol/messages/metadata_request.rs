@@ -52,6 +52,7 @@ impl ::std::default::Default for MetadataRequest {
 impl MetadataRequest {
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<MetadataRequestTopic>>,
@@ -61,18 +62,21 @@ impl MetadataRequest {
     }
     /// Sets `allow_auto_topic_creation` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_allow_auto_topic_creation(mut self, value: bool) -> Self {
         self.allow_auto_topic_creation = value;
         self
     }
     /// Sets `include_cluster_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_include_cluster_authorized_operations(mut self, value: bool) -> Self {
         self.include_cluster_authorized_operations = value;
         self
     }
     /// Sets `include_topic_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_include_topic_authorized_operations(mut self, value: bool) -> Self {
         self.include_topic_authorized_operations = value;
         self
@@ -107,18 +111,21 @@ impl Encodable for MetadataRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            check_null(
-                self.topics.as_deref(),
-                version >= 1,
-                "MetadataRequest",
-                "Topics",
-                version,
-            )?,
-            version >= 9,
-            |buf, e| e.encode(buf, version),
-        )?;
+        match check_null(
+            self.topics.as_deref(),
+            version >= 1,
+            "MetadataRequest",
+            "Topics",
+            version,
+        )? {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), version >= 9)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, version >= 9)?,
+        }
         if version >= 4 {
             buf.put_u8(u8::from(self.allow_auto_topic_creation));
         }
@@ -166,9 +173,16 @@ impl Encodable for MetadataRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(self.topics.as_deref(), version >= 9, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.topics {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), version >= 9);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, version >= 9),
+        };
         if version >= 4 {
             len += 1;
         }
@@ -196,37 +210,52 @@ impl Decodable for MetadataRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topics", buf.len());
-            this.topics = check_decoded_null(
-                read_array(
-                    buf,
-                    version >= 9,
-                    MetadataRequestTopic::min_size(version),
-                    |buf| MetadataRequestTopic::decode(buf, version),
-                )?,
-                version >= 1,
-            )?;
-            if version >= 4 {
-                at = ("allow_auto_topic_creation", buf.len());
-                this.allow_auto_topic_creation = read_bool(buf)?;
-            }
-            if version >= 8 && version <= 10 {
-                at = ("include_cluster_authorized_operations", buf.len());
-                this.include_cluster_authorized_operations = read_bool(buf)?;
-            }
-            if version >= 8 {
-                at = ("include_topic_authorized_operations", buf.len());
-                this.include_topic_authorized_operations = read_bool(buf)?;
-            }
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MetadataRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MetadataRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MetadataRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topics", buf.len());
+        this.topics = check_decoded_null(
+            match read_array_count(buf, version >= 9, MetadataRequestTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(MetadataRequestTopic::decode(buf, version)?);
+                    }
+                    Some(v)
+                }
+                None => None,
+            },
+            version >= 1,
+        )?;
+        if version >= 4 {
+            *at = ("allow_auto_topic_creation", buf.len());
+            this.allow_auto_topic_creation = read_bool(buf)?;
+        }
+        if version >= 8 && version <= 10 {
+            *at = ("include_cluster_authorized_operations", buf.len());
+            this.include_cluster_authorized_operations = read_bool(buf)?;
+        }
+        if version >= 8 {
+            *at = ("include_topic_authorized_operations", buf.len());
+            this.include_topic_authorized_operations = read_bool(buf)?;
+        }
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -261,12 +290,14 @@ impl ::std::default::Default for MetadataRequestTopic {
 impl MetadataRequestTopic {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.name = value;
         self
@@ -315,7 +346,10 @@ impl Encodable for MetadataRequestTopic {
         if version >= 10 {
             len += 16;
         }
-        len += prefixed_len(self.name.as_ref().map(|v| v.len()), version >= 9, false);
+        len += match &self.name {
+            Some(v) => prefixed_len(Some(v.len()), version >= 9, false),
+            None => prefixed_len(None, version >= 9, false),
+        };
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -328,21 +362,31 @@ impl Decodable for MetadataRequestTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 10 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
-            }
-            at = ("name", buf.len());
-            this.name =
-                check_decoded_null(read_nullable_string(buf, version >= 9)?, version >= 10)?;
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MetadataRequestTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MetadataRequestTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MetadataRequestTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 10 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("name", buf.len());
+        this.name = check_decoded_null(read_nullable_string(buf, version >= 9)?, version >= 10)?;
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -62,45 +62,53 @@ impl ::std::default::Default for MetadataResponse {
 impl MetadataResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `brokers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_brokers(mut self, value: ::std::vec::Vec<MetadataResponseBroker>) -> Self {
         self.brokers = value;
         self
     }
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `controller_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<MetadataResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `cluster_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_authorized_operations(mut self, value: i32) -> Self {
         self.cluster_authorized_operations = value;
         self
     }
     /// The first element of `Brokers` whose map key (`NodeId`) matches.
+    #[inline]
     pub fn find_brokers(&self, node_id: i32) -> ::std::option::Option<&MetadataResponseBroker> {
         self.brokers.iter().find(|e| e.node_id == node_id)
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&MetadataResponseTopic> {
         self.topics.iter().find(|e| e.name.as_deref() == Some(name))
     }
@@ -147,21 +155,20 @@ impl Encodable for MetadataResponse {
         if version >= 3 {
             buf.put_i32(self.throttle_time_ms);
         }
-        put_array(
-            buf,
-            Some(self.brokers.as_slice()),
-            version >= 9,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.brokers.len()), version >= 9)?;
+        for e in self.brokers.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 2 {
             put_nullable_string(buf, self.cluster_id.as_deref(), version >= 9)?;
         }
         if version >= 1 {
             buf.put_i32(self.controller_id);
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 9, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 9)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 8 && version <= 10 {
             buf.put_i32(self.cluster_authorized_operations);
         }
@@ -188,22 +195,29 @@ impl Encodable for MetadataResponse {
         if version >= 3 {
             len += 4;
         }
-        len += array_len(Some(self.brokers.as_slice()), version >= 9, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.brokers.len()), version >= 9);
+            for e in self.brokers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 2 {
-            len += prefixed_len(
-                self.cluster_id.as_ref().map(|v| v.len()),
-                version >= 9,
-                false,
-            );
+            len += match &self.cluster_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 9, false),
+                None => prefixed_len(None, version >= 9, false),
+            };
         }
         if version >= 1 {
             len += 4;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 9, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 9);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 8 && version <= 10 {
             len += 4;
         }
@@ -225,47 +239,66 @@ impl Decodable for MetadataResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 3 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            at = ("brokers", buf.len());
-            this.brokers = read_array(
-                buf,
-                version >= 9,
-                MetadataResponseBroker::min_size(version),
-                |buf| MetadataResponseBroker::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("cluster_id", buf.len());
-                this.cluster_id = read_nullable_string(buf, version >= 9)?;
-            }
-            if version >= 1 {
-                at = ("controller_id", buf.len());
-                this.controller_id = read_i32(buf)?;
-            }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 9,
-                MetadataResponseTopic::min_size(version),
-                |buf| MetadataResponseTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 8 && version <= 10 {
-                at = ("cluster_authorized_operations", buf.len());
-                this.cluster_authorized_operations = read_i32(buf)?;
-            }
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MetadataResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MetadataResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MetadataResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 3 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("brokers", buf.len());
+        this.brokers =
+            match read_array_count(buf, version >= 9, MetadataResponseBroker::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(MetadataResponseBroker::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 2 {
+            *at = ("cluster_id", buf.len());
+            this.cluster_id = read_nullable_string(buf, version >= 9)?;
+        }
+        if version >= 1 {
+            *at = ("controller_id", buf.len());
+            this.controller_id = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, version >= 9, MetadataResponseTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(MetadataResponseTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 8 && version <= 10 {
+            *at = ("cluster_authorized_operations", buf.len());
+            this.cluster_authorized_operations = read_i32(buf)?;
+        }
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -310,24 +343,28 @@ impl ::std::default::Default for MetadataResponseBroker {
 impl MetadataResponseBroker {
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack = value;
         self
@@ -379,7 +416,10 @@ impl Encodable for MetadataResponseBroker {
         let mut len = 8;
         len += prefixed_len(Some(self.host.len()), version >= 9, false);
         if version >= 1 {
-            len += prefixed_len(self.rack.as_ref().map(|v| v.len()), version >= 9, false);
+            len += match &self.rack {
+                Some(v) => prefixed_len(Some(v.len()), version >= 9, false),
+                None => prefixed_len(None, version >= 9, false),
+            };
         }
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -393,25 +433,36 @@ impl Decodable for MetadataResponseBroker {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("node_id", buf.len());
-            this.node_id = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, version >= 9)?;
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            if version >= 1 {
-                at = ("rack", buf.len());
-                this.rack = read_nullable_string(buf, version >= 9)?;
-            }
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MetadataResponseBroker", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MetadataResponseBroker", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MetadataResponseBroker {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("node_id", buf.len());
+        this.node_id = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, version >= 9)?;
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("rack", buf.len());
+            this.rack = read_nullable_string(buf, version >= 9)?;
+        }
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -471,42 +522,49 @@ impl ::std::default::Default for MetadataResponsePartition {
 impl MetadataResponsePartition {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `replica_nodes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replica_nodes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.replica_nodes = value;
         self
     }
     /// Sets `isr_nodes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_isr_nodes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.isr_nodes = value;
         self
     }
     /// Sets `offline_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_offline_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.offline_replicas = value;
         self
@@ -543,34 +601,19 @@ impl Encodable for MetadataResponsePartition {
         if version >= 7 {
             buf.put_i32(self.leader_epoch);
         }
-        put_array(
-            buf,
-            Some(self.replica_nodes.as_slice()),
-            version >= 9,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
-        put_array(
-            buf,
-            Some(self.isr_nodes.as_slice()),
-            version >= 9,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.replica_nodes.len()), version >= 9)?;
+        for e in self.replica_nodes.iter() {
+            buf.put_i32(*e);
+        }
+        put_array_len(buf, Some(self.isr_nodes.len()), version >= 9)?;
+        for e in self.isr_nodes.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 5 {
-            put_array(
-                buf,
-                Some(self.offline_replicas.as_slice()),
-                version >= 9,
-                |buf, e| {
-                    buf.put_i32(*e);
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.offline_replicas.len()), version >= 9)?;
+            for e in self.offline_replicas.iter() {
+                buf.put_i32(*e);
+            }
         }
         if version >= 9 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -590,10 +633,10 @@ impl Encodable for MetadataResponsePartition {
         if version >= 7 {
             len += 4;
         }
-        len += array_len(Some(self.replica_nodes.as_slice()), version >= 9, |e| 4);
-        len += array_len(Some(self.isr_nodes.as_slice()), version >= 9, |e| 4);
+        len += fixed_array_len(Some(self.replica_nodes.len()), version >= 9, 4);
+        len += fixed_array_len(Some(self.isr_nodes.len()), version >= 9, 4);
         if version >= 5 {
-            len += array_len(Some(self.offline_replicas.as_slice()), version >= 9, |e| 4);
+            len += fixed_array_len(Some(self.offline_replicas.len()), version >= 9, 4);
         }
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -607,36 +650,71 @@ impl Decodable for MetadataResponsePartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            if version >= 7 {
-                at = ("leader_epoch", buf.len());
-                this.leader_epoch = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MetadataResponsePartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MetadataResponsePartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        if version >= 7 {
+            *at = ("leader_epoch", buf.len());
+            this.leader_epoch = read_i32(buf)?;
+        }
+        *at = ("replica_nodes", buf.len());
+        this.replica_nodes = match read_array_count(buf, version >= 9, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            at = ("replica_nodes", buf.len());
-            this.replica_nodes =
-                read_array(buf, version >= 9, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("isr_nodes", buf.len());
-            this.isr_nodes =
-                read_array(buf, version >= 9, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 5 {
-                at = ("offline_replicas", buf.len());
-                this.offline_replicas = read_array(buf, version >= 9, 4, read_i32)?
-                    .ok_or(DecodeError::UnexpectedNull)?;
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("isr_nodes", buf.len());
+        this.isr_nodes = match read_array_count(buf, version >= 9, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MetadataResponsePartition", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 5 {
+            *at = ("offline_replicas", buf.len());
+            this.offline_replicas = match read_array_count(buf, version >= 9, 4)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_i32(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -691,36 +769,42 @@ impl ::std::default::Default for MetadataResponseTopic {
 impl MetadataResponseTopic {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `is_internal` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_internal(mut self, value: bool) -> Self {
         self.is_internal = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<MetadataResponsePartition>) -> Self {
         self.partitions = value;
         self
     }
     /// Sets `topic_authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_authorized_operations(mut self, value: i32) -> Self {
         self.topic_authorized_operations = value;
         self
@@ -762,12 +846,10 @@ impl Encodable for MetadataResponseTopic {
         if version >= 1 {
             buf.put_u8(u8::from(self.is_internal));
         }
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 9,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 9)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 8 {
             buf.put_i32(self.topic_authorized_operations);
         }
@@ -795,16 +877,23 @@ impl Encodable for MetadataResponseTopic {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += prefixed_len(self.name.as_ref().map(|v| v.len()), version >= 9, false);
+        len += match &self.name {
+            Some(v) => prefixed_len(Some(v.len()), version >= 9, false),
+            None => prefixed_len(None, version >= 9, false),
+        };
         if version >= 10 {
             len += 16;
         }
         if version >= 1 {
             len += 1;
         }
-        len += array_len(Some(self.partitions.as_slice()), version >= 9, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 9);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 8 {
             len += 4;
         }
@@ -820,39 +909,56 @@ impl Decodable for MetadataResponseTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("name", buf.len());
-            this.name =
-                check_decoded_null(read_nullable_string(buf, version >= 9)?, version >= 12)?;
-            if version >= 10 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("MetadataResponseTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl MetadataResponseTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("name", buf.len());
+        this.name = check_decoded_null(read_nullable_string(buf, version >= 9)?, version >= 12)?;
+        if version >= 10 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        if version >= 1 {
+            *at = ("is_internal", buf.len());
+            this.is_internal = read_bool(buf)?;
+        }
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 9,
+            MetadataResponsePartition::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(MetadataResponsePartition::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 1 {
-                at = ("is_internal", buf.len());
-                this.is_internal = read_bool(buf)?;
-            }
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 9,
-                MetadataResponsePartition::min_size(version),
-                |buf| MetadataResponsePartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 8 {
-                at = ("topic_authorized_operations", buf.len());
-                this.topic_authorized_operations = read_i32(buf)?;
-            }
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("MetadataResponseTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 8 {
+            *at = ("topic_authorized_operations", buf.len());
+            this.topic_authorized_operations = read_i32(buf)?;
+        }
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -62,24 +62,28 @@ impl ::std::default::Default for OffsetCommitRequest {
 impl OffsetCommitRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id_or_member_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_generation_id_or_member_epoch(mut self, value: i32) -> Self {
         self.generation_id_or_member_epoch = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -89,12 +93,14 @@ impl OffsetCommitRequest {
     }
     /// Sets `retention_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_retention_time_ms(mut self, value: i64) -> Self {
         self.retention_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<OffsetCommitRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -169,9 +175,10 @@ impl Encodable for OffsetCommitRequest {
         if version >= 2 && version <= 4 {
             buf.put_i64(self.retention_time_ms);
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 8, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 8)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 8 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -191,18 +198,21 @@ impl Encodable for OffsetCommitRequest {
             len += prefixed_len(Some(self.member_id.len()), version >= 8, false);
         }
         if version >= 7 {
-            len += prefixed_len(
-                self.group_instance_id.as_ref().map(|v| v.len()),
-                version >= 8,
-                false,
-            );
+            len += match &self.group_instance_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 8, false),
+                None => prefixed_len(None, version >= 8, false),
+            };
         }
         if version >= 2 && version <= 4 {
             len += 8;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 8, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 8);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 8 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -221,41 +231,59 @@ impl Decodable for OffsetCommitRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 8)?;
-            if version >= 1 {
-                at = ("generation_id_or_member_epoch", buf.len());
-                this.generation_id_or_member_epoch = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetCommitRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetCommitRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 8)?;
+        if version >= 1 {
+            *at = ("generation_id_or_member_epoch", buf.len());
+            this.generation_id_or_member_epoch = read_i32(buf)?;
+        }
+        if version >= 1 {
+            *at = ("member_id", buf.len());
+            this.member_id = read_string(buf, version >= 8)?;
+        }
+        if version >= 7 {
+            *at = ("group_instance_id", buf.len());
+            this.group_instance_id = read_nullable_string(buf, version >= 8)?;
+        }
+        if version >= 2 && version <= 4 {
+            *at = ("retention_time_ms", buf.len());
+            this.retention_time_ms = read_i64(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            version >= 8,
+            OffsetCommitRequestTopic::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(OffsetCommitRequestTopic::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 1 {
-                at = ("member_id", buf.len());
-                this.member_id = read_string(buf, version >= 8)?;
-            }
-            if version >= 7 {
-                at = ("group_instance_id", buf.len());
-                this.group_instance_id = read_nullable_string(buf, version >= 8)?;
-            }
-            if version >= 2 && version <= 4 {
-                at = ("retention_time_ms", buf.len());
-                this.retention_time_ms = read_i64(buf)?;
-            }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 8,
-                OffsetCommitRequestTopic::min_size(version),
-                |buf| OffsetCommitRequestTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 8 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetCommitRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 8 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -305,30 +333,35 @@ impl ::std::default::Default for OffsetCommitRequestPartition {
 impl OffsetCommitRequestPartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `commit_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_commit_timestamp(mut self, value: i64) -> Self {
         self.commit_timestamp = value;
         self
     }
     /// Sets `committed_metadata` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_metadata(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -392,11 +425,10 @@ impl Encodable for OffsetCommitRequestPartition {
         if version == 1 {
             len += 8;
         }
-        len += prefixed_len(
-            self.committed_metadata.as_ref().map(|v| v.len()),
-            version >= 8,
-            false,
-        );
+        len += match &self.committed_metadata {
+            Some(v) => prefixed_len(Some(v.len()), version >= 8, false),
+            None => prefixed_len(None, version >= 8, false),
+        };
         if version >= 8 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -409,29 +441,40 @@ impl Decodable for OffsetCommitRequestPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("committed_offset", buf.len());
-            this.committed_offset = read_i64(buf)?;
-            if version >= 6 {
-                at = ("committed_leader_epoch", buf.len());
-                this.committed_leader_epoch = read_i32(buf)?;
-            }
-            if version == 1 {
-                at = ("commit_timestamp", buf.len());
-                this.commit_timestamp = read_i64(buf)?;
-            }
-            at = ("committed_metadata", buf.len());
-            this.committed_metadata = read_nullable_string(buf, version >= 8)?;
-            if version >= 8 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetCommitRequestPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetCommitRequestPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetCommitRequestPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("committed_offset", buf.len());
+        this.committed_offset = read_i64(buf)?;
+        if version >= 6 {
+            *at = ("committed_leader_epoch", buf.len());
+            this.committed_leader_epoch = read_i32(buf)?;
+        }
+        if version == 1 {
+            *at = ("commit_timestamp", buf.len());
+            this.commit_timestamp = read_i64(buf)?;
+        }
+        *at = ("committed_metadata", buf.len());
+        this.committed_metadata = read_nullable_string(buf, version >= 8)?;
+        if version >= 8 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -466,12 +509,14 @@ impl ::std::default::Default for OffsetCommitRequestTopic {
 impl OffsetCommitRequestTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<OffsetCommitRequestPartition>) -> Self {
         self.partitions = value;
         self
@@ -493,12 +538,10 @@ impl Encodable for OffsetCommitRequestTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 8)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 8,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 8)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 8 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -515,9 +558,13 @@ impl Encodable for OffsetCommitRequestTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 8, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 8, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 8);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 8 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -530,24 +577,42 @@ impl Decodable for OffsetCommitRequestTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 8)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 8,
-                OffsetCommitRequestPartition::min_size(version),
-                |buf| OffsetCommitRequestPartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 8 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetCommitRequestTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetCommitRequestTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 8)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 8,
+            OffsetCommitRequestPartition::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(OffsetCommitRequestPartition::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetCommitRequestTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 8 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -42,17 +42,20 @@ impl ::std::default::Default for OffsetDeleteRequest {
 impl OffsetDeleteRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<OffsetDeleteRequestTopic>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&OffsetDeleteRequestTopic> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -83,9 +86,10 @@ impl Encodable for OffsetDeleteRequest {
             });
         }
         put_nullable_string(buf, Some(self.group_id.as_str()), false)?;
-        put_array(buf, Some(self.topics.as_slice()), false, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), false)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         no_tagged_fields(&self.unknown_tagged_fields, "OffsetDeleteRequest", version)?;
         Ok(())
     }
@@ -94,9 +98,13 @@ impl Encodable for OffsetDeleteRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.group_id.len()), false, false);
-        len += array_len(Some(self.topics.as_slice()), false, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), false);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len
     }
 }
@@ -112,21 +120,36 @@ impl Decodable for OffsetDeleteRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, false)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                false,
-                OffsetDeleteRequestTopic::min_size(version),
-                |buf| OffsetDeleteRequestTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetDeleteRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetDeleteRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetDeleteRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, false)?;
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, false, OffsetDeleteRequestTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetDeleteRequestTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        Ok(this)
     }
 }
 
@@ -156,6 +179,7 @@ impl ::std::default::Default for OffsetDeleteRequestPartition {
 impl OffsetDeleteRequestPartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -194,13 +218,24 @@ impl Decodable for OffsetDeleteRequestPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetDeleteRequestPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetDeleteRequestPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetDeleteRequestPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        Ok(this)
     }
 }
 
@@ -235,12 +270,14 @@ impl ::std::default::Default for OffsetDeleteRequestTopic {
 impl OffsetDeleteRequestTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<OffsetDeleteRequestPartition>) -> Self {
         self.partitions = value;
         self
@@ -260,9 +297,10 @@ impl Encodable for OffsetDeleteRequestTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), false)?;
-        put_array(buf, Some(self.partitions.as_slice()), false, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), false)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         no_tagged_fields(
             &self.unknown_tagged_fields,
             "OffsetDeleteRequestTopic",
@@ -275,9 +313,13 @@ impl Encodable for OffsetDeleteRequestTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), false, false);
-        len += array_len(Some(self.partitions.as_slice()), false, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), false);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len
     }
 }
@@ -287,20 +329,35 @@ impl Decodable for OffsetDeleteRequestTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, false)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                false,
-                OffsetDeleteRequestPartition::min_size(version),
-                |buf| OffsetDeleteRequestPartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetDeleteRequestTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetDeleteRequestTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetDeleteRequestTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, false)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, false, OffsetDeleteRequestPartition::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetDeleteRequestPartition::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        Ok(this)
     }
 }

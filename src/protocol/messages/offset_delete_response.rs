@@ -47,23 +47,27 @@ impl ::std::default::Default for OffsetDeleteResponse {
 impl OffsetDeleteResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<OffsetDeleteResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topics(&self, name: &str) -> ::std::option::Option<&OffsetDeleteResponseTopic> {
         self.topics.iter().find(|e| e.name == name)
     }
@@ -95,9 +99,10 @@ impl Encodable for OffsetDeleteResponse {
         }
         buf.put_i16(self.error_code);
         buf.put_i32(self.throttle_time_ms);
-        put_array(buf, Some(self.topics.as_slice()), false, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), false)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         no_tagged_fields(&self.unknown_tagged_fields, "OffsetDeleteResponse", version)?;
         Ok(())
     }
@@ -105,9 +110,13 @@ impl Encodable for OffsetDeleteResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += array_len(Some(self.topics.as_slice()), false, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), false);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len
     }
 }
@@ -123,23 +132,38 @@ impl Decodable for OffsetDeleteResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                false,
-                OffsetDeleteResponseTopic::min_size(version),
-                |buf| OffsetDeleteResponseTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetDeleteResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetDeleteResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetDeleteResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, false, OffsetDeleteResponseTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetDeleteResponseTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        Ok(this)
     }
 }
 
@@ -174,12 +198,14 @@ impl ::std::default::Default for OffsetDeleteResponsePartition {
 impl OffsetDeleteResponsePartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -219,15 +245,26 @@ impl Decodable for OffsetDeleteResponsePartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetDeleteResponsePartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetDeleteResponsePartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetDeleteResponsePartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        Ok(this)
     }
 }
 
@@ -262,12 +299,14 @@ impl ::std::default::Default for OffsetDeleteResponseTopic {
 impl OffsetDeleteResponseTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(
         mut self,
         value: ::std::vec::Vec<OffsetDeleteResponsePartition>,
@@ -276,6 +315,7 @@ impl OffsetDeleteResponseTopic {
         self
     }
     /// The first element of `Partitions` whose map key (`PartitionIndex`) matches.
+    #[inline]
     pub fn find_partitions(
         &self,
         partition_index: i32,
@@ -299,9 +339,10 @@ impl Encodable for OffsetDeleteResponseTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), false)?;
-        put_array(buf, Some(self.partitions.as_slice()), false, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), false)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         no_tagged_fields(
             &self.unknown_tagged_fields,
             "OffsetDeleteResponseTopic",
@@ -314,9 +355,13 @@ impl Encodable for OffsetDeleteResponseTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), false, false);
-        len += array_len(Some(self.partitions.as_slice()), false, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), false);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len
     }
 }
@@ -326,20 +371,35 @@ impl Decodable for OffsetDeleteResponseTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, false)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                false,
-                OffsetDeleteResponsePartition::min_size(version),
-                |buf| OffsetDeleteResponsePartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetDeleteResponseTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetDeleteResponseTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetDeleteResponseTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, false)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, false, OffsetDeleteResponsePartition::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetDeleteResponsePartition::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        Ok(this)
     }
 }

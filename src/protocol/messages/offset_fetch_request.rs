@@ -52,12 +52,14 @@ impl ::std::default::Default for OffsetFetchRequest {
 impl OffsetFetchRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<OffsetFetchRequestTopic>>,
@@ -67,12 +69,14 @@ impl OffsetFetchRequest {
     }
     /// Sets `groups` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: ::std::vec::Vec<OffsetFetchRequestGroup>) -> Self {
         self.groups = value;
         self
     }
     /// Sets `require_stable` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_require_stable(mut self, value: bool) -> Self {
         self.require_stable = value;
         self
@@ -134,18 +138,21 @@ impl Encodable for OffsetFetchRequest {
             }
         }
         if version <= 7 {
-            put_array(
-                buf,
-                check_null(
-                    self.topics.as_deref(),
-                    version >= 2,
-                    "OffsetFetchRequest",
-                    "Topics",
-                    version,
-                )?,
-                version >= 6,
-                |buf, e| e.encode(buf, version),
-            )?;
+            match check_null(
+                self.topics.as_deref(),
+                version >= 2,
+                "OffsetFetchRequest",
+                "Topics",
+                version,
+            )? {
+                Some(v) => {
+                    put_array_len(buf, Some(v.len()), version >= 6)?;
+                    for e in v {
+                        e.encode(buf, version)?;
+                    }
+                }
+                None => put_array_len(buf, None, version >= 6)?,
+            }
         }
         if !(version <= 7) {
             if self.topics
@@ -159,9 +166,10 @@ impl Encodable for OffsetFetchRequest {
             }
         }
         if version >= 8 {
-            put_array(buf, Some(self.groups.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.groups.len()), true)?;
+            for e in self.groups.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 8) {
             if self.groups != ::std::vec::Vec::<OffsetFetchRequestGroup>::new() {
@@ -199,14 +207,25 @@ impl Encodable for OffsetFetchRequest {
             len += prefixed_len(Some(self.group_id.len()), version >= 6, false);
         }
         if version <= 7 {
-            len += array_len(self.topics.as_deref(), version >= 6, |e| {
-                e.encoded_len(version)
-            });
+            len += match &self.topics {
+                Some(v) => {
+                    let mut n = array_prefix_len(Some(v.len()), version >= 6);
+                    for e in v.iter() {
+                        n += e.encoded_len(version);
+                    }
+                    n
+                }
+                None => array_prefix_len(None, version >= 6),
+            };
         }
         if version >= 8 {
-            len += array_len(Some(self.groups.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.groups.len()), true);
+                for e in self.groups.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 7 {
             len += 1;
@@ -229,45 +248,68 @@ impl Decodable for OffsetFetchRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 7 {
-                at = ("group_id", buf.len());
-                this.group_id = read_string(buf, version >= 6)?;
-            }
-            if version <= 7 {
-                at = ("topics", buf.len());
-                this.topics = check_decoded_null(
-                    read_array(
-                        buf,
-                        version >= 6,
-                        OffsetFetchRequestTopic::min_size(version),
-                        |buf| OffsetFetchRequestTopic::decode(buf, version),
-                    )?,
-                    version >= 2,
-                )?;
-            }
-            if version >= 8 {
-                at = ("groups", buf.len());
-                this.groups = read_array(
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 7 {
+            *at = ("group_id", buf.len());
+            this.group_id = read_string(buf, version >= 6)?;
+        }
+        if version <= 7 {
+            *at = ("topics", buf.len());
+            this.topics = check_decoded_null(
+                match read_array_count(
                     buf,
-                    true,
-                    OffsetFetchRequestGroup::min_size(version),
-                    |buf| OffsetFetchRequestGroup::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 7 {
-                at = ("require_stable", buf.len());
-                this.require_stable = read_bool(buf)?;
-            }
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchRequest", at.0, at.1, start))
+                    version >= 6,
+                    OffsetFetchRequestTopic::min_size(version),
+                )? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(OffsetFetchRequestTopic::decode(buf, version)?);
+                        }
+                        Some(v)
+                    }
+                    None => None,
+                },
+                version >= 2,
+            )?;
+        }
+        if version >= 8 {
+            *at = ("groups", buf.len());
+            this.groups =
+                match read_array_count(buf, true, OffsetFetchRequestGroup::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(OffsetFetchRequestGroup::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 7 {
+            *at = ("require_stable", buf.len());
+            this.require_stable = read_bool(buf)?;
+        }
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -302,12 +344,14 @@ impl ::std::default::Default for OffsetFetchRequestTopic {
 impl OffsetFetchRequestTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -329,15 +373,10 @@ impl Encodable for OffsetFetchRequestTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 6)?;
-        put_array(
-            buf,
-            Some(self.partition_indexes.as_slice()),
-            version >= 6,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partition_indexes.len()), version >= 6)?;
+        for e in self.partition_indexes.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -354,7 +393,7 @@ impl Encodable for OffsetFetchRequestTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 6, false);
-        len += array_len(Some(self.partition_indexes.as_slice()), version >= 6, |e| 4);
+        len += fixed_array_len(Some(self.partition_indexes.len()), version >= 6, 4);
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -367,20 +406,39 @@ impl Decodable for OffsetFetchRequestTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 6)?;
-            at = ("partition_indexes", buf.len());
-            this.partition_indexes =
-                read_array(buf, version >= 6, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchRequestTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchRequestTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 6)?;
+        *at = ("partition_indexes", buf.len());
+        this.partition_indexes = match read_array_count(buf, version >= 6, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchRequestTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -415,12 +473,14 @@ impl ::std::default::Default for OffsetFetchRequestTopics {
 impl OffsetFetchRequestTopics {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -440,15 +500,10 @@ impl Encodable for OffsetFetchRequestTopics {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), true)?;
-        put_array(
-            buf,
-            Some(self.partition_indexes.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partition_indexes.len()), true)?;
+        for e in self.partition_indexes.iter() {
+            buf.put_i32(*e);
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -457,7 +512,7 @@ impl Encodable for OffsetFetchRequestTopics {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += array_len(Some(self.partition_indexes.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.partition_indexes.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -468,18 +523,37 @@ impl Decodable for OffsetFetchRequestTopics {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("partition_indexes", buf.len());
-            this.partition_indexes =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchRequestTopics", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchRequestTopics", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchRequestTopics {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("partition_indexes", buf.len());
+        this.partition_indexes = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -524,24 +598,28 @@ impl ::std::default::Default for OffsetFetchRequestGroup {
 impl OffsetFetchRequestGroup {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<OffsetFetchRequestTopics>>,
@@ -570,9 +648,15 @@ impl Encodable for OffsetFetchRequestGroup {
         if version >= 9 {
             buf.put_i32(self.member_epoch);
         }
-        put_array(buf, self.topics.as_deref(), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        match self.topics.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    e.encode(buf, version)?;
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -582,12 +666,24 @@ impl Encodable for OffsetFetchRequestGroup {
         let mut len = 0;
         len += prefixed_len(Some(self.group_id.len()), true, false);
         if version >= 9 {
-            len += prefixed_len(self.member_id.as_ref().map(|v| v.len()), true, false);
+            len += match &self.member_id {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         if version >= 9 {
             len += 4;
         }
-        len += array_len(self.topics.as_deref(), true, |e| e.encoded_len(version));
+        len += match &self.topics {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), true);
+                for e in v.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            }
+            None => array_prefix_len(None, true),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -598,29 +694,45 @@ impl Decodable for OffsetFetchRequestGroup {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, true)?;
-            if version >= 9 {
-                at = ("member_id", buf.len());
-                this.member_id = read_nullable_string(buf, true)?;
-            }
-            if version >= 9 {
-                at = ("member_epoch", buf.len());
-                this.member_epoch = read_i32(buf)?;
-            }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                true,
-                OffsetFetchRequestTopics::min_size(version),
-                |buf| OffsetFetchRequestTopics::decode(buf, version),
-            )?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchRequestGroup", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchRequestGroup", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchRequestGroup {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, true)?;
+        if version >= 9 {
+            *at = ("member_id", buf.len());
+            this.member_id = read_nullable_string(buf, true)?;
+        }
+        if version >= 9 {
+            *at = ("member_epoch", buf.len());
+            this.member_epoch = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, true, OffsetFetchRequestTopics::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetFetchRequestTopics::decode(buf, version)?);
+                    }
+                    Some(v)
+                }
+                None => None,
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

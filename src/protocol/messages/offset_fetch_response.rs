@@ -52,24 +52,28 @@ impl ::std::default::Default for OffsetFetchResponse {
 impl OffsetFetchResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<OffsetFetchResponseTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `groups` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: ::std::vec::Vec<OffsetFetchResponseGroup>) -> Self {
         self.groups = value;
         self
@@ -116,9 +120,10 @@ impl Encodable for OffsetFetchResponse {
             buf.put_i32(self.throttle_time_ms);
         }
         if version <= 7 {
-            put_array(buf, Some(self.topics.as_slice()), version >= 6, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.topics.len()), version >= 6)?;
+            for e in self.topics.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version <= 7) {
             if self.topics != ::std::vec::Vec::<OffsetFetchResponseTopic>::new() {
@@ -133,9 +138,10 @@ impl Encodable for OffsetFetchResponse {
             buf.put_i16(self.error_code);
         }
         if version >= 8 {
-            put_array(buf, Some(self.groups.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.groups.len()), true)?;
+            for e in self.groups.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 8) {
             if self.groups != ::std::vec::Vec::<OffsetFetchResponseGroup>::new() {
@@ -161,17 +167,25 @@ impl Encodable for OffsetFetchResponse {
             len += 4;
         }
         if version <= 7 {
-            len += array_len(Some(self.topics.as_slice()), version >= 6, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topics.len()), version >= 6);
+                for e in self.topics.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 2 && version <= 7 {
             len += 2;
         }
         if version >= 8 {
-            len += array_len(Some(self.groups.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.groups.len()), true);
+                for e in self.groups.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -191,43 +205,65 @@ impl Decodable for OffsetFetchResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 3 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            if version <= 7 {
-                at = ("topics", buf.len());
-                this.topics = read_array(
-                    buf,
-                    version >= 6,
-                    OffsetFetchResponseTopic::min_size(version),
-                    |buf| OffsetFetchResponseTopic::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 2 && version <= 7 {
-                at = ("error_code", buf.len());
-                this.error_code = read_i16(buf)?;
-            }
-            if version >= 8 {
-                at = ("groups", buf.len());
-                this.groups = read_array(
-                    buf,
-                    true,
-                    OffsetFetchResponseGroup::min_size(version),
-                    |buf| OffsetFetchResponseGroup::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 3 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        if version <= 7 {
+            *at = ("topics", buf.len());
+            this.topics = match read_array_count(
+                buf,
+                version >= 6,
+                OffsetFetchResponseTopic::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetFetchResponseTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 2 && version <= 7 {
+            *at = ("error_code", buf.len());
+            this.error_code = read_i16(buf)?;
+        }
+        if version >= 8 {
+            *at = ("groups", buf.len());
+            this.groups =
+                match read_array_count(buf, true, OffsetFetchResponseGroup::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(OffsetFetchResponseGroup::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -277,30 +313,35 @@ impl ::std::default::Default for OffsetFetchResponsePartition {
 impl OffsetFetchResponsePartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `metadata` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.metadata = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -346,7 +387,10 @@ impl Encodable for OffsetFetchResponsePartition {
         if version >= 5 {
             len += 4;
         }
-        len += prefixed_len(self.metadata.as_ref().map(|v| v.len()), version >= 6, false);
+        len += match &self.metadata {
+            Some(v) => prefixed_len(Some(v.len()), version >= 6, false),
+            None => prefixed_len(None, version >= 6, false),
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -359,27 +403,38 @@ impl Decodable for OffsetFetchResponsePartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("committed_offset", buf.len());
-            this.committed_offset = read_i64(buf)?;
-            if version >= 5 {
-                at = ("committed_leader_epoch", buf.len());
-                this.committed_leader_epoch = read_i32(buf)?;
-            }
-            at = ("metadata", buf.len());
-            this.metadata = read_nullable_string(buf, version >= 6)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchResponsePartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchResponsePartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchResponsePartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("committed_offset", buf.len());
+        this.committed_offset = read_i64(buf)?;
+        if version >= 5 {
+            *at = ("committed_leader_epoch", buf.len());
+            this.committed_leader_epoch = read_i32(buf)?;
+        }
+        *at = ("metadata", buf.len());
+        this.metadata = read_nullable_string(buf, version >= 6)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -414,12 +469,14 @@ impl ::std::default::Default for OffsetFetchResponseTopic {
 impl OffsetFetchResponseTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<OffsetFetchResponsePartition>) -> Self {
         self.partitions = value;
         self
@@ -441,12 +498,10 @@ impl Encodable for OffsetFetchResponseTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 6)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 6,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 6)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -463,9 +518,13 @@ impl Encodable for OffsetFetchResponseTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 6, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 6);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -478,25 +537,43 @@ impl Decodable for OffsetFetchResponseTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 6)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 6,
-                OffsetFetchResponsePartition::min_size(version),
-                |buf| OffsetFetchResponsePartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchResponseTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchResponseTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 6)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 6,
+            OffsetFetchResponsePartition::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(OffsetFetchResponsePartition::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchResponseTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -546,30 +623,35 @@ impl ::std::default::Default for OffsetFetchResponsePartitions {
 impl OffsetFetchResponsePartitions {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `metadata` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_metadata(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.metadata = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -600,7 +682,10 @@ impl Encodable for OffsetFetchResponsePartitions {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
-        len += prefixed_len(self.metadata.as_ref().map(|v| v.len()), true, false);
+        len += match &self.metadata {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -611,23 +696,34 @@ impl Decodable for OffsetFetchResponsePartitions {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("committed_offset", buf.len());
-            this.committed_offset = read_i64(buf)?;
-            at = ("committed_leader_epoch", buf.len());
-            this.committed_leader_epoch = read_i32(buf)?;
-            at = ("metadata", buf.len());
-            this.metadata = read_nullable_string(buf, true)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchResponsePartitions", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchResponsePartitions", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchResponsePartitions {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("committed_offset", buf.len());
+        this.committed_offset = read_i64(buf)?;
+        *at = ("committed_leader_epoch", buf.len());
+        this.committed_leader_epoch = read_i32(buf)?;
+        *at = ("metadata", buf.len());
+        this.metadata = read_nullable_string(buf, true)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -662,12 +758,14 @@ impl ::std::default::Default for OffsetFetchResponseTopics {
 impl OffsetFetchResponseTopics {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(
         mut self,
         value: ::std::vec::Vec<OffsetFetchResponsePartitions>,
@@ -690,9 +788,10 @@ impl Encodable for OffsetFetchResponseTopics {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -701,9 +800,13 @@ impl Encodable for OffsetFetchResponseTopics {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -714,23 +817,38 @@ impl Decodable for OffsetFetchResponseTopics {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                true,
-                OffsetFetchResponsePartitions::min_size(version),
-                |buf| OffsetFetchResponsePartitions::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchResponseTopics", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchResponseTopics", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchResponseTopics {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, true, OffsetFetchResponsePartitions::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetFetchResponsePartitions::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -770,18 +888,21 @@ impl ::std::default::Default for OffsetFetchResponseGroup {
 impl OffsetFetchResponseGroup {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<OffsetFetchResponseTopics>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -801,9 +922,10 @@ impl Encodable for OffsetFetchResponseGroup {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.group_id.as_str()), true)?;
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i16(self.error_code);
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
@@ -813,9 +935,13 @@ impl Encodable for OffsetFetchResponseGroup {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         len += prefixed_len(Some(self.group_id.len()), true, false);
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -826,24 +952,39 @@ impl Decodable for OffsetFetchResponseGroup {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, true)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                true,
-                OffsetFetchResponseTopics::min_size(version),
-                |buf| OffsetFetchResponseTopics::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetFetchResponseGroup", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetFetchResponseGroup", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetFetchResponseGroup {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, true)?;
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, true, OffsetFetchResponseTopics::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(OffsetFetchResponseTopics::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

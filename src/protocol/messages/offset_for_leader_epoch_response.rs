@@ -42,17 +42,20 @@ impl ::std::default::Default for OffsetForLeaderEpochResponse {
 impl OffsetForLeaderEpochResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<OffsetForLeaderTopicResult>) -> Self {
         self.topics = value;
         self
     }
     /// The first element of `Topics` whose map key (`Topic`) matches.
+    #[inline]
     pub fn find_topics(&self, topic: &str) -> ::std::option::Option<&OffsetForLeaderTopicResult> {
         self.topics.iter().find(|e| e.topic == topic)
     }
@@ -87,9 +90,10 @@ impl Encodable for OffsetForLeaderEpochResponse {
         if version >= 2 {
             buf.put_i32(self.throttle_time_ms);
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 4, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 4)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -108,9 +112,13 @@ impl Encodable for OffsetForLeaderEpochResponse {
         if version >= 2 {
             len += 4;
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 4);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -129,27 +137,45 @@ impl Decodable for OffsetForLeaderEpochResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 2 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetForLeaderEpochResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetForLeaderEpochResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 2 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            version >= 4,
+            OffsetForLeaderTopicResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(OffsetForLeaderTopicResult::decode(buf, version)?);
+                }
+                v
             }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 4,
-                OffsetForLeaderTopicResult::min_size(version),
-                |buf| OffsetForLeaderTopicResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetForLeaderEpochResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -194,24 +220,28 @@ impl ::std::default::Default for EpochEndOffset {
 impl EpochEndOffset {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `partition` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `end_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_end_offset(mut self, value: i64) -> Self {
         self.end_offset = value;
         self
@@ -262,25 +292,36 @@ impl Decodable for EpochEndOffset {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("partition", buf.len());
-            this.partition = read_i32(buf)?;
-            if version >= 1 {
-                at = ("leader_epoch", buf.len());
-                this.leader_epoch = read_i32(buf)?;
-            }
-            at = ("end_offset", buf.len());
-            this.end_offset = read_i64(buf)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("EpochEndOffset", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("EpochEndOffset", at.0, at.1, start)),
+        }
+    }
+}
+
+impl EpochEndOffset {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("partition", buf.len());
+        this.partition = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("leader_epoch", buf.len());
+            this.leader_epoch = read_i32(buf)?;
+        }
+        *at = ("end_offset", buf.len());
+        this.end_offset = read_i64(buf)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -315,12 +356,14 @@ impl ::std::default::Default for OffsetForLeaderTopicResult {
 impl OffsetForLeaderTopicResult {
     /// Sets `topic` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic(mut self, value: ::std::string::String) -> Self {
         self.topic = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<EpochEndOffset>) -> Self {
         self.partitions = value;
         self
@@ -342,12 +385,10 @@ impl Encodable for OffsetForLeaderTopicResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic.as_str()), version >= 4)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 4)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -364,9 +405,13 @@ impl Encodable for OffsetForLeaderTopicResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic.len()), version >= 4, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 4);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -379,24 +424,39 @@ impl Decodable for OffsetForLeaderTopicResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic", buf.len());
-            this.topic = read_string(buf, version >= 4)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 4,
-                EpochEndOffset::min_size(version),
-                |buf| EpochEndOffset::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("OffsetForLeaderTopicResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("OffsetForLeaderTopicResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl OffsetForLeaderTopicResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic", buf.len());
+        this.topic = read_string(buf, version >= 4)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, version >= 4, EpochEndOffset::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(EpochEndOffset::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

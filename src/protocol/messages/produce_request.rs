@@ -52,6 +52,7 @@ impl ::std::default::Default for ProduceRequest {
 impl ProduceRequest {
     /// Sets `transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -61,23 +62,27 @@ impl ProduceRequest {
     }
     /// Sets `acks` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_acks(mut self, value: i16) -> Self {
         self.acks = value;
         self
     }
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `topic_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_data(mut self, value: ::std::vec::Vec<TopicProduceData>) -> Self {
         self.topic_data = value;
         self
     }
     /// The first element of `TopicData` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_topic_data(&self, name: &str) -> ::std::option::Option<&TopicProduceData> {
         self.topic_data.iter().find(|e| e.name == name)
     }
@@ -130,12 +135,10 @@ impl Encodable for ProduceRequest {
         }
         buf.put_i16(self.acks);
         buf.put_i32(self.timeout_ms);
-        put_array(
-            buf,
-            Some(self.topic_data.as_slice()),
-            version >= 9,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.topic_data.len()), version >= 9)?;
+        for e in self.topic_data.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 9 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -148,15 +151,18 @@ impl Encodable for ProduceRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
         if version >= 3 {
-            len += prefixed_len(
-                self.transactional_id.as_ref().map(|v| v.len()),
-                version >= 9,
-                false,
-            );
+            len += match &self.transactional_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 9, false),
+                None => prefixed_len(None, version >= 9, false),
+            };
         }
-        len += array_len(Some(self.topic_data.as_slice()), version >= 9, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topic_data.len()), version >= 9);
+            for e in self.topic_data.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -175,31 +181,46 @@ impl Decodable for ProduceRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 3 {
-                at = ("transactional_id", buf.len());
-                this.transactional_id = read_nullable_string(buf, version >= 9)?;
-            }
-            at = ("acks", buf.len());
-            this.acks = read_i16(buf)?;
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            at = ("topic_data", buf.len());
-            this.topic_data = read_array(
-                buf,
-                version >= 9,
-                TopicProduceData::min_size(version),
-                |buf| TopicProduceData::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ProduceRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ProduceRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ProduceRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 3 {
+            *at = ("transactional_id", buf.len());
+            this.transactional_id = read_nullable_string(buf, version >= 9)?;
+        }
+        *at = ("acks", buf.len());
+        this.acks = read_i16(buf)?;
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        *at = ("topic_data", buf.len());
+        this.topic_data =
+            match read_array_count(buf, version >= 9, TopicProduceData::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TopicProduceData::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -234,12 +255,14 @@ impl ::std::default::Default for PartitionProduceData {
 impl PartitionProduceData {
     /// Sets `index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_index(mut self, value: i32) -> Self {
         self.index = value;
         self
     }
     /// Sets `records` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_records(mut self, value: ::std::option::Option<::bytes::Bytes>) -> Self {
         self.records = value;
         self
@@ -271,7 +294,10 @@ impl Encodable for PartitionProduceData {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += prefixed_len(self.records.as_ref().map(|v| v.len()), version >= 9, true);
+        len += match &self.records {
+            Some(v) => prefixed_len(Some(v.len()), version >= 9, true),
+            None => prefixed_len(None, version >= 9, true),
+        };
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -284,19 +310,30 @@ impl Decodable for PartitionProduceData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("index", buf.len());
-            this.index = read_i32(buf)?;
-            at = ("records", buf.len());
-            this.records = read_nullable_bytes(buf, version >= 9)?;
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionProduceData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionProduceData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionProduceData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("index", buf.len());
+        this.index = read_i32(buf)?;
+        *at = ("records", buf.len());
+        this.records = read_nullable_bytes(buf, version >= 9)?;
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -331,12 +368,14 @@ impl ::std::default::Default for TopicProduceData {
 impl TopicProduceData {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_data(mut self, value: ::std::vec::Vec<PartitionProduceData>) -> Self {
         self.partition_data = value;
         self
@@ -358,12 +397,10 @@ impl Encodable for TopicProduceData {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 9)?;
-        put_array(
-            buf,
-            Some(self.partition_data.as_slice()),
-            version >= 9,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partition_data.len()), version >= 9)?;
+        for e in self.partition_data.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 9 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -376,9 +413,13 @@ impl Encodable for TopicProduceData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 9, false);
-        len += array_len(Some(self.partition_data.as_slice()), version >= 9, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partition_data.len()), version >= 9);
+            for e in self.partition_data.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -391,24 +432,39 @@ impl Decodable for TopicProduceData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 9)?;
-            at = ("partition_data", buf.len());
-            this.partition_data = read_array(
-                buf,
-                version >= 9,
-                PartitionProduceData::min_size(version),
-                |buf| PartitionProduceData::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicProduceData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicProduceData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicProduceData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 9)?;
+        *at = ("partition_data", buf.len());
+        this.partition_data =
+            match read_array_count(buf, version >= 9, PartitionProduceData::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(PartitionProduceData::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

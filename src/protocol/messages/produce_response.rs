@@ -47,27 +47,32 @@ impl ::std::default::Default for ProduceResponse {
 impl ProduceResponse {
     /// Sets `responses` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_responses(mut self, value: ::std::vec::Vec<TopicProduceResponse>) -> Self {
         self.responses = value;
         self
     }
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `node_endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_endpoints(mut self, value: ::std::vec::Vec<NodeEndpoint>) -> Self {
         self.node_endpoints = value;
         self
     }
     /// The first element of `Responses` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_responses(&self, name: &str) -> ::std::option::Option<&TopicProduceResponse> {
         self.responses.iter().find(|e| e.name == name)
     }
     /// The first element of `NodeEndpoints` whose map key (`NodeId`) matches.
+    #[inline]
     pub fn find_node_endpoints(&self, node_id: i32) -> ::std::option::Option<&NodeEndpoint> {
         self.node_endpoints.iter().find(|e| e.node_id == node_id)
     }
@@ -99,12 +104,10 @@ impl Encodable for ProduceResponse {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.responses.as_slice()),
-            version >= 9,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.responses.len()), version >= 9)?;
+        for e in self.responses.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             buf.put_i32(self.throttle_time_ms);
         }
@@ -129,12 +132,10 @@ impl Encodable for ProduceResponse {
                 |buf, tag| {
                     match tag {
                         0 => {
-                            put_array(
-                                buf,
-                                Some(self.node_endpoints.as_slice()),
-                                true,
-                                |buf, e| e.encode(buf, version),
-                            )?;
+                            put_array_len(buf, Some(self.node_endpoints.len()), true)?;
+                            for e in self.node_endpoints.iter() {
+                                e.encode(buf, version)?;
+                            }
                         }
                         _ => {}
                     }
@@ -150,9 +151,13 @@ impl Encodable for ProduceResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.responses.as_slice()), version >= 9, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.responses.len()), version >= 9);
+            for e in self.responses.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += 4;
         }
@@ -164,9 +169,13 @@ impl Encodable for ProduceResponse {
                     if (version >= 10)
                         && self.node_endpoints != ::std::vec::Vec::<NodeEndpoint>::new()
                     {
-                        Some(array_len(Some(self.node_endpoints.as_slice()), true, |e| {
-                            e.encoded_len(version)
-                        }))
+                        Some({
+                            let mut n = array_prefix_len(Some(self.node_endpoints.len()), true);
+                            for e in self.node_endpoints.iter() {
+                                n += e.encoded_len(version);
+                            }
+                            n
+                        })
                     } else {
                         None
                     },
@@ -188,53 +197,73 @@ impl Decodable for ProduceResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("responses", buf.len());
-            this.responses = read_array(
-                buf,
-                version >= 9,
-                TopicProduceResponse::min_size(version),
-                |buf| TopicProduceResponse::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 if version >= 10 => {
-                            at = ("node_endpoints", buf.len());
-                            let raw = data.clone();
-                            this.node_endpoints =
-                                decode_tagged_value(data, |buf| {
-                                    Ok(read_array(
-                                        buf,
-                                        true,
-                                        NodeEndpoint::min_size(version),
-                                        |buf| NodeEndpoint::decode(buf, version),
-                                    )?
-                                    .ok_or(DecodeError::UnexpectedNull)?)
-                                })?;
-                            if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ProduceResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ProduceResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("responses", buf.len());
+        this.responses =
+            match read_array_count(buf, version >= 9, TopicProduceResponse::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TopicProduceResponse::decode(buf, version)?);
                     }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 if version >= 10 => {
+                        *at = ("node_endpoints", buf.len());
+                        let raw = data.clone();
+                        this.node_endpoints = decode_tagged_value(data, |buf| {
+                            Ok(
+                                match read_array_count(buf, true, NodeEndpoint::min_size(version))?
+                                {
+                                    Some((n, cap)) => {
+                                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                                        for _ in 0..n {
+                                            v.push(NodeEndpoint::decode(buf, version)?);
+                                        }
+                                        v
+                                    }
+                                    None => return Err(DecodeError::UnexpectedNull),
+                                },
+                            )
+                        })?;
+                        if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ProduceResponse", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -269,12 +298,14 @@ impl ::std::default::Default for BatchIndexAndErrorMessage {
 impl BatchIndexAndErrorMessage {
     /// Sets `batch_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_batch_index(mut self, value: i32) -> Self {
         self.batch_index = value;
         self
     }
     /// Sets `batch_index_error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_batch_index_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -313,11 +344,10 @@ impl Encodable for BatchIndexAndErrorMessage {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += prefixed_len(
-            self.batch_index_error_message.as_ref().map(|v| v.len()),
-            version >= 9,
-            false,
-        );
+        len += match &self.batch_index_error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 9, false),
+            None => prefixed_len(None, version >= 9, false),
+        };
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -330,19 +360,30 @@ impl Decodable for BatchIndexAndErrorMessage {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("batch_index", buf.len());
-            this.batch_index = read_i32(buf)?;
-            at = ("batch_index_error_message", buf.len());
-            this.batch_index_error_message = read_nullable_string(buf, version >= 9)?;
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("BatchIndexAndErrorMessage", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("BatchIndexAndErrorMessage", at.0, at.1, start)),
+        }
+    }
+}
+
+impl BatchIndexAndErrorMessage {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("batch_index", buf.len());
+        this.batch_index = read_i32(buf)?;
+        *at = ("batch_index_error_message", buf.len());
+        this.batch_index_error_message = read_nullable_string(buf, version >= 9)?;
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -377,12 +418,14 @@ impl ::std::default::Default for LeaderIdAndEpoch {
 impl LeaderIdAndEpoch {
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
@@ -420,17 +463,28 @@ impl Decodable for LeaderIdAndEpoch {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("LeaderIdAndEpoch", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("LeaderIdAndEpoch", at.0, at.1, start)),
+        }
+    }
+}
+
+impl LeaderIdAndEpoch {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -493,42 +547,49 @@ impl ::std::default::Default for PartitionProduceResponse {
 impl PartitionProduceResponse {
     /// Sets `index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_index(mut self, value: i32) -> Self {
         self.index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `base_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_base_offset(mut self, value: i64) -> Self {
         self.base_offset = value;
         self
     }
     /// Sets `log_append_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_log_append_time_ms(mut self, value: i64) -> Self {
         self.log_append_time_ms = value;
         self
     }
     /// Sets `log_start_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_log_start_offset(mut self, value: i64) -> Self {
         self.log_start_offset = value;
         self
     }
     /// Sets `record_errors` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_record_errors(mut self, value: ::std::vec::Vec<BatchIndexAndErrorMessage>) -> Self {
         self.record_errors = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -538,6 +599,7 @@ impl PartitionProduceResponse {
     }
     /// Sets `current_leader` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: LeaderIdAndEpoch) -> Self {
         self.current_leader = value;
         self
@@ -586,12 +648,10 @@ impl Encodable for PartitionProduceResponse {
             buf.put_i64(self.log_start_offset);
         }
         if version >= 8 {
-            put_array(
-                buf,
-                Some(self.record_errors.as_slice()),
-                version >= 9,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.record_errors.len()), version >= 9)?;
+            for e in self.record_errors.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if version >= 8 {
             put_nullable_string(buf, self.error_message.as_deref(), version >= 9)?;
@@ -645,16 +705,19 @@ impl Encodable for PartitionProduceResponse {
             len += 8;
         }
         if version >= 8 {
-            len += array_len(Some(self.record_errors.as_slice()), version >= 9, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.record_errors.len()), version >= 9);
+                for e in self.record_errors.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 8 {
-            len += prefixed_len(
-                self.error_message.as_ref().map(|v| v.len()),
-                version >= 9,
-                false,
-            );
+            len += match &self.error_message {
+                Some(v) => prefixed_len(Some(v.len()), version >= 9, false),
+                None => prefixed_len(None, version >= 9, false),
+            };
         }
         if version >= 9 {
             len += tagged_fields_len(
@@ -681,64 +744,82 @@ impl Decodable for PartitionProduceResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("index", buf.len());
-            this.index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("base_offset", buf.len());
-            this.base_offset = read_i64(buf)?;
-            if version >= 2 {
-                at = ("log_append_time_ms", buf.len());
-                this.log_append_time_ms = read_i64(buf)?;
-            }
-            if version >= 5 {
-                at = ("log_start_offset", buf.len());
-                this.log_start_offset = read_i64(buf)?;
-            }
-            if version >= 8 {
-                at = ("record_errors", buf.len());
-                this.record_errors = read_array(
-                    buf,
-                    version >= 9,
-                    BatchIndexAndErrorMessage::min_size(version),
-                    |buf| BatchIndexAndErrorMessage::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 8 {
-                at = ("error_message", buf.len());
-                this.error_message = read_nullable_string(buf, version >= 9)?;
-            }
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 if version >= 10 => {
-                            at = ("current_leader", buf.len());
-                            let raw = data.clone();
-                            this.current_leader = decode_tagged_value(data, |buf| {
-                                Ok(LeaderIdAndEpoch::decode(buf, version)?)
-                            })?;
-                            if this.current_leader
-                                == <LeaderIdAndEpoch as ::std::default::Default>::default()
-                            {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionProduceResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionProduceResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("index", buf.len());
+        this.index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("base_offset", buf.len());
+        this.base_offset = read_i64(buf)?;
+        if version >= 2 {
+            *at = ("log_append_time_ms", buf.len());
+            this.log_append_time_ms = read_i64(buf)?;
+        }
+        if version >= 5 {
+            *at = ("log_start_offset", buf.len());
+            this.log_start_offset = read_i64(buf)?;
+        }
+        if version >= 8 {
+            *at = ("record_errors", buf.len());
+            this.record_errors = match read_array_count(
+                buf,
+                version >= 9,
+                BatchIndexAndErrorMessage::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(BatchIndexAndErrorMessage::decode(buf, version)?);
                     }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 8 {
+            *at = ("error_message", buf.len());
+            this.error_message = read_nullable_string(buf, version >= 9)?;
+        }
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 if version >= 10 => {
+                        *at = ("current_leader", buf.len());
+                        let raw = data.clone();
+                        this.current_leader = decode_tagged_value(data, |buf| {
+                            Ok(LeaderIdAndEpoch::decode(buf, version)?)
+                        })?;
+                        if this.current_leader
+                            == <LeaderIdAndEpoch as ::std::default::Default>::default()
+                        {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionProduceResponse", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -773,12 +854,14 @@ impl ::std::default::Default for TopicProduceResponse {
 impl TopicProduceResponse {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_responses` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_responses(
         mut self,
         value: ::std::vec::Vec<PartitionProduceResponse>,
@@ -803,12 +886,10 @@ impl Encodable for TopicProduceResponse {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 9)?;
-        put_array(
-            buf,
-            Some(self.partition_responses.as_slice()),
-            version >= 9,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partition_responses.len()), version >= 9)?;
+        for e in self.partition_responses.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 9 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -821,11 +902,13 @@ impl Encodable for TopicProduceResponse {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 9, false);
-        len += array_len(
-            Some(self.partition_responses.as_slice()),
-            version >= 9,
-            |e| e.encoded_len(version),
-        );
+        len += {
+            let mut n = array_prefix_len(Some(self.partition_responses.len()), version >= 9);
+            for e in self.partition_responses.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 9 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -838,25 +921,43 @@ impl Decodable for TopicProduceResponse {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 9)?;
-            at = ("partition_responses", buf.len());
-            this.partition_responses = read_array(
-                buf,
-                version >= 9,
-                PartitionProduceResponse::min_size(version),
-                |buf| PartitionProduceResponse::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 9 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicProduceResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicProduceResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 9)?;
+        *at = ("partition_responses", buf.len());
+        this.partition_responses = match read_array_count(
+            buf,
+            version >= 9,
+            PartitionProduceResponse::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionProduceResponse::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicProduceResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 9 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -901,24 +1002,28 @@ impl ::std::default::Default for NodeEndpoint {
 impl NodeEndpoint {
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `rack` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack = value;
         self
@@ -949,7 +1054,10 @@ impl Encodable for NodeEndpoint {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
         len += prefixed_len(Some(self.host.len()), true, false);
-        len += prefixed_len(self.rack.as_ref().map(|v| v.len()), true, false);
+        len += match &self.rack {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -960,20 +1068,31 @@ impl Decodable for NodeEndpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("node_id", buf.len());
-            this.node_id = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            at = ("rack", buf.len());
-            this.rack = read_nullable_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("NodeEndpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("NodeEndpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl NodeEndpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("node_id", buf.len());
+        this.node_id = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        *at = ("rack", buf.len());
+        this.rack = read_nullable_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

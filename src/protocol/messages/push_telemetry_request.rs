@@ -57,30 +57,35 @@ impl ::std::default::Default for PushTelemetryRequest {
 impl PushTelemetryRequest {
     /// Sets `client_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_instance_id(mut self, value: Uuid) -> Self {
         self.client_instance_id = value;
         self
     }
     /// Sets `subscription_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_subscription_id(mut self, value: i32) -> Self {
         self.subscription_id = value;
         self
     }
     /// Sets `terminating` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_terminating(mut self, value: bool) -> Self {
         self.terminating = value;
         self
     }
     /// Sets `compression_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_compression_type(mut self, value: i8) -> Self {
         self.compression_type = value;
         self
     }
     /// Sets `metrics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_metrics(mut self, value: ::bytes::Bytes) -> Self {
         self.metrics = value;
         self
@@ -140,22 +145,33 @@ impl Decodable for PushTelemetryRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("client_instance_id", buf.len());
-            this.client_instance_id = read_uuid(buf)?;
-            at = ("subscription_id", buf.len());
-            this.subscription_id = read_i32(buf)?;
-            at = ("terminating", buf.len());
-            this.terminating = read_bool(buf)?;
-            at = ("compression_type", buf.len());
-            this.compression_type = read_i8(buf)?;
-            at = ("metrics", buf.len());
-            this.metrics = read_bytes(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PushTelemetryRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PushTelemetryRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PushTelemetryRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("client_instance_id", buf.len());
+        this.client_instance_id = read_uuid(buf)?;
+        *at = ("subscription_id", buf.len());
+        this.subscription_id = read_i32(buf)?;
+        *at = ("terminating", buf.len());
+        this.terminating = read_bool(buf)?;
+        *at = ("compression_type", buf.len());
+        this.compression_type = read_i8(buf)?;
+        *at = ("metrics", buf.len());
+        this.metrics = read_bytes(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

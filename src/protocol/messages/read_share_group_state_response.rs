@@ -37,6 +37,7 @@ impl ::std::default::Default for ReadShareGroupStateResponse {
 impl ReadShareGroupStateResponse {
     /// Sets `results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: ::std::vec::Vec<ReadStateResult>) -> Self {
         self.results = value;
         self
@@ -67,9 +68,10 @@ impl Encodable for ReadShareGroupStateResponse {
                 version,
             });
         }
-        put_array(buf, Some(self.results.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.results.len()), true)?;
+        for e in self.results.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -77,9 +79,13 @@ impl Encodable for ReadShareGroupStateResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.results.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.results.len()), true);
+            for e in self.results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -96,18 +102,35 @@ impl Decodable for ReadShareGroupStateResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("results", buf.len());
-            this.results = read_array(buf, true, ReadStateResult::min_size(version), |buf| {
-                ReadStateResult::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ReadShareGroupStateResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ReadShareGroupStateResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ReadShareGroupStateResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("results", buf.len());
+        this.results = match read_array_count(buf, true, ReadStateResult::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(ReadStateResult::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -152,24 +175,28 @@ impl ::std::default::Default for StateBatch {
 impl StateBatch {
     /// Sets `first_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `delivery_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_delivery_state(mut self, value: i8) -> Self {
         self.delivery_state = value;
         self
     }
     /// Sets `delivery_count` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_delivery_count(mut self, value: i16) -> Self {
         self.delivery_count = value;
         self
@@ -209,21 +236,32 @@ impl Decodable for StateBatch {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("first_offset", buf.len());
-            this.first_offset = read_i64(buf)?;
-            at = ("last_offset", buf.len());
-            this.last_offset = read_i64(buf)?;
-            at = ("delivery_state", buf.len());
-            this.delivery_state = read_i8(buf)?;
-            at = ("delivery_count", buf.len());
-            this.delivery_count = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("StateBatch", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("StateBatch", at.0, at.1, start)),
+        }
+    }
+}
+
+impl StateBatch {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("first_offset", buf.len());
+        this.first_offset = read_i64(buf)?;
+        *at = ("last_offset", buf.len());
+        this.last_offset = read_i64(buf)?;
+        *at = ("delivery_state", buf.len());
+        this.delivery_state = read_i8(buf)?;
+        *at = ("delivery_count", buf.len());
+        this.delivery_count = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -276,18 +314,21 @@ impl ::std::default::Default for PartitionResult {
 impl PartitionResult {
     /// Sets `partition` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -297,18 +338,21 @@ impl PartitionResult {
     }
     /// Sets `state_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_state_epoch(mut self, value: i32) -> Self {
         self.state_epoch = value;
         self
     }
     /// Sets `start_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_start_offset(mut self, value: i64) -> Self {
         self.start_offset = value;
         self
     }
     /// Sets `state_batches` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_state_batches(mut self, value: ::std::vec::Vec<StateBatch>) -> Self {
         self.state_batches = value;
         self
@@ -332,9 +376,10 @@ impl Encodable for PartitionResult {
         put_nullable_string(buf, self.error_message.as_deref(), true)?;
         buf.put_i32(self.state_epoch);
         buf.put_i64(self.start_offset);
-        put_array(buf, Some(self.state_batches.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.state_batches.len()), true)?;
+        for e in self.state_batches.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -342,10 +387,17 @@ impl Encodable for PartitionResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.state_batches.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.state_batches.len()), true);
+            for e in self.state_batches.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -356,28 +408,45 @@ impl Decodable for PartitionResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition", buf.len());
-            this.partition = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("state_epoch", buf.len());
-            this.state_epoch = read_i32(buf)?;
-            at = ("start_offset", buf.len());
-            this.start_offset = read_i64(buf)?;
-            at = ("state_batches", buf.len());
-            this.state_batches = read_array(buf, true, StateBatch::min_size(version), |buf| {
-                StateBatch::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition", buf.len());
+        this.partition = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("state_epoch", buf.len());
+        this.state_epoch = read_i32(buf)?;
+        *at = ("start_offset", buf.len());
+        this.start_offset = read_i64(buf)?;
+        *at = ("state_batches", buf.len());
+        this.state_batches = match read_array_count(buf, true, StateBatch::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(StateBatch::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -412,12 +481,14 @@ impl ::std::default::Default for ReadStateResult {
 impl ReadStateResult {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionResult>) -> Self {
         self.partitions = value;
         self
@@ -437,9 +508,10 @@ impl Encodable for ReadStateResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -447,9 +519,13 @@ impl Encodable for ReadStateResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -460,19 +536,36 @@ impl Decodable for ReadStateResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionResult::min_size(version), |buf| {
-                PartitionResult::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ReadStateResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ReadStateResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ReadStateResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionResult::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionResult::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -45,18 +45,21 @@ impl ::std::default::Default for RemoveRaftVoterRequest {
 impl RemoveRaftVoterRequest {
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `voter_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
@@ -97,7 +100,10 @@ impl Encodable for RemoveRaftVoterRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 20;
-        len += prefixed_len(self.cluster_id.as_ref().map(|v| v.len()), true, false);
+        len += match &self.cluster_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -114,18 +120,29 @@ impl Decodable for RemoveRaftVoterRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("cluster_id", buf.len());
-            this.cluster_id = read_nullable_string(buf, true)?;
-            at = ("voter_id", buf.len());
-            this.voter_id = read_i32(buf)?;
-            at = ("voter_directory_id", buf.len());
-            this.voter_directory_id = read_uuid(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("RemoveRaftVoterRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("RemoveRaftVoterRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl RemoveRaftVoterRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("cluster_id", buf.len());
+        this.cluster_id = read_nullable_string(buf, true)?;
+        *at = ("voter_id", buf.len());
+        this.voter_id = read_i32(buf)?;
+        *at = ("voter_directory_id", buf.len());
+        this.voter_directory_id = read_uuid(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -52,24 +52,28 @@ impl ::std::default::Default for RequestHeader {
 impl RequestHeader {
     /// Sets `request_api_key` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_request_api_key(mut self, value: i16) -> Self {
         self.request_api_key = value;
         self
     }
     /// Sets `request_api_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_request_api_version(mut self, value: i16) -> Self {
         self.request_api_version = value;
         self
     }
     /// Sets `correlation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_correlation_id(mut self, value: i32) -> Self {
         self.correlation_id = value;
         self
     }
     /// Sets `client_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.client_id = value;
         self
@@ -118,7 +122,10 @@ impl Encodable for RequestHeader {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
         if version >= 1 {
-            len += prefixed_len(self.client_id.as_ref().map(|v| v.len()), false, false);
+            len += match &self.client_id {
+                Some(v) => prefixed_len(Some(v.len()), false, false),
+                None => prefixed_len(None, false, false),
+            };
         }
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -138,24 +145,35 @@ impl Decodable for RequestHeader {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("request_api_key", buf.len());
-            this.request_api_key = read_i16(buf)?;
-            at = ("request_api_version", buf.len());
-            this.request_api_version = read_i16(buf)?;
-            at = ("correlation_id", buf.len());
-            this.correlation_id = read_i32(buf)?;
-            if version >= 1 {
-                at = ("client_id", buf.len());
-                this.client_id = read_nullable_string(buf, false)?;
-            }
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("RequestHeader", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("RequestHeader", at.0, at.1, start)),
+        }
+    }
+}
+
+impl RequestHeader {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("request_api_key", buf.len());
+        this.request_api_key = read_i16(buf)?;
+        *at = ("request_api_version", buf.len());
+        this.request_api_version = read_i16(buf)?;
+        *at = ("correlation_id", buf.len());
+        this.correlation_id = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("client_id", buf.len());
+            this.client_id = read_nullable_string(buf, false)?;
+        }
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

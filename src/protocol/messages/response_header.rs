@@ -37,6 +37,7 @@ impl ::std::default::Default for ResponseHeader {
 impl ResponseHeader {
     /// Sets `correlation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_correlation_id(mut self, value: i32) -> Self {
         self.correlation_id = value;
         self
@@ -97,16 +98,27 @@ impl Decodable for ResponseHeader {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("correlation_id", buf.len());
-            this.correlation_id = read_i32(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ResponseHeader", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ResponseHeader", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ResponseHeader {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("correlation_id", buf.len());
+        this.correlation_id = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -37,6 +37,7 @@ impl ::std::default::Default for SaslAuthenticateRequest {
 impl SaslAuthenticateRequest {
     /// Sets `auth_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_auth_bytes(mut self, value: ::bytes::Bytes) -> Self {
         self.auth_bytes = value;
         self
@@ -102,16 +103,27 @@ impl Decodable for SaslAuthenticateRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("auth_bytes", buf.len());
-            this.auth_bytes = read_bytes(buf, version >= 2)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SaslAuthenticateRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SaslAuthenticateRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SaslAuthenticateRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("auth_bytes", buf.len());
+        this.auth_bytes = read_bytes(buf, version >= 2)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -52,12 +52,14 @@ impl ::std::default::Default for SaslAuthenticateResponse {
 impl SaslAuthenticateResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -67,12 +69,14 @@ impl SaslAuthenticateResponse {
     }
     /// Sets `auth_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_auth_bytes(mut self, value: ::bytes::Bytes) -> Self {
         self.auth_bytes = value;
         self
     }
     /// Sets `session_lifetime_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_session_lifetime_ms(mut self, value: i64) -> Self {
         self.session_lifetime_ms = value;
         self
@@ -127,11 +131,10 @@ impl Encodable for SaslAuthenticateResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += prefixed_len(
-            self.error_message.as_ref().map(|v| v.len()),
-            version >= 2,
-            false,
-        );
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), version >= 2, false),
+            None => prefixed_len(None, version >= 2, false),
+        };
         len += prefixed_len(Some(self.auth_bytes.len()), version >= 2, true);
         if version >= 1 {
             len += 8;
@@ -154,24 +157,35 @@ impl Decodable for SaslAuthenticateResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, version >= 2)?;
-            at = ("auth_bytes", buf.len());
-            this.auth_bytes = read_bytes(buf, version >= 2)?;
-            if version >= 1 {
-                at = ("session_lifetime_ms", buf.len());
-                this.session_lifetime_ms = read_i64(buf)?;
-            }
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SaslAuthenticateResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SaslAuthenticateResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SaslAuthenticateResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, version >= 2)?;
+        *at = ("auth_bytes", buf.len());
+        this.auth_bytes = read_bytes(buf, version >= 2)?;
+        if version >= 1 {
+            *at = ("session_lifetime_ms", buf.len());
+            this.session_lifetime_ms = read_i64(buf)?;
+        }
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

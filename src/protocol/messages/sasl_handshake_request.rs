@@ -37,6 +37,7 @@ impl ::std::default::Default for SaslHandshakeRequest {
 impl SaslHandshakeRequest {
     /// Sets `mechanism` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_mechanism(mut self, value: ::std::string::String) -> Self {
         self.mechanism = value;
         self
@@ -91,12 +92,23 @@ impl Decodable for SaslHandshakeRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("mechanism", buf.len());
-            this.mechanism = read_string(buf, false)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SaslHandshakeRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SaslHandshakeRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SaslHandshakeRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("mechanism", buf.len());
+        this.mechanism = read_string(buf, false)?;
+        Ok(this)
     }
 }

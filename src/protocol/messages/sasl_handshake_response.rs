@@ -42,12 +42,14 @@ impl ::std::default::Default for SaslHandshakeResponse {
 impl SaslHandshakeResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `mechanisms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_mechanisms(mut self, value: ::std::vec::Vec<::std::string::String>) -> Self {
         self.mechanisms = value;
         self
@@ -79,10 +81,10 @@ impl Encodable for SaslHandshakeResponse {
             });
         }
         buf.put_i16(self.error_code);
-        put_array(buf, Some(self.mechanisms.as_slice()), false, |buf, e| {
+        put_array_len(buf, Some(self.mechanisms.len()), false)?;
+        for e in self.mechanisms.iter() {
             put_nullable_string(buf, Some(e.as_str()), false)?;
-            Ok(())
-        })?;
+        }
         no_tagged_fields(
             &self.unknown_tagged_fields,
             "SaslHandshakeResponse",
@@ -94,9 +96,13 @@ impl Encodable for SaslHandshakeResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += array_len(Some(self.mechanisms.as_slice()), false, |e| {
-            prefixed_len(Some(e.len()), false, false)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.mechanisms.len()), false);
+            for e in self.mechanisms.iter() {
+                n += prefixed_len(Some(e.len()), false, false);
+            }
+            n
+        };
         len
     }
 }
@@ -112,15 +118,34 @@ impl Decodable for SaslHandshakeResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("mechanisms", buf.len());
-            this.mechanisms = read_array(buf, false, 2, |buf| Ok(read_string(buf, false)?))?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SaslHandshakeResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SaslHandshakeResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SaslHandshakeResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("mechanisms", buf.len());
+        this.mechanisms = match read_array_count(buf, false, 2)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, false)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        Ok(this)
     }
 }

@@ -52,24 +52,28 @@ impl ::std::default::Default for ShareAcknowledgeRequest {
 impl ShareAcknowledgeRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `share_session_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_share_session_epoch(mut self, value: i32) -> Self {
         self.share_session_epoch = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<AcknowledgeTopic>) -> Self {
         self.topics = value;
         self
@@ -103,9 +107,10 @@ impl Encodable for ShareAcknowledgeRequest {
         put_nullable_string(buf, self.group_id.as_deref(), true)?;
         put_nullable_string(buf, self.member_id.as_deref(), true)?;
         buf.put_i32(self.share_session_epoch);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -113,11 +118,21 @@ impl Encodable for ShareAcknowledgeRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += prefixed_len(self.group_id.as_ref().map(|v| v.len()), true, false);
-        len += prefixed_len(self.member_id.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.group_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += match &self.member_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -134,24 +149,41 @@ impl Decodable for ShareAcknowledgeRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_nullable_string(buf, true)?;
-            at = ("member_id", buf.len());
-            this.member_id = read_nullable_string(buf, true)?;
-            at = ("share_session_epoch", buf.len());
-            this.share_session_epoch = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, AcknowledgeTopic::min_size(version), |buf| {
-                AcknowledgeTopic::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ShareAcknowledgeRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ShareAcknowledgeRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ShareAcknowledgeRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_nullable_string(buf, true)?;
+        *at = ("member_id", buf.len());
+        this.member_id = read_nullable_string(buf, true)?;
+        *at = ("share_session_epoch", buf.len());
+        this.share_session_epoch = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, AcknowledgeTopic::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(AcknowledgeTopic::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -191,18 +223,21 @@ impl ::std::default::Default for AcknowledgementBatch {
 impl AcknowledgementBatch {
     /// Sets `first_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `acknowledge_types` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_acknowledge_types(mut self, value: ::std::vec::Vec<i8>) -> Self {
         self.acknowledge_types = value;
         self
@@ -223,15 +258,10 @@ impl Encodable for AcknowledgementBatch {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i64(self.first_offset);
         buf.put_i64(self.last_offset);
-        put_array(
-            buf,
-            Some(self.acknowledge_types.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i8(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.acknowledge_types.len()), true)?;
+        for e in self.acknowledge_types.iter() {
+            buf.put_i8(*e);
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -239,7 +269,7 @@ impl Encodable for AcknowledgementBatch {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.acknowledge_types.as_slice()), true, |e| 1);
+        len += fixed_array_len(Some(self.acknowledge_types.len()), true, 1);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -250,20 +280,39 @@ impl Decodable for AcknowledgementBatch {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("first_offset", buf.len());
-            this.first_offset = read_i64(buf)?;
-            at = ("last_offset", buf.len());
-            this.last_offset = read_i64(buf)?;
-            at = ("acknowledge_types", buf.len());
-            this.acknowledge_types =
-                read_array(buf, true, 1, read_i8)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AcknowledgementBatch", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AcknowledgementBatch", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AcknowledgementBatch {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("first_offset", buf.len());
+        this.first_offset = read_i64(buf)?;
+        *at = ("last_offset", buf.len());
+        this.last_offset = read_i64(buf)?;
+        *at = ("acknowledge_types", buf.len());
+        this.acknowledge_types = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i8(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -298,12 +347,14 @@ impl ::std::default::Default for AcknowledgePartition {
 impl AcknowledgePartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `acknowledgement_batches` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_acknowledgement_batches(
         mut self,
         value: ::std::vec::Vec<AcknowledgementBatch>,
@@ -326,12 +377,10 @@ impl Encodable for AcknowledgePartition {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i32(self.partition_index);
-        put_array(
-            buf,
-            Some(self.acknowledgement_batches.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.acknowledgement_batches.len()), true)?;
+        for e in self.acknowledgement_batches.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -339,9 +388,13 @@ impl Encodable for AcknowledgePartition {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.acknowledgement_batches.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.acknowledgement_batches.len()), true);
+            for e in self.acknowledgement_batches.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -352,21 +405,38 @@ impl Decodable for AcknowledgePartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("acknowledgement_batches", buf.len());
-            this.acknowledgement_batches =
-                read_array(buf, true, AcknowledgementBatch::min_size(version), |buf| {
-                    AcknowledgementBatch::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AcknowledgePartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AcknowledgePartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AcknowledgePartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("acknowledgement_batches", buf.len());
+        this.acknowledgement_batches =
+            match read_array_count(buf, true, AcknowledgementBatch::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AcknowledgementBatch::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -401,12 +471,14 @@ impl ::std::default::Default for AcknowledgeTopic {
 impl AcknowledgeTopic {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<AcknowledgePartition>) -> Self {
         self.partitions = value;
         self
@@ -426,9 +498,10 @@ impl Encodable for AcknowledgeTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -436,9 +509,13 @@ impl Encodable for AcknowledgeTopic {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -449,20 +526,37 @@ impl Decodable for AcknowledgeTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, true, AcknowledgePartition::min_size(version), |buf| {
-                    AcknowledgePartition::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AcknowledgeTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AcknowledgeTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AcknowledgeTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions =
+            match read_array_count(buf, true, AcknowledgePartition::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AcknowledgePartition::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

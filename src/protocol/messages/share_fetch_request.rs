@@ -72,48 +72,56 @@ impl ::std::default::Default for ShareFetchRequest {
 impl ShareFetchRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `share_session_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_share_session_epoch(mut self, value: i32) -> Self {
         self.share_session_epoch = value;
         self
     }
     /// Sets `max_wait_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_wait_ms(mut self, value: i32) -> Self {
         self.max_wait_ms = value;
         self
     }
     /// Sets `min_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_bytes(mut self, value: i32) -> Self {
         self.min_bytes = value;
         self
     }
     /// Sets `max_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_bytes(mut self, value: i32) -> Self {
         self.max_bytes = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<FetchTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `forgotten_topics_data` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_forgotten_topics_data(mut self, value: ::std::vec::Vec<ForgottenTopic>) -> Self {
         self.forgotten_topics_data = value;
         self
@@ -150,15 +158,14 @@ impl Encodable for ShareFetchRequest {
         buf.put_i32(self.max_wait_ms);
         buf.put_i32(self.min_bytes);
         buf.put_i32(self.max_bytes);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
-        put_array(
-            buf,
-            Some(self.forgotten_topics_data.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
+        put_array_len(buf, Some(self.forgotten_topics_data.len()), true)?;
+        for e in self.forgotten_topics_data.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -166,14 +173,28 @@ impl Encodable for ShareFetchRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += prefixed_len(self.group_id.as_ref().map(|v| v.len()), true, false);
-        len += prefixed_len(self.member_id.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
-        len += array_len(Some(self.forgotten_topics_data.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.group_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += match &self.member_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.forgotten_topics_data.len()), true);
+            for e in self.forgotten_topics_data.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -190,36 +211,59 @@ impl Decodable for ShareFetchRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_nullable_string(buf, true)?;
-            at = ("member_id", buf.len());
-            this.member_id = read_nullable_string(buf, true)?;
-            at = ("share_session_epoch", buf.len());
-            this.share_session_epoch = read_i32(buf)?;
-            at = ("max_wait_ms", buf.len());
-            this.max_wait_ms = read_i32(buf)?;
-            at = ("min_bytes", buf.len());
-            this.min_bytes = read_i32(buf)?;
-            at = ("max_bytes", buf.len());
-            this.max_bytes = read_i32(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, FetchTopic::min_size(version), |buf| {
-                FetchTopic::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("forgotten_topics_data", buf.len());
-            this.forgotten_topics_data =
-                read_array(buf, true, ForgottenTopic::min_size(version), |buf| {
-                    ForgottenTopic::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ShareFetchRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ShareFetchRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ShareFetchRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_nullable_string(buf, true)?;
+        *at = ("member_id", buf.len());
+        this.member_id = read_nullable_string(buf, true)?;
+        *at = ("share_session_epoch", buf.len());
+        this.share_session_epoch = read_i32(buf)?;
+        *at = ("max_wait_ms", buf.len());
+        this.max_wait_ms = read_i32(buf)?;
+        *at = ("min_bytes", buf.len());
+        this.min_bytes = read_i32(buf)?;
+        *at = ("max_bytes", buf.len());
+        this.max_bytes = read_i32(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, FetchTopic::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(FetchTopic::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("forgotten_topics_data", buf.len());
+        this.forgotten_topics_data =
+            match read_array_count(buf, true, ForgottenTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(ForgottenTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -259,18 +303,21 @@ impl ::std::default::Default for AcknowledgementBatch {
 impl AcknowledgementBatch {
     /// Sets `first_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `acknowledge_types` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_acknowledge_types(mut self, value: ::std::vec::Vec<i8>) -> Self {
         self.acknowledge_types = value;
         self
@@ -291,15 +338,10 @@ impl Encodable for AcknowledgementBatch {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i64(self.first_offset);
         buf.put_i64(self.last_offset);
-        put_array(
-            buf,
-            Some(self.acknowledge_types.as_slice()),
-            true,
-            |buf, e| {
-                buf.put_i8(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.acknowledge_types.len()), true)?;
+        for e in self.acknowledge_types.iter() {
+            buf.put_i8(*e);
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -307,7 +349,7 @@ impl Encodable for AcknowledgementBatch {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.acknowledge_types.as_slice()), true, |e| 1);
+        len += fixed_array_len(Some(self.acknowledge_types.len()), true, 1);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -318,20 +360,39 @@ impl Decodable for AcknowledgementBatch {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("first_offset", buf.len());
-            this.first_offset = read_i64(buf)?;
-            at = ("last_offset", buf.len());
-            this.last_offset = read_i64(buf)?;
-            at = ("acknowledge_types", buf.len());
-            this.acknowledge_types =
-                read_array(buf, true, 1, read_i8)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("AcknowledgementBatch", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("AcknowledgementBatch", at.0, at.1, start)),
+        }
+    }
+}
+
+impl AcknowledgementBatch {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("first_offset", buf.len());
+        this.first_offset = read_i64(buf)?;
+        *at = ("last_offset", buf.len());
+        this.last_offset = read_i64(buf)?;
+        *at = ("acknowledge_types", buf.len());
+        this.acknowledge_types = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i8(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -371,18 +432,21 @@ impl ::std::default::Default for FetchPartition {
 impl FetchPartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `partition_max_bytes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_max_bytes(mut self, value: i32) -> Self {
         self.partition_max_bytes = value;
         self
     }
     /// Sets `acknowledgement_batches` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_acknowledgement_batches(
         mut self,
         value: ::std::vec::Vec<AcknowledgementBatch>,
@@ -406,12 +470,10 @@ impl Encodable for FetchPartition {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i32(self.partition_index);
         buf.put_i32(self.partition_max_bytes);
-        put_array(
-            buf,
-            Some(self.acknowledgement_batches.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.acknowledgement_batches.len()), true)?;
+        for e in self.acknowledgement_batches.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -419,9 +481,13 @@ impl Encodable for FetchPartition {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
-        len += array_len(Some(self.acknowledgement_batches.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.acknowledgement_batches.len()), true);
+            for e in self.acknowledgement_batches.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -432,23 +498,40 @@ impl Decodable for FetchPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("partition_max_bytes", buf.len());
-            this.partition_max_bytes = read_i32(buf)?;
-            at = ("acknowledgement_batches", buf.len());
-            this.acknowledgement_batches =
-                read_array(buf, true, AcknowledgementBatch::min_size(version), |buf| {
-                    AcknowledgementBatch::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("partition_max_bytes", buf.len());
+        this.partition_max_bytes = read_i32(buf)?;
+        *at = ("acknowledgement_batches", buf.len());
+        this.acknowledgement_batches =
+            match read_array_count(buf, true, AcknowledgementBatch::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(AcknowledgementBatch::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -483,12 +566,14 @@ impl ::std::default::Default for FetchTopic {
 impl FetchTopic {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<FetchPartition>) -> Self {
         self.partitions = value;
         self
@@ -508,9 +593,10 @@ impl Encodable for FetchTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -518,9 +604,13 @@ impl Encodable for FetchTopic {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -531,20 +621,37 @@ impl Decodable for FetchTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, FetchPartition::min_size(version), |buf| {
-                FetchPartition::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FetchTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FetchTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FetchTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, FetchPartition::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(FetchPartition::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -579,12 +686,14 @@ impl ::std::default::Default for ForgottenTopic {
 impl ForgottenTopic {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -604,10 +713,10 @@ impl Encodable for ForgottenTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -615,7 +724,7 @@ impl Encodable for ForgottenTopic {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partitions.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -626,17 +735,36 @@ impl Decodable for ForgottenTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ForgottenTopic", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ForgottenTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ForgottenTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -42,12 +42,14 @@ impl ::std::default::Default for ShareGroupDescribeResponse {
 impl ShareGroupDescribeResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `groups` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_groups(mut self, value: ::std::vec::Vec<DescribedGroup>) -> Self {
         self.groups = value;
         self
@@ -79,9 +81,10 @@ impl Encodable for ShareGroupDescribeResponse {
             });
         }
         buf.put_i32(self.throttle_time_ms);
-        put_array(buf, Some(self.groups.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.groups.len()), true)?;
+        for e in self.groups.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -89,9 +92,13 @@ impl Encodable for ShareGroupDescribeResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.groups.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.groups.len()), true);
+            for e in self.groups.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -108,20 +115,37 @@ impl Decodable for ShareGroupDescribeResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("groups", buf.len());
-            this.groups = read_array(buf, true, DescribedGroup::min_size(version), |buf| {
-                DescribedGroup::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ShareGroupDescribeResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ShareGroupDescribeResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ShareGroupDescribeResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("groups", buf.len());
+        this.groups = match read_array_count(buf, true, DescribedGroup::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(DescribedGroup::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -161,18 +185,21 @@ impl ::std::default::Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -193,10 +220,10 @@ impl Encodable for TopicPartitions {
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
         put_nullable_string(buf, Some(self.topic_name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -205,7 +232,7 @@ impl Encodable for TopicPartitions {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
         len += prefixed_len(Some(self.topic_name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -216,20 +243,39 @@ impl Decodable for TopicPartitions {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicPartitions", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicPartitions", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicPartitions {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -259,6 +305,7 @@ impl ::std::default::Default for Assignment {
 impl Assignment {
     /// Sets `topic_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(mut self, value: ::std::vec::Vec<TopicPartitions>) -> Self {
         self.topic_partitions = value;
         self
@@ -277,12 +324,10 @@ impl Encodable for Assignment {
         buf: &mut ::bytes::BytesMut,
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
-        put_array(
-            buf,
-            Some(self.topic_partitions.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.topic_partitions.len()), true)?;
+        for e in self.topic_partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -290,9 +335,13 @@ impl Encodable for Assignment {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.topic_partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topic_partitions.len()), true);
+            for e in self.topic_partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -303,19 +352,36 @@ impl Decodable for Assignment {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_partitions", buf.len());
-            this.topic_partitions =
-                read_array(buf, true, TopicPartitions::min_size(version), |buf| {
-                    TopicPartitions::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Assignment", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Assignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Assignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_partitions", buf.len());
+        this.topic_partitions =
+            match read_array_count(buf, true, TopicPartitions::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TopicPartitions::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -375,36 +441,42 @@ impl ::std::default::Default for Member {
 impl Member {
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `rack_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `member_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `client_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_id(mut self, value: ::std::string::String) -> Self {
         self.client_id = value;
         self
     }
     /// Sets `client_host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_client_host(mut self, value: ::std::string::String) -> Self {
         self.client_host = value;
         self
     }
     /// Sets `subscribed_topic_names` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_subscribed_topic_names(
         mut self,
         value: ::std::vec::Vec<::std::string::String>,
@@ -414,6 +486,7 @@ impl Member {
     }
     /// Sets `assignment` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: Assignment) -> Self {
         self.assignment = value;
         self
@@ -437,15 +510,10 @@ impl Encodable for Member {
         buf.put_i32(self.member_epoch);
         put_nullable_string(buf, Some(self.client_id.as_str()), true)?;
         put_nullable_string(buf, Some(self.client_host.as_str()), true)?;
-        put_array(
-            buf,
-            Some(self.subscribed_topic_names.as_slice()),
-            true,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.subscribed_topic_names.len()), true)?;
+        for e in self.subscribed_topic_names.iter() {
+            put_nullable_string(buf, Some(e.as_str()), true)?;
+        }
         self.assignment.encode(buf, version)?;
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
@@ -455,12 +523,19 @@ impl Encodable for Member {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
         len += prefixed_len(Some(self.member_id.len()), true, false);
-        len += prefixed_len(self.rack_id.as_ref().map(|v| v.len()), true, false);
+        len += match &self.rack_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += prefixed_len(Some(self.client_id.len()), true, false);
         len += prefixed_len(Some(self.client_host.len()), true, false);
-        len += array_len(Some(self.subscribed_topic_names.as_slice()), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.subscribed_topic_names.len()), true);
+            for e in self.subscribed_topic_names.iter() {
+                n += prefixed_len(Some(e.len()), true, false);
+            }
+            n
+        };
         len += self.assignment.encoded_len(version);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
@@ -472,29 +547,47 @@ impl Decodable for Member {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, true)?;
-            at = ("rack_id", buf.len());
-            this.rack_id = read_nullable_string(buf, true)?;
-            at = ("member_epoch", buf.len());
-            this.member_epoch = read_i32(buf)?;
-            at = ("client_id", buf.len());
-            this.client_id = read_string(buf, true)?;
-            at = ("client_host", buf.len());
-            this.client_host = read_string(buf, true)?;
-            at = ("subscribed_topic_names", buf.len());
-            this.subscribed_topic_names =
-                read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("assignment", buf.len());
-            this.assignment = Assignment::decode(buf, version)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Member", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Member", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Member {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, true)?;
+        *at = ("rack_id", buf.len());
+        this.rack_id = read_nullable_string(buf, true)?;
+        *at = ("member_epoch", buf.len());
+        this.member_epoch = read_i32(buf)?;
+        *at = ("client_id", buf.len());
+        this.client_id = read_string(buf, true)?;
+        *at = ("client_host", buf.len());
+        this.client_host = read_string(buf, true)?;
+        *at = ("subscribed_topic_names", buf.len());
+        this.subscribed_topic_names = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("assignment", buf.len());
+        this.assignment = Assignment::decode(buf, version)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -564,12 +657,14 @@ impl ::std::default::Default for DescribedGroup {
 impl DescribedGroup {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -579,42 +674,49 @@ impl DescribedGroup {
     }
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `group_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_state(mut self, value: ::std::string::String) -> Self {
         self.group_state = value;
         self
     }
     /// Sets `group_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_epoch(mut self, value: i32) -> Self {
         self.group_epoch = value;
         self
     }
     /// Sets `assignment_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignment_epoch(mut self, value: i32) -> Self {
         self.assignment_epoch = value;
         self
     }
     /// Sets `assignor_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignor_name(mut self, value: ::std::string::String) -> Self {
         self.assignor_name = value;
         self
     }
     /// Sets `members` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_members(mut self, value: ::std::vec::Vec<Member>) -> Self {
         self.members = value;
         self
     }
     /// Sets `authorized_operations` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_authorized_operations(mut self, value: i32) -> Self {
         self.authorized_operations = value;
         self
@@ -640,9 +742,10 @@ impl Encodable for DescribedGroup {
         buf.put_i32(self.group_epoch);
         buf.put_i32(self.assignment_epoch);
         put_nullable_string(buf, Some(self.assignor_name.as_str()), true)?;
-        put_array(buf, Some(self.members.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.members.len()), true)?;
+        for e in self.members.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.authorized_operations);
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
@@ -651,13 +754,20 @@ impl Encodable for DescribedGroup {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += prefixed_len(Some(self.group_id.len()), true, false);
         len += prefixed_len(Some(self.group_state.len()), true, false);
         len += prefixed_len(Some(self.assignor_name.len()), true, false);
-        len += array_len(Some(self.members.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.members.len()), true);
+            for e in self.members.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -668,33 +778,50 @@ impl Decodable for DescribedGroup {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, true)?;
-            at = ("group_state", buf.len());
-            this.group_state = read_string(buf, true)?;
-            at = ("group_epoch", buf.len());
-            this.group_epoch = read_i32(buf)?;
-            at = ("assignment_epoch", buf.len());
-            this.assignment_epoch = read_i32(buf)?;
-            at = ("assignor_name", buf.len());
-            this.assignor_name = read_string(buf, true)?;
-            at = ("members", buf.len());
-            this.members = read_array(buf, true, Member::min_size(version), |buf| {
-                Member::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("authorized_operations", buf.len());
-            this.authorized_operations = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("DescribedGroup", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("DescribedGroup", at.0, at.1, start)),
+        }
+    }
+}
+
+impl DescribedGroup {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, true)?;
+        *at = ("group_state", buf.len());
+        this.group_state = read_string(buf, true)?;
+        *at = ("group_epoch", buf.len());
+        this.group_epoch = read_i32(buf)?;
+        *at = ("assignment_epoch", buf.len());
+        this.assignment_epoch = read_i32(buf)?;
+        *at = ("assignor_name", buf.len());
+        this.assignor_name = read_string(buf, true)?;
+        *at = ("members", buf.len());
+        this.members = match read_array_count(buf, true, Member::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Member::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("authorized_operations", buf.len());
+        this.authorized_operations = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -57,30 +57,35 @@ impl ::std::default::Default for ShareGroupHeartbeatRequest {
 impl ShareGroupHeartbeatRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `rack_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack_id = value;
         self
     }
     /// Sets `subscribed_topic_names` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_subscribed_topic_names(
         mut self,
         value: ::std::option::Option<::std::vec::Vec<::std::string::String>>,
@@ -118,15 +123,15 @@ impl Encodable for ShareGroupHeartbeatRequest {
         put_nullable_string(buf, Some(self.member_id.as_str()), true)?;
         buf.put_i32(self.member_epoch);
         put_nullable_string(buf, self.rack_id.as_deref(), true)?;
-        put_array(
-            buf,
-            self.subscribed_topic_names.as_deref(),
-            true,
-            |buf, e| {
-                put_nullable_string(buf, Some(e.as_str()), true)?;
-                Ok(())
-            },
-        )?;
+        match self.subscribed_topic_names.as_deref() {
+            Some(v) => {
+                put_array_len(buf, Some(v.len()), true)?;
+                for e in v {
+                    put_nullable_string(buf, Some(e.as_str()), true)?;
+                }
+            }
+            None => put_array_len(buf, None, true)?,
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -136,10 +141,20 @@ impl Encodable for ShareGroupHeartbeatRequest {
         let mut len = 4;
         len += prefixed_len(Some(self.group_id.len()), true, false);
         len += prefixed_len(Some(self.member_id.len()), true, false);
-        len += prefixed_len(self.rack_id.as_ref().map(|v| v.len()), true, false);
-        len += array_len(self.subscribed_topic_names.as_deref(), true, |e| {
-            prefixed_len(Some(e.len()), true, false)
-        });
+        len += match &self.rack_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += match &self.subscribed_topic_names {
+            Some(v) => {
+                let mut n = array_prefix_len(Some(v.len()), true);
+                for e in v.iter() {
+                    n += prefixed_len(Some(e.len()), true, false);
+                }
+                n
+            }
+            None => array_prefix_len(None, true),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -156,23 +171,42 @@ impl Decodable for ShareGroupHeartbeatRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, true)?;
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, true)?;
-            at = ("member_epoch", buf.len());
-            this.member_epoch = read_i32(buf)?;
-            at = ("rack_id", buf.len());
-            this.rack_id = read_nullable_string(buf, true)?;
-            at = ("subscribed_topic_names", buf.len());
-            this.subscribed_topic_names =
-                read_array(buf, true, 1, |buf| Ok(read_string(buf, true)?))?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ShareGroupHeartbeatRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ShareGroupHeartbeatRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ShareGroupHeartbeatRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, true)?;
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, true)?;
+        *at = ("member_epoch", buf.len());
+        this.member_epoch = read_i32(buf)?;
+        *at = ("rack_id", buf.len());
+        this.rack_id = read_nullable_string(buf, true)?;
+        *at = ("subscribed_topic_names", buf.len());
+        this.subscribed_topic_names = match read_array_count(buf, true, 1)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_string(buf, true)?);
+                }
+                Some(v)
+            }
+            None => None,
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -67,18 +67,21 @@ impl ::std::default::Default for ShareGroupHeartbeatResponse {
 impl ShareGroupHeartbeatResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -88,24 +91,28 @@ impl ShareGroupHeartbeatResponse {
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `member_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_epoch(mut self, value: i32) -> Self {
         self.member_epoch = value;
         self
     }
     /// Sets `heartbeat_interval_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_heartbeat_interval_ms(mut self, value: i32) -> Self {
         self.heartbeat_interval_ms = value;
         self
     }
     /// Sets `assignment` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: ::std::option::Option<Assignment>) -> Self {
         self.assignment = value;
         self
@@ -161,12 +168,18 @@ impl Encodable for ShareGroupHeartbeatResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
-        len += prefixed_len(self.member_id.as_ref().map(|v| v.len()), true, false);
-        len += 1 + self
-            .assignment
-            .as_ref()
-            .map_or(0, |v| v.encoded_len(version));
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += match &self.member_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += 1 + match &self.assignment {
+            Some(v) => v.encoded_len(version),
+            None => 0,
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -183,31 +196,42 @@ impl Decodable for ShareGroupHeartbeatResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("member_id", buf.len());
-            this.member_id = read_nullable_string(buf, true)?;
-            at = ("member_epoch", buf.len());
-            this.member_epoch = read_i32(buf)?;
-            at = ("heartbeat_interval_ms", buf.len());
-            this.heartbeat_interval_ms = read_i32(buf)?;
-            at = ("assignment", buf.len());
-            this.assignment = if read_struct_presence(buf, true, false)? {
-                Some(Assignment::decode(buf, version)?)
-            } else {
-                None
-            };
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("ShareGroupHeartbeatResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("ShareGroupHeartbeatResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl ShareGroupHeartbeatResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("member_id", buf.len());
+        this.member_id = read_nullable_string(buf, true)?;
+        *at = ("member_epoch", buf.len());
+        this.member_epoch = read_i32(buf)?;
+        *at = ("heartbeat_interval_ms", buf.len());
+        this.heartbeat_interval_ms = read_i32(buf)?;
+        *at = ("assignment", buf.len());
+        this.assignment = if read_struct_presence(buf, true, false)? {
+            Some(Assignment::decode(buf, version)?)
+        } else {
+            None
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -242,12 +266,14 @@ impl ::std::default::Default for TopicPartitions {
 impl TopicPartitions {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partitions = value;
         self
@@ -267,10 +293,10 @@ impl Encodable for TopicPartitions {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -278,7 +304,7 @@ impl Encodable for TopicPartitions {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partitions.as_slice()), true, |e| 4);
+        len += fixed_array_len(Some(self.partitions.len()), true, 4);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -289,18 +315,37 @@ impl Decodable for TopicPartitions {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions =
-                read_array(buf, true, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicPartitions", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicPartitions", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicPartitions {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -330,6 +375,7 @@ impl ::std::default::Default for Assignment {
 impl Assignment {
     /// Sets `topic_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_partitions(mut self, value: ::std::vec::Vec<TopicPartitions>) -> Self {
         self.topic_partitions = value;
         self
@@ -348,12 +394,10 @@ impl Encodable for Assignment {
         buf: &mut ::bytes::BytesMut,
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
-        put_array(
-            buf,
-            Some(self.topic_partitions.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.topic_partitions.len()), true)?;
+        for e in self.topic_partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -361,9 +405,13 @@ impl Encodable for Assignment {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.topic_partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topic_partitions.len()), true);
+            for e in self.topic_partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -374,18 +422,35 @@ impl Decodable for Assignment {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_partitions", buf.len());
-            this.topic_partitions =
-                read_array(buf, true, TopicPartitions::min_size(version), |buf| {
-                    TopicPartitions::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Assignment", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Assignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Assignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_partitions", buf.len());
+        this.topic_partitions =
+            match read_array_count(buf, true, TopicPartitions::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(TopicPartitions::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

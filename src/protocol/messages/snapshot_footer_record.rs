@@ -37,6 +37,7 @@ impl ::std::default::Default for SnapshotFooterRecord {
 impl SnapshotFooterRecord {
     /// Sets `version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
@@ -91,14 +92,25 @@ impl Decodable for SnapshotFooterRecord {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("version", buf.len());
-            this.version = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SnapshotFooterRecord", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SnapshotFooterRecord", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SnapshotFooterRecord {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("version", buf.len());
+        this.version = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -42,12 +42,14 @@ impl ::std::default::Default for SnapshotHeaderRecord {
 impl SnapshotHeaderRecord {
     /// Sets `version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `last_contained_log_timestamp` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_contained_log_timestamp(mut self, value: i64) -> Self {
         self.last_contained_log_timestamp = value;
         self
@@ -103,16 +105,27 @@ impl Decodable for SnapshotHeaderRecord {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("version", buf.len());
-            this.version = read_i16(buf)?;
-            at = ("last_contained_log_timestamp", buf.len());
-            this.last_contained_log_timestamp = read_i64(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SnapshotHeaderRecord", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SnapshotHeaderRecord", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SnapshotHeaderRecord {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("version", buf.len());
+        this.version = read_i16(buf)?;
+        *at = ("last_contained_log_timestamp", buf.len());
+        this.last_contained_log_timestamp = read_i64(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

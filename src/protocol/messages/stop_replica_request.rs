@@ -72,36 +72,42 @@ impl ::std::default::Default for StopReplicaRequest {
 impl StopReplicaRequest {
     /// Sets `controller_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `is_k_raft_controller` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_k_raft_controller(mut self, value: bool) -> Self {
         self.is_k_raft_controller = value;
         self
     }
     /// Sets `controller_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_epoch(mut self, value: i32) -> Self {
         self.controller_epoch = value;
         self
     }
     /// Sets `broker_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
     }
     /// Sets `delete_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_delete_partitions(mut self, value: bool) -> Self {
         self.delete_partitions = value;
         self
     }
     /// Sets `ungrouped_partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_ungrouped_partitions(
         mut self,
         value: ::std::vec::Vec<StopReplicaPartitionV0>,
@@ -111,12 +117,14 @@ impl StopReplicaRequest {
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<StopReplicaTopicV1>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `topic_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_states(mut self, value: ::std::vec::Vec<StopReplicaTopicState>) -> Self {
         self.topic_states = value;
         self
@@ -191,12 +199,10 @@ impl Encodable for StopReplicaRequest {
             }
         }
         if version <= 0 {
-            put_array(
-                buf,
-                Some(self.ungrouped_partitions.as_slice()),
-                false,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.ungrouped_partitions.len()), false)?;
+            for e in self.ungrouped_partitions.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version <= 0) {
             if self.ungrouped_partitions != ::std::vec::Vec::<StopReplicaPartitionV0>::new() {
@@ -208,9 +214,10 @@ impl Encodable for StopReplicaRequest {
             }
         }
         if version >= 1 && version <= 2 {
-            put_array(buf, Some(self.topics.as_slice()), version >= 2, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.topics.len()), version >= 2)?;
+            for e in self.topics.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 1 && version <= 2) {
             if self.topics != ::std::vec::Vec::<StopReplicaTopicV1>::new() {
@@ -222,9 +229,10 @@ impl Encodable for StopReplicaRequest {
             }
         }
         if version >= 3 {
-            put_array(buf, Some(self.topic_states.as_slice()), true, |buf, e| {
-                e.encode(buf, version)
-            })?;
+            put_array_len(buf, Some(self.topic_states.len()), true)?;
+            for e in self.topic_states.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 3) {
             if self.topic_states != ::std::vec::Vec::<StopReplicaTopicState>::new() {
@@ -256,19 +264,31 @@ impl Encodable for StopReplicaRequest {
             len += 1;
         }
         if version <= 0 {
-            len += array_len(Some(self.ungrouped_partitions.as_slice()), false, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.ungrouped_partitions.len()), false);
+                for e in self.ungrouped_partitions.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 1 && version <= 2 {
-            len += array_len(Some(self.topics.as_slice()), version >= 2, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topics.len()), version >= 2);
+                for e in self.topics.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 3 {
-            len += array_len(Some(self.topic_states.as_slice()), true, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topic_states.len()), true);
+                for e in self.topic_states.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -288,59 +308,84 @@ impl Decodable for StopReplicaRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("controller_id", buf.len());
-            this.controller_id = read_i32(buf)?;
-            if version >= 4 {
-                at = ("is_k_raft_controller", buf.len());
-                this.is_k_raft_controller = read_bool(buf)?;
-            }
-            at = ("controller_epoch", buf.len());
-            this.controller_epoch = read_i32(buf)?;
-            if version >= 1 {
-                at = ("broker_epoch", buf.len());
-                this.broker_epoch = read_i64(buf)?;
-            }
-            if version <= 2 {
-                at = ("delete_partitions", buf.len());
-                this.delete_partitions = read_bool(buf)?;
-            }
-            if version <= 0 {
-                at = ("ungrouped_partitions", buf.len());
-                this.ungrouped_partitions = read_array(
-                    buf,
-                    false,
-                    StopReplicaPartitionV0::min_size(version),
-                    |buf| StopReplicaPartitionV0::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 1 && version <= 2 {
-                at = ("topics", buf.len());
-                this.topics = read_array(
-                    buf,
-                    version >= 2,
-                    StopReplicaTopicV1::min_size(version),
-                    |buf| StopReplicaTopicV1::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 3 {
-                at = ("topic_states", buf.len());
-                this.topic_states =
-                    read_array(buf, true, StopReplicaTopicState::min_size(version), |buf| {
-                        StopReplicaTopicState::decode(buf, version)
-                    })?
-                    .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("StopReplicaRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("StopReplicaRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl StopReplicaRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("controller_id", buf.len());
+        this.controller_id = read_i32(buf)?;
+        if version >= 4 {
+            *at = ("is_k_raft_controller", buf.len());
+            this.is_k_raft_controller = read_bool(buf)?;
+        }
+        *at = ("controller_epoch", buf.len());
+        this.controller_epoch = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("broker_epoch", buf.len());
+            this.broker_epoch = read_i64(buf)?;
+        }
+        if version <= 2 {
+            *at = ("delete_partitions", buf.len());
+            this.delete_partitions = read_bool(buf)?;
+        }
+        if version <= 0 {
+            *at = ("ungrouped_partitions", buf.len());
+            this.ungrouped_partitions =
+                match read_array_count(buf, false, StopReplicaPartitionV0::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(StopReplicaPartitionV0::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 1 && version <= 2 {
+            *at = ("topics", buf.len());
+            this.topics =
+                match read_array_count(buf, version >= 2, StopReplicaTopicV1::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(StopReplicaTopicV1::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 3 {
+            *at = ("topic_states", buf.len());
+            this.topic_states =
+                match read_array_count(buf, true, StopReplicaTopicState::min_size(version))? {
+                    Some((n, cap)) => {
+                        let mut v = ::std::vec::Vec::with_capacity(cap);
+                        for _ in 0..n {
+                            v.push(StopReplicaTopicState::decode(buf, version)?);
+                        }
+                        v
+                    }
+                    None => return Err(DecodeError::UnexpectedNull),
+                };
+        }
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -375,12 +420,14 @@ impl ::std::default::Default for StopReplicaPartitionV0 {
 impl StopReplicaPartitionV0 {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
@@ -422,15 +469,26 @@ impl Decodable for StopReplicaPartitionV0 {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, false)?;
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("StopReplicaPartitionV0", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("StopReplicaPartitionV0", at.0, at.1, start)),
+        }
+    }
+}
+
+impl StopReplicaPartitionV0 {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, false)?;
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        Ok(this)
     }
 }
 
@@ -465,12 +523,14 @@ impl ::std::default::Default for StopReplicaTopicV1 {
 impl StopReplicaTopicV1 {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -492,15 +552,10 @@ impl Encodable for StopReplicaTopicV1 {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 2)?;
-        put_array(
-            buf,
-            Some(self.partition_indexes.as_slice()),
-            version >= 2,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partition_indexes.len()), version >= 2)?;
+        for e in self.partition_indexes.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 2 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -513,7 +568,7 @@ impl Encodable for StopReplicaTopicV1 {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 2, false);
-        len += array_len(Some(self.partition_indexes.as_slice()), version >= 2, |e| 4);
+        len += fixed_array_len(Some(self.partition_indexes.len()), version >= 2, 4);
         if version >= 2 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -526,20 +581,39 @@ impl Decodable for StopReplicaTopicV1 {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 2)?;
-            at = ("partition_indexes", buf.len());
-            this.partition_indexes =
-                read_array(buf, version >= 2, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("StopReplicaTopicV1", at.0, at.1, start)),
+        }
+    }
+}
+
+impl StopReplicaTopicV1 {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 2)?;
+        *at = ("partition_indexes", buf.len());
+        this.partition_indexes = match read_array_count(buf, version >= 2, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("StopReplicaTopicV1", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -579,18 +653,21 @@ impl ::std::default::Default for StopReplicaPartitionState {
 impl StopReplicaPartitionState {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `delete_partition` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_delete_partition(mut self, value: bool) -> Self {
         self.delete_partition = value;
         self
@@ -629,19 +706,30 @@ impl Decodable for StopReplicaPartitionState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("delete_partition", buf.len());
-            this.delete_partition = read_bool(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("StopReplicaPartitionState", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("StopReplicaPartitionState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl StopReplicaPartitionState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("delete_partition", buf.len());
+        this.delete_partition = read_bool(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -676,12 +764,14 @@ impl ::std::default::Default for StopReplicaTopicState {
 impl StopReplicaTopicState {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_states(
         mut self,
         value: ::std::vec::Vec<StopReplicaPartitionState>,
@@ -704,12 +794,10 @@ impl Encodable for StopReplicaTopicState {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic_name.as_str()), true)?;
-        put_array(
-            buf,
-            Some(self.partition_states.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partition_states.len()), true)?;
+        for e in self.partition_states.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -718,9 +806,13 @@ impl Encodable for StopReplicaTopicState {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic_name.len()), true, false);
-        len += array_len(Some(self.partition_states.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partition_states.len()), true);
+            for e in self.partition_states.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -731,22 +823,37 @@ impl Decodable for StopReplicaTopicState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, true)?;
-            at = ("partition_states", buf.len());
-            this.partition_states = read_array(
-                buf,
-                true,
-                StopReplicaPartitionState::min_size(version),
-                |buf| StopReplicaPartitionState::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("StopReplicaTopicState", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("StopReplicaTopicState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl StopReplicaTopicState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, true)?;
+        *at = ("partition_states", buf.len());
+        this.partition_states =
+            match read_array_count(buf, true, StopReplicaPartitionState::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(StopReplicaPartitionState::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

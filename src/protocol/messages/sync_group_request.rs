@@ -67,24 +67,28 @@ impl ::std::default::Default for SyncGroupRequest {
 impl SyncGroupRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `generation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -94,6 +98,7 @@ impl SyncGroupRequest {
     }
     /// Sets `protocol_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -103,6 +108,7 @@ impl SyncGroupRequest {
     }
     /// Sets `protocol_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -112,6 +118,7 @@ impl SyncGroupRequest {
     }
     /// Sets `assignments` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignments(mut self, value: ::std::vec::Vec<SyncGroupRequestAssignment>) -> Self {
         self.assignments = value;
         self
@@ -177,12 +184,10 @@ impl Encodable for SyncGroupRequest {
         if version >= 5 {
             put_nullable_string(buf, self.protocol_name.as_deref(), true)?;
         }
-        put_array(
-            buf,
-            Some(self.assignments.as_slice()),
-            version >= 4,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.assignments.len()), version >= 4)?;
+        for e in self.assignments.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 4 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -197,21 +202,30 @@ impl Encodable for SyncGroupRequest {
         len += prefixed_len(Some(self.group_id.len()), version >= 4, false);
         len += prefixed_len(Some(self.member_id.len()), version >= 4, false);
         if version >= 3 {
-            len += prefixed_len(
-                self.group_instance_id.as_ref().map(|v| v.len()),
-                version >= 4,
-                false,
-            );
+            len += match &self.group_instance_id {
+                Some(v) => prefixed_len(Some(v.len()), version >= 4, false),
+                None => prefixed_len(None, version >= 4, false),
+            };
         }
         if version >= 5 {
-            len += prefixed_len(self.protocol_type.as_ref().map(|v| v.len()), true, false);
+            len += match &self.protocol_type {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         if version >= 5 {
-            len += prefixed_len(self.protocol_name.as_ref().map(|v| v.len()), true, false);
+            len += match &self.protocol_name {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
-        len += array_len(Some(self.assignments.as_slice()), version >= 4, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.assignments.len()), version >= 4);
+            for e in self.assignments.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 4 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -230,41 +244,59 @@ impl Decodable for SyncGroupRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 4)?;
-            at = ("generation_id", buf.len());
-            this.generation_id = read_i32(buf)?;
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 4)?;
-            if version >= 3 {
-                at = ("group_instance_id", buf.len());
-                this.group_instance_id = read_nullable_string(buf, version >= 4)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SyncGroupRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SyncGroupRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 4)?;
+        *at = ("generation_id", buf.len());
+        this.generation_id = read_i32(buf)?;
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 4)?;
+        if version >= 3 {
+            *at = ("group_instance_id", buf.len());
+            this.group_instance_id = read_nullable_string(buf, version >= 4)?;
+        }
+        if version >= 5 {
+            *at = ("protocol_type", buf.len());
+            this.protocol_type = read_nullable_string(buf, true)?;
+        }
+        if version >= 5 {
+            *at = ("protocol_name", buf.len());
+            this.protocol_name = read_nullable_string(buf, true)?;
+        }
+        *at = ("assignments", buf.len());
+        this.assignments = match read_array_count(
+            buf,
+            version >= 4,
+            SyncGroupRequestAssignment::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(SyncGroupRequestAssignment::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 5 {
-                at = ("protocol_type", buf.len());
-                this.protocol_type = read_nullable_string(buf, true)?;
-            }
-            if version >= 5 {
-                at = ("protocol_name", buf.len());
-                this.protocol_name = read_nullable_string(buf, true)?;
-            }
-            at = ("assignments", buf.len());
-            this.assignments = read_array(
-                buf,
-                version >= 4,
-                SyncGroupRequestAssignment::min_size(version),
-                |buf| SyncGroupRequestAssignment::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SyncGroupRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -299,12 +331,14 @@ impl ::std::default::Default for SyncGroupRequestAssignment {
 impl SyncGroupRequestAssignment {
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `assignment` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: ::bytes::Bytes) -> Self {
         self.assignment = value;
         self
@@ -356,18 +390,29 @@ impl Decodable for SyncGroupRequestAssignment {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("member_id", buf.len());
-            this.member_id = read_string(buf, version >= 4)?;
-            at = ("assignment", buf.len());
-            this.assignment = read_bytes(buf, version >= 4)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SyncGroupRequestAssignment", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SyncGroupRequestAssignment", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SyncGroupRequestAssignment {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("member_id", buf.len());
+        this.member_id = read_string(buf, version >= 4)?;
+        *at = ("assignment", buf.len());
+        this.assignment = read_bytes(buf, version >= 4)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

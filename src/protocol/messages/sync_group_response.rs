@@ -57,18 +57,21 @@ impl ::std::default::Default for SyncGroupResponse {
 impl SyncGroupResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `protocol_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_type(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -78,6 +81,7 @@ impl SyncGroupResponse {
     }
     /// Sets `protocol_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_protocol_name(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -87,6 +91,7 @@ impl SyncGroupResponse {
     }
     /// Sets `assignment` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_assignment(mut self, value: ::bytes::Bytes) -> Self {
         self.assignment = value;
         self
@@ -147,10 +152,16 @@ impl Encodable for SyncGroupResponse {
             len += 4;
         }
         if version >= 5 {
-            len += prefixed_len(self.protocol_type.as_ref().map(|v| v.len()), true, false);
+            len += match &self.protocol_type {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         if version >= 5 {
-            len += prefixed_len(self.protocol_name.as_ref().map(|v| v.len()), true, false);
+            len += match &self.protocol_name {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
         len += prefixed_len(Some(self.assignment.len()), version >= 4, true);
         if version >= 4 {
@@ -171,30 +182,41 @@ impl Decodable for SyncGroupResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version >= 1 {
-                at = ("throttle_time_ms", buf.len());
-                this.throttle_time_ms = read_i32(buf)?;
-            }
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 5 {
-                at = ("protocol_type", buf.len());
-                this.protocol_type = read_nullable_string(buf, true)?;
-            }
-            if version >= 5 {
-                at = ("protocol_name", buf.len());
-                this.protocol_name = read_nullable_string(buf, true)?;
-            }
-            at = ("assignment", buf.len());
-            this.assignment = read_bytes(buf, version >= 4)?;
-            if version >= 4 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SyncGroupResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SyncGroupResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SyncGroupResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version >= 1 {
+            *at = ("throttle_time_ms", buf.len());
+            this.throttle_time_ms = read_i32(buf)?;
+        }
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 5 {
+            *at = ("protocol_type", buf.len());
+            this.protocol_type = read_nullable_string(buf, true)?;
+        }
+        if version >= 5 {
+            *at = ("protocol_name", buf.len());
+            this.protocol_name = read_nullable_string(buf, true)?;
+        }
+        *at = ("assignment", buf.len());
+        this.assignment = read_bytes(buf, version >= 4)?;
+        if version >= 4 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

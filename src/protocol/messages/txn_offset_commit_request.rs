@@ -72,42 +72,49 @@ impl ::std::default::Default for TxnOffsetCommitRequest {
 impl TxnOffsetCommitRequest {
     /// Sets `transactional_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transactional_id(mut self, value: ::std::string::String) -> Self {
         self.transactional_id = value;
         self
     }
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `generation_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_generation_id(mut self, value: i32) -> Self {
         self.generation_id = value;
         self
     }
     /// Sets `member_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_member_id(mut self, value: ::std::string::String) -> Self {
         self.member_id = value;
         self
     }
     /// Sets `group_instance_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_instance_id(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -117,6 +124,7 @@ impl TxnOffsetCommitRequest {
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TxnOffsetCommitRequestTopic>) -> Self {
         self.topics = value;
         self
@@ -193,9 +201,10 @@ impl Encodable for TxnOffsetCommitRequest {
                 });
             }
         }
-        put_array(buf, Some(self.topics.as_slice()), version >= 3, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 3)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 3 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -220,15 +229,18 @@ impl Encodable for TxnOffsetCommitRequest {
             len += prefixed_len(Some(self.member_id.len()), true, false);
         }
         if version >= 3 {
-            len += prefixed_len(
-                self.group_instance_id.as_ref().map(|v| v.len()),
-                true,
-                false,
-            );
+            len += match &self.group_instance_id {
+                Some(v) => prefixed_len(Some(v.len()), true, false),
+                None => prefixed_len(None, true, false),
+            };
         }
-        len += array_len(Some(self.topics.as_slice()), version >= 3, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 3);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -247,43 +259,61 @@ impl Decodable for TxnOffsetCommitRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("transactional_id", buf.len());
-            this.transactional_id = read_string(buf, version >= 3)?;
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, version >= 3)?;
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("producer_epoch", buf.len());
-            this.producer_epoch = read_i16(buf)?;
-            if version >= 3 {
-                at = ("generation_id", buf.len());
-                this.generation_id = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TxnOffsetCommitRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TxnOffsetCommitRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("transactional_id", buf.len());
+        this.transactional_id = read_string(buf, version >= 3)?;
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, version >= 3)?;
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("producer_epoch", buf.len());
+        this.producer_epoch = read_i16(buf)?;
+        if version >= 3 {
+            *at = ("generation_id", buf.len());
+            this.generation_id = read_i32(buf)?;
+        }
+        if version >= 3 {
+            *at = ("member_id", buf.len());
+            this.member_id = read_string(buf, true)?;
+        }
+        if version >= 3 {
+            *at = ("group_instance_id", buf.len());
+            this.group_instance_id = read_nullable_string(buf, true)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            version >= 3,
+            TxnOffsetCommitRequestTopic::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TxnOffsetCommitRequestTopic::decode(buf, version)?);
+                }
+                v
             }
-            if version >= 3 {
-                at = ("member_id", buf.len());
-                this.member_id = read_string(buf, true)?;
-            }
-            if version >= 3 {
-                at = ("group_instance_id", buf.len());
-                this.group_instance_id = read_nullable_string(buf, true)?;
-            }
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 3,
-                TxnOffsetCommitRequestTopic::min_size(version),
-                |buf| TxnOffsetCommitRequestTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TxnOffsetCommitRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -328,24 +358,28 @@ impl ::std::default::Default for TxnOffsetCommitRequestPartition {
 impl TxnOffsetCommitRequestPartition {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `committed_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_offset(mut self, value: i64) -> Self {
         self.committed_offset = value;
         self
     }
     /// Sets `committed_leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_leader_epoch(mut self, value: i32) -> Self {
         self.committed_leader_epoch = value;
         self
     }
     /// Sets `committed_metadata` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_committed_metadata(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -393,11 +427,10 @@ impl Encodable for TxnOffsetCommitRequestPartition {
         if version >= 2 {
             len += 4;
         }
-        len += prefixed_len(
-            self.committed_metadata.as_ref().map(|v| v.len()),
-            version >= 3,
-            false,
-        );
+        len += match &self.committed_metadata {
+            Some(v) => prefixed_len(Some(v.len()), version >= 3, false),
+            None => prefixed_len(None, version >= 3, false),
+        };
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -410,25 +443,36 @@ impl Decodable for TxnOffsetCommitRequestPartition {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("committed_offset", buf.len());
-            this.committed_offset = read_i64(buf)?;
-            if version >= 2 {
-                at = ("committed_leader_epoch", buf.len());
-                this.committed_leader_epoch = read_i32(buf)?;
-            }
-            at = ("committed_metadata", buf.len());
-            this.committed_metadata = read_nullable_string(buf, version >= 3)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TxnOffsetCommitRequestPartition", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TxnOffsetCommitRequestPartition", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TxnOffsetCommitRequestPartition {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("committed_offset", buf.len());
+        this.committed_offset = read_i64(buf)?;
+        if version >= 2 {
+            *at = ("committed_leader_epoch", buf.len());
+            this.committed_leader_epoch = read_i32(buf)?;
+        }
+        *at = ("committed_metadata", buf.len());
+        this.committed_metadata = read_nullable_string(buf, version >= 3)?;
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -463,12 +507,14 @@ impl ::std::default::Default for TxnOffsetCommitRequestTopic {
 impl TxnOffsetCommitRequestTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(
         mut self,
         value: ::std::vec::Vec<TxnOffsetCommitRequestPartition>,
@@ -493,12 +539,10 @@ impl Encodable for TxnOffsetCommitRequestTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 3)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 3,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 3)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 3 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -515,9 +559,13 @@ impl Encodable for TxnOffsetCommitRequestTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 3, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 3, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 3);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 3 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -530,24 +578,42 @@ impl Decodable for TxnOffsetCommitRequestTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 3)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 3,
-                TxnOffsetCommitRequestPartition::min_size(version),
-                |buf| TxnOffsetCommitRequestPartition::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 3 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TxnOffsetCommitRequestTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TxnOffsetCommitRequestTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 3)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 3,
+            TxnOffsetCommitRequestPartition::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TxnOffsetCommitRequestPartition::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TxnOffsetCommitRequestTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 3 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -47,23 +47,27 @@ impl ::std::default::Default for UpdateFeaturesRequest {
 impl UpdateFeaturesRequest {
     /// Sets `timeout_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_timeout_ms(mut self, value: i32) -> Self {
         self.timeout_ms = value;
         self
     }
     /// Sets `feature_updates` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_feature_updates(mut self, value: ::std::vec::Vec<FeatureUpdateKey>) -> Self {
         self.feature_updates = value;
         self
     }
     /// Sets `validate_only` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_validate_only(mut self, value: bool) -> Self {
         self.validate_only = value;
         self
     }
     /// The first element of `FeatureUpdates` whose map key (`Feature`) matches.
+    #[inline]
     pub fn find_feature_updates(&self, feature: &str) -> ::std::option::Option<&FeatureUpdateKey> {
         self.feature_updates.iter().find(|e| e.feature == feature)
     }
@@ -94,12 +98,10 @@ impl Encodable for UpdateFeaturesRequest {
             });
         }
         buf.put_i32(self.timeout_ms);
-        put_array(
-            buf,
-            Some(self.feature_updates.as_slice()),
-            true,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.feature_updates.len()), true)?;
+        for e in self.feature_updates.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             buf.put_u8(u8::from(self.validate_only));
         }
@@ -119,9 +121,13 @@ impl Encodable for UpdateFeaturesRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
-        len += array_len(Some(self.feature_updates.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.feature_updates.len()), true);
+            for e in self.feature_updates.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += 1;
         }
@@ -141,25 +147,42 @@ impl Decodable for UpdateFeaturesRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("timeout_ms", buf.len());
-            this.timeout_ms = read_i32(buf)?;
-            at = ("feature_updates", buf.len());
-            this.feature_updates =
-                read_array(buf, true, FeatureUpdateKey::min_size(version), |buf| {
-                    FeatureUpdateKey::decode(buf, version)
-                })?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("validate_only", buf.len());
-                this.validate_only = read_bool(buf)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateFeaturesRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateFeaturesRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateFeaturesRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("timeout_ms", buf.len());
+        this.timeout_ms = read_i32(buf)?;
+        *at = ("feature_updates", buf.len());
+        this.feature_updates =
+            match read_array_count(buf, true, FeatureUpdateKey::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(FeatureUpdateKey::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 1 {
+            *at = ("validate_only", buf.len());
+            this.validate_only = read_bool(buf)?;
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -204,24 +227,28 @@ impl ::std::default::Default for FeatureUpdateKey {
 impl FeatureUpdateKey {
     /// Sets `feature` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_feature(mut self, value: ::std::string::String) -> Self {
         self.feature = value;
         self
     }
     /// Sets `max_version_level` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_version_level(mut self, value: i16) -> Self {
         self.max_version_level = value;
         self
     }
     /// Sets `allow_downgrade` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_allow_downgrade(mut self, value: bool) -> Self {
         self.allow_downgrade = value;
         self
     }
     /// Sets `upgrade_type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_upgrade_type(mut self, value: i8) -> Self {
         self.upgrade_type = value;
         self
@@ -290,24 +317,35 @@ impl Decodable for FeatureUpdateKey {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("feature", buf.len());
-            this.feature = read_string(buf, true)?;
-            at = ("max_version_level", buf.len());
-            this.max_version_level = read_i16(buf)?;
-            if version <= 0 {
-                at = ("allow_downgrade", buf.len());
-                this.allow_downgrade = read_bool(buf)?;
-            }
-            if version >= 1 {
-                at = ("upgrade_type", buf.len());
-                this.upgrade_type = read_i8(buf)?;
-            }
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("FeatureUpdateKey", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("FeatureUpdateKey", at.0, at.1, start)),
+        }
+    }
+}
+
+impl FeatureUpdateKey {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("feature", buf.len());
+        this.feature = read_string(buf, true)?;
+        *at = ("max_version_level", buf.len());
+        this.max_version_level = read_i16(buf)?;
+        if version <= 0 {
+            *at = ("allow_downgrade", buf.len());
+            this.allow_downgrade = read_bool(buf)?;
+        }
+        if version >= 1 {
+            *at = ("upgrade_type", buf.len());
+            this.upgrade_type = read_i8(buf)?;
+        }
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

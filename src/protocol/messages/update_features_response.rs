@@ -52,18 +52,21 @@ impl ::std::default::Default for UpdateFeaturesResponse {
 impl UpdateFeaturesResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -73,11 +76,13 @@ impl UpdateFeaturesResponse {
     }
     /// Sets `results` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_results(mut self, value: ::std::vec::Vec<UpdatableFeatureResult>) -> Self {
         self.results = value;
         self
     }
     /// The first element of `Results` whose map key (`Feature`) matches.
+    #[inline]
     pub fn find_results(&self, feature: &str) -> ::std::option::Option<&UpdatableFeatureResult> {
         self.results.iter().find(|e| e.feature == feature)
     }
@@ -110,9 +115,10 @@ impl Encodable for UpdateFeaturesResponse {
         buf.put_i32(self.throttle_time_ms);
         buf.put_i16(self.error_code);
         put_nullable_string(buf, self.error_message.as_deref(), true)?;
-        put_array(buf, Some(self.results.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.results.len()), true)?;
+        for e in self.results.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -120,10 +126,17 @@ impl Encodable for UpdateFeaturesResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
-        len += array_len(Some(self.results.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
+        len += {
+            let mut n = array_prefix_len(Some(self.results.len()), true);
+            for e in self.results.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -140,27 +153,42 @@ impl Decodable for UpdateFeaturesResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("results", buf.len());
-            this.results = read_array(
-                buf,
-                true,
-                UpdatableFeatureResult::min_size(version),
-                |buf| UpdatableFeatureResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateFeaturesResponse", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateFeaturesResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateFeaturesResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("results", buf.len());
+        this.results = match read_array_count(buf, true, UpdatableFeatureResult::min_size(version))?
+        {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(UpdatableFeatureResult::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -200,18 +228,21 @@ impl ::std::default::Default for UpdatableFeatureResult {
 impl UpdatableFeatureResult {
     /// Sets `feature` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_feature(mut self, value: ::std::string::String) -> Self {
         self.feature = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `error_message` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_message(
         mut self,
         value: ::std::option::Option<::std::string::String>,
@@ -244,7 +275,10 @@ impl Encodable for UpdatableFeatureResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
         len += prefixed_len(Some(self.feature.len()), true, false);
-        len += prefixed_len(self.error_message.as_ref().map(|v| v.len()), true, false);
+        len += match &self.error_message {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -255,18 +289,29 @@ impl Decodable for UpdatableFeatureResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("feature", buf.len());
-            this.feature = read_string(buf, true)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("error_message", buf.len());
-            this.error_message = read_nullable_string(buf, true)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdatableFeatureResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdatableFeatureResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdatableFeatureResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("feature", buf.len());
+        this.feature = read_string(buf, true)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("error_message", buf.len());
+        this.error_message = read_nullable_string(buf, true)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

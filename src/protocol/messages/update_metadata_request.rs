@@ -70,36 +70,42 @@ impl ::std::default::Default for UpdateMetadataRequest {
 impl UpdateMetadataRequest {
     /// Sets `controller_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_id(mut self, value: i32) -> Self {
         self.controller_id = value;
         self
     }
     /// Sets `is_k_raft_controller` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_is_k_raft_controller(mut self, value: bool) -> Self {
         self.is_k_raft_controller = value;
         self
     }
     /// Sets `r#type` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_type(mut self, value: i8) -> Self {
         self.r#type = value;
         self
     }
     /// Sets `controller_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_epoch(mut self, value: i32) -> Self {
         self.controller_epoch = value;
         self
     }
     /// Sets `broker_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_broker_epoch(mut self, value: i64) -> Self {
         self.broker_epoch = value;
         self
     }
     /// Sets `ungrouped_partition_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_ungrouped_partition_states(
         mut self,
         value: ::std::vec::Vec<UpdateMetadataPartitionState>,
@@ -109,12 +115,14 @@ impl UpdateMetadataRequest {
     }
     /// Sets `topic_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_states(mut self, value: ::std::vec::Vec<UpdateMetadataTopicState>) -> Self {
         self.topic_states = value;
         self
     }
     /// Sets `live_brokers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_live_brokers(mut self, value: ::std::vec::Vec<UpdateMetadataBroker>) -> Self {
         self.live_brokers = value;
         self
@@ -185,12 +193,10 @@ impl Encodable for UpdateMetadataRequest {
             buf.put_i64(self.broker_epoch);
         }
         if version <= 4 {
-            put_array(
-                buf,
-                Some(self.ungrouped_partition_states.as_slice()),
-                false,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.ungrouped_partition_states.len()), false)?;
+            for e in self.ungrouped_partition_states.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version <= 4) {
             if self.ungrouped_partition_states
@@ -204,12 +210,10 @@ impl Encodable for UpdateMetadataRequest {
             }
         }
         if version >= 5 {
-            put_array(
-                buf,
-                Some(self.topic_states.as_slice()),
-                version >= 6,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.topic_states.len()), version >= 6)?;
+            for e in self.topic_states.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if !(version >= 5) {
             if self.topic_states != ::std::vec::Vec::<UpdateMetadataTopicState>::new() {
@@ -220,12 +224,10 @@ impl Encodable for UpdateMetadataRequest {
                 });
             }
         }
-        put_array(
-            buf,
-            Some(self.live_brokers.as_slice()),
-            version >= 6,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.live_brokers.len()), version >= 6)?;
+        for e in self.live_brokers.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_tagged_fields(
                 buf,
@@ -261,20 +263,30 @@ impl Encodable for UpdateMetadataRequest {
             len += 8;
         }
         if version <= 4 {
-            len += array_len(
-                Some(self.ungrouped_partition_states.as_slice()),
-                false,
-                |e| e.encoded_len(version),
-            );
+            len += {
+                let mut n = array_prefix_len(Some(self.ungrouped_partition_states.len()), false);
+                for e in self.ungrouped_partition_states.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 5 {
-            len += array_len(Some(self.topic_states.as_slice()), version >= 6, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.topic_states.len()), version >= 6);
+                for e in self.topic_states.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
-        len += array_len(Some(self.live_brokers.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.live_brokers.len()), version >= 6);
+            for e in self.live_brokers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(
                 &self.unknown_tagged_fields,
@@ -303,72 +315,101 @@ impl Decodable for UpdateMetadataRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("controller_id", buf.len());
-            this.controller_id = read_i32(buf)?;
-            if version >= 8 {
-                at = ("is_k_raft_controller", buf.len());
-                this.is_k_raft_controller = read_bool(buf)?;
-            }
-            at = ("controller_epoch", buf.len());
-            this.controller_epoch = read_i32(buf)?;
-            if version >= 5 {
-                at = ("broker_epoch", buf.len());
-                this.broker_epoch = read_i64(buf)?;
-            }
-            if version <= 4 {
-                at = ("ungrouped_partition_states", buf.len());
-                this.ungrouped_partition_states = read_array(
-                    buf,
-                    false,
-                    UpdateMetadataPartitionState::min_size(version),
-                    |buf| UpdateMetadataPartitionState::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 5 {
-                at = ("topic_states", buf.len());
-                this.topic_states = read_array(
-                    buf,
-                    version >= 6,
-                    UpdateMetadataTopicState::min_size(version),
-                    |buf| UpdateMetadataTopicState::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            at = ("live_brokers", buf.len());
-            this.live_brokers = read_array(
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateMetadataRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateMetadataRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("controller_id", buf.len());
+        this.controller_id = read_i32(buf)?;
+        if version >= 8 {
+            *at = ("is_k_raft_controller", buf.len());
+            this.is_k_raft_controller = read_bool(buf)?;
+        }
+        *at = ("controller_epoch", buf.len());
+        this.controller_epoch = read_i32(buf)?;
+        if version >= 5 {
+            *at = ("broker_epoch", buf.len());
+            this.broker_epoch = read_i64(buf)?;
+        }
+        if version <= 4 {
+            *at = ("ungrouped_partition_states", buf.len());
+            this.ungrouped_partition_states = match read_array_count(
+                buf,
+                false,
+                UpdateMetadataPartitionState::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(UpdateMetadataPartitionState::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 5 {
+            *at = ("topic_states", buf.len());
+            this.topic_states = match read_array_count(
                 buf,
                 version >= 6,
-                UpdateMetadataBroker::min_size(version),
-                |buf| UpdateMetadataBroker::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 if version >= 8 => {
-                            at = ("r#type", buf.len());
-                            let raw = data.clone();
-                            this.r#type = decode_tagged_value(data, |buf| Ok(read_i8(buf)?))?;
-                            if this.r#type == 0i8 {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
+                UpdateMetadataTopicState::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(UpdateMetadataTopicState::decode(buf, version)?);
                     }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        *at = ("live_brokers", buf.len());
+        this.live_brokers =
+            match read_array_count(buf, version >= 6, UpdateMetadataBroker::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(UpdateMetadataBroker::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 if version >= 8 => {
+                        *at = ("r#type", buf.len());
+                        let raw = data.clone();
+                        this.r#type = decode_tagged_value(data, |buf| Ok(read_i8(buf)?))?;
+                        if this.r#type == 0i8 {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateMetadataRequest", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -438,54 +479,63 @@ impl ::std::default::Default for UpdateMetadataPartitionState {
 impl UpdateMetadataPartitionState {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `controller_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_controller_epoch(mut self, value: i32) -> Self {
         self.controller_epoch = value;
         self
     }
     /// Sets `leader` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader(mut self, value: i32) -> Self {
         self.leader = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `isr` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_isr(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.isr = value;
         self
     }
     /// Sets `zk_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_zk_version(mut self, value: i32) -> Self {
         self.zk_version = value;
         self
     }
     /// Sets `replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.replicas = value;
         self
     }
     /// Sets `offline_replicas` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_offline_replicas(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.offline_replicas = value;
         self
@@ -523,30 +573,20 @@ impl Encodable for UpdateMetadataPartitionState {
         buf.put_i32(self.controller_epoch);
         buf.put_i32(self.leader);
         buf.put_i32(self.leader_epoch);
-        put_array(buf, Some(self.isr.as_slice()), version >= 6, |buf, e| {
+        put_array_len(buf, Some(self.isr.len()), version >= 6)?;
+        for e in self.isr.iter() {
             buf.put_i32(*e);
-            Ok(())
-        })?;
+        }
         buf.put_i32(self.zk_version);
-        put_array(
-            buf,
-            Some(self.replicas.as_slice()),
-            version >= 6,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.replicas.len()), version >= 6)?;
+        for e in self.replicas.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 4 {
-            put_array(
-                buf,
-                Some(self.offline_replicas.as_slice()),
-                version >= 6,
-                |buf, e| {
-                    buf.put_i32(*e);
-                    Ok(())
-                },
-            )?;
+            put_array_len(buf, Some(self.offline_replicas.len()), version >= 6)?;
+            for e in self.offline_replicas.iter() {
+                buf.put_i32(*e);
+            }
         }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -566,10 +606,10 @@ impl Encodable for UpdateMetadataPartitionState {
         if version <= 4 {
             len += prefixed_len(Some(self.topic_name.len()), false, false);
         }
-        len += array_len(Some(self.isr.as_slice()), version >= 6, |e| 4);
-        len += array_len(Some(self.replicas.as_slice()), version >= 6, |e| 4);
+        len += fixed_array_len(Some(self.isr.len()), version >= 6, 4);
+        len += fixed_array_len(Some(self.replicas.len()), version >= 6, 4);
         if version >= 4 {
-            len += array_len(Some(self.offline_replicas.as_slice()), version >= 6, |e| 4);
+            len += fixed_array_len(Some(self.offline_replicas.len()), version >= 6, 4);
         }
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -583,40 +623,75 @@ impl Decodable for UpdateMetadataPartitionState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            if version <= 4 {
-                at = ("topic_name", buf.len());
-                this.topic_name = read_string(buf, false)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateMetadataPartitionState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateMetadataPartitionState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        if version <= 4 {
+            *at = ("topic_name", buf.len());
+            this.topic_name = read_string(buf, false)?;
+        }
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("controller_epoch", buf.len());
+        this.controller_epoch = read_i32(buf)?;
+        *at = ("leader", buf.len());
+        this.leader = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("isr", buf.len());
+        this.isr = match read_array_count(buf, version >= 6, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("controller_epoch", buf.len());
-            this.controller_epoch = read_i32(buf)?;
-            at = ("leader", buf.len());
-            this.leader = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("isr", buf.len());
-            this.isr =
-                read_array(buf, version >= 6, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            at = ("zk_version", buf.len());
-            this.zk_version = read_i32(buf)?;
-            at = ("replicas", buf.len());
-            this.replicas =
-                read_array(buf, version >= 6, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 4 {
-                at = ("offline_replicas", buf.len());
-                this.offline_replicas = read_array(buf, version >= 6, 4, read_i32)?
-                    .ok_or(DecodeError::UnexpectedNull)?;
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("zk_version", buf.len());
+        this.zk_version = read_i32(buf)?;
+        *at = ("replicas", buf.len());
+        this.replicas = match read_array_count(buf, version >= 6, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateMetadataPartitionState", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 4 {
+            *at = ("offline_replicas", buf.len());
+            this.offline_replicas = match read_array_count(buf, version >= 6, 4)? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(read_i32(buf)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -656,18 +731,21 @@ impl ::std::default::Default for UpdateMetadataTopicState {
 impl UpdateMetadataTopicState {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partition_states` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_states(
         mut self,
         value: ::std::vec::Vec<UpdateMetadataPartitionState>,
@@ -696,12 +774,10 @@ impl Encodable for UpdateMetadataTopicState {
         if version >= 7 {
             put_uuid(buf, &self.topic_id);
         }
-        put_array(
-            buf,
-            Some(self.partition_states.as_slice()),
-            version >= 6,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partition_states.len()), version >= 6)?;
+        for e in self.partition_states.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 6 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -721,9 +797,13 @@ impl Encodable for UpdateMetadataTopicState {
         if version >= 7 {
             len += 16;
         }
-        len += array_len(Some(self.partition_states.as_slice()), version >= 6, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partition_states.len()), version >= 6);
+            for e in self.partition_states.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -736,29 +816,47 @@ impl Decodable for UpdateMetadataTopicState {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, version >= 6)?;
-            if version >= 7 {
-                at = ("topic_id", buf.len());
-                this.topic_id = read_uuid(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateMetadataTopicState", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateMetadataTopicState {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, version >= 6)?;
+        if version >= 7 {
+            *at = ("topic_id", buf.len());
+            this.topic_id = read_uuid(buf)?;
+        }
+        *at = ("partition_states", buf.len());
+        this.partition_states = match read_array_count(
+            buf,
+            version >= 6,
+            UpdateMetadataPartitionState::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(UpdateMetadataPartitionState::decode(buf, version)?);
+                }
+                v
             }
-            at = ("partition_states", buf.len());
-            this.partition_states = read_array(
-                buf,
-                version >= 6,
-                UpdateMetadataPartitionState::min_size(version),
-                |buf| UpdateMetadataPartitionState::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateMetadataTopicState", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -803,24 +901,28 @@ impl ::std::default::Default for UpdateMetadataEndpoint {
 impl UpdateMetadataEndpoint {
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `listener` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_listener(mut self, value: ::std::string::String) -> Self {
         self.listener = value;
         self
     }
     /// Sets `security_protocol` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_security_protocol(mut self, value: i16) -> Self {
         self.security_protocol = value;
         self
@@ -886,25 +988,36 @@ impl Decodable for UpdateMetadataEndpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, version >= 6)?;
-            if version >= 3 {
-                at = ("listener", buf.len());
-                this.listener = read_string(buf, version >= 6)?;
-            }
-            at = ("security_protocol", buf.len());
-            this.security_protocol = read_i16(buf)?;
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateMetadataEndpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateMetadataEndpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateMetadataEndpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, version >= 6)?;
+        if version >= 3 {
+            *at = ("listener", buf.len());
+            this.listener = read_string(buf, version >= 6)?;
+        }
+        *at = ("security_protocol", buf.len());
+        this.security_protocol = read_i16(buf)?;
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -954,30 +1067,35 @@ impl ::std::default::Default for UpdateMetadataBroker {
 impl UpdateMetadataBroker {
     /// Sets `id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_id(mut self, value: i32) -> Self {
         self.id = value;
         self
     }
     /// Sets `v0_host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_v0_host(mut self, value: ::std::string::String) -> Self {
         self.v0_host = value;
         self
     }
     /// Sets `v0_port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_v0_port(mut self, value: i32) -> Self {
         self.v0_port = value;
         self
     }
     /// Sets `endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_endpoints(mut self, value: ::std::vec::Vec<UpdateMetadataEndpoint>) -> Self {
         self.endpoints = value;
         self
     }
     /// Sets `rack` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_rack(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.rack = value;
         self
@@ -1024,12 +1142,10 @@ impl Encodable for UpdateMetadataBroker {
             buf.put_i32(self.v0_port);
         }
         if version >= 1 {
-            put_array(
-                buf,
-                Some(self.endpoints.as_slice()),
-                version >= 6,
-                |buf, e| e.encode(buf, version),
-            )?;
+            put_array_len(buf, Some(self.endpoints.len()), version >= 6)?;
+            for e in self.endpoints.iter() {
+                e.encode(buf, version)?;
+            }
         }
         if version >= 2 {
             put_nullable_string(buf, self.rack.as_deref(), version >= 6)?;
@@ -1052,12 +1168,19 @@ impl Encodable for UpdateMetadataBroker {
             len += 4;
         }
         if version >= 1 {
-            len += array_len(Some(self.endpoints.as_slice()), version >= 6, |e| {
-                e.encoded_len(version)
-            });
+            len += {
+                let mut n = array_prefix_len(Some(self.endpoints.len()), version >= 6);
+                for e in self.endpoints.iter() {
+                    n += e.encoded_len(version);
+                }
+                n
+            };
         }
         if version >= 2 {
-            len += prefixed_len(self.rack.as_ref().map(|v| v.len()), version >= 6, false);
+            len += match &self.rack {
+                Some(v) => prefixed_len(Some(v.len()), version >= 6, false),
+                None => prefixed_len(None, version >= 6, false),
+            };
         }
         if version >= 6 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
@@ -1071,38 +1194,56 @@ impl Decodable for UpdateMetadataBroker {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("id", buf.len());
-            this.id = read_i32(buf)?;
-            if version <= 0 {
-                at = ("v0_host", buf.len());
-                this.v0_host = read_string(buf, false)?;
-            }
-            if version <= 0 {
-                at = ("v0_port", buf.len());
-                this.v0_port = read_i32(buf)?;
-            }
-            if version >= 1 {
-                at = ("endpoints", buf.len());
-                this.endpoints = read_array(
-                    buf,
-                    version >= 6,
-                    UpdateMetadataEndpoint::min_size(version),
-                    |buf| UpdateMetadataEndpoint::decode(buf, version),
-                )?
-                .ok_or(DecodeError::UnexpectedNull)?;
-            }
-            if version >= 2 {
-                at = ("rack", buf.len());
-                this.rack = read_nullable_string(buf, version >= 6)?;
-            }
-            if version >= 6 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateMetadataBroker", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateMetadataBroker", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateMetadataBroker {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("id", buf.len());
+        this.id = read_i32(buf)?;
+        if version <= 0 {
+            *at = ("v0_host", buf.len());
+            this.v0_host = read_string(buf, false)?;
+        }
+        if version <= 0 {
+            *at = ("v0_port", buf.len());
+            this.v0_port = read_i32(buf)?;
+        }
+        if version >= 1 {
+            *at = ("endpoints", buf.len());
+            this.endpoints = match read_array_count(
+                buf,
+                version >= 6,
+                UpdateMetadataEndpoint::min_size(version),
+            )? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(UpdateMetadataEndpoint::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        }
+        if version >= 2 {
+            *at = ("rack", buf.len());
+            this.rack = read_nullable_string(buf, version >= 6)?;
+        }
+        if version >= 6 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -45,18 +45,21 @@ impl ::std::default::Default for UpdateRaftVoterResponse {
 impl UpdateRaftVoterResponse {
     /// Sets `throttle_time_ms` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_throttle_time_ms(mut self, value: i32) -> Self {
         self.throttle_time_ms = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `current_leader` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_current_leader(mut self, value: CurrentLeader) -> Self {
         self.current_leader = value;
         self
@@ -138,38 +141,47 @@ impl Decodable for UpdateRaftVoterResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("throttle_time_ms", buf.len());
-            this.throttle_time_ms = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            let count = read_unsigned_varint(buf)?;
-            for _ in 0..count {
-                let (tag, data) = read_tagged_field(buf)?;
-                match tag {
-                    0 => {
-                        at = ("current_leader", buf.len());
-                        let raw = data.clone();
-                        this.current_leader = decode_tagged_value(data, |buf| {
-                            Ok(CurrentLeader::decode(buf, version)?)
-                        })?;
-                        if this.current_leader
-                            == <CurrentLeader as ::std::default::Default>::default()
-                        {
-                            this.unknown_tagged_fields
-                                .push(UnknownTaggedField { tag, data: raw });
-                        }
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("UpdateRaftVoterResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl UpdateRaftVoterResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("throttle_time_ms", buf.len());
+        this.throttle_time_ms = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        let count = read_unsigned_varint(buf)?;
+        for _ in 0..count {
+            let (tag, data) = read_tagged_field(buf)?;
+            match tag {
+                0 => {
+                    *at = ("current_leader", buf.len());
+                    let raw = data.clone();
+                    this.current_leader =
+                        decode_tagged_value(data, |buf| Ok(CurrentLeader::decode(buf, version)?))?;
+                    if this.current_leader == <CurrentLeader as ::std::default::Default>::default()
+                    {
+                        this.unknown_tagged_fields
+                            .push(UnknownTaggedField { tag, data: raw });
                     }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(UnknownTaggedField { tag, data }),
                 }
+                _ => this
+                    .unknown_tagged_fields
+                    .push(UnknownTaggedField { tag, data }),
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("UpdateRaftVoterResponse", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -214,24 +226,28 @@ impl ::std::default::Default for CurrentLeader {
 impl CurrentLeader {
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: i32) -> Self {
         self.port = value;
         self
@@ -272,20 +288,31 @@ impl Decodable for CurrentLeader {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_i32(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("CurrentLeader", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("CurrentLeader", at.0, at.1, start)),
+        }
+    }
+}
+
+impl CurrentLeader {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_i32(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -43,18 +43,21 @@ impl ::std::default::Default for VoteRequest {
 impl VoteRequest {
     /// Sets `cluster_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_cluster_id(mut self, value: ::std::option::Option<::std::string::String>) -> Self {
         self.cluster_id = value;
         self
     }
     /// Sets `voter_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicData>) -> Self {
         self.topics = value;
         self
@@ -89,9 +92,10 @@ impl Encodable for VoteRequest {
         if version >= 1 {
             buf.put_i32(self.voter_id);
         }
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -99,13 +103,20 @@ impl Encodable for VoteRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += prefixed_len(self.cluster_id.as_ref().map(|v| v.len()), true, false);
+        len += match &self.cluster_id {
+            Some(v) => prefixed_len(Some(v.len()), true, false),
+            None => prefixed_len(None, true, false),
+        };
         if version >= 1 {
             len += 4;
         }
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -122,24 +133,41 @@ impl Decodable for VoteRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("cluster_id", buf.len());
-            this.cluster_id = read_nullable_string(buf, true)?;
-            if version >= 1 {
-                at = ("voter_id", buf.len());
-                this.voter_id = read_i32(buf)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("VoteRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl VoteRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("cluster_id", buf.len());
+        this.cluster_id = read_nullable_string(buf, true)?;
+        if version >= 1 {
+            *at = ("voter_id", buf.len());
+            this.voter_id = read_i32(buf)?;
+        }
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicData::decode(buf, version)?);
+                }
+                v
             }
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicData::min_size(version), |buf| {
-                TopicData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("VoteRequest", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -199,42 +227,49 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `candidate_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_candidate_epoch(mut self, value: i32) -> Self {
         self.candidate_epoch = value;
         self
     }
     /// Sets `candidate_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_candidate_id(mut self, value: i32) -> Self {
         self.candidate_id = value;
         self
     }
     /// Sets `candidate_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_candidate_directory_id(mut self, value: Uuid) -> Self {
         self.candidate_directory_id = value;
         self
     }
     /// Sets `voter_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `last_offset_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_offset_epoch(mut self, value: i32) -> Self {
         self.last_offset_epoch = value;
         self
     }
     /// Sets `last_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
@@ -287,31 +322,42 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("candidate_epoch", buf.len());
-            this.candidate_epoch = read_i32(buf)?;
-            at = ("candidate_id", buf.len());
-            this.candidate_id = read_i32(buf)?;
-            if version >= 1 {
-                at = ("candidate_directory_id", buf.len());
-                this.candidate_directory_id = read_uuid(buf)?;
-            }
-            if version >= 1 {
-                at = ("voter_directory_id", buf.len());
-                this.voter_directory_id = read_uuid(buf)?;
-            }
-            at = ("last_offset_epoch", buf.len());
-            this.last_offset_epoch = read_i32(buf)?;
-            at = ("last_offset", buf.len());
-            this.last_offset = read_i64(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("candidate_epoch", buf.len());
+        this.candidate_epoch = read_i32(buf)?;
+        *at = ("candidate_id", buf.len());
+        this.candidate_id = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("candidate_directory_id", buf.len());
+            this.candidate_directory_id = read_uuid(buf)?;
+        }
+        if version >= 1 {
+            *at = ("voter_directory_id", buf.len());
+            this.voter_directory_id = read_uuid(buf)?;
+        }
+        *at = ("last_offset_epoch", buf.len());
+        this.last_offset_epoch = read_i32(buf)?;
+        *at = ("last_offset", buf.len());
+        this.last_offset = read_i64(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -344,12 +390,14 @@ impl ::std::default::Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -369,9 +417,10 @@ impl Encodable for TopicData {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic_name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -380,9 +429,13 @@ impl Encodable for TopicData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic_name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -393,19 +446,36 @@ impl Decodable for TopicData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionData::min_size(version), |buf| {
-                PartitionData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

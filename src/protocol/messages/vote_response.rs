@@ -45,23 +45,27 @@ impl ::std::default::Default for VoteResponse {
 impl VoteResponse {
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<TopicData>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `node_endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_endpoints(mut self, value: ::std::vec::Vec<NodeEndpoint>) -> Self {
         self.node_endpoints = value;
         self
     }
     /// The first element of `NodeEndpoints` whose map key (`NodeId`) matches.
+    #[inline]
     pub fn find_node_endpoints(&self, node_id: i32) -> ::std::option::Option<&NodeEndpoint> {
         self.node_endpoints.iter().find(|e| e.node_id == node_id)
     }
@@ -92,9 +96,10 @@ impl Encodable for VoteResponse {
             });
         }
         buf.put_i16(self.error_code);
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if !(version >= 1) {
             if self.node_endpoints != ::std::vec::Vec::<NodeEndpoint>::new() {
                 return Err(EncodeError::NonIgnorableField {
@@ -114,9 +119,10 @@ impl Encodable for VoteResponse {
             |buf, tag| {
                 match tag {
                     0 => {
-                        put_array(buf, Some(self.node_endpoints.as_slice()), true, |buf, e| {
-                            e.encode(buf, version)
-                        })?;
+                        put_array_len(buf, Some(self.node_endpoints.len()), true)?;
+                        for e in self.node_endpoints.iter() {
+                            e.encode(buf, version)?;
+                        }
                     }
                     _ => {}
                 }
@@ -129,17 +135,25 @@ impl Encodable for VoteResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(
             &self.unknown_tagged_fields,
             &[(
                 0,
                 if (version >= 1) && self.node_endpoints != ::std::vec::Vec::<NodeEndpoint>::new() {
-                    Some(array_len(Some(self.node_endpoints.as_slice()), true, |e| {
-                        e.encoded_len(version)
-                    }))
+                    Some({
+                        let mut n = array_prefix_len(Some(self.node_endpoints.len()), true);
+                        for e in self.node_endpoints.iter() {
+                            n += e.encoded_len(version);
+                        }
+                        n
+                    })
                 } else {
                     None
                 },
@@ -160,44 +174,67 @@ impl Decodable for VoteResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, TopicData::min_size(version), |buf| {
-                TopicData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            let count = read_unsigned_varint(buf)?;
-            for _ in 0..count {
-                let (tag, data) = read_tagged_field(buf)?;
-                match tag {
-                    0 if version >= 1 => {
-                        at = ("node_endpoints", buf.len());
-                        let raw = data.clone();
-                        this.node_endpoints = decode_tagged_value(data, |buf| {
-                            Ok(
-                                read_array(buf, true, NodeEndpoint::min_size(version), |buf| {
-                                    NodeEndpoint::decode(buf, version)
-                                })?
-                                .ok_or(DecodeError::UnexpectedNull)?,
-                            )
-                        })?;
-                        if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
-                            this.unknown_tagged_fields
-                                .push(UnknownTaggedField { tag, data: raw });
-                        }
-                    }
-                    _ => this
-                        .unknown_tagged_fields
-                        .push(UnknownTaggedField { tag, data }),
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("VoteResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl VoteResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, TopicData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(TopicData::decode(buf, version)?);
                 }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("VoteResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        let count = read_unsigned_varint(buf)?;
+        for _ in 0..count {
+            let (tag, data) = read_tagged_field(buf)?;
+            match tag {
+                0 if version >= 1 => {
+                    *at = ("node_endpoints", buf.len());
+                    let raw = data.clone();
+                    this.node_endpoints = decode_tagged_value(data, |buf| {
+                        Ok(
+                            match read_array_count(buf, true, NodeEndpoint::min_size(version))? {
+                                Some((n, cap)) => {
+                                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                                    for _ in 0..n {
+                                        v.push(NodeEndpoint::decode(buf, version)?);
+                                    }
+                                    v
+                                }
+                                None => return Err(DecodeError::UnexpectedNull),
+                            },
+                        )
+                    })?;
+                    if this.node_endpoints == ::std::vec::Vec::<NodeEndpoint>::new() {
+                        this.unknown_tagged_fields
+                            .push(UnknownTaggedField { tag, data: raw });
+                    }
+                }
+                _ => this
+                    .unknown_tagged_fields
+                    .push(UnknownTaggedField { tag, data }),
+            }
+        }
+        Ok(this)
     }
 }
 
@@ -245,30 +282,35 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
     }
     /// Sets `leader_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_id(mut self, value: i32) -> Self {
         self.leader_id = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `vote_granted` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_vote_granted(mut self, value: bool) -> Self {
         self.vote_granted = value;
         self
@@ -309,23 +351,34 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            at = ("leader_id", buf.len());
-            this.leader_id = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("vote_granted", buf.len());
-            this.vote_granted = read_bool(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        *at = ("leader_id", buf.len());
+        this.leader_id = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("vote_granted", buf.len());
+        this.vote_granted = read_bool(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -358,12 +411,14 @@ impl ::std::default::Default for TopicData {
 impl TopicData {
     /// Sets `topic_name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_name(mut self, value: ::std::string::String) -> Self {
         self.topic_name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -383,9 +438,10 @@ impl Encodable for TopicData {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.topic_name.as_str()), true)?;
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -394,9 +450,13 @@ impl Encodable for TopicData {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.topic_name.len()), true, false);
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -407,20 +467,37 @@ impl Decodable for TopicData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_name", buf.len());
-            this.topic_name = read_string(buf, true)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionData::min_size(version), |buf| {
-                PartitionData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TopicData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TopicData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TopicData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_name", buf.len());
+        this.topic_name = read_string(buf, true)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -460,18 +537,21 @@ impl ::std::default::Default for NodeEndpoint {
 impl NodeEndpoint {
     /// Sets `node_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_node_id(mut self, value: i32) -> Self {
         self.node_id = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -511,18 +591,29 @@ impl Decodable for NodeEndpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("node_id", buf.len());
-            this.node_id = read_i32(buf)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("NodeEndpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("NodeEndpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl NodeEndpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("node_id", buf.len());
+        this.node_id = read_i32(buf)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

@@ -40,12 +40,14 @@ impl ::std::default::Default for VotersRecord {
 impl VotersRecord {
     /// Sets `version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_version(mut self, value: i16) -> Self {
         self.version = value;
         self
     }
     /// Sets `voters` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voters(mut self, value: ::std::vec::Vec<Voter>) -> Self {
         self.voters = value;
         self
@@ -77,9 +79,10 @@ impl Encodable for VotersRecord {
             });
         }
         buf.put_i16(self.version);
-        put_array(buf, Some(self.voters.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.voters.len()), true)?;
+        for e in self.voters.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -87,9 +90,13 @@ impl Encodable for VotersRecord {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
-        len += array_len(Some(self.voters.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.voters.len()), true);
+            for e in self.voters.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -106,20 +113,37 @@ impl Decodable for VotersRecord {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("version", buf.len());
-            this.version = read_i16(buf)?;
-            at = ("voters", buf.len());
-            this.voters = read_array(buf, true, Voter::min_size(version), |buf| {
-                Voter::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("VotersRecord", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("VotersRecord", at.0, at.1, start)),
+        }
+    }
+}
+
+impl VotersRecord {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("version", buf.len());
+        this.version = read_i16(buf)?;
+        *at = ("voters", buf.len());
+        this.voters = match read_array_count(buf, true, Voter::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Voter::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -159,18 +183,21 @@ impl ::std::default::Default for Endpoint {
 impl Endpoint {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `host` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_host(mut self, value: ::std::string::String) -> Self {
         self.host = value;
         self
     }
     /// Sets `port` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_port(mut self, value: u16) -> Self {
         self.port = value;
         self
@@ -211,19 +238,30 @@ impl Decodable for Endpoint {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, true)?;
-            at = ("host", buf.len());
-            this.host = read_string(buf, true)?;
-            at = ("port", buf.len());
-            this.port = read_u16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Endpoint", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Endpoint", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Endpoint {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, true)?;
+        *at = ("host", buf.len());
+        this.host = read_string(buf, true)?;
+        *at = ("port", buf.len());
+        this.port = read_u16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -258,12 +296,14 @@ impl ::std::default::Default for KRaftVersionFeature {
 impl KRaftVersionFeature {
     /// Sets `min_supported_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_min_supported_version(mut self, value: i16) -> Self {
         self.min_supported_version = value;
         self
     }
     /// Sets `max_supported_version` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_max_supported_version(mut self, value: i16) -> Self {
         self.max_supported_version = value;
         self
@@ -301,17 +341,28 @@ impl Decodable for KRaftVersionFeature {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("min_supported_version", buf.len());
-            this.min_supported_version = read_i16(buf)?;
-            at = ("max_supported_version", buf.len());
-            this.max_supported_version = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("KRaftVersionFeature", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("KRaftVersionFeature", at.0, at.1, start)),
+        }
+    }
+}
+
+impl KRaftVersionFeature {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("min_supported_version", buf.len());
+        this.min_supported_version = read_i16(buf)?;
+        *at = ("max_supported_version", buf.len());
+        this.max_supported_version = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -356,29 +407,34 @@ impl ::std::default::Default for Voter {
 impl Voter {
     /// Sets `voter_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_id(mut self, value: i32) -> Self {
         self.voter_id = value;
         self
     }
     /// Sets `voter_directory_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_voter_directory_id(mut self, value: Uuid) -> Self {
         self.voter_directory_id = value;
         self
     }
     /// Sets `endpoints` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_endpoints(mut self, value: ::std::vec::Vec<Endpoint>) -> Self {
         self.endpoints = value;
         self
     }
     /// Sets `k_raft_version_feature` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_k_raft_version_feature(mut self, value: KRaftVersionFeature) -> Self {
         self.k_raft_version_feature = value;
         self
     }
     /// The first element of `Endpoints` whose map key (`Name`) matches.
+    #[inline]
     pub fn find_endpoints(&self, name: &str) -> ::std::option::Option<&Endpoint> {
         self.endpoints.iter().find(|e| e.name == name)
     }
@@ -398,9 +454,10 @@ impl Encodable for Voter {
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i32(self.voter_id);
         put_uuid(buf, &self.voter_directory_id);
-        put_array(buf, Some(self.endpoints.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.endpoints.len()), true)?;
+        for e in self.endpoints.iter() {
+            e.encode(buf, version)?;
+        }
         self.k_raft_version_feature.encode(buf, version)?;
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
@@ -409,9 +466,13 @@ impl Encodable for Voter {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 20;
-        len += array_len(Some(self.endpoints.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.endpoints.len()), true);
+            for e in self.endpoints.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += self.k_raft_version_feature.encoded_len(version);
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
@@ -423,23 +484,40 @@ impl Decodable for Voter {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("voter_id", buf.len());
-            this.voter_id = read_i32(buf)?;
-            at = ("voter_directory_id", buf.len());
-            this.voter_directory_id = read_uuid(buf)?;
-            at = ("endpoints", buf.len());
-            this.endpoints = read_array(buf, true, Endpoint::min_size(version), |buf| {
-                Endpoint::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("k_raft_version_feature", buf.len());
-            this.k_raft_version_feature = KRaftVersionFeature::decode(buf, version)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("Voter", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("Voter", at.0, at.1, start)),
+        }
+    }
+}
+
+impl Voter {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("voter_id", buf.len());
+        this.voter_id = read_i32(buf)?;
+        *at = ("voter_directory_id", buf.len());
+        this.voter_directory_id = read_uuid(buf)?;
+        *at = ("endpoints", buf.len());
+        this.endpoints = match read_array_count(buf, true, Endpoint::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(Endpoint::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("k_raft_version_feature", buf.len());
+        this.k_raft_version_feature = KRaftVersionFeature::decode(buf, version)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

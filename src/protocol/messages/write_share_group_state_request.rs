@@ -42,12 +42,14 @@ impl ::std::default::Default for WriteShareGroupStateRequest {
 impl WriteShareGroupStateRequest {
     /// Sets `group_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_group_id(mut self, value: ::std::string::String) -> Self {
         self.group_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<WriteStateData>) -> Self {
         self.topics = value;
         self
@@ -79,9 +81,10 @@ impl Encodable for WriteShareGroupStateRequest {
             });
         }
         put_nullable_string(buf, Some(self.group_id.as_str()), true)?;
-        put_array(buf, Some(self.topics.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), true)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -90,9 +93,13 @@ impl Encodable for WriteShareGroupStateRequest {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.group_id.len()), true, false);
-        len += array_len(Some(self.topics.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), true);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -109,20 +116,37 @@ impl Decodable for WriteShareGroupStateRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("group_id", buf.len());
-            this.group_id = read_string(buf, true)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(buf, true, WriteStateData::min_size(version), |buf| {
-                WriteStateData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WriteShareGroupStateRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WriteShareGroupStateRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WriteShareGroupStateRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("group_id", buf.len());
+        this.group_id = read_string(buf, true)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(buf, true, WriteStateData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(WriteStateData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -167,24 +191,28 @@ impl ::std::default::Default for StateBatch {
 impl StateBatch {
     /// Sets `first_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_first_offset(mut self, value: i64) -> Self {
         self.first_offset = value;
         self
     }
     /// Sets `last_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_last_offset(mut self, value: i64) -> Self {
         self.last_offset = value;
         self
     }
     /// Sets `delivery_state` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_delivery_state(mut self, value: i8) -> Self {
         self.delivery_state = value;
         self
     }
     /// Sets `delivery_count` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_delivery_count(mut self, value: i16) -> Self {
         self.delivery_count = value;
         self
@@ -224,21 +252,32 @@ impl Decodable for StateBatch {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("first_offset", buf.len());
-            this.first_offset = read_i64(buf)?;
-            at = ("last_offset", buf.len());
-            this.last_offset = read_i64(buf)?;
-            at = ("delivery_state", buf.len());
-            this.delivery_state = read_i8(buf)?;
-            at = ("delivery_count", buf.len());
-            this.delivery_count = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("StateBatch", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("StateBatch", at.0, at.1, start)),
+        }
+    }
+}
+
+impl StateBatch {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("first_offset", buf.len());
+        this.first_offset = read_i64(buf)?;
+        *at = ("last_offset", buf.len());
+        this.last_offset = read_i64(buf)?;
+        *at = ("delivery_state", buf.len());
+        this.delivery_state = read_i8(buf)?;
+        *at = ("delivery_count", buf.len());
+        this.delivery_count = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -286,30 +325,35 @@ impl ::std::default::Default for PartitionData {
 impl PartitionData {
     /// Sets `partition` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition(mut self, value: i32) -> Self {
         self.partition = value;
         self
     }
     /// Sets `state_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_state_epoch(mut self, value: i32) -> Self {
         self.state_epoch = value;
         self
     }
     /// Sets `leader_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_leader_epoch(mut self, value: i32) -> Self {
         self.leader_epoch = value;
         self
     }
     /// Sets `start_offset` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_start_offset(mut self, value: i64) -> Self {
         self.start_offset = value;
         self
     }
     /// Sets `state_batches` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_state_batches(mut self, value: ::std::vec::Vec<StateBatch>) -> Self {
         self.state_batches = value;
         self
@@ -332,9 +376,10 @@ impl Encodable for PartitionData {
         buf.put_i32(self.state_epoch);
         buf.put_i32(self.leader_epoch);
         buf.put_i64(self.start_offset);
-        put_array(buf, Some(self.state_batches.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.state_batches.len()), true)?;
+        for e in self.state_batches.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -342,9 +387,13 @@ impl Encodable for PartitionData {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 20;
-        len += array_len(Some(self.state_batches.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.state_batches.len()), true);
+            for e in self.state_batches.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -355,26 +404,43 @@ impl Decodable for PartitionData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition", buf.len());
-            this.partition = read_i32(buf)?;
-            at = ("state_epoch", buf.len());
-            this.state_epoch = read_i32(buf)?;
-            at = ("leader_epoch", buf.len());
-            this.leader_epoch = read_i32(buf)?;
-            at = ("start_offset", buf.len());
-            this.start_offset = read_i64(buf)?;
-            at = ("state_batches", buf.len());
-            this.state_batches = read_array(buf, true, StateBatch::min_size(version), |buf| {
-                StateBatch::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PartitionData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PartitionData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PartitionData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition", buf.len());
+        this.partition = read_i32(buf)?;
+        *at = ("state_epoch", buf.len());
+        this.state_epoch = read_i32(buf)?;
+        *at = ("leader_epoch", buf.len());
+        this.leader_epoch = read_i32(buf)?;
+        *at = ("start_offset", buf.len());
+        this.start_offset = read_i64(buf)?;
+        *at = ("state_batches", buf.len());
+        this.state_batches = match read_array_count(buf, true, StateBatch::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(StateBatch::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
 
@@ -409,12 +475,14 @@ impl ::std::default::Default for WriteStateData {
 impl WriteStateData {
     /// Sets `topic_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topic_id(mut self, value: Uuid) -> Self {
         self.topic_id = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(mut self, value: ::std::vec::Vec<PartitionData>) -> Self {
         self.partitions = value;
         self
@@ -434,9 +502,10 @@ impl Encodable for WriteStateData {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_uuid(buf, &self.topic_id);
-        put_array(buf, Some(self.partitions.as_slice()), true, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.partitions.len()), true)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         Ok(())
     }
@@ -444,9 +513,13 @@ impl Encodable for WriteStateData {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
-        len += array_len(Some(self.partitions.as_slice()), true, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), true);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         len
     }
@@ -457,19 +530,36 @@ impl Decodable for WriteStateData {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("topic_id", buf.len());
-            this.topic_id = read_uuid(buf)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(buf, true, PartitionData::min_size(version), |buf| {
-                PartitionData::decode(buf, version)
-            })?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WriteStateData", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WriteStateData", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WriteStateData {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("topic_id", buf.len());
+        this.topic_id = read_uuid(buf)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(buf, true, PartitionData::min_size(version))? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(PartitionData::decode(buf, version)?);
+                }
+                v
+            }
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }

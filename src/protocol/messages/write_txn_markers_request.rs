@@ -37,6 +37,7 @@ impl ::std::default::Default for WriteTxnMarkersRequest {
 impl WriteTxnMarkersRequest {
     /// Sets `markers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_markers(mut self, value: ::std::vec::Vec<WritableTxnMarker>) -> Self {
         self.markers = value;
         self
@@ -67,12 +68,10 @@ impl Encodable for WriteTxnMarkersRequest {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.markers.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.markers.len()), version >= 1)?;
+        for e in self.markers.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -88,9 +87,13 @@ impl Encodable for WriteTxnMarkersRequest {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.markers.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.markers.len()), version >= 1);
+            for e in self.markers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -109,23 +112,38 @@ impl Decodable for WriteTxnMarkersRequest {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("markers", buf.len());
-            this.markers = read_array(
-                buf,
-                version >= 1,
-                WritableTxnMarker::min_size(version),
-                |buf| WritableTxnMarker::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WriteTxnMarkersRequest", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WriteTxnMarkersRequest", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WriteTxnMarkersRequest {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("markers", buf.len());
+        this.markers =
+            match read_array_count(buf, version >= 1, WritableTxnMarker::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(WritableTxnMarker::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -160,12 +178,14 @@ impl ::std::default::Default for WritableTxnMarkerTopic {
 impl WritableTxnMarkerTopic {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partition_indexes` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_indexes(mut self, value: ::std::vec::Vec<i32>) -> Self {
         self.partition_indexes = value;
         self
@@ -187,15 +207,10 @@ impl Encodable for WritableTxnMarkerTopic {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 1)?;
-        put_array(
-            buf,
-            Some(self.partition_indexes.as_slice()),
-            version >= 1,
-            |buf, e| {
-                buf.put_i32(*e);
-                Ok(())
-            },
-        )?;
+        put_array_len(buf, Some(self.partition_indexes.len()), version >= 1)?;
+        for e in self.partition_indexes.iter() {
+            buf.put_i32(*e);
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -212,7 +227,7 @@ impl Encodable for WritableTxnMarkerTopic {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 1, false);
-        len += array_len(Some(self.partition_indexes.as_slice()), version >= 1, |e| 4);
+        len += fixed_array_len(Some(self.partition_indexes.len()), version >= 1, 4);
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -225,20 +240,39 @@ impl Decodable for WritableTxnMarkerTopic {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 1)?;
-            at = ("partition_indexes", buf.len());
-            this.partition_indexes =
-                read_array(buf, version >= 1, 4, read_i32)?.ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WritableTxnMarkerTopic", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WritableTxnMarkerTopic {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 1)?;
+        *at = ("partition_indexes", buf.len());
+        this.partition_indexes = match read_array_count(buf, version >= 1, 4)? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(read_i32(buf)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WritableTxnMarkerTopic", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -288,30 +322,35 @@ impl ::std::default::Default for WritableTxnMarker {
 impl WritableTxnMarker {
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `producer_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_epoch(mut self, value: i16) -> Self {
         self.producer_epoch = value;
         self
     }
     /// Sets `transaction_result` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_transaction_result(mut self, value: bool) -> Self {
         self.transaction_result = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<WritableTxnMarkerTopic>) -> Self {
         self.topics = value;
         self
     }
     /// Sets `coordinator_epoch` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_coordinator_epoch(mut self, value: i32) -> Self {
         self.coordinator_epoch = value;
         self
@@ -333,9 +372,10 @@ impl Encodable for WritableTxnMarker {
         buf.put_i64(self.producer_id);
         buf.put_i16(self.producer_epoch);
         buf.put_u8(u8::from(self.transaction_result));
-        put_array(buf, Some(self.topics.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 1)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         buf.put_i32(self.coordinator_epoch);
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
@@ -348,9 +388,13 @@ impl Encodable for WritableTxnMarker {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 15;
-        len += array_len(Some(self.topics.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 1);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -363,30 +407,45 @@ impl Decodable for WritableTxnMarker {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("producer_epoch", buf.len());
-            this.producer_epoch = read_i16(buf)?;
-            at = ("transaction_result", buf.len());
-            this.transaction_result = read_bool(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 1,
-                WritableTxnMarkerTopic::min_size(version),
-                |buf| WritableTxnMarkerTopic::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            at = ("coordinator_epoch", buf.len());
-            this.coordinator_epoch = read_i32(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WritableTxnMarker", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WritableTxnMarker", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WritableTxnMarker {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("producer_epoch", buf.len());
+        this.producer_epoch = read_i16(buf)?;
+        *at = ("transaction_result", buf.len());
+        this.transaction_result = read_bool(buf)?;
+        *at = ("topics", buf.len());
+        this.topics =
+            match read_array_count(buf, version >= 1, WritableTxnMarkerTopic::min_size(version))? {
+                Some((n, cap)) => {
+                    let mut v = ::std::vec::Vec::with_capacity(cap);
+                    for _ in 0..n {
+                        v.push(WritableTxnMarkerTopic::decode(buf, version)?);
+                    }
+                    v
+                }
+                None => return Err(DecodeError::UnexpectedNull),
+            };
+        *at = ("coordinator_epoch", buf.len());
+        this.coordinator_epoch = read_i32(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

@@ -37,6 +37,7 @@ impl ::std::default::Default for WriteTxnMarkersResponse {
 impl WriteTxnMarkersResponse {
     /// Sets `markers` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_markers(mut self, value: ::std::vec::Vec<WritableTxnMarkerResult>) -> Self {
         self.markers = value;
         self
@@ -67,12 +68,10 @@ impl Encodable for WriteTxnMarkersResponse {
                 version,
             });
         }
-        put_array(
-            buf,
-            Some(self.markers.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.markers.len()), version >= 1)?;
+        for e in self.markers.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -88,9 +87,13 @@ impl Encodable for WriteTxnMarkersResponse {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
-        len += array_len(Some(self.markers.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.markers.len()), version >= 1);
+            for e in self.markers.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -109,23 +112,41 @@ impl Decodable for WriteTxnMarkersResponse {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("markers", buf.len());
-            this.markers = read_array(
-                buf,
-                version >= 1,
-                WritableTxnMarkerResult::min_size(version),
-                |buf| WritableTxnMarkerResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WriteTxnMarkersResponse", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WriteTxnMarkersResponse {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("markers", buf.len());
+        this.markers = match read_array_count(
+            buf,
+            version >= 1,
+            WritableTxnMarkerResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(WritableTxnMarkerResult::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WriteTxnMarkersResponse", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -160,12 +181,14 @@ impl ::std::default::Default for WritableTxnMarkerPartitionResult {
 impl WritableTxnMarkerPartitionResult {
     /// Sets `partition_index` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partition_index(mut self, value: i32) -> Self {
         self.partition_index = value;
         self
     }
     /// Sets `error_code` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_error_code(mut self, value: i16) -> Self {
         self.error_code = value;
         self
@@ -213,19 +236,30 @@ impl Decodable for WritableTxnMarkerPartitionResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("partition_index", buf.len());
-            this.partition_index = read_i32(buf)?;
-            at = ("error_code", buf.len());
-            this.error_code = read_i16(buf)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WritableTxnMarkerPartitionResult", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WritableTxnMarkerPartitionResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WritableTxnMarkerPartitionResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("partition_index", buf.len());
+        this.partition_index = read_i32(buf)?;
+        *at = ("error_code", buf.len());
+        this.error_code = read_i16(buf)?;
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -260,12 +294,14 @@ impl ::std::default::Default for WritableTxnMarkerTopicResult {
 impl WritableTxnMarkerTopicResult {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `partitions` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_partitions(
         mut self,
         value: ::std::vec::Vec<WritableTxnMarkerPartitionResult>,
@@ -290,12 +326,10 @@ impl Encodable for WritableTxnMarkerTopicResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         put_nullable_string(buf, Some(self.name.as_str()), version >= 1)?;
-        put_array(
-            buf,
-            Some(self.partitions.as_slice()),
-            version >= 1,
-            |buf, e| e.encode(buf, version),
-        )?;
+        put_array_len(buf, Some(self.partitions.len()), version >= 1)?;
+        for e in self.partitions.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -312,9 +346,13 @@ impl Encodable for WritableTxnMarkerTopicResult {
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 1, false);
-        len += array_len(Some(self.partitions.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.partitions.len()), version >= 1);
+            for e in self.partitions.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -327,25 +365,43 @@ impl Decodable for WritableTxnMarkerTopicResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 1)?;
-            at = ("partitions", buf.len());
-            this.partitions = read_array(
-                buf,
-                version >= 1,
-                WritableTxnMarkerPartitionResult::min_size(version),
-                |buf| WritableTxnMarkerPartitionResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WritableTxnMarkerTopicResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WritableTxnMarkerTopicResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 1)?;
+        *at = ("partitions", buf.len());
+        this.partitions = match read_array_count(
+            buf,
+            version >= 1,
+            WritableTxnMarkerPartitionResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(WritableTxnMarkerPartitionResult::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WritableTxnMarkerTopicResult", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -380,12 +436,14 @@ impl ::std::default::Default for WritableTxnMarkerResult {
 impl WritableTxnMarkerResult {
     /// Sets `producer_id` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_producer_id(mut self, value: i64) -> Self {
         self.producer_id = value;
         self
     }
     /// Sets `topics` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_topics(mut self, value: ::std::vec::Vec<WritableTxnMarkerTopicResult>) -> Self {
         self.topics = value;
         self
@@ -405,9 +463,10 @@ impl Encodable for WritableTxnMarkerResult {
         version: i16,
     ) -> ::std::result::Result<(), EncodeError> {
         buf.put_i64(self.producer_id);
-        put_array(buf, Some(self.topics.as_slice()), version >= 1, |buf, e| {
-            e.encode(buf, version)
-        })?;
+        put_array_len(buf, Some(self.topics.len()), version >= 1)?;
+        for e in self.topics.iter() {
+            e.encode(buf, version)?;
+        }
         if version >= 1 {
             put_unknown_tagged_fields(buf, &self.unknown_tagged_fields)?;
         } else {
@@ -423,9 +482,13 @@ impl Encodable for WritableTxnMarkerResult {
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
-        len += array_len(Some(self.topics.as_slice()), version >= 1, |e| {
-            e.encoded_len(version)
-        });
+        len += {
+            let mut n = array_prefix_len(Some(self.topics.len()), version >= 1);
+            for e in self.topics.iter() {
+                n += e.encoded_len(version);
+            }
+            n
+        };
         if version >= 1 {
             len += tagged_fields_len(&self.unknown_tagged_fields, &[]);
         }
@@ -438,24 +501,42 @@ impl Decodable for WritableTxnMarkerResult {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("producer_id", buf.len());
-            this.producer_id = read_i64(buf)?;
-            at = ("topics", buf.len());
-            this.topics = read_array(
-                buf,
-                version >= 1,
-                WritableTxnMarkerTopicResult::min_size(version),
-                |buf| WritableTxnMarkerTopicResult::decode(buf, version),
-            )?
-            .ok_or(DecodeError::UnexpectedNull)?;
-            if version >= 1 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("WritableTxnMarkerResult", at.0, at.1, start)),
+        }
+    }
+}
+
+impl WritableTxnMarkerResult {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("producer_id", buf.len());
+        this.producer_id = read_i64(buf)?;
+        *at = ("topics", buf.len());
+        this.topics = match read_array_count(
+            buf,
+            version >= 1,
+            WritableTxnMarkerTopicResult::min_size(version),
+        )? {
+            Some((n, cap)) => {
+                let mut v = ::std::vec::Vec::with_capacity(cap);
+                for _ in 0..n {
+                    v.push(WritableTxnMarkerTopicResult::decode(buf, version)?);
+                }
+                v
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("WritableTxnMarkerResult", at.0, at.1, start))
+            None => return Err(DecodeError::UnexpectedNull),
+        };
+        if version >= 1 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }

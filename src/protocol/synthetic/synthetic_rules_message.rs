@@ -52,18 +52,21 @@ impl ::std::default::Default for SyntheticRulesMessage {
 impl SyntheticRulesMessage {
     /// Sets `name` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_name(mut self, value: ::std::string::String) -> Self {
         self.name = value;
         self
     }
     /// Sets `maybe_struct` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_maybe_struct(mut self, value: ::std::option::Option<PresenceStruct>) -> Self {
         self.maybe_struct = value;
         self
     }
     /// Sets `tagged_struct` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_tagged_struct(
         mut self,
         value: ::std::option::Option<TaggedPresenceStruct>,
@@ -73,6 +76,7 @@ impl SyntheticRulesMessage {
     }
     /// Sets `tagged_number` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_tagged_number(mut self, value: i64) -> Self {
         self.tagged_number = value;
         self
@@ -178,10 +182,10 @@ impl Encodable for SyntheticRulesMessage {
         let mut len = 0;
         len += prefixed_len(Some(self.name.len()), version >= 2, false);
         len += usize::from(version >= 1)
-            + self
-                .maybe_struct
-                .as_ref()
-                .map_or(0, |v| v.encoded_len(version));
+            + match &self.maybe_struct {
+                Some(v) => v.encoded_len(version),
+                None => 0,
+            };
         if version >= 2 {
             len += tagged_fields_len(
                 &self.unknown_tagged_fields,
@@ -190,10 +194,10 @@ impl Encodable for SyntheticRulesMessage {
                         0,
                         if self.tagged_struct != ::std::option::Option::None {
                             Some(
-                                1 + self
-                                    .tagged_struct
-                                    .as_ref()
-                                    .map_or(0, |v| v.encoded_len(version)),
+                                1 + match &self.tagged_struct {
+                                    Some(v) => v.encoded_len(version),
+                                    None => 0,
+                                },
                             )
                         } else {
                             None
@@ -225,56 +229,66 @@ impl Decodable for SyntheticRulesMessage {
         }
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("name", buf.len());
-            this.name = read_string(buf, version >= 2)?;
-            at = ("maybe_struct", buf.len());
-            this.maybe_struct = if read_struct_presence(buf, version >= 1, false)? {
-                Some(PresenceStruct::decode(buf, version)?)
-            } else {
-                None
-            };
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                let count = read_unsigned_varint(buf)?;
-                for _ in 0..count {
-                    let (tag, data) = read_tagged_field(buf)?;
-                    match tag {
-                        0 => {
-                            at = ("tagged_struct", buf.len());
-                            let raw = data.clone();
-                            this.tagged_struct = decode_tagged_value(data, |buf| {
-                                Ok(if read_struct_presence(buf, true, true)? {
-                                    Some(TaggedPresenceStruct::decode(buf, version)?)
-                                } else {
-                                    None
-                                })
-                            })?;
-                            if this.tagged_struct == ::std::option::Option::None {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("SyntheticRulesMessage", at.0, at.1, start)),
+        }
+    }
+}
+
+impl SyntheticRulesMessage {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("name", buf.len());
+        this.name = read_string(buf, version >= 2)?;
+        *at = ("maybe_struct", buf.len());
+        this.maybe_struct = if read_struct_presence(buf, version >= 1, false)? {
+            Some(PresenceStruct::decode(buf, version)?)
+        } else {
+            None
+        };
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            let count = read_unsigned_varint(buf)?;
+            for _ in 0..count {
+                let (tag, data) = read_tagged_field(buf)?;
+                match tag {
+                    0 => {
+                        *at = ("tagged_struct", buf.len());
+                        let raw = data.clone();
+                        this.tagged_struct = decode_tagged_value(data, |buf| {
+                            Ok(if read_struct_presence(buf, true, true)? {
+                                Some(TaggedPresenceStruct::decode(buf, version)?)
+                            } else {
+                                None
+                            })
+                        })?;
+                        if this.tagged_struct == ::std::option::Option::None {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
                         }
-                        1 if version >= 3 => {
-                            at = ("tagged_number", buf.len());
-                            let raw = data.clone();
-                            this.tagged_number =
-                                decode_tagged_value(data, |buf| Ok(read_i64(buf)?))?;
-                            if this.tagged_number == 0i64 {
-                                this.unknown_tagged_fields
-                                    .push(UnknownTaggedField { tag, data: raw });
-                            }
-                        }
-                        _ => this
-                            .unknown_tagged_fields
-                            .push(UnknownTaggedField { tag, data }),
                     }
+                    1 if version >= 3 => {
+                        *at = ("tagged_number", buf.len());
+                        let raw = data.clone();
+                        this.tagged_number = decode_tagged_value(data, |buf| Ok(read_i64(buf)?))?;
+                        if this.tagged_number == 0i64 {
+                            this.unknown_tagged_fields
+                                .push(UnknownTaggedField { tag, data: raw });
+                        }
+                    }
+                    _ => this
+                        .unknown_tagged_fields
+                        .push(UnknownTaggedField { tag, data }),
                 }
             }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("SyntheticRulesMessage", at.0, at.1, start))
+        }
+        Ok(this)
     }
 }
 
@@ -302,6 +316,7 @@ impl ::std::default::Default for PresenceStruct {
 impl PresenceStruct {
     /// Sets `value` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_value(mut self, value: i32) -> Self {
         self.value = value;
         self
@@ -344,17 +359,28 @@ impl Decodable for PresenceStruct {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("value", buf.len());
-            this.value = read_i32(buf)?;
-            if version >= 2 {
-                at = ("_tagged_fields", buf.len());
-                read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            }
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("PresenceStruct", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("PresenceStruct", at.0, at.1, start)),
+        }
+    }
+}
+
+impl PresenceStruct {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("value", buf.len());
+        this.value = read_i32(buf)?;
+        if version >= 2 {
+            *at = ("_tagged_fields", buf.len());
+            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        }
+        Ok(this)
     }
 }
 
@@ -382,6 +408,7 @@ impl ::std::default::Default for TaggedPresenceStruct {
 impl TaggedPresenceStruct {
     /// Sets `count` and returns `self`.
     #[must_use]
+    #[inline]
     pub fn with_count(mut self, value: i16) -> Self {
         self.count = value;
         self
@@ -418,14 +445,25 @@ impl Decodable for TaggedPresenceStruct {
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
         let mut at = ("", start);
-        let result = (|| -> ::std::result::Result<Self, DecodeError> {
-            let mut this = Self::default();
-            at = ("count", buf.len());
-            this.count = read_i16(buf)?;
-            at = ("_tagged_fields", buf.len());
-            read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
-            Ok(this)
-        })();
-        result.map_err(|e| e.in_field("TaggedPresenceStruct", at.0, at.1, start))
+        match Self::decode_fields(buf, version, &mut at) {
+            Ok(this) => Ok(this),
+            Err(e) => Err(e.in_field("TaggedPresenceStruct", at.0, at.1, start)),
+        }
+    }
+}
+
+impl TaggedPresenceStruct {
+    #[allow(unused_variables)]
+    fn decode_fields(
+        buf: &mut ::bytes::Bytes,
+        version: i16,
+        at: &mut (&'static str, usize),
+    ) -> ::std::result::Result<Self, DecodeError> {
+        let mut this = Self::default();
+        *at = ("count", buf.len());
+        this.count = read_i16(buf)?;
+        *at = ("_tagged_fields", buf.len());
+        read_unknown_tagged_fields(buf, &mut this.unknown_tagged_fields)?;
+        Ok(this)
     }
 }
