@@ -59,7 +59,7 @@ use tracing::Instrument;
 use crate::protocol::frame::encode_request_frame_spliced;
 use crate::protocol::frame::peek_correlation_id;
 use crate::protocol::messages::{ApiVersionsRequest, ResponseHeader};
-use crate::protocol::{encode_request_frame, ApiKey, Decodable, Request, Response};
+use crate::protocol::{encode_request_frame, ApiKey, Decodable, DecodeError, Request, Response};
 
 use super::config::{split_host_port, ClientConfig};
 use super::error::{Error, Result};
@@ -776,27 +776,29 @@ impl BrokerConnection {
         options: RequestOptions,
     ) -> Result<R::Response> {
         let version = self.version_for(R::API_KEY, options.version)?;
-        let span = tracing::debug_span!(
-            "kafka_request",
-            api = R::API_KEY.name(),
-            version,
-            broker = %self.broker(),
-        );
+        let span = self.request_span(R::API_KEY, version);
         async {
             let started = Instant::now();
             let result = match self.submit_in(request, &[], version, options.timeout).await {
                 Ok(handle) => handle.await,
                 Err(e) => Err(e),
             };
-            let latency_us = started.elapsed().as_micros() as u64;
-            match &result {
-                Ok(_) => tracing::debug!(latency_us, "response received"),
-                Err(e) => tracing::debug!(latency_us, error = %e, "request failed"),
-            }
+            log_outcome(started, result.as_ref().err());
             result
         }
         .instrument(span)
         .await
+    }
+
+    /// The span a request runs in (outside the generic code, so the tracing
+    /// machinery is compiled once rather than per request type).
+    fn request_span(&self, api: ApiKey, version: i16) -> tracing::Span {
+        tracing::debug_span!(
+            "kafka_request",
+            api = api.name(),
+            version,
+            broker = %self.broker(),
+        )
     }
 
     /// Ordered pipelining: waits for an in-flight slot (the cap of a
@@ -853,25 +855,7 @@ impl BrokerConnection {
     ) -> Result<ResponseHandle<R::Response>> {
         let timeout = timeout.unwrap_or(self.inner.config.request_timeout);
         let deadline = Instant::now() + timeout;
-        let slot = match &self.inner.shared.slots {
-            Some(slots) => {
-                let acquire = slots.clone().acquire_owned();
-                match tokio::time::timeout_at(deadline.into(), acquire).await {
-                    Ok(Ok(permit)) => Some(permit),
-                    Ok(Err(_)) => return Err(self.closed_error()),
-                    // The requests in flight time out by themselves; this
-                    // one was never sent, so the connection stays open.
-                    Err(_) => {
-                        return Err(Error::RequestTimeout {
-                            api: R::API_KEY,
-                            broker: self.broker().to_owned(),
-                            timeout,
-                        })
-                    }
-                }
-            }
-            None => None,
-        };
+        let slot = self.acquire_slot(R::API_KEY, deadline, timeout).await?;
         let raw = self
             .queue(request, payloads, version, (deadline, timeout), slot)
             .await?;
@@ -882,29 +866,69 @@ impl BrokerConnection {
         })
     }
 
+    /// Waits for an in-flight slot on a connection that caps them (not
+    /// generic, so one copy of this wait is compiled for every request type).
+    async fn acquire_slot(
+        &self,
+        api: ApiKey,
+        deadline: Instant,
+        timeout: Duration,
+    ) -> Result<Option<OwnedSemaphorePermit>> {
+        let Some(slots) = &self.inner.shared.slots else {
+            return Ok(None);
+        };
+        match tokio::time::timeout_at(deadline.into(), slots.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(Some(permit)),
+            Ok(Err(_)) => Err(self.closed_error()),
+            // The requests in flight time out by themselves; this one was
+            // never sent, so the connection stays open.
+            Err(_) => Err(Error::RequestTimeout {
+                api,
+                broker: self.broker().to_owned(),
+                timeout,
+            }),
+        }
+    }
+
     /// Registers `request` and queues its frame; the returned handle yields
-    /// the raw response frame (header included).
+    /// the raw response frame (header included). Only the encoding is
+    /// generic; the queueing is [`BrokerConnection::enqueue`], compiled once.
     async fn queue<R: Request>(
         &self,
         request: &R,
         payloads: &[Bytes],
         version: i16,
-        (deadline, timeout): (Instant, Duration),
+        deadline: (Instant, Duration),
         slot: Option<OwnedSemaphorePermit>,
     ) -> Result<RawHandle> {
         let shared = &*self.inner.shared;
         let (id, rx) = shared.register(slot)?;
-        let mut guard = RegistrationGuard {
+        let guard = RegistrationGuard {
             shared,
             id,
             armed: true,
         };
+        // On an encoding error the guard unregisters the id.
         let frame = self.encode(request, payloads, id, version)?;
-        // Cancel safe: if this is dropped, the frame was not queued.
+        self.enqueue(guard, rx, frame, R::API_KEY, deadline).await
+    }
+
+    /// Queues the frame of a registered request (the non-generic half of
+    /// [`BrokerConnection::queue`]).
+    async fn enqueue(
+        &self,
+        mut guard: RegistrationGuard<'_>,
+        rx: oneshot::Receiver<Result<Bytes>>,
+        frame: Frame,
+        api: ApiKey,
+        (deadline, timeout): (Instant, Duration),
+    ) -> Result<RawHandle> {
+        // Cancel safe: if this is dropped, the frame was not queued (and the
+        // guard unregisters the id).
         match tokio::time::timeout_at(deadline.into(), self.inner.frames.send(frame)).await {
             Ok(Ok(())) => {}
             Ok(Err(_)) => return Err(self.closed_error()),
-            Err(_) => return Err(self.timed_out(R::API_KEY, timeout)),
+            Err(_) => return Err(self.timed_out(api, timeout)),
         }
         // Queued: the writer will send it, so the response must be read by
         // the reader task even if nobody waits for it any more.
@@ -913,8 +937,8 @@ impl BrokerConnection {
             conn: self.clone(),
             rx,
             deadline: Box::pin(tokio::time::sleep_until(deadline.into())),
-            correlation_id: id,
-            api: R::API_KEY,
+            correlation_id: guard.id,
+            api,
             timeout,
         })
     }
@@ -1007,16 +1031,38 @@ impl BrokerConnection {
         self.inner.tasks.clone()
     }
 
-    fn decode_response<T: Response>(&self, mut frame: Bytes, version: i16) -> Result<T> {
-        let decode_err = |source| Error::Decode {
-            api: T::API_KEY,
+    fn decode_response<T: Response>(&self, frame: Bytes, version: i16) -> Result<T> {
+        let body = self.response_body(frame, T::API_KEY, version)?;
+        match T::from_bytes(body, version) {
+            Ok(response) => Ok(response),
+            Err(source) => Err(self.decode_error(T::API_KEY, version, source)),
+        }
+    }
+
+    /// The body of a response frame: the frame after its header.
+    fn response_body(&self, mut frame: Bytes, api: ApiKey, version: i16) -> Result<Bytes> {
+        match ResponseHeader::decode(&mut frame, api.response_header_version(version)) {
+            Ok(_) => Ok(frame),
+            Err(source) => Err(self.decode_error(api, version, source)),
+        }
+    }
+
+    fn decode_error(&self, api: ApiKey, version: i16, source: DecodeError) -> Error {
+        Error::Decode {
+            api,
             version,
             broker: self.broker().to_owned(),
             source,
-        };
-        ResponseHeader::decode(&mut frame, T::API_KEY.response_header_version(version))
-            .map_err(decode_err)?;
-        T::from_bytes(frame, version).map_err(decode_err)
+        }
+    }
+}
+
+/// Logs how a request ended and how long it took.
+fn log_outcome(started: Instant, error: Option<&Error>) {
+    let latency_us = started.elapsed().as_micros() as u64;
+    match error {
+        None => tracing::debug!(latency_us, "response received"),
+        Some(e) => tracing::debug!(latency_us, error = %e, "request failed"),
     }
 }
 

@@ -59,20 +59,21 @@ pub fn encode_request_frame<R: Request>(
 ) -> Result<(), EncodeError> {
     encode_frame(
         buf,
-        &request_header::<R>(correlation_id, client_id, version),
+        &request_header(R::API_KEY, correlation_id, client_id, version),
         R::API_KEY.request_header_version(version),
         body,
         version,
     )
 }
 
-fn request_header<R: Request>(
+fn request_header(
+    api: ApiKey,
     correlation_id: i32,
     client_id: Option<&str>,
     version: i16,
 ) -> RequestHeader {
     RequestHeader {
-        request_api_key: R::API_KEY.key(),
+        request_api_key: api.key(),
         request_api_version: version,
         correlation_id,
         client_id: client_id.map(str::to_owned),
@@ -115,13 +116,23 @@ pub fn encode_request_frame_spliced<R: Request>(
     body: &R,
     payloads: &[Bytes],
 ) -> Result<Vec<Bytes>, EncodeError> {
-    let header = request_header::<R>(correlation_id, client_id, version);
+    let header = request_header(R::API_KEY, correlation_id, client_id, version);
     let header_version = R::API_KEY.request_header_version(version);
+    encode_spliced((&header, header_version), body, version, payloads)
+}
+
+/// The non-generic body of [`encode_request_frame_spliced`].
+fn encode_spliced(
+    (header, header_version): (&RequestHeader, i16),
+    body: &dyn Encodable,
+    version: i16,
+    payloads: &[Bytes],
+) -> Result<Vec<Bytes>, EncodeError> {
     let payload_bytes: usize = payloads.iter().map(Bytes::len).sum();
     let encoded = header.encoded_len(header_version) + body.encoded_len(version);
     let mut buf = BytesMut::with_capacity(4 + encoded.saturating_sub(payload_bytes));
     let (result, points) = super::splice::with_payloads(payloads, || {
-        write_frame(&mut buf, (&header, header_version), body, version)
+        write_frame(&mut buf, (header, header_version), body, version)
     });
     result?;
     // The size prefix counts the spliced payloads too.
@@ -183,11 +194,13 @@ pub fn encode_response_frame<R: Response>(
 }
 
 /// Appends size prefix, header and body, reserving the frame's exact size once.
+/// Takes `dyn` values so that it is compiled once, not once per message type
+/// (one virtual call per frame).
 fn encode_frame(
     buf: &mut BytesMut,
-    header: &impl Encodable,
+    header: &dyn Encodable,
     header_version: i16,
-    body: &impl Encodable,
+    body: &dyn Encodable,
     version: i16,
 ) -> Result<(), EncodeError> {
     buf.reserve(4 + header.encoded_len(header_version) + body.encoded_len(version));
@@ -197,8 +210,8 @@ fn encode_frame(
 /// [`encode_frame`] into a buffer already sized for it.
 fn write_frame(
     buf: &mut BytesMut,
-    (header, header_version): (&impl Encodable, i16),
-    body: &impl Encodable,
+    (header, header_version): (&dyn Encodable, i16),
+    body: &dyn Encodable,
     version: i16,
 ) -> Result<(), EncodeError> {
     let start = buf.len();
