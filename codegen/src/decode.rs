@@ -9,7 +9,9 @@ use crate::spec::{tagged_fields, Cond, Field, StructDef, Ty, Versions};
 pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     let within = ctx.within(s);
     let name = lit(&s.name);
+    let inline = Ctx::inline_if(ctx.broker_decodes());
     let _ = writeln!(out, "impl Decodable for {} {{", s.name);
+    let _ = write!(out, "{inline}");
     let _ = writeln!(out, "    #[allow(unused_variables)]");
     let _ = writeln!(
         out,
@@ -31,6 +33,7 @@ pub fn gen_decode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     );
     let _ = writeln!(out, "    }}\n}}\n");
     let _ = writeln!(out, "impl {} {{", s.name);
+    let _ = write!(out, "{inline}");
     let _ = writeln!(out, "    #[allow(unused_variables)]");
     let _ = writeln!(
         out,

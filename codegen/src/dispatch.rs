@@ -162,21 +162,25 @@ pub fn gen_api_keys(specs: &[Spec], out: &mut String) {
         );
         match_fn(
             out,
-            "Encodes the body (without header) in `version`.",
+            if kind == "Response" { "Encodes the body (without header) in `version`.\n    #[inline]" } else { "Encodes the body (without header) in `version`." },
             "pub fn encode(&self, buf: &mut ::bytes::BytesMut, version: i16) -> ::std::result::Result<(), EncodeError>",
             "self",
             arms(&|s| format!("{kind}Kind::{}(m) => m.encode(buf, version)", variant(s))),
         );
         match_fn(
             out,
-            "The exact number of bytes [`Self::encode`] writes in `version`.",
+            if kind == "Response" {
+                "The exact number of bytes [`Self::encode`] writes in `version`.\n    #[inline]"
+            } else {
+                "The exact number of bytes [`Self::encode`] writes in `version`."
+            },
             "pub fn encoded_len(&self, version: i16) -> usize",
             "self",
             arms(&|s| format!("{kind}Kind::{}(m) => m.encoded_len(version)", variant(s))),
         );
         match_fn(
             out,
-            "Decodes a body (without header) of API `api_key` in `version`.",
+            if kind == "Request" { "Decodes a body (without header) of API `api_key` in `version`.\n    #[inline]" } else { "Decodes a body (without header) of API `api_key` in `version`." },
             "pub fn decode(api_key: ApiKey, buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError>",
             "api_key",
             arms(&|s| format!("ApiKey::{0} => {1}::decode(buf, version).map({kind}Kind::{0})", variant(s), s.name)),

@@ -16,6 +16,7 @@ pub fn gen_encode(ctx: &Ctx, s: &StructDef, top: bool, out: &mut String) {
     let within = ctx.within(s);
     let name = lit(&s.name);
     let _ = writeln!(out, "impl Encodable for {} {{", s.name);
+    let _ = write!(out, "{}", Ctx::inline_if(ctx.broker_encodes()));
     let _ = writeln!(out, "    #[allow(unused_variables)]");
     let _ = writeln!(
         out,
@@ -189,6 +190,7 @@ fn write_value(ty: &Ty, place: &str, is_ref: bool, form: &Form) -> String {
 /// and batches are sized once.
 fn gen_encoded_len(ctx: &Ctx, s: &StructDef, out: &mut String) {
     let within = ctx.within(s);
+    let _ = write!(out, "{}", Ctx::inline_if(ctx.broker_encodes()));
     let _ = writeln!(out, "    #[allow(unused_variables)]");
     let _ = writeln!(out, "    fn encoded_len(&self, version: i16) -> usize {{");
     let mut fixed = 0usize;

@@ -68,6 +68,29 @@ impl<'a> Ctx<'a> {
         Cond::range(self.spec.flexible, self.within(s))
     }
 
+    /// Whether decoding this spec is a broker's side of the protocol (requests
+    /// and the request header): those decoders are `#[inline]`, so that they
+    /// are compiled only in a crate that uses them (a broker, a proxy, the
+    /// testkit), not in every client's build of the library.
+    pub fn broker_decodes(&self) -> bool {
+        self.spec.kind == "request" || self.spec.name == "RequestHeader"
+    }
+
+    /// Whether encoding this spec is a broker's side of the protocol
+    /// (responses and the response header); see [`Ctx::broker_decodes`].
+    pub fn broker_encodes(&self) -> bool {
+        self.spec.kind == "response" || self.spec.name == "ResponseHeader"
+    }
+
+    /// `#[inline]` (and a newline) when `yes`, else nothing.
+    pub fn inline_if(yes: bool) -> &'static str {
+        if yes {
+            "    #[inline]\n"
+        } else {
+            ""
+        }
+    }
+
     /// "Does field `f` use compact encodings?" in the versions `where_` it is written.
     pub fn compact(&self, f: &Field, where_: &[Versions]) -> Cond {
         Cond::range(f.compact_in(self.spec.flexible), Versions::hull(where_))
@@ -219,6 +242,7 @@ fn gen_min_size(ctx: &Ctx, s: &StructDef, out: &mut String) {
         out,
         "    /// The smallest number of bytes this struct can take on the wire in `version`."
     );
+    let _ = write!(out, "{}", Ctx::inline_if(ctx.broker_decodes()));
     let _ = writeln!(out, "    #[allow(unused_variables)]");
     let _ = writeln!(out, "    pub fn min_size(version: i16) -> usize {{");
     let mut fixed = 0usize;

@@ -237,6 +237,9 @@ fn write_frame(
 
 /// Decodes a request frame (without its size prefix), as a broker would.
 /// Bytes left after the body are an error.
+// Inline: a broker's side, compiled only in a crate that uses it (see
+// `messages`: request decoders are `#[inline]` for the same reason).
+#[inline]
 pub fn decode_request_frame(mut frame: Bytes) -> Result<(RequestHeader, RequestKind), DecodeError> {
     let mut peek = frame.clone();
     let key = read_i16(&mut peek)?;

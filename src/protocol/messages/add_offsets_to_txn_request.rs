@@ -79,6 +79,7 @@ impl AddOffsetsToTxnRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         10 + (if version >= 3 { 1 } else { 2 })
@@ -135,6 +136,7 @@ impl Encodable for AddOffsetsToTxnRequest {
 }
 
 impl Decodable for AddOffsetsToTxnRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -153,6 +155,7 @@ impl Decodable for AddOffsetsToTxnRequest {
 }
 
 impl AddOffsetsToTxnRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -68,6 +68,7 @@ impl Message for AddOffsetsToTxnResponse {
 }
 
 impl Encodable for AddOffsetsToTxnResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -94,6 +95,7 @@ impl Encodable for AddOffsetsToTxnResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

@@ -115,6 +115,7 @@ impl AddPartitionsToTxnRequest {
         self.v3_and_below_topics.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 0 })
@@ -285,6 +286,7 @@ impl Encodable for AddPartitionsToTxnRequest {
 }
 
 impl Decodable for AddPartitionsToTxnRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -303,6 +305,7 @@ impl Decodable for AddPartitionsToTxnRequest {
 }
 
 impl AddPartitionsToTxnRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -408,6 +411,7 @@ impl AddPartitionsToTxnTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 3 { 1 } else { 2 })
@@ -453,6 +457,7 @@ impl Encodable for AddPartitionsToTxnTopic {
 }
 
 impl Decodable for AddPartitionsToTxnTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -465,6 +470,7 @@ impl Decodable for AddPartitionsToTxnTopic {
 }
 
 impl AddPartitionsToTxnTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -578,6 +584,7 @@ impl AddPartitionsToTxnTransaction {
         self.topics.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         14
@@ -620,6 +627,7 @@ impl Encodable for AddPartitionsToTxnTransaction {
 }
 
 impl Decodable for AddPartitionsToTxnTransaction {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -632,6 +640,7 @@ impl Decodable for AddPartitionsToTxnTransaction {
 }
 
 impl AddPartitionsToTxnTransaction {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

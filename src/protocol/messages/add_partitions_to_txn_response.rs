@@ -129,6 +129,7 @@ impl Message for AddPartitionsToTxnResponse {
 }
 
 impl Encodable for AddPartitionsToTxnResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -193,6 +194,7 @@ impl Encodable for AddPartitionsToTxnResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -362,6 +364,7 @@ impl AddPartitionsToTxnTopicResult {
 }
 
 impl Encodable for AddPartitionsToTxnTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -385,6 +388,7 @@ impl Encodable for AddPartitionsToTxnTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -499,6 +503,7 @@ impl AddPartitionsToTxnPartitionResult {
 }
 
 impl Encodable for AddPartitionsToTxnPartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -519,6 +524,7 @@ impl Encodable for AddPartitionsToTxnPartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -623,6 +629,7 @@ impl AddPartitionsToTxnResult {
 }
 
 impl Encodable for AddPartitionsToTxnResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -638,6 +645,7 @@ impl Encodable for AddPartitionsToTxnResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

@@ -55,6 +55,7 @@ impl AllocateProducerIdsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         13
@@ -95,6 +96,7 @@ impl Encodable for AllocateProducerIdsRequest {
 }
 
 impl Decodable for AllocateProducerIdsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -113,6 +115,7 @@ impl Decodable for AllocateProducerIdsRequest {
 }
 
 impl AllocateProducerIdsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

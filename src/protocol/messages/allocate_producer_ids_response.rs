@@ -92,6 +92,7 @@ impl Message for AllocateProducerIdsResponse {
 }
 
 impl Encodable for AllocateProducerIdsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -112,6 +113,7 @@ impl Encodable for AllocateProducerIdsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;

@@ -55,6 +55,7 @@ impl AlterClientQuotasRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 1 { 1 } else { 4 }) + (if version >= 1 { 1 } else { 0 })
@@ -115,6 +116,7 @@ impl Encodable for AlterClientQuotasRequest {
 }
 
 impl Decodable for AlterClientQuotasRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -133,6 +135,7 @@ impl Decodable for AlterClientQuotasRequest {
 }
 
 impl AlterClientQuotasRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -205,6 +208,7 @@ impl EntityData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 1 { 1 } else { 2 })
@@ -246,6 +250,7 @@ impl Encodable for EntityData {
 }
 
 impl Decodable for EntityData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -258,6 +263,7 @@ impl Decodable for EntityData {
 }
 
 impl EntityData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -333,6 +339,7 @@ impl OpData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         9 + (if version >= 1 { 1 } else { 2 }) + (if version >= 1 { 1 } else { 0 })
@@ -369,6 +376,7 @@ impl Encodable for OpData {
 }
 
 impl Decodable for OpData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -381,6 +389,7 @@ impl Decodable for OpData {
 }
 
 impl OpData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -446,6 +455,7 @@ impl EntryData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 1 { 1 } else { 4 })
@@ -502,6 +512,7 @@ impl Encodable for EntryData {
 }
 
 impl Decodable for EntryData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -514,6 +525,7 @@ impl Decodable for EntryData {
 }
 
 impl EntryData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -68,6 +68,7 @@ impl Message for AlterClientQuotasResponse {
 }
 
 impl Encodable for AlterClientQuotasResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for AlterClientQuotasResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -214,6 +216,7 @@ impl EntityData {
 }
 
 impl Encodable for EntityData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -230,6 +233,7 @@ impl Encodable for EntityData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -345,6 +349,7 @@ impl EntryData {
 }
 
 impl Encodable for EntryData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -365,6 +370,7 @@ impl Encodable for EntryData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -66,6 +66,7 @@ impl AlterConfigsRequest {
             .find(|e| e.resource_type == resource_type && e.resource_name == resource_name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -122,6 +123,7 @@ impl Encodable for AlterConfigsRequest {
 }
 
 impl Decodable for AlterConfigsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -140,6 +142,7 @@ impl Decodable for AlterConfigsRequest {
 }
 
 impl AlterConfigsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -213,6 +216,7 @@ impl AlterableConfig {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -254,6 +258,7 @@ impl Encodable for AlterableConfig {
 }
 
 impl Decodable for AlterableConfig {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -266,6 +271,7 @@ impl Decodable for AlterableConfig {
 }
 
 impl AlterableConfig {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -346,6 +352,7 @@ impl AlterConfigsResource {
         self.configs.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 2 { 1 } else { 2 })
@@ -394,6 +401,7 @@ impl Encodable for AlterConfigsResource {
 }
 
 impl Decodable for AlterConfigsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -406,6 +414,7 @@ impl Decodable for AlterConfigsResource {
 }
 
 impl AlterConfigsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

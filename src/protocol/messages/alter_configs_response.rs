@@ -68,6 +68,7 @@ impl Message for AlterConfigsResponse {
 }
 
 impl Encodable for AlterConfigsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -93,6 +94,7 @@ impl Encodable for AlterConfigsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -241,6 +243,7 @@ impl AlterConfigsResourceResponse {
 }
 
 impl Encodable for AlterConfigsResourceResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -263,6 +266,7 @@ impl Encodable for AlterConfigsResourceResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;

@@ -55,6 +55,7 @@ impl AlterPartitionReassignmentsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -105,6 +106,7 @@ impl Encodable for AlterPartitionReassignmentsRequest {
 }
 
 impl Decodable for AlterPartitionReassignmentsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -123,6 +125,7 @@ impl Decodable for AlterPartitionReassignmentsRequest {
 }
 
 impl AlterPartitionReassignmentsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -193,6 +196,7 @@ impl ReassignablePartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -233,6 +237,7 @@ impl Encodable for ReassignablePartition {
 }
 
 impl Decodable for ReassignablePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -245,6 +250,7 @@ impl Decodable for ReassignablePartition {
 }
 
 impl ReassignablePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -315,6 +321,7 @@ impl ReassignableTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -354,6 +361,7 @@ impl Encodable for ReassignableTopic {
 }
 
 impl Decodable for ReassignableTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -366,6 +374,7 @@ impl Decodable for ReassignableTopic {
 }
 
 impl ReassignableTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -95,6 +95,7 @@ impl Message for AlterPartitionReassignmentsResponse {
 }
 
 impl Encodable for AlterPartitionReassignmentsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -118,6 +119,7 @@ impl Encodable for AlterPartitionReassignmentsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -253,6 +255,7 @@ impl ReassignablePartitionResponse {
 }
 
 impl Encodable for ReassignablePartitionResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -266,6 +269,7 @@ impl Encodable for ReassignablePartitionResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -364,6 +368,7 @@ impl ReassignableTopicResponse {
 }
 
 impl Encodable for ReassignableTopicResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -379,6 +384,7 @@ impl Encodable for ReassignableTopicResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

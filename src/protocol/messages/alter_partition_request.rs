@@ -65,6 +65,7 @@ impl AlterPartitionRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         14
@@ -116,6 +117,7 @@ impl Encodable for AlterPartitionRequest {
 }
 
 impl Decodable for AlterPartitionRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -134,6 +136,7 @@ impl Decodable for AlterPartitionRequest {
 }
 
 impl AlterPartitionRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -206,6 +209,7 @@ impl BrokerState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         13
@@ -234,6 +238,7 @@ impl Encodable for BrokerState {
 }
 
 impl Decodable for BrokerState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -246,6 +251,7 @@ impl Decodable for BrokerState {
 }
 
 impl BrokerState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -353,6 +359,7 @@ impl PartitionData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         13 + (if version <= 2 { 1 } else { 0 })
@@ -441,6 +448,7 @@ impl Encodable for PartitionData {
 }
 
 impl Decodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -453,6 +461,7 @@ impl Decodable for PartitionData {
 }
 
 impl PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -557,6 +566,7 @@ impl TopicData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2 + (if version <= 1 { 1 } else { 0 }) + (if version >= 2 { 16 } else { 0 })
@@ -606,6 +616,7 @@ impl Encodable for TopicData {
 }
 
 impl Decodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -618,6 +629,7 @@ impl Decodable for TopicData {
 }
 
 impl TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -78,6 +78,7 @@ impl Message for AlterPartitionResponse {
 }
 
 impl Encodable for AlterPartitionResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -100,6 +101,7 @@ impl Encodable for AlterPartitionResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -273,6 +275,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -295,6 +298,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
@@ -419,6 +423,7 @@ impl TopicData {
 }
 
 impl Encodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -439,6 +444,7 @@ impl Encodable for TopicData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

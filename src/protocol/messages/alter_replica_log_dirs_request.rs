@@ -48,6 +48,7 @@ impl AlterReplicaLogDirsRequest {
         self.dirs.iter().find(|e| e.path == path)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -107,6 +108,7 @@ impl Encodable for AlterReplicaLogDirsRequest {
 }
 
 impl Decodable for AlterReplicaLogDirsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -125,6 +127,7 @@ impl Decodable for AlterReplicaLogDirsRequest {
 }
 
 impl AlterReplicaLogDirsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -196,6 +199,7 @@ impl AlterReplicaLogDirTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -241,6 +245,7 @@ impl Encodable for AlterReplicaLogDirTopic {
 }
 
 impl Decodable for AlterReplicaLogDirTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -253,6 +258,7 @@ impl Decodable for AlterReplicaLogDirTopic {
 }
 
 impl AlterReplicaLogDirTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -330,6 +336,7 @@ impl AlterReplicaLogDir {
         self.topics.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -377,6 +384,7 @@ impl Encodable for AlterReplicaLogDir {
 }
 
 impl Decodable for AlterReplicaLogDir {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -389,6 +397,7 @@ impl Decodable for AlterReplicaLogDir {
 }
 
 impl AlterReplicaLogDir {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -68,6 +68,7 @@ impl Message for AlterReplicaLogDirsResponse {
 }
 
 impl Encodable for AlterReplicaLogDirsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for AlterReplicaLogDirsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -216,6 +218,7 @@ impl AlterReplicaLogDirPartitionResult {
 }
 
 impl Encodable for AlterReplicaLogDirPartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -236,6 +239,7 @@ impl Encodable for AlterReplicaLogDirPartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -334,6 +338,7 @@ impl AlterReplicaLogDirTopicResult {
 }
 
 impl Encodable for AlterReplicaLogDirTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -357,6 +362,7 @@ impl Encodable for AlterReplicaLogDirTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

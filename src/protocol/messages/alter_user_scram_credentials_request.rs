@@ -55,6 +55,7 @@ impl AlterUserScramCredentialsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -115,6 +116,7 @@ impl Encodable for AlterUserScramCredentialsRequest {
 }
 
 impl Decodable for AlterUserScramCredentialsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -133,6 +135,7 @@ impl Decodable for AlterUserScramCredentialsRequest {
 }
 
 impl AlterUserScramCredentialsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -214,6 +217,7 @@ impl ScramCredentialDeletion {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -243,6 +247,7 @@ impl Encodable for ScramCredentialDeletion {
 }
 
 impl Decodable for ScramCredentialDeletion {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -255,6 +260,7 @@ impl Decodable for ScramCredentialDeletion {
 }
 
 impl ScramCredentialDeletion {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -352,6 +358,7 @@ impl ScramCredentialUpsertion {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         9
@@ -386,6 +393,7 @@ impl Encodable for ScramCredentialUpsertion {
 }
 
 impl Decodable for ScramCredentialUpsertion {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -398,6 +406,7 @@ impl Decodable for ScramCredentialUpsertion {
 }
 
 impl ScramCredentialUpsertion {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

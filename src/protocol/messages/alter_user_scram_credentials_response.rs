@@ -68,6 +68,7 @@ impl Message for AlterUserScramCredentialsResponse {
 }
 
 impl Encodable for AlterUserScramCredentialsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -89,6 +90,7 @@ impl Encodable for AlterUserScramCredentialsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -219,6 +221,7 @@ impl AlterUserScramCredentialsResult {
 }
 
 impl Encodable for AlterUserScramCredentialsResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -232,6 +235,7 @@ impl Encodable for AlterUserScramCredentialsResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

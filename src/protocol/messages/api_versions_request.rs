@@ -55,6 +55,7 @@ impl ApiVersionsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 3 { 1 } else { 0 })
@@ -113,6 +114,7 @@ impl Encodable for ApiVersionsRequest {
 }
 
 impl Decodable for ApiVersionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -131,6 +133,7 @@ impl Decodable for ApiVersionsRequest {
 }
 
 impl ApiVersionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

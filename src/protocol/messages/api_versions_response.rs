@@ -151,6 +151,7 @@ impl Message for ApiVersionsResponse {
 }
 
 impl Encodable for ApiVersionsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -218,6 +219,7 @@ impl Encodable for ApiVersionsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -486,6 +488,7 @@ impl ApiVersion {
 }
 
 impl Encodable for ApiVersion {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -503,6 +506,7 @@ impl Encodable for ApiVersion {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -610,6 +614,7 @@ impl SupportedFeatureKey {
 }
 
 impl Encodable for SupportedFeatureKey {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -623,6 +628,7 @@ impl Encodable for SupportedFeatureKey {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -727,6 +733,7 @@ impl FinalizedFeatureKey {
 }
 
 impl Encodable for FinalizedFeatureKey {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -740,6 +747,7 @@ impl Encodable for FinalizedFeatureKey {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;

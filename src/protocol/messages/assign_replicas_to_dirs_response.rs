@@ -78,6 +78,7 @@ impl Message for AssignReplicasToDirsResponse {
 }
 
 impl Encodable for AssignReplicasToDirsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -100,6 +101,7 @@ impl Encodable for AssignReplicasToDirsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -213,6 +215,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -225,6 +228,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -312,6 +316,7 @@ impl TopicData {
 }
 
 impl Encodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -327,6 +332,7 @@ impl Encodable for TopicData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
@@ -430,6 +436,7 @@ impl DirectoryData {
 }
 
 impl Encodable for DirectoryData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -445,6 +452,7 @@ impl Encodable for DirectoryData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;

@@ -83,6 +83,7 @@ impl Message for BeginQuorumEpochResponse {
 }
 
 impl Encodable for BeginQuorumEpochResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -140,6 +141,7 @@ impl Encodable for BeginQuorumEpochResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -324,6 +326,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -342,6 +345,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -439,6 +443,7 @@ impl TopicData {
 }
 
 impl Encodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -458,6 +463,7 @@ impl Encodable for TopicData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -581,6 +587,7 @@ impl NodeEndpoint {
 }
 
 impl Encodable for NodeEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -594,6 +601,7 @@ impl Encodable for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

@@ -103,6 +103,7 @@ impl BrokerHeartbeatRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         23 + (if version >= 1 { 1 } else { 0 })
@@ -164,6 +165,7 @@ impl Encodable for BrokerHeartbeatRequest {
 }
 
 impl Decodable for BrokerHeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -182,6 +184,7 @@ impl Decodable for BrokerHeartbeatRequest {
 }
 
 impl BrokerHeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -104,6 +104,7 @@ impl Message for BrokerHeartbeatResponse {
 }
 
 impl Encodable for BrokerHeartbeatResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -125,6 +126,7 @@ impl Encodable for BrokerHeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 9;

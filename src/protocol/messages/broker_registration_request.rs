@@ -149,6 +149,7 @@ impl BrokerRegistrationRequest {
         self.features.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         25 + (if version >= 1 { 1 } else { 0 })
@@ -250,6 +251,7 @@ impl Encodable for BrokerRegistrationRequest {
 }
 
 impl Decodable for BrokerRegistrationRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -268,6 +270,7 @@ impl Decodable for BrokerRegistrationRequest {
 }
 
 impl BrokerRegistrationRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -400,6 +403,7 @@ impl Listener {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         7
@@ -432,6 +436,7 @@ impl Encodable for Listener {
 }
 
 impl Decodable for Listener {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -444,6 +449,7 @@ impl Decodable for Listener {
 }
 
 impl Listener {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -521,6 +527,7 @@ impl Feature {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -551,6 +558,7 @@ impl Encodable for Feature {
 }
 
 impl Decodable for Feature {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -563,6 +571,7 @@ impl Decodable for Feature {
 }
 
 impl Feature {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -80,6 +80,7 @@ impl Message for BrokerRegistrationResponse {
 }
 
 impl Encodable for BrokerRegistrationResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -99,6 +100,7 @@ impl Encodable for BrokerRegistrationResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;

@@ -55,6 +55,7 @@ impl ConsumerGroupDescribeRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -105,6 +106,7 @@ impl Encodable for ConsumerGroupDescribeRequest {
 }
 
 impl Decodable for ConsumerGroupDescribeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -123,6 +125,7 @@ impl Decodable for ConsumerGroupDescribeRequest {
 }
 
 impl ConsumerGroupDescribeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -68,6 +68,7 @@ impl Message for ConsumerGroupDescribeResponse {
 }
 
 impl Encodable for ConsumerGroupDescribeResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -89,6 +90,7 @@ impl Encodable for ConsumerGroupDescribeResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -212,6 +214,7 @@ impl TopicPartitions {
 }
 
 impl Encodable for TopicPartitions {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -228,6 +231,7 @@ impl Encodable for TopicPartitions {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
@@ -318,6 +322,7 @@ impl Assignment {
 }
 
 impl Encodable for Assignment {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -332,6 +337,7 @@ impl Encodable for Assignment {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -538,6 +544,7 @@ impl Member {
 }
 
 impl Encodable for Member {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -561,6 +568,7 @@ impl Encodable for Member {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -786,6 +794,7 @@ impl DescribedGroup {
 }
 
 impl Encodable for DescribedGroup {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -808,6 +817,7 @@ impl Encodable for DescribedGroup {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;

@@ -148,6 +148,7 @@ impl ConsumerGroupHeartbeatRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         16
@@ -245,6 +246,7 @@ impl Encodable for ConsumerGroupHeartbeatRequest {
 }
 
 impl Decodable for ConsumerGroupHeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -263,6 +265,7 @@ impl Decodable for ConsumerGroupHeartbeatRequest {
 }
 
 impl ConsumerGroupHeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -357,6 +360,7 @@ impl TopicPartitions {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -389,6 +393,7 @@ impl Encodable for TopicPartitions {
 }
 
 impl Decodable for TopicPartitions {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -401,6 +406,7 @@ impl Decodable for TopicPartitions {
 }
 
 impl TopicPartitions {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -131,6 +131,7 @@ impl Message for ConsumerGroupHeartbeatResponse {
 }
 
 impl Encodable for ConsumerGroupHeartbeatResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -165,6 +166,7 @@ impl Encodable for ConsumerGroupHeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -286,6 +288,7 @@ impl TopicPartitions {
 }
 
 impl Encodable for TopicPartitions {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -301,6 +304,7 @@ impl Encodable for TopicPartitions {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
@@ -388,6 +392,7 @@ impl Assignment {
 }
 
 impl Encodable for Assignment {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -402,6 +407,7 @@ impl Encodable for Assignment {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

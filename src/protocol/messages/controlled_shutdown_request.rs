@@ -55,6 +55,7 @@ impl ControlledShutdownRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 2 { 8 } else { 0 }) + (if version >= 3 { 1 } else { 0 })
@@ -110,6 +111,7 @@ impl Encodable for ControlledShutdownRequest {
 }
 
 impl Decodable for ControlledShutdownRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -128,6 +130,7 @@ impl Decodable for ControlledShutdownRequest {
 }
 
 impl ControlledShutdownRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -79,6 +79,7 @@ impl Message for ControlledShutdownResponse {
 }
 
 impl Encodable for ControlledShutdownResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -108,6 +109,7 @@ impl Encodable for ControlledShutdownResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -224,6 +226,7 @@ impl RemainingPartition {
 }
 
 impl Encodable for RemainingPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -240,6 +243,7 @@ impl Encodable for RemainingPartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;

@@ -101,6 +101,7 @@ impl ControllerRegistrationRequest {
         self.features.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         24
@@ -164,6 +165,7 @@ impl Encodable for ControllerRegistrationRequest {
 }
 
 impl Decodable for ControllerRegistrationRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -182,6 +184,7 @@ impl Decodable for ControllerRegistrationRequest {
 }
 
 impl ControllerRegistrationRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -291,6 +294,7 @@ impl Listener {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         7
@@ -323,6 +327,7 @@ impl Encodable for Listener {
 }
 
 impl Decodable for Listener {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -335,6 +340,7 @@ impl Decodable for Listener {
 }
 
 impl Listener {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -412,6 +418,7 @@ impl Feature {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -442,6 +449,7 @@ impl Encodable for Feature {
 }
 
 impl Decodable for Feature {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -454,6 +462,7 @@ impl Decodable for Feature {
 }
 
 impl Feature {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

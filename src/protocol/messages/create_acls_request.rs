@@ -43,6 +43,7 @@ impl CreateAclsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -98,6 +99,7 @@ impl Encodable for CreateAclsRequest {
 }
 
 impl Decodable for CreateAclsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -116,6 +118,7 @@ impl Decodable for CreateAclsRequest {
 }
 
 impl CreateAclsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -247,6 +250,7 @@ impl AclCreation {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3 + (if version >= 2 { 1 } else { 2 })
@@ -307,6 +311,7 @@ impl Encodable for AclCreation {
 }
 
 impl Decodable for AclCreation {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -319,6 +324,7 @@ impl Decodable for AclCreation {
 }
 
 impl AclCreation {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

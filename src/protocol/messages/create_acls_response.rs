@@ -68,6 +68,7 @@ impl Message for CreateAclsResponse {
 }
 
 impl Encodable for CreateAclsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -93,6 +94,7 @@ impl Encodable for CreateAclsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -212,6 +214,7 @@ impl AclCreationResult {
 }
 
 impl Encodable for AclCreationResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -228,6 +231,7 @@ impl Encodable for AclCreationResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -85,6 +85,7 @@ impl CreateDelegationTokenRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 3 { 1 } else { 0 })
@@ -188,6 +189,7 @@ impl Encodable for CreateDelegationTokenRequest {
 }
 
 impl Decodable for CreateDelegationTokenRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -206,6 +208,7 @@ impl Decodable for CreateDelegationTokenRequest {
 }
 
 impl CreateDelegationTokenRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -287,6 +290,7 @@ impl CreatableRenewers {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -325,6 +329,7 @@ impl Encodable for CreatableRenewers {
 }
 
 impl Decodable for CreatableRenewers {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -337,6 +342,7 @@ impl Decodable for CreatableRenewers {
 }
 
 impl CreatableRenewers {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -182,6 +182,7 @@ impl Message for CreateDelegationTokenResponse {
 }
 
 impl Encodable for CreateDelegationTokenResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -247,6 +248,7 @@ impl Encodable for CreateDelegationTokenResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 30;

@@ -72,6 +72,7 @@ impl CreatePartitionsRequest {
         self.topics.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         5 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -133,6 +134,7 @@ impl Encodable for CreatePartitionsRequest {
 }
 
 impl Decodable for CreatePartitionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -151,6 +153,7 @@ impl Decodable for CreatePartitionsRequest {
 }
 
 impl CreatePartitionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -214,6 +217,7 @@ impl CreatePartitionsAssignment {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -255,6 +259,7 @@ impl Encodable for CreatePartitionsAssignment {
 }
 
 impl Decodable for CreatePartitionsAssignment {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -267,6 +272,7 @@ impl Decodable for CreatePartitionsAssignment {
 }
 
 impl CreatePartitionsAssignment {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -354,6 +360,7 @@ impl CreatePartitionsTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 2 { 1 } else { 2 })
@@ -414,6 +421,7 @@ impl Encodable for CreatePartitionsTopic {
 }
 
 impl Decodable for CreatePartitionsTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -426,6 +434,7 @@ impl Decodable for CreatePartitionsTopic {
 }
 
 impl CreatePartitionsTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

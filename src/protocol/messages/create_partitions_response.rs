@@ -68,6 +68,7 @@ impl Message for CreatePartitionsResponse {
 }
 
 impl Encodable for CreatePartitionsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for CreatePartitionsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -233,6 +235,7 @@ impl CreatePartitionsTopicResult {
 }
 
 impl Encodable for CreatePartitionsTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -254,6 +257,7 @@ impl Encodable for CreatePartitionsTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

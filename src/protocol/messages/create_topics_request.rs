@@ -72,6 +72,7 @@ impl CreateTopicsRequest {
         self.topics.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 5 { 1 } else { 4 })
@@ -145,6 +146,7 @@ impl Encodable for CreateTopicsRequest {
 }
 
 impl Decodable for CreateTopicsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -163,6 +165,7 @@ impl Decodable for CreateTopicsRequest {
 }
 
 impl CreateTopicsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -240,6 +243,7 @@ impl CreatableReplicaAssignment {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 5 { 1 } else { 4 }) + (if version >= 5 { 1 } else { 0 })
@@ -282,6 +286,7 @@ impl Encodable for CreatableReplicaAssignment {
 }
 
 impl Decodable for CreatableReplicaAssignment {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -294,6 +299,7 @@ impl Decodable for CreatableReplicaAssignment {
 }
 
 impl CreatableReplicaAssignment {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -366,6 +372,7 @@ impl CreatableTopicConfig {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 5 { 1 } else { 2 })
@@ -407,6 +414,7 @@ impl Encodable for CreatableTopicConfig {
 }
 
 impl Decodable for CreatableTopicConfig {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -419,6 +427,7 @@ impl Decodable for CreatableTopicConfig {
 }
 
 impl CreatableTopicConfig {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -533,6 +542,7 @@ impl CreatableTopic {
         self.configs.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6 + (if version >= 5 { 1 } else { 2 })
@@ -594,6 +604,7 @@ impl Encodable for CreatableTopic {
 }
 
 impl Decodable for CreatableTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -606,6 +617,7 @@ impl Decodable for CreatableTopic {
 }
 
 impl CreatableTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

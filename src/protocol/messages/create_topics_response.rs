@@ -75,6 +75,7 @@ impl Message for CreateTopicsResponse {
 }
 
 impl Encodable for CreateTopicsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -102,6 +103,7 @@ impl Encodable for CreateTopicsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -259,6 +261,7 @@ impl CreatableTopicConfigs {
 }
 
 impl Encodable for CreatableTopicConfigs {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -274,6 +277,7 @@ impl Encodable for CreatableTopicConfigs {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;
@@ -466,6 +470,7 @@ impl CreatableTopicResult {
 }
 
 impl Encodable for CreatableTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -518,6 +523,7 @@ impl Encodable for CreatableTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -43,6 +43,7 @@ impl DeleteAclsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -98,6 +99,7 @@ impl Encodable for DeleteAclsRequest {
 }
 
 impl Decodable for DeleteAclsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -116,6 +118,7 @@ impl Decodable for DeleteAclsRequest {
 }
 
 impl DeleteAclsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -253,6 +256,7 @@ impl DeleteAclsFilter {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3 + (if version >= 2 { 1 } else { 2 })
@@ -322,6 +326,7 @@ impl Encodable for DeleteAclsFilter {
 }
 
 impl Decodable for DeleteAclsFilter {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -334,6 +339,7 @@ impl Decodable for DeleteAclsFilter {
 }
 
 impl DeleteAclsFilter {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

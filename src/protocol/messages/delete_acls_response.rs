@@ -68,6 +68,7 @@ impl Message for DeleteAclsResponse {
 }
 
 impl Encodable for DeleteAclsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -93,6 +94,7 @@ impl Encodable for DeleteAclsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -301,6 +303,7 @@ impl DeleteAclsMatchingAcl {
 }
 
 impl Encodable for DeleteAclsMatchingAcl {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -339,6 +342,7 @@ impl Encodable for DeleteAclsMatchingAcl {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 5;
@@ -475,6 +479,7 @@ impl DeleteAclsFilterResult {
 }
 
 impl Encodable for DeleteAclsFilterResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -499,6 +504,7 @@ impl Encodable for DeleteAclsFilterResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

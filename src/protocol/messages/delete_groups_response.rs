@@ -73,6 +73,7 @@ impl Message for DeleteGroupsResponse {
 }
 
 impl Encodable for DeleteGroupsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -98,6 +99,7 @@ impl Encodable for DeleteGroupsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -214,6 +216,7 @@ impl DeletableGroupResult {
 }
 
 impl Encodable for DeletableGroupResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -230,6 +233,7 @@ impl Encodable for DeletableGroupResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

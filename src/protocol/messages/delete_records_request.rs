@@ -55,6 +55,7 @@ impl DeleteRecordsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -111,6 +112,7 @@ impl Encodable for DeleteRecordsRequest {
 }
 
 impl Decodable for DeleteRecordsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -129,6 +131,7 @@ impl Decodable for DeleteRecordsRequest {
 }
 
 impl DeleteRecordsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -202,6 +205,7 @@ impl DeleteRecordsPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         12 + (if version >= 2 { 1 } else { 0 })
@@ -240,6 +244,7 @@ impl Encodable for DeleteRecordsPartition {
 }
 
 impl Decodable for DeleteRecordsPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -252,6 +257,7 @@ impl Decodable for DeleteRecordsPartition {
 }
 
 impl DeleteRecordsPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -315,6 +321,7 @@ impl DeleteRecordsTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -362,6 +369,7 @@ impl Encodable for DeleteRecordsTopic {
 }
 
 impl Decodable for DeleteRecordsTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -374,6 +382,7 @@ impl Decodable for DeleteRecordsTopic {
 }
 
 impl DeleteRecordsTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

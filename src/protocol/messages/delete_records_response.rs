@@ -73,6 +73,7 @@ impl Message for DeleteRecordsResponse {
 }
 
 impl Encodable for DeleteRecordsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -102,6 +103,7 @@ impl Encodable for DeleteRecordsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -233,6 +235,7 @@ impl DeleteRecordsPartitionResult {
 }
 
 impl Encodable for DeleteRecordsPartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -254,6 +257,7 @@ impl Encodable for DeleteRecordsPartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -361,6 +365,7 @@ impl DeleteRecordsTopicResult {
 }
 
 impl Encodable for DeleteRecordsTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -384,6 +389,7 @@ impl Encodable for DeleteRecordsTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

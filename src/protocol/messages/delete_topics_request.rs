@@ -67,6 +67,7 @@ impl DeleteTopicsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 6 { 1 } else { 0 })
@@ -161,6 +162,7 @@ impl Encodable for DeleteTopicsRequest {
 }
 
 impl Decodable for DeleteTopicsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -179,6 +181,7 @@ impl Decodable for DeleteTopicsRequest {
 }
 
 impl DeleteTopicsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -267,6 +270,7 @@ impl DeleteTopicState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -299,6 +303,7 @@ impl Encodable for DeleteTopicState {
 }
 
 impl Decodable for DeleteTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -311,6 +316,7 @@ impl Decodable for DeleteTopicState {
 }
 
 impl DeleteTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -77,6 +77,7 @@ impl Message for DeleteTopicsResponse {
 }
 
 impl Encodable for DeleteTopicsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -104,6 +105,7 @@ impl Encodable for DeleteTopicsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -255,6 +257,7 @@ impl DeletableTopicResult {
 }
 
 impl Encodable for DeletableTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -287,6 +290,7 @@ impl Encodable for DeletableTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -121,6 +121,7 @@ impl DescribeAclsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3 + (if version >= 2 { 1 } else { 2 })
@@ -202,6 +203,7 @@ impl Encodable for DescribeAclsRequest {
 }
 
 impl Decodable for DescribeAclsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -220,6 +222,7 @@ impl Decodable for DescribeAclsRequest {
 }
 
 impl DescribeAclsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

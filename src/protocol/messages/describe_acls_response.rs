@@ -97,6 +97,7 @@ impl Message for DescribeAclsResponse {
 }
 
 impl Encodable for DescribeAclsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -124,6 +125,7 @@ impl Encodable for DescribeAclsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -274,6 +276,7 @@ impl AclDescription {
 }
 
 impl Encodable for AclDescription {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -292,6 +295,7 @@ impl Encodable for AclDescription {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -418,6 +422,7 @@ impl DescribeAclsResource {
 }
 
 impl Encodable for DescribeAclsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -450,6 +455,7 @@ impl Encodable for DescribeAclsResource {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;

@@ -55,6 +55,7 @@ impl DescribeClientQuotasRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 1 { 1 } else { 4 }) + (if version >= 1 { 1 } else { 0 })
@@ -115,6 +116,7 @@ impl Encodable for DescribeClientQuotasRequest {
 }
 
 impl Decodable for DescribeClientQuotasRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -133,6 +135,7 @@ impl Decodable for DescribeClientQuotasRequest {
 }
 
 impl DescribeClientQuotasRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -218,6 +221,7 @@ impl ComponentData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 1 { 1 } else { 2 })
@@ -260,6 +264,7 @@ impl Encodable for ComponentData {
 }
 
 impl Decodable for ComponentData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -272,6 +277,7 @@ impl Decodable for ComponentData {
 }
 
 impl ComponentData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

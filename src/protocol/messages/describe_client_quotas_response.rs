@@ -100,6 +100,7 @@ impl Message for DescribeClientQuotasResponse {
 }
 
 impl Encodable for DescribeClientQuotasResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -136,6 +137,7 @@ impl Encodable for DescribeClientQuotasResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -264,6 +266,7 @@ impl EntityData {
 }
 
 impl Encodable for EntityData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -280,6 +283,7 @@ impl Encodable for EntityData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -378,6 +382,7 @@ impl ValueData {
 }
 
 impl Encodable for ValueData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -394,6 +399,7 @@ impl Encodable for ValueData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -490,6 +496,7 @@ impl EntryData {
 }
 
 impl Encodable for EntryData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -512,6 +519,7 @@ impl Encodable for EntryData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

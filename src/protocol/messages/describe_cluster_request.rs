@@ -55,6 +55,7 @@ impl DescribeClusterRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2 + (if version >= 1 { 1 } else { 0 })
@@ -109,6 +110,7 @@ impl Encodable for DescribeClusterRequest {
 }
 
 impl Decodable for DescribeClusterRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -127,6 +129,7 @@ impl Decodable for DescribeClusterRequest {
 }
 
 impl DescribeClusterRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

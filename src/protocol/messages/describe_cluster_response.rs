@@ -148,6 +148,7 @@ impl Message for DescribeClusterResponse {
 }
 
 impl Encodable for DescribeClusterResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -186,6 +187,7 @@ impl Encodable for DescribeClusterResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -344,6 +346,7 @@ impl DescribeClusterBroker {
 }
 
 impl Encodable for DescribeClusterBroker {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -358,6 +361,7 @@ impl Encodable for DescribeClusterBroker {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;

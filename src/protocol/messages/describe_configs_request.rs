@@ -67,6 +67,7 @@ impl DescribeConfigsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 4 })
@@ -159,6 +160,7 @@ impl Encodable for DescribeConfigsRequest {
 }
 
 impl Decodable for DescribeConfigsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -177,6 +179,7 @@ impl Decodable for DescribeConfigsRequest {
 }
 
 impl DescribeConfigsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -276,6 +279,7 @@ impl DescribeConfigsResource {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 4 { 1 } else { 2 })
@@ -336,6 +340,7 @@ impl Encodable for DescribeConfigsResource {
 }
 
 impl Decodable for DescribeConfigsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -348,6 +353,7 @@ impl Decodable for DescribeConfigsResource {
 }
 
 impl DescribeConfigsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

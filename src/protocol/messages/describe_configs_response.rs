@@ -68,6 +68,7 @@ impl Message for DescribeConfigsResponse {
 }
 
 impl Encodable for DescribeConfigsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for DescribeConfigsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -227,6 +229,7 @@ impl DescribeConfigsSynonym {
 }
 
 impl Encodable for DescribeConfigsSynonym {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -248,6 +251,7 @@ impl Encodable for DescribeConfigsSynonym {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 1;
@@ -458,6 +462,7 @@ impl DescribeConfigsResourceResult {
 }
 
 impl Encodable for DescribeConfigsResourceResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -507,6 +512,7 @@ impl Encodable for DescribeConfigsResourceResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -708,6 +714,7 @@ impl DescribeConfigsResult {
 }
 
 impl Encodable for DescribeConfigsResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -734,6 +741,7 @@ impl Encodable for DescribeConfigsResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;

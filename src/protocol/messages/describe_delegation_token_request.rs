@@ -48,6 +48,7 @@ impl DescribeDelegationTokenRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -115,6 +116,7 @@ impl Encodable for DescribeDelegationTokenRequest {
 }
 
 impl Decodable for DescribeDelegationTokenRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -133,6 +135,7 @@ impl Decodable for DescribeDelegationTokenRequest {
 }
 
 impl DescribeDelegationTokenRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -207,6 +210,7 @@ impl DescribeDelegationTokenOwner {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -249,6 +253,7 @@ impl Encodable for DescribeDelegationTokenOwner {
 }
 
 impl Decodable for DescribeDelegationTokenOwner {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -261,6 +266,7 @@ impl Decodable for DescribeDelegationTokenOwner {
 }
 
 impl DescribeDelegationTokenOwner {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

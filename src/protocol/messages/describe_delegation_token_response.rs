@@ -80,6 +80,7 @@ impl Message for DescribeDelegationTokenResponse {
 }
 
 impl Encodable for DescribeDelegationTokenResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -110,6 +111,7 @@ impl Encodable for DescribeDelegationTokenResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -233,6 +235,7 @@ impl DescribedDelegationTokenRenewer {
 }
 
 impl Encodable for DescribedDelegationTokenRenewer {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -253,6 +256,7 @@ impl Encodable for DescribedDelegationTokenRenewer {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -454,6 +458,7 @@ impl DescribedDelegationToken {
 }
 
 impl Encodable for DescribedDelegationToken {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -515,6 +520,7 @@ impl Encodable for DescribedDelegationToken {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 24;

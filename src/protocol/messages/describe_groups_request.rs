@@ -55,6 +55,7 @@ impl DescribeGroupsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 5 { 1 } else { 4 })
@@ -131,6 +132,7 @@ impl Encodable for DescribeGroupsRequest {
 }
 
 impl Decodable for DescribeGroupsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -149,6 +151,7 @@ impl Decodable for DescribeGroupsRequest {
 }
 
 impl DescribeGroupsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

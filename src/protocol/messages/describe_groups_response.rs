@@ -70,6 +70,7 @@ impl Message for DescribeGroupsResponse {
 }
 
 impl Encodable for DescribeGroupsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -101,6 +102,7 @@ impl Encodable for DescribeGroupsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -287,6 +289,7 @@ impl DescribedGroupMember {
 }
 
 impl Encodable for DescribedGroupMember {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -309,6 +312,7 @@ impl Encodable for DescribedGroupMember {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -489,6 +493,7 @@ impl DescribedGroup {
 }
 
 impl Encodable for DescribedGroup {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -524,6 +529,7 @@ impl Encodable for DescribedGroup {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

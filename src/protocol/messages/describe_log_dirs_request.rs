@@ -51,6 +51,7 @@ impl DescribeLogDirsRequest {
         self.topics.as_ref()?.iter().find(|e| e.topic == topic)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -118,6 +119,7 @@ impl Encodable for DescribeLogDirsRequest {
 }
 
 impl Decodable for DescribeLogDirsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -136,6 +138,7 @@ impl Decodable for DescribeLogDirsRequest {
 }
 
 impl DescribeLogDirsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -207,6 +210,7 @@ impl DescribableLogDirTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -252,6 +256,7 @@ impl Encodable for DescribableLogDirTopic {
 }
 
 impl Decodable for DescribableLogDirTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -264,6 +269,7 @@ impl Decodable for DescribableLogDirTopic {
 }
 
 impl DescribableLogDirTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -82,6 +82,7 @@ impl Message for DescribeLogDirsResponse {
 }
 
 impl Encodable for DescribeLogDirsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -114,6 +115,7 @@ impl Encodable for DescribeLogDirsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -261,6 +263,7 @@ impl DescribeLogDirsPartition {
 }
 
 impl Encodable for DescribeLogDirsPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -283,6 +286,7 @@ impl Encodable for DescribeLogDirsPartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 21;
@@ -380,6 +384,7 @@ impl DescribeLogDirsTopic {
 }
 
 impl Encodable for DescribeLogDirsTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -399,6 +404,7 @@ impl Encodable for DescribeLogDirsTopic {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -553,6 +559,7 @@ impl DescribeLogDirsResult {
 }
 
 impl Encodable for DescribeLogDirsResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -583,6 +590,7 @@ impl Encodable for DescribeLogDirsResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -41,6 +41,7 @@ impl DescribeProducersRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2
@@ -90,6 +91,7 @@ impl Encodable for DescribeProducersRequest {
 }
 
 impl Decodable for DescribeProducersRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -108,6 +110,7 @@ impl Decodable for DescribeProducersRequest {
 }
 
 impl DescribeProducersRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -176,6 +179,7 @@ impl TopicRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -209,6 +213,7 @@ impl Encodable for TopicRequest {
 }
 
 impl Decodable for TopicRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -221,6 +226,7 @@ impl Decodable for TopicRequest {
 }
 
 impl TopicRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

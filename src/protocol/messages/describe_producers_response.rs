@@ -68,6 +68,7 @@ impl Message for DescribeProducersResponse {
 }
 
 impl Encodable for DescribeProducersResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -89,6 +90,7 @@ impl Encodable for DescribeProducersResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -236,6 +238,7 @@ impl ProducerState {
 }
 
 impl Encodable for ProducerState {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -252,6 +255,7 @@ impl Encodable for ProducerState {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 36;
@@ -374,6 +378,7 @@ impl PartitionResponse {
 }
 
 impl Encodable for PartitionResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -391,6 +396,7 @@ impl Encodable for PartitionResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -505,6 +511,7 @@ impl TopicResponse {
 }
 
 impl Encodable for TopicResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -520,6 +527,7 @@ impl Encodable for TopicResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

@@ -96,6 +96,7 @@ impl Message for DescribeQuorumResponse {
 }
 
 impl Encodable for DescribeQuorumResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -135,6 +136,7 @@ impl Encodable for DescribeQuorumResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -312,6 +314,7 @@ impl ReplicaState {
 }
 
 impl Encodable for ReplicaState {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -342,6 +345,7 @@ impl Encodable for ReplicaState {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 12;
@@ -519,6 +523,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -545,6 +550,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 22;
@@ -684,6 +690,7 @@ impl TopicData {
 }
 
 impl Encodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -699,6 +706,7 @@ impl Encodable for TopicData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -817,6 +825,7 @@ impl Listener {
 }
 
 impl Encodable for Listener {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -830,6 +839,7 @@ impl Encodable for Listener {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -928,6 +938,7 @@ impl Node {
 }
 
 impl Encodable for Node {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -943,6 +954,7 @@ impl Encodable for Node {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;

@@ -67,6 +67,7 @@ impl DescribeTopicPartitionsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         7
@@ -133,6 +134,7 @@ impl Encodable for DescribeTopicPartitionsRequest {
 }
 
 impl Decodable for DescribeTopicPartitionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -151,6 +153,7 @@ impl Decodable for DescribeTopicPartitionsRequest {
 }
 
 impl DescribeTopicPartitionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -215,6 +218,7 @@ impl TopicRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2
@@ -243,6 +247,7 @@ impl Encodable for TopicRequest {
 }
 
 impl Decodable for TopicRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -255,6 +260,7 @@ impl Decodable for TopicRequest {
 }
 
 impl TopicRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -314,6 +320,7 @@ impl Cursor {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -343,6 +350,7 @@ impl Encodable for Cursor {
 }
 
 impl Decodable for Cursor {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -355,6 +363,7 @@ impl Decodable for Cursor {
 }
 
 impl Cursor {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -91,6 +91,7 @@ impl Message for DescribeTopicPartitionsResponse {
 }
 
 impl Encodable for DescribeTopicPartitionsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -124,6 +125,7 @@ impl Encodable for DescribeTopicPartitionsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -339,6 +341,7 @@ impl DescribeTopicPartitionsResponsePartition {
 }
 
 impl Encodable for DescribeTopicPartitionsResponsePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -383,6 +386,7 @@ impl Encodable for DescribeTopicPartitionsResponsePartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -598,6 +602,7 @@ impl DescribeTopicPartitionsResponseTopic {
 }
 
 impl Encodable for DescribeTopicPartitionsResponseTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -617,6 +622,7 @@ impl Encodable for DescribeTopicPartitionsResponseTopic {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 23;
@@ -740,6 +746,7 @@ impl Cursor {
 }
 
 impl Encodable for Cursor {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -752,6 +759,7 @@ impl Encodable for Cursor {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;

@@ -43,6 +43,7 @@ impl DescribeTransactionsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2
@@ -92,6 +93,7 @@ impl Encodable for DescribeTransactionsRequest {
 }
 
 impl Decodable for DescribeTransactionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -110,6 +112,7 @@ impl Decodable for DescribeTransactionsRequest {
 }
 
 impl DescribeTransactionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -66,6 +66,7 @@ impl Message for DescribeTransactionsResponse {
 }
 
 impl Encodable for DescribeTransactionsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -87,6 +88,7 @@ impl Encodable for DescribeTransactionsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -195,6 +197,7 @@ impl TopicData {
 }
 
 impl Encodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -210,6 +213,7 @@ impl Encodable for TopicData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -373,6 +377,7 @@ impl TransactionState {
 }
 
 impl Encodable for TransactionState {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -394,6 +399,7 @@ impl Encodable for TransactionState {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 24;

@@ -43,6 +43,7 @@ impl DescribeUserScramCredentialsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2
@@ -100,6 +101,7 @@ impl Encodable for DescribeUserScramCredentialsRequest {
 }
 
 impl Decodable for DescribeUserScramCredentialsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -118,6 +120,7 @@ impl Decodable for DescribeUserScramCredentialsRequest {
 }
 
 impl DescribeUserScramCredentialsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -174,6 +177,7 @@ impl UserName {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2
@@ -202,6 +206,7 @@ impl Encodable for UserName {
 }
 
 impl Decodable for UserName {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -214,6 +219,7 @@ impl Decodable for UserName {
 }
 
 impl UserName {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -98,6 +98,7 @@ impl Message for DescribeUserScramCredentialsResponse {
 }
 
 impl Encodable for DescribeUserScramCredentialsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -121,6 +122,7 @@ impl Encodable for DescribeUserScramCredentialsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -244,6 +246,7 @@ impl CredentialInfo {
 }
 
 impl Encodable for CredentialInfo {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -256,6 +259,7 @@ impl Encodable for CredentialInfo {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 5;
@@ -372,6 +376,7 @@ impl DescribeUserScramCredentialsResult {
 }
 
 impl Encodable for DescribeUserScramCredentialsResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -389,6 +394,7 @@ impl Encodable for DescribeUserScramCredentialsResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -78,6 +78,7 @@ impl ElectLeadersRequest {
             .find(|e| e.topic == topic)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 1 { 1 } else { 0 })
@@ -159,6 +160,7 @@ impl Encodable for ElectLeadersRequest {
 }
 
 impl Decodable for ElectLeadersRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -177,6 +179,7 @@ impl Decodable for ElectLeadersRequest {
 }
 
 impl ElectLeadersRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -254,6 +257,7 @@ impl TopicPartitions {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -295,6 +299,7 @@ impl Encodable for TopicPartitions {
 }
 
 impl Decodable for TopicPartitions {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -307,6 +312,7 @@ impl Decodable for TopicPartitions {
 }
 
 impl TopicPartitions {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -85,6 +85,7 @@ impl Message for ElectLeadersResponse {
 }
 
 impl Encodable for ElectLeadersResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -122,6 +123,7 @@ impl Encodable for ElectLeadersResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -260,6 +262,7 @@ impl PartitionResult {
 }
 
 impl Encodable for PartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -277,6 +280,7 @@ impl Encodable for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -378,6 +382,7 @@ impl ReplicaElectionResult {
 }
 
 impl Encodable for ReplicaElectionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -401,6 +406,7 @@ impl Encodable for ReplicaElectionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

@@ -68,6 +68,7 @@ impl EndQuorumEpochRequest {
         self.leader_endpoints.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 1 { 1 } else { 2 })
@@ -150,6 +151,7 @@ impl Encodable for EndQuorumEpochRequest {
 }
 
 impl Decodable for EndQuorumEpochRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -168,6 +170,7 @@ impl Decodable for EndQuorumEpochRequest {
 }
 
 impl EndQuorumEpochRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -250,6 +253,7 @@ impl ReplicaInfo {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         21
@@ -278,6 +282,7 @@ impl Encodable for ReplicaInfo {
 }
 
 impl Decodable for ReplicaInfo {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -290,6 +295,7 @@ impl Decodable for ReplicaInfo {
 }
 
 impl ReplicaInfo {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -387,6 +393,7 @@ impl PartitionData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         12 + (if version <= 0 { 4 } else { 0 })
@@ -448,6 +455,7 @@ impl Encodable for PartitionData {
 }
 
 impl Decodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -460,6 +468,7 @@ impl Decodable for PartitionData {
 }
 
 impl PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -550,6 +559,7 @@ impl TopicData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 1 { 1 } else { 2 })
@@ -597,6 +607,7 @@ impl Encodable for TopicData {
 }
 
 impl Decodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -609,6 +620,7 @@ impl Decodable for TopicData {
 }
 
 impl TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -694,6 +706,7 @@ impl LeaderEndpoint {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         5
@@ -725,6 +738,7 @@ impl Encodable for LeaderEndpoint {
 }
 
 impl Decodable for LeaderEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -737,6 +751,7 @@ impl Decodable for LeaderEndpoint {
 }
 
 impl LeaderEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

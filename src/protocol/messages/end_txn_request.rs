@@ -79,6 +79,7 @@ impl EndTxnRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         11 + (if version >= 3 { 1 } else { 2 }) + (if version >= 3 { 1 } else { 0 })
@@ -128,6 +129,7 @@ impl Encodable for EndTxnRequest {
 }
 
 impl Decodable for EndTxnRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -146,6 +148,7 @@ impl Decodable for EndTxnRequest {
 }
 
 impl EndTxnRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

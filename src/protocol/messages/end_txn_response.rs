@@ -68,6 +68,7 @@ impl Message for EndTxnResponse {
 }
 
 impl Encodable for EndTxnResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -90,6 +91,7 @@ impl Encodable for EndTxnResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

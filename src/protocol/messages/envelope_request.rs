@@ -67,6 +67,7 @@ impl EnvelopeRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4
@@ -114,6 +115,7 @@ impl Encodable for EnvelopeRequest {
 }
 
 impl Decodable for EnvelopeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -132,6 +134,7 @@ impl Decodable for EnvelopeRequest {
 }
 
 impl EnvelopeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

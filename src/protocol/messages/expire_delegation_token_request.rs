@@ -55,6 +55,7 @@ impl ExpireDelegationTokenRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -106,6 +107,7 @@ impl Encodable for ExpireDelegationTokenRequest {
 }
 
 impl Decodable for ExpireDelegationTokenRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -124,6 +126,7 @@ impl Decodable for ExpireDelegationTokenRequest {
 }
 
 impl ExpireDelegationTokenRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -80,6 +80,7 @@ impl Message for ExpireDelegationTokenResponse {
 }
 
 impl Encodable for ExpireDelegationTokenResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -107,6 +108,7 @@ impl Encodable for ExpireDelegationTokenResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;

@@ -173,6 +173,7 @@ impl FetchRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version <= 14 { 4 } else { 0 })
@@ -382,6 +383,7 @@ impl Encodable for FetchRequest {
 }
 
 impl Decodable for FetchRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -400,6 +402,7 @@ impl Decodable for FetchRequest {
 }
 
 impl FetchRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -543,6 +546,7 @@ impl ReplicaState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         13
@@ -571,6 +575,7 @@ impl Encodable for ReplicaState {
 }
 
 impl Decodable for ReplicaState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -583,6 +588,7 @@ impl Decodable for ReplicaState {
 }
 
 impl ReplicaState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -704,6 +710,7 @@ impl FetchPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         16 + (if version >= 9 { 4 } else { 0 })
@@ -795,6 +802,7 @@ impl Encodable for FetchPartition {
 }
 
 impl Decodable for FetchPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -807,6 +815,7 @@ impl Decodable for FetchPartition {
 }
 
 impl FetchPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -914,6 +923,7 @@ impl FetchTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version <= 12 {
@@ -979,6 +989,7 @@ impl Encodable for FetchTopic {
 }
 
 impl Decodable for FetchTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -991,6 +1002,7 @@ impl Decodable for FetchTopic {
 }
 
 impl FetchTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -1082,6 +1094,7 @@ impl ForgottenTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version <= 12 {
@@ -1141,6 +1154,7 @@ impl Encodable for ForgottenTopic {
 }
 
 impl Decodable for ForgottenTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -1153,6 +1167,7 @@ impl Decodable for ForgottenTopic {
 }
 
 impl ForgottenTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -113,6 +113,7 @@ impl Message for FetchResponse {
 }
 
 impl Encodable for FetchResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -184,6 +185,7 @@ impl Encodable for FetchResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -367,6 +369,7 @@ impl EpochEndOffset {
 }
 
 impl Encodable for EpochEndOffset {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -379,6 +382,7 @@ impl Encodable for EpochEndOffset {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 12;
@@ -468,6 +472,7 @@ impl LeaderIdAndEpoch {
 }
 
 impl Encodable for LeaderIdAndEpoch {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -480,6 +485,7 @@ impl Encodable for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -565,6 +571,7 @@ impl SnapshotId {
 }
 
 impl Encodable for SnapshotId {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -577,6 +584,7 @@ impl Encodable for SnapshotId {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 12;
@@ -666,6 +674,7 @@ impl AbortedTransaction {
 }
 
 impl Encodable for AbortedTransaction {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -682,6 +691,7 @@ impl Encodable for AbortedTransaction {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
@@ -899,6 +909,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -1007,6 +1018,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -1256,6 +1268,7 @@ impl FetchableTopicResponse {
 }
 
 impl Encodable for FetchableTopicResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -1284,6 +1297,7 @@ impl Encodable for FetchableTopicResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -1430,6 +1444,7 @@ impl NodeEndpoint {
 }
 
 impl Encodable for NodeEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -1444,6 +1459,7 @@ impl Encodable for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;

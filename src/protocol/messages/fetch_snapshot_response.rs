@@ -97,6 +97,7 @@ impl Message for FetchSnapshotResponse {
 }
 
 impl Encodable for FetchSnapshotResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -147,6 +148,7 @@ impl Encodable for FetchSnapshotResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -302,6 +304,7 @@ impl SnapshotId {
 }
 
 impl Encodable for SnapshotId {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -314,6 +317,7 @@ impl Encodable for SnapshotId {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 12;
@@ -403,6 +407,7 @@ impl LeaderIdAndEpoch {
 }
 
 impl Encodable for LeaderIdAndEpoch {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -415,6 +420,7 @@ impl Encodable for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -562,6 +568,7 @@ impl PartitionSnapshot {
 }
 
 impl Encodable for PartitionSnapshot {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -604,6 +611,7 @@ impl Encodable for PartitionSnapshot {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 22;
@@ -737,6 +745,7 @@ impl TopicSnapshot {
 }
 
 impl Encodable for TopicSnapshot {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -752,6 +761,7 @@ impl Encodable for TopicSnapshot {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -870,6 +880,7 @@ impl NodeEndpoint {
 }
 
 impl Encodable for NodeEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -883,6 +894,7 @@ impl Encodable for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

@@ -67,6 +67,7 @@ impl FindCoordinatorRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version <= 3 {
@@ -179,6 +180,7 @@ impl Encodable for FindCoordinatorRequest {
 }
 
 impl Decodable for FindCoordinatorRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -197,6 +199,7 @@ impl Decodable for FindCoordinatorRequest {
 }
 
 impl FindCoordinatorRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

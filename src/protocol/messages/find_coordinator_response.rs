@@ -154,6 +154,7 @@ impl Message for FindCoordinatorResponse {
 }
 
 impl Encodable for FindCoordinatorResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -247,6 +248,7 @@ impl Encodable for FindCoordinatorResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -460,6 +462,7 @@ impl Coordinator {
 }
 
 impl Encodable for Coordinator {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -476,6 +479,7 @@ impl Encodable for Coordinator {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 10;

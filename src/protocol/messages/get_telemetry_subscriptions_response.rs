@@ -152,6 +152,7 @@ impl Message for GetTelemetrySubscriptionsResponse {
 }
 
 impl Encodable for GetTelemetrySubscriptionsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -183,6 +184,7 @@ impl Encodable for GetTelemetrySubscriptionsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 35;

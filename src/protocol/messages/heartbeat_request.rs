@@ -82,6 +82,7 @@ impl HeartbeatRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 4 { 1 } else { 2 })
@@ -160,6 +161,7 @@ impl Encodable for HeartbeatRequest {
 }
 
 impl Decodable for HeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -178,6 +180,7 @@ impl Decodable for HeartbeatRequest {
 }
 
 impl HeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -68,6 +68,7 @@ impl Message for HeartbeatResponse {
 }
 
 impl Encodable for HeartbeatResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -92,6 +93,7 @@ impl Encodable for HeartbeatResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

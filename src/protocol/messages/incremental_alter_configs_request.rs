@@ -66,6 +66,7 @@ impl IncrementalAlterConfigsRequest {
             .find(|e| e.resource_type == resource_type && e.resource_name == resource_name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 1 { 1 } else { 4 }) + (if version >= 1 { 1 } else { 0 })
@@ -126,6 +127,7 @@ impl Encodable for IncrementalAlterConfigsRequest {
 }
 
 impl Decodable for IncrementalAlterConfigsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -144,6 +146,7 @@ impl Decodable for IncrementalAlterConfigsRequest {
 }
 
 impl IncrementalAlterConfigsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -229,6 +232,7 @@ impl AlterableConfig {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 1 { 1 } else { 2 })
@@ -271,6 +275,7 @@ impl Encodable for AlterableConfig {
 }
 
 impl Decodable for AlterableConfig {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -283,6 +288,7 @@ impl Decodable for AlterableConfig {
 }
 
 impl AlterableConfig {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -371,6 +377,7 @@ impl AlterConfigsResource {
             .find(|e| e.name == name && e.config_operation == config_operation)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1 + (if version >= 1 { 1 } else { 2 })
@@ -419,6 +426,7 @@ impl Encodable for AlterConfigsResource {
 }
 
 impl Decodable for AlterConfigsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -431,6 +439,7 @@ impl Decodable for AlterConfigsResource {
 }
 
 impl AlterConfigsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -68,6 +68,7 @@ impl Message for IncrementalAlterConfigsResponse {
 }
 
 impl Encodable for IncrementalAlterConfigsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for IncrementalAlterConfigsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -245,6 +247,7 @@ impl AlterConfigsResourceResponse {
 }
 
 impl Encodable for AlterConfigsResourceResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -267,6 +270,7 @@ impl Encodable for AlterConfigsResourceResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 3;

@@ -82,6 +82,7 @@ impl InitProducerIdRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 2 { 1 } else { 2 })
@@ -169,6 +170,7 @@ impl Encodable for InitProducerIdRequest {
 }
 
 impl Decodable for InitProducerIdRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -187,6 +189,7 @@ impl Decodable for InitProducerIdRequest {
 }
 
 impl InitProducerIdRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -92,6 +92,7 @@ impl Message for InitProducerIdResponse {
 }
 
 impl Encodable for InitProducerIdResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -120,6 +121,7 @@ impl Encodable for InitProducerIdResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;

@@ -55,6 +55,7 @@ impl InitializeShareGroupStateRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -106,6 +107,7 @@ impl Encodable for InitializeShareGroupStateRequest {
 }
 
 impl Decodable for InitializeShareGroupStateRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -124,6 +126,7 @@ impl Decodable for InitializeShareGroupStateRequest {
 }
 
 impl InitializeShareGroupStateRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -206,6 +209,7 @@ impl PartitionData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         17
@@ -235,6 +239,7 @@ impl Encodable for PartitionData {
 }
 
 impl Decodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -247,6 +252,7 @@ impl Decodable for PartitionData {
 }
 
 impl PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -310,6 +316,7 @@ impl InitializeStateData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -348,6 +355,7 @@ impl Encodable for InitializeStateData {
 }
 
 impl Decodable for InitializeStateData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -360,6 +368,7 @@ impl Decodable for InitializeStateData {
 }
 
 impl InitializeStateData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -56,6 +56,7 @@ impl Message for InitializeShareGroupStateResponse {
 }
 
 impl Encodable for InitializeShareGroupStateResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -76,6 +77,7 @@ impl Encodable for InitializeShareGroupStateResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -201,6 +203,7 @@ impl PartitionResult {
 }
 
 impl Encodable for PartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -214,6 +217,7 @@ impl Encodable for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -309,6 +313,7 @@ impl InitializeStateResult {
 }
 
 impl Encodable for InitializeStateResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -324,6 +329,7 @@ impl Encodable for InitializeStateResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;

@@ -135,6 +135,7 @@ impl JoinGroupRequest {
         self.protocols.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 6 { 1 } else { 2 })
@@ -245,6 +246,7 @@ impl Encodable for JoinGroupRequest {
 }
 
 impl Decodable for JoinGroupRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -263,6 +265,7 @@ impl Decodable for JoinGroupRequest {
 }
 
 impl JoinGroupRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -357,6 +360,7 @@ impl JoinGroupRequestProtocol {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 6 { 1 } else { 2 })
@@ -399,6 +403,7 @@ impl Encodable for JoinGroupRequestProtocol {
 }
 
 impl Decodable for JoinGroupRequestProtocol {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -411,6 +416,7 @@ impl Decodable for JoinGroupRequestProtocol {
 }
 
 impl JoinGroupRequestProtocol {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -163,6 +163,7 @@ impl Message for JoinGroupResponse {
 }
 
 impl Encodable for JoinGroupResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -220,6 +221,7 @@ impl Encodable for JoinGroupResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -404,6 +406,7 @@ impl JoinGroupResponseMember {
 }
 
 impl Encodable for JoinGroupResponseMember {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -427,6 +430,7 @@ impl Encodable for JoinGroupResponseMember {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

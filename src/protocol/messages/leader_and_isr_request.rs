@@ -130,6 +130,7 @@ impl LeaderAndIsrRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 7 { 1 } else { 0 })
@@ -287,6 +288,7 @@ impl Encodable for LeaderAndIsrRequest {
 }
 
 impl Decodable for LeaderAndIsrRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -305,6 +307,7 @@ impl Decodable for LeaderAndIsrRequest {
 }
 
 impl LeaderAndIsrRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -546,6 +549,7 @@ impl LeaderAndIsrPartitionState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         20 + (if version <= 1 { 2 } else { 0 })
@@ -665,6 +669,7 @@ impl Encodable for LeaderAndIsrPartitionState {
 }
 
 impl Decodable for LeaderAndIsrPartitionState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -677,6 +682,7 @@ impl Decodable for LeaderAndIsrPartitionState {
 }
 
 impl LeaderAndIsrPartitionState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -821,6 +827,7 @@ impl LeaderAndIsrTopicState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 2 })
@@ -879,6 +886,7 @@ impl Encodable for LeaderAndIsrTopicState {
 }
 
 impl Decodable for LeaderAndIsrTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -891,6 +899,7 @@ impl Decodable for LeaderAndIsrTopicState {
 }
 
 impl LeaderAndIsrTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -983,6 +992,7 @@ impl LeaderAndIsrLiveLeader {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 4 { 1 } else { 2 }) + (if version >= 4 { 1 } else { 0 })
@@ -1023,6 +1033,7 @@ impl Encodable for LeaderAndIsrLiveLeader {
 }
 
 impl Decodable for LeaderAndIsrLiveLeader {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -1035,6 +1046,7 @@ impl Decodable for LeaderAndIsrLiveLeader {
 }
 
 impl LeaderAndIsrLiveLeader {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

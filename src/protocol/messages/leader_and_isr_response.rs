@@ -97,6 +97,7 @@ impl Message for LeaderAndIsrResponse {
 }
 
 impl Encodable for LeaderAndIsrResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -148,6 +149,7 @@ impl Encodable for LeaderAndIsrResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -314,6 +316,7 @@ impl LeaderAndIsrPartitionError {
 }
 
 impl Encodable for LeaderAndIsrPartitionError {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -337,6 +340,7 @@ impl Encodable for LeaderAndIsrPartitionError {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -440,6 +444,7 @@ impl LeaderAndIsrTopicError {
 }
 
 impl Encodable for LeaderAndIsrTopicError {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -455,6 +460,7 @@ impl Encodable for LeaderAndIsrTopicError {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;

@@ -67,6 +67,7 @@ impl LeaveGroupRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 2 })
@@ -163,6 +164,7 @@ impl Encodable for LeaveGroupRequest {
 }
 
 impl Decodable for LeaveGroupRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -181,6 +183,7 @@ impl Decodable for LeaveGroupRequest {
 }
 
 impl LeaveGroupRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -275,6 +278,7 @@ impl MemberIdentity {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 2 })
@@ -326,6 +330,7 @@ impl Encodable for MemberIdentity {
 }
 
 impl Decodable for MemberIdentity {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -338,6 +343,7 @@ impl Decodable for MemberIdentity {
 }
 
 impl MemberIdentity {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

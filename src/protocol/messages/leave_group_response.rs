@@ -90,6 +90,7 @@ impl Message for LeaveGroupResponse {
 }
 
 impl Encodable for LeaveGroupResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -129,6 +130,7 @@ impl Encodable for LeaveGroupResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -273,6 +275,7 @@ impl MemberResponse {
 }
 
 impl Encodable for MemberResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -290,6 +293,7 @@ impl Encodable for MemberResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -31,6 +31,7 @@ impl ::std::default::Default for ListClientMetricsResourcesRequest {
 
 impl ListClientMetricsResourcesRequest {
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         1
@@ -69,6 +70,7 @@ impl Encodable for ListClientMetricsResourcesRequest {
 }
 
 impl Decodable for ListClientMetricsResourcesRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -87,6 +89,7 @@ impl Decodable for ListClientMetricsResourcesRequest {
 }
 
 impl ListClientMetricsResourcesRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

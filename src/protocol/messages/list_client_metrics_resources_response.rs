@@ -83,6 +83,7 @@ impl Message for ListClientMetricsResourcesResponse {
 }
 
 impl Encodable for ListClientMetricsResourcesResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -105,6 +106,7 @@ impl Encodable for ListClientMetricsResourcesResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -207,6 +209,7 @@ impl ClientMetricsResource {
 }
 
 impl Encodable for ClientMetricsResource {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -218,6 +221,7 @@ impl Encodable for ClientMetricsResource {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

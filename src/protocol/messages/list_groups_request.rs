@@ -55,6 +55,7 @@ impl ListGroupsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 0 })
@@ -149,6 +150,7 @@ impl Encodable for ListGroupsRequest {
 }
 
 impl Decodable for ListGroupsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -167,6 +169,7 @@ impl Decodable for ListGroupsRequest {
 }
 
 impl ListGroupsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

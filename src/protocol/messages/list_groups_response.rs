@@ -82,6 +82,7 @@ impl Message for ListGroupsResponse {
 }
 
 impl Encodable for ListGroupsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -110,6 +111,7 @@ impl Encodable for ListGroupsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -260,6 +262,7 @@ impl ListedGroup {
 }
 
 impl Encodable for ListedGroup {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -282,6 +285,7 @@ impl Encodable for ListedGroup {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

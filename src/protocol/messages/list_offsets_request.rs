@@ -67,6 +67,7 @@ impl ListOffsetsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 2 { 1 } else { 0 })
@@ -140,6 +141,7 @@ impl Encodable for ListOffsetsRequest {
 }
 
 impl Decodable for ListOffsetsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -158,6 +160,7 @@ impl Decodable for ListOffsetsRequest {
 }
 
 impl ListOffsetsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -259,6 +262,7 @@ impl ListOffsetsPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         12 + (if version >= 4 { 4 } else { 0 })
@@ -316,6 +320,7 @@ impl Encodable for ListOffsetsPartition {
 }
 
 impl Decodable for ListOffsetsPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -328,6 +333,7 @@ impl Decodable for ListOffsetsPartition {
 }
 
 impl ListOffsetsPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -399,6 +405,7 @@ impl ListOffsetsTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 6 { 1 } else { 2 })
@@ -446,6 +453,7 @@ impl Encodable for ListOffsetsTopic {
 }
 
 impl Decodable for ListOffsetsTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -458,6 +466,7 @@ impl Decodable for ListOffsetsTopic {
 }
 
 impl ListOffsetsTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -70,6 +70,7 @@ impl Message for ListOffsetsResponse {
 }
 
 impl Encodable for ListOffsetsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for ListOffsetsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -271,6 +273,7 @@ impl ListOffsetsPartitionResponse {
 }
 
 impl Encodable for ListOffsetsPartitionResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -342,6 +345,7 @@ impl Encodable for ListOffsetsPartitionResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -474,6 +478,7 @@ impl ListOffsetsTopicResponse {
 }
 
 impl Encodable for ListOffsetsTopicResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -497,6 +502,7 @@ impl Encodable for ListOffsetsTopicResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

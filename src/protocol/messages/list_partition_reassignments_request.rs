@@ -58,6 +58,7 @@ impl ListPartitionReassignmentsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -116,6 +117,7 @@ impl Encodable for ListPartitionReassignmentsRequest {
 }
 
 impl Decodable for ListPartitionReassignmentsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -134,6 +136,7 @@ impl Decodable for ListPartitionReassignmentsRequest {
 }
 
 impl ListPartitionReassignmentsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -208,6 +211,7 @@ impl ListPartitionReassignmentsTopics {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -241,6 +245,7 @@ impl Encodable for ListPartitionReassignmentsTopics {
 }
 
 impl Decodable for ListPartitionReassignmentsTopics {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -253,6 +258,7 @@ impl Decodable for ListPartitionReassignmentsTopics {
 }
 
 impl ListPartitionReassignmentsTopics {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

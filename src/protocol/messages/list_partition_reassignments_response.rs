@@ -95,6 +95,7 @@ impl Message for ListPartitionReassignmentsResponse {
 }
 
 impl Encodable for ListPartitionReassignmentsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -118,6 +119,7 @@ impl Encodable for ListPartitionReassignmentsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -262,6 +264,7 @@ impl OngoingPartitionReassignment {
 }
 
 impl Encodable for OngoingPartitionReassignment {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -285,6 +288,7 @@ impl Encodable for OngoingPartitionReassignment {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -408,6 +412,7 @@ impl OngoingTopicReassignment {
 }
 
 impl Encodable for OngoingTopicReassignment {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -423,6 +428,7 @@ impl Encodable for OngoingTopicReassignment {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

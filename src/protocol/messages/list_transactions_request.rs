@@ -67,6 +67,7 @@ impl ListTransactionsRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3 + (if version >= 1 { 8 } else { 0 })
@@ -136,6 +137,7 @@ impl Encodable for ListTransactionsRequest {
 }
 
 impl Decodable for ListTransactionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -154,6 +156,7 @@ impl Decodable for ListTransactionsRequest {
 }
 
 impl ListTransactionsRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -91,6 +91,7 @@ impl Message for ListTransactionsResponse {
 }
 
 impl Encodable for ListTransactionsResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -117,6 +118,7 @@ impl Encodable for ListTransactionsResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -257,6 +259,7 @@ impl TransactionState {
 }
 
 impl Encodable for TransactionState {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -270,6 +273,7 @@ impl Encodable for TransactionState {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;

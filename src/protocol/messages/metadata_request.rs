@@ -82,6 +82,7 @@ impl MetadataRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 9 { 1 } else { 4 })
@@ -200,6 +201,7 @@ impl Encodable for MetadataRequest {
 }
 
 impl Decodable for MetadataRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -218,6 +220,7 @@ impl Decodable for MetadataRequest {
 }
 
 impl MetadataRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -303,6 +306,7 @@ impl MetadataRequestTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 10 { 16 } else { 0 })
@@ -358,6 +362,7 @@ impl Encodable for MetadataRequestTopic {
 }
 
 impl Decodable for MetadataRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -370,6 +375,7 @@ impl Decodable for MetadataRequestTopic {
 }
 
 impl MetadataRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

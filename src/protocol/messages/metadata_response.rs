@@ -140,6 +140,7 @@ impl Message for MetadataResponse {
 }
 
 impl Encodable for MetadataResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -189,6 +190,7 @@ impl Encodable for MetadataResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -387,6 +389,7 @@ impl MetadataResponseBroker {
 }
 
 impl Encodable for MetadataResponseBroker {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -411,6 +414,7 @@ impl Encodable for MetadataResponseBroker {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -589,6 +593,7 @@ impl MetadataResponsePartition {
 }
 
 impl Encodable for MetadataResponsePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -627,6 +632,7 @@ impl Encodable for MetadataResponsePartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 10;
@@ -822,6 +828,7 @@ impl MetadataResponseTopic {
 }
 
 impl Encodable for MetadataResponseTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -874,6 +881,7 @@ impl Encodable for MetadataResponseTopic {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -2497,6 +2497,7 @@ impl RequestKind {
     }
 
     /// Decodes a body (without header) of API `api_key` in `version`.
+    #[inline]
     pub fn decode(
         api_key: ApiKey,
         buf: &mut ::bytes::Bytes,
@@ -3357,6 +3358,7 @@ impl ResponseKind {
     }
 
     /// Encodes the body (without header) in `version`.
+    #[inline]
     pub fn encode(
         &self,
         buf: &mut ::bytes::BytesMut,
@@ -3455,6 +3457,7 @@ impl ResponseKind {
     }
 
     /// The exact number of bytes [`Self::encode`] writes in `version`.
+    #[inline]
     pub fn encoded_len(&self, version: i16) -> usize {
         match self {
             ResponseKind::Produce(m) => m.encoded_len(version),

@@ -106,6 +106,7 @@ impl OffsetCommitRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 8 { 1 } else { 2 })
@@ -221,6 +222,7 @@ impl Encodable for OffsetCommitRequest {
 }
 
 impl Decodable for OffsetCommitRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -239,6 +241,7 @@ impl Decodable for OffsetCommitRequest {
 }
 
 impl OffsetCommitRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -370,6 +373,7 @@ impl OffsetCommitRequestPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         12 + (if version >= 6 { 4 } else { 0 })
@@ -437,6 +441,7 @@ impl Encodable for OffsetCommitRequestPartition {
 }
 
 impl Decodable for OffsetCommitRequestPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -449,6 +454,7 @@ impl Decodable for OffsetCommitRequestPartition {
 }
 
 impl OffsetCommitRequestPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -522,6 +528,7 @@ impl OffsetCommitRequestTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 8 { 1 } else { 2 })
@@ -573,6 +580,7 @@ impl Encodable for OffsetCommitRequestTopic {
 }
 
 impl Decodable for OffsetCommitRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -585,6 +593,7 @@ impl Decodable for OffsetCommitRequestTopic {
 }
 
 impl OffsetCommitRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

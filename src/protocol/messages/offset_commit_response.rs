@@ -70,6 +70,7 @@ impl Message for OffsetCommitResponse {
 }
 
 impl Encodable for OffsetCommitResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for OffsetCommitResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -221,6 +223,7 @@ impl OffsetCommitResponsePartition {
 }
 
 impl Encodable for OffsetCommitResponsePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -241,6 +244,7 @@ impl Encodable for OffsetCommitResponsePartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -339,6 +343,7 @@ impl OffsetCommitResponseTopic {
 }
 
 impl Encodable for OffsetCommitResponseTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -362,6 +367,7 @@ impl Encodable for OffsetCommitResponseTopic {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

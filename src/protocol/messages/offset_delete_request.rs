@@ -60,6 +60,7 @@ impl OffsetDeleteRequest {
         self.topics.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -110,6 +111,7 @@ impl Encodable for OffsetDeleteRequest {
 }
 
 impl Decodable for OffsetDeleteRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -128,6 +130,7 @@ impl Decodable for OffsetDeleteRequest {
 }
 
 impl OffsetDeleteRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -185,6 +188,7 @@ impl OffsetDeleteRequestPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4
@@ -214,6 +218,7 @@ impl Encodable for OffsetDeleteRequestPartition {
 }
 
 impl Decodable for OffsetDeleteRequestPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -226,6 +231,7 @@ impl Decodable for OffsetDeleteRequestPartition {
 }
 
 impl OffsetDeleteRequestPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -283,6 +289,7 @@ impl OffsetDeleteRequestTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -325,6 +332,7 @@ impl Encodable for OffsetDeleteRequestTopic {
 }
 
 impl Decodable for OffsetDeleteRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -337,6 +345,7 @@ impl Decodable for OffsetDeleteRequestTopic {
 }
 
 impl OffsetDeleteRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -85,6 +85,7 @@ impl Message for OffsetDeleteResponse {
 }
 
 impl Encodable for OffsetDeleteResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -107,6 +108,7 @@ impl Encodable for OffsetDeleteResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -218,6 +220,7 @@ impl OffsetDeleteResponsePartition {
 }
 
 impl Encodable for OffsetDeleteResponsePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -234,6 +237,7 @@ impl Encodable for OffsetDeleteResponsePartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         6
@@ -332,6 +336,7 @@ impl OffsetDeleteResponseTopic {
 }
 
 impl Encodable for OffsetDeleteResponseTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -351,6 +356,7 @@ impl Encodable for OffsetDeleteResponseTopic {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

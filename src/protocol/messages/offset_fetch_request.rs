@@ -82,6 +82,7 @@ impl OffsetFetchRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version <= 7 {
@@ -238,6 +239,7 @@ impl Encodable for OffsetFetchRequest {
 }
 
 impl Decodable for OffsetFetchRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -256,6 +258,7 @@ impl Decodable for OffsetFetchRequest {
 }
 
 impl OffsetFetchRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -357,6 +360,7 @@ impl OffsetFetchRequestTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 6 { 1 } else { 2 })
@@ -402,6 +406,7 @@ impl Encodable for OffsetFetchRequestTopic {
 }
 
 impl Decodable for OffsetFetchRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -414,6 +419,7 @@ impl Decodable for OffsetFetchRequestTopic {
 }
 
 impl OffsetFetchRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -486,6 +492,7 @@ impl OffsetFetchRequestTopics {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -519,6 +526,7 @@ impl Encodable for OffsetFetchRequestTopics {
 }
 
 impl Decodable for OffsetFetchRequestTopics {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -531,6 +539,7 @@ impl Decodable for OffsetFetchRequestTopics {
 }
 
 impl OffsetFetchRequestTopics {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -628,6 +637,7 @@ impl OffsetFetchRequestGroup {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3 + (if version >= 9 { 1 } else { 0 }) + (if version >= 9 { 4 } else { 0 })
@@ -690,6 +700,7 @@ impl Encodable for OffsetFetchRequestGroup {
 }
 
 impl Decodable for OffsetFetchRequestGroup {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -702,6 +713,7 @@ impl Decodable for OffsetFetchRequestGroup {
 }
 
 impl OffsetFetchRequestGroup {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

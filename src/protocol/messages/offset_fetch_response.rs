@@ -104,6 +104,7 @@ impl Message for OffsetFetchResponse {
 }
 
 impl Encodable for OffsetFetchResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -160,6 +161,7 @@ impl Encodable for OffsetFetchResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -356,6 +358,7 @@ impl OffsetFetchResponsePartition {
 }
 
 impl Encodable for OffsetFetchResponsePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -381,6 +384,7 @@ impl Encodable for OffsetFetchResponsePartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -491,6 +495,7 @@ impl OffsetFetchResponseTopic {
 }
 
 impl Encodable for OffsetFetchResponseTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -514,6 +519,7 @@ impl Encodable for OffsetFetchResponseTopic {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -664,6 +670,7 @@ impl OffsetFetchResponsePartitions {
 }
 
 impl Encodable for OffsetFetchResponsePartitions {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -679,6 +686,7 @@ impl Encodable for OffsetFetchResponsePartitions {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
@@ -781,6 +789,7 @@ impl OffsetFetchResponseTopics {
 }
 
 impl Encodable for OffsetFetchResponseTopics {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -796,6 +805,7 @@ impl Encodable for OffsetFetchResponseTopics {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -915,6 +925,7 @@ impl OffsetFetchResponseGroup {
 }
 
 impl Encodable for OffsetFetchResponseGroup {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -931,6 +942,7 @@ impl Encodable for OffsetFetchResponseGroup {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -60,6 +60,7 @@ impl OffsetForLeaderEpochRequest {
         self.topics.iter().find(|e| e.topic == topic)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 3 { 4 } else { 0 })
@@ -127,6 +128,7 @@ impl Encodable for OffsetForLeaderEpochRequest {
 }
 
 impl Decodable for OffsetForLeaderEpochRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -145,6 +147,7 @@ impl Decodable for OffsetForLeaderEpochRequest {
 }
 
 impl OffsetForLeaderEpochRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -232,6 +235,7 @@ impl OffsetForLeaderPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 2 { 4 } else { 0 }) + (if version >= 4 { 1 } else { 0 })
@@ -276,6 +280,7 @@ impl Encodable for OffsetForLeaderPartition {
 }
 
 impl Decodable for OffsetForLeaderPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -288,6 +293,7 @@ impl Decodable for OffsetForLeaderPartition {
 }
 
 impl OffsetForLeaderPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -355,6 +361,7 @@ impl OffsetForLeaderTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 2 })
@@ -402,6 +409,7 @@ impl Encodable for OffsetForLeaderTopic {
 }
 
 impl Decodable for OffsetForLeaderTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -414,6 +422,7 @@ impl Decodable for OffsetForLeaderTopic {
 }
 
 impl OffsetForLeaderTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -75,6 +75,7 @@ impl Message for OffsetForLeaderEpochResponse {
 }
 
 impl Encodable for OffsetForLeaderEpochResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -106,6 +107,7 @@ impl Encodable for OffsetForLeaderEpochResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -254,6 +256,7 @@ impl EpochEndOffset {
 }
 
 impl Encodable for EpochEndOffset {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -274,6 +277,7 @@ impl Encodable for EpochEndOffset {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -378,6 +382,7 @@ impl OffsetForLeaderTopicResult {
 }
 
 impl Encodable for OffsetForLeaderTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -401,6 +406,7 @@ impl Encodable for OffsetForLeaderTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

@@ -87,6 +87,7 @@ impl ProduceRequest {
         self.topic_data.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6 + (if version >= 3 {
@@ -171,6 +172,7 @@ impl Encodable for ProduceRequest {
 }
 
 impl Decodable for ProduceRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -189,6 +191,7 @@ impl Decodable for ProduceRequest {
 }
 
 impl ProduceRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -268,6 +271,7 @@ impl PartitionProduceData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 9 { 1 } else { 4 }) + (if version >= 9 { 1 } else { 0 })
@@ -306,6 +310,7 @@ impl Encodable for PartitionProduceData {
 }
 
 impl Decodable for PartitionProduceData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -318,6 +323,7 @@ impl Decodable for PartitionProduceData {
 }
 
 impl PartitionProduceData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -381,6 +387,7 @@ impl TopicProduceData {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 9 { 1 } else { 2 })
@@ -428,6 +435,7 @@ impl Encodable for TopicProduceData {
 }
 
 impl Decodable for TopicProduceData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -440,6 +448,7 @@ impl Decodable for TopicProduceData {
 }
 
 impl TopicProduceData {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -92,6 +92,7 @@ impl Message for ProduceResponse {
 }
 
 impl Encodable for ProduceResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -148,6 +149,7 @@ impl Encodable for ProduceResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -321,6 +323,7 @@ impl BatchIndexAndErrorMessage {
 }
 
 impl Encodable for BatchIndexAndErrorMessage {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -341,6 +344,7 @@ impl Encodable for BatchIndexAndErrorMessage {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -438,6 +442,7 @@ impl LeaderIdAndEpoch {
 }
 
 impl Encodable for LeaderIdAndEpoch {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -450,6 +455,7 @@ impl Encodable for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -632,6 +638,7 @@ impl PartitionProduceResponse {
 }
 
 impl Encodable for PartitionProduceResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -695,6 +702,7 @@ impl Encodable for PartitionProduceResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 14;
@@ -879,6 +887,7 @@ impl TopicProduceResponse {
 }
 
 impl Encodable for TopicProduceResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -898,6 +907,7 @@ impl Encodable for TopicProduceResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -1036,6 +1046,7 @@ impl NodeEndpoint {
 }
 
 impl Encodable for NodeEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -1050,6 +1061,7 @@ impl Encodable for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;

@@ -91,6 +91,7 @@ impl PushTelemetryRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         24
@@ -135,6 +136,7 @@ impl Encodable for PushTelemetryRequest {
 }
 
 impl Decodable for PushTelemetryRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -153,6 +155,7 @@ impl Decodable for PushTelemetryRequest {
 }
 
 impl PushTelemetryRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -68,6 +68,7 @@ impl Message for PushTelemetryResponse {
 }
 
 impl Encodable for PushTelemetryResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -86,6 +87,7 @@ impl Encodable for PushTelemetryResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

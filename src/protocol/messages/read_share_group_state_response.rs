@@ -56,6 +56,7 @@ impl Message for ReadShareGroupStateResponse {
 }
 
 impl Encodable for ReadShareGroupStateResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -76,6 +77,7 @@ impl Encodable for ReadShareGroupStateResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -209,6 +211,7 @@ impl StateBatch {
 }
 
 impl Encodable for StateBatch {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -223,6 +226,7 @@ impl Encodable for StateBatch {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 19;
@@ -365,6 +369,7 @@ impl PartitionResult {
 }
 
 impl Encodable for PartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -384,6 +389,7 @@ impl Encodable for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
@@ -501,6 +507,7 @@ impl ReadStateResult {
 }
 
 impl Encodable for ReadStateResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -516,6 +523,7 @@ impl Encodable for ReadStateResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;

@@ -56,6 +56,7 @@ impl Message for ReadShareGroupStateSummaryResponse {
 }
 
 impl Encodable for ReadShareGroupStateSummaryResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -76,6 +77,7 @@ impl Encodable for ReadShareGroupStateSummaryResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -225,6 +227,7 @@ impl PartitionResult {
 }
 
 impl Encodable for PartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -240,6 +243,7 @@ impl Encodable for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
@@ -339,6 +343,7 @@ impl ReadStateSummaryResult {
 }
 
 impl Encodable for ReadStateSummaryResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -354,6 +359,7 @@ impl Encodable for ReadStateSummaryResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;

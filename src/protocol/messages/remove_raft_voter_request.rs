@@ -65,6 +65,7 @@ impl RemoveRaftVoterRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         22
@@ -110,6 +111,7 @@ impl Encodable for RemoveRaftVoterRequest {
 }
 
 impl Decodable for RemoveRaftVoterRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -128,6 +130,7 @@ impl Decodable for RemoveRaftVoterRequest {
 }
 
 impl RemoveRaftVoterRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -79,6 +79,7 @@ impl RequestHeader {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 1 { 2 } else { 0 }) + (if version >= 2 { 1 } else { 0 })
@@ -135,6 +136,7 @@ impl Encodable for RequestHeader {
 }
 
 impl Decodable for RequestHeader {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -153,6 +155,7 @@ impl Decodable for RequestHeader {
 }
 
 impl RequestHeader {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -56,6 +56,7 @@ impl Message for ResponseHeader {
 }
 
 impl Encodable for ResponseHeader {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -77,6 +78,7 @@ impl Encodable for ResponseHeader {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;

@@ -43,6 +43,7 @@ impl SaslAuthenticateRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 4 }) + (if version >= 2 { 1 } else { 0 })
@@ -93,6 +94,7 @@ impl Encodable for SaslAuthenticateRequest {
 }
 
 impl Decodable for SaslAuthenticateRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -111,6 +113,7 @@ impl Decodable for SaslAuthenticateRequest {
 }
 
 impl SaslAuthenticateRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

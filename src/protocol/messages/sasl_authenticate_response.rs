@@ -98,6 +98,7 @@ impl Message for SaslAuthenticateResponse {
 }
 
 impl Encodable for SaslAuthenticateResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -128,6 +129,7 @@ impl Encodable for SaslAuthenticateResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

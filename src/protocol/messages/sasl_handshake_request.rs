@@ -43,6 +43,7 @@ impl SaslHandshakeRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         2
@@ -82,6 +83,7 @@ impl Encodable for SaslHandshakeRequest {
 }
 
 impl Decodable for SaslHandshakeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -100,6 +102,7 @@ impl Decodable for SaslHandshakeRequest {
 }
 
 impl SaslHandshakeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

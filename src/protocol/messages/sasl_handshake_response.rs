@@ -68,6 +68,7 @@ impl Message for SaslHandshakeResponse {
 }
 
 impl Encodable for SaslHandshakeResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -93,6 +94,7 @@ impl Encodable for SaslHandshakeResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

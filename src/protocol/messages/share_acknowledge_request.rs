@@ -79,6 +79,7 @@ impl ShareAcknowledgeRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8
@@ -139,6 +140,7 @@ impl Encodable for ShareAcknowledgeRequest {
 }
 
 impl Decodable for ShareAcknowledgeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -157,6 +159,7 @@ impl Decodable for ShareAcknowledgeRequest {
 }
 
 impl ShareAcknowledgeRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -243,6 +246,7 @@ impl AcknowledgementBatch {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -276,6 +280,7 @@ impl Encodable for AcknowledgementBatch {
 }
 
 impl Decodable for AcknowledgementBatch {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -288,6 +293,7 @@ impl Decodable for AcknowledgementBatch {
 }
 
 impl AcknowledgementBatch {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -363,6 +369,7 @@ impl AcknowledgePartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -401,6 +408,7 @@ impl Encodable for AcknowledgePartition {
 }
 
 impl Decodable for AcknowledgePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -413,6 +421,7 @@ impl Decodable for AcknowledgePartition {
 }
 
 impl AcknowledgePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -484,6 +493,7 @@ impl AcknowledgeTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -522,6 +532,7 @@ impl Encodable for AcknowledgeTopic {
 }
 
 impl Decodable for AcknowledgeTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -534,6 +545,7 @@ impl Decodable for AcknowledgeTopic {
 }
 
 impl AcknowledgeTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -112,6 +112,7 @@ impl Message for ShareAcknowledgeResponse {
 }
 
 impl Encodable for ShareAcknowledgeResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -139,6 +140,7 @@ impl Encodable for ShareAcknowledgeResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -277,6 +279,7 @@ impl LeaderIdAndEpoch {
 }
 
 impl Encodable for LeaderIdAndEpoch {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -289,6 +292,7 @@ impl Encodable for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -403,6 +407,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -417,6 +422,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -515,6 +521,7 @@ impl ShareAcknowledgeTopicResponse {
 }
 
 impl Encodable for ShareAcknowledgeTopicResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -530,6 +537,7 @@ impl Encodable for ShareAcknowledgeTopicResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
@@ -659,6 +667,7 @@ impl NodeEndpoint {
 }
 
 impl Encodable for NodeEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -673,6 +682,7 @@ impl Encodable for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;

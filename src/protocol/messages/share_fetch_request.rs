@@ -127,6 +127,7 @@ impl ShareFetchRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         21
@@ -201,6 +202,7 @@ impl Encodable for ShareFetchRequest {
 }
 
 impl Decodable for ShareFetchRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -219,6 +221,7 @@ impl Decodable for ShareFetchRequest {
 }
 
 impl ShareFetchRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -323,6 +326,7 @@ impl AcknowledgementBatch {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -356,6 +360,7 @@ impl Encodable for AcknowledgementBatch {
 }
 
 impl Decodable for AcknowledgementBatch {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -368,6 +373,7 @@ impl Decodable for AcknowledgementBatch {
 }
 
 impl AcknowledgementBatch {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -455,6 +461,7 @@ impl FetchPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         10
@@ -494,6 +501,7 @@ impl Encodable for FetchPartition {
 }
 
 impl Decodable for FetchPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -506,6 +514,7 @@ impl Decodable for FetchPartition {
 }
 
 impl FetchPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -579,6 +588,7 @@ impl FetchTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -617,6 +627,7 @@ impl Encodable for FetchTopic {
 }
 
 impl Decodable for FetchTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -629,6 +640,7 @@ impl Decodable for FetchTopic {
 }
 
 impl FetchTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -699,6 +711,7 @@ impl ForgottenTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         18
@@ -731,6 +744,7 @@ impl Encodable for ForgottenTopic {
 }
 
 impl Decodable for ForgottenTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -743,6 +757,7 @@ impl Decodable for ForgottenTopic {
 }
 
 impl ForgottenTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -112,6 +112,7 @@ impl Message for ShareFetchResponse {
 }
 
 impl Encodable for ShareFetchResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -139,6 +140,7 @@ impl Encodable for ShareFetchResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -277,6 +279,7 @@ impl LeaderIdAndEpoch {
 }
 
 impl Encodable for LeaderIdAndEpoch {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -289,6 +292,7 @@ impl Encodable for LeaderIdAndEpoch {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -390,6 +394,7 @@ impl AcquiredRecords {
 }
 
 impl Encodable for AcquiredRecords {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -403,6 +408,7 @@ impl Encodable for AcquiredRecords {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 18;
@@ -570,6 +576,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -591,6 +598,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
@@ -722,6 +730,7 @@ impl ShareFetchableTopicResponse {
 }
 
 impl Encodable for ShareFetchableTopicResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -737,6 +746,7 @@ impl Encodable for ShareFetchableTopicResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;
@@ -866,6 +876,7 @@ impl NodeEndpoint {
 }
 
 impl Encodable for NodeEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -880,6 +891,7 @@ impl Encodable for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;

@@ -94,6 +94,7 @@ impl ShareGroupHeartbeatRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         9
@@ -161,6 +162,7 @@ impl Encodable for ShareGroupHeartbeatRequest {
 }
 
 impl Decodable for ShareGroupHeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -179,6 +181,7 @@ impl Decodable for ShareGroupHeartbeatRequest {
 }
 
 impl ShareGroupHeartbeatRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -130,6 +130,7 @@ impl StopReplicaRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 4 { 1 } else { 0 })
@@ -298,6 +299,7 @@ impl Encodable for StopReplicaRequest {
 }
 
 impl Decodable for StopReplicaRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -316,6 +318,7 @@ impl Decodable for StopReplicaRequest {
 }
 
 impl StopReplicaRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -433,6 +436,7 @@ impl StopReplicaPartitionV0 {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6
@@ -465,6 +469,7 @@ impl Encodable for StopReplicaPartitionV0 {
 }
 
 impl Decodable for StopReplicaPartitionV0 {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -477,6 +482,7 @@ impl Decodable for StopReplicaPartitionV0 {
 }
 
 impl StopReplicaPartitionV0 {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -536,6 +542,7 @@ impl StopReplicaTopicV1 {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 2 { 1 } else { 2 })
@@ -577,6 +584,7 @@ impl Encodable for StopReplicaTopicV1 {
 }
 
 impl Decodable for StopReplicaTopicV1 {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -589,6 +597,7 @@ impl Decodable for StopReplicaTopicV1 {
 }
 
 impl StopReplicaTopicV1 {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -673,6 +682,7 @@ impl StopReplicaPartitionState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         10
@@ -702,6 +712,7 @@ impl Encodable for StopReplicaPartitionState {
 }
 
 impl Decodable for StopReplicaPartitionState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -714,6 +725,7 @@ impl Decodable for StopReplicaPartitionState {
 }
 
 impl StopReplicaPartitionState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -780,6 +792,7 @@ impl StopReplicaTopicState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         3
@@ -819,6 +832,7 @@ impl Encodable for StopReplicaTopicState {
 }
 
 impl Decodable for StopReplicaTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -831,6 +845,7 @@ impl Decodable for StopReplicaTopicState {
 }
 
 impl StopReplicaTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

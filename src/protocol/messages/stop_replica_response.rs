@@ -71,6 +71,7 @@ impl Message for StopReplicaResponse {
 }
 
 impl Encodable for StopReplicaResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -96,6 +97,7 @@ impl Encodable for StopReplicaResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -227,6 +229,7 @@ impl StopReplicaPartitionError {
 }
 
 impl Encodable for StopReplicaPartitionError {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -248,6 +251,7 @@ impl Encodable for StopReplicaPartitionError {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

@@ -124,6 +124,7 @@ impl SyncGroupRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version >= 4 { 1 } else { 2 })
@@ -234,6 +235,7 @@ impl Encodable for SyncGroupRequest {
 }
 
 impl Decodable for SyncGroupRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -252,6 +254,7 @@ impl Decodable for SyncGroupRequest {
 }
 
 impl SyncGroupRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -344,6 +347,7 @@ impl SyncGroupRequestAssignment {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 4 { 1 } else { 2 })
@@ -386,6 +390,7 @@ impl Encodable for SyncGroupRequestAssignment {
 }
 
 impl Decodable for SyncGroupRequestAssignment {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -398,6 +403,7 @@ impl Decodable for SyncGroupRequestAssignment {
 }
 
 impl SyncGroupRequestAssignment {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -114,6 +114,7 @@ impl Message for SyncGroupResponse {
 }
 
 impl Encodable for SyncGroupResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -145,6 +146,7 @@ impl Encodable for SyncGroupResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -130,6 +130,7 @@ impl TxnOffsetCommitRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         10 + (if version >= 3 { 1 } else { 2 })
@@ -249,6 +250,7 @@ impl Encodable for TxnOffsetCommitRequest {
 }
 
 impl Decodable for TxnOffsetCommitRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -267,6 +269,7 @@ impl Decodable for TxnOffsetCommitRequest {
 }
 
 impl TxnOffsetCommitRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -388,6 +391,7 @@ impl TxnOffsetCommitRequestPartition {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         12 + (if version >= 2 { 4 } else { 0 })
@@ -439,6 +443,7 @@ impl Encodable for TxnOffsetCommitRequestPartition {
 }
 
 impl Decodable for TxnOffsetCommitRequestPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -451,6 +456,7 @@ impl Decodable for TxnOffsetCommitRequestPartition {
 }
 
 impl TxnOffsetCommitRequestPartition {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -523,6 +529,7 @@ impl TxnOffsetCommitRequestTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 3 { 1 } else { 2 })
@@ -574,6 +581,7 @@ impl Encodable for TxnOffsetCommitRequestTopic {
 }
 
 impl Decodable for TxnOffsetCommitRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -586,6 +594,7 @@ impl Decodable for TxnOffsetCommitRequestTopic {
 }
 
 impl TxnOffsetCommitRequestTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

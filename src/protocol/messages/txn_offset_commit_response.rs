@@ -68,6 +68,7 @@ impl Message for TxnOffsetCommitResponse {
 }
 
 impl Encodable for TxnOffsetCommitResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -97,6 +98,7 @@ impl Encodable for TxnOffsetCommitResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 4;
@@ -216,6 +218,7 @@ impl TxnOffsetCommitResponsePartition {
 }
 
 impl Encodable for TxnOffsetCommitResponsePartition {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -236,6 +239,7 @@ impl Encodable for TxnOffsetCommitResponsePartition {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -334,6 +338,7 @@ impl TxnOffsetCommitResponseTopic {
 }
 
 impl Encodable for TxnOffsetCommitResponseTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -357,6 +362,7 @@ impl Encodable for TxnOffsetCommitResponseTopic {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;

@@ -83,6 +83,7 @@ impl Message for UnregisterBrokerResponse {
 }
 
 impl Encodable for UnregisterBrokerResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -102,6 +103,7 @@ impl Encodable for UnregisterBrokerResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

@@ -72,6 +72,7 @@ impl UpdateFeaturesRequest {
         self.feature_updates.iter().find(|e| e.feature == feature)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6 + (if version >= 1 { 1 } else { 0 })
@@ -137,6 +138,7 @@ impl Encodable for UpdateFeaturesRequest {
 }
 
 impl Decodable for UpdateFeaturesRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -155,6 +157,7 @@ impl Decodable for UpdateFeaturesRequest {
 }
 
 impl UpdateFeaturesRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -254,6 +257,7 @@ impl FeatureUpdateKey {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version <= 0 { 1 } else { 0 }) + (if version >= 1 { 1 } else { 0 })
@@ -313,6 +317,7 @@ impl Encodable for FeatureUpdateKey {
 }
 
 impl Decodable for FeatureUpdateKey {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -325,6 +330,7 @@ impl Decodable for FeatureUpdateKey {
 }
 
 impl FeatureUpdateKey {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

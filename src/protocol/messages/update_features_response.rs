@@ -100,6 +100,7 @@ impl Message for UpdateFeaturesResponse {
 }
 
 impl Encodable for UpdateFeaturesResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -123,6 +124,7 @@ impl Encodable for UpdateFeaturesResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -258,6 +260,7 @@ impl UpdatableFeatureResult {
 }
 
 impl Encodable for UpdatableFeatureResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -271,6 +274,7 @@ impl Encodable for UpdatableFeatureResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -128,6 +128,7 @@ impl UpdateMetadataRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         8 + (if version >= 8 { 1 } else { 0 })
@@ -305,6 +306,7 @@ impl Encodable for UpdateMetadataRequest {
 }
 
 impl Decodable for UpdateMetadataRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -323,6 +325,7 @@ impl Decodable for UpdateMetadataRequest {
 }
 
 impl UpdateMetadataRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -541,6 +544,7 @@ impl UpdateMetadataPartitionState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         20 + (if version <= 4 { 2 } else { 0 })
@@ -619,6 +623,7 @@ impl Encodable for UpdateMetadataPartitionState {
 }
 
 impl Decodable for UpdateMetadataPartitionState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -631,6 +636,7 @@ impl Decodable for UpdateMetadataPartitionState {
 }
 
 impl UpdateMetadataPartitionState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -754,6 +760,7 @@ impl UpdateMetadataTopicState {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 6 { 1 } else { 2 })
@@ -812,6 +819,7 @@ impl Encodable for UpdateMetadataTopicState {
 }
 
 impl Decodable for UpdateMetadataTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -824,6 +832,7 @@ impl Decodable for UpdateMetadataTopicState {
 }
 
 impl UpdateMetadataTopicState {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -928,6 +937,7 @@ impl UpdateMetadataEndpoint {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         6 + (if version >= 6 { 1 } else { 2 })
@@ -984,6 +994,7 @@ impl Encodable for UpdateMetadataEndpoint {
 }
 
 impl Decodable for UpdateMetadataEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -996,6 +1007,7 @@ impl Decodable for UpdateMetadataEndpoint {
 }
 
 impl UpdateMetadataEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -1101,6 +1113,7 @@ impl UpdateMetadataBroker {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         4 + (if version <= 0 { 2 } else { 0 })
@@ -1190,6 +1203,7 @@ impl Encodable for UpdateMetadataBroker {
 }
 
 impl Decodable for UpdateMetadataBroker {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -1202,6 +1216,7 @@ impl Decodable for UpdateMetadataBroker {
 }
 
 impl UpdateMetadataBroker {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

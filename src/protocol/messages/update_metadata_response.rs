@@ -56,6 +56,7 @@ impl Message for UpdateMetadataResponse {
 }
 
 impl Encodable for UpdateMetadataResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -81,6 +82,7 @@ impl Encodable for UpdateMetadataResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;

@@ -106,6 +106,7 @@ impl UpdateRaftVoterRequest {
         self.listeners.iter().find(|e| e.name == name)
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         27 + (KRaftVersionFeature::min_size(version))
@@ -165,6 +166,7 @@ impl Encodable for UpdateRaftVoterRequest {
 }
 
 impl Decodable for UpdateRaftVoterRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -183,6 +185,7 @@ impl Decodable for UpdateRaftVoterRequest {
 }
 
 impl UpdateRaftVoterRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -273,6 +276,7 @@ impl Listener {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         5
@@ -304,6 +308,7 @@ impl Encodable for Listener {
 }
 
 impl Decodable for Listener {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -316,6 +321,7 @@ impl Decodable for Listener {
 }
 
 impl Listener {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -379,6 +385,7 @@ impl KRaftVersionFeature {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         5
@@ -407,6 +414,7 @@ impl Encodable for KRaftVersionFeature {
 }
 
 impl Decodable for KRaftVersionFeature {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -419,6 +427,7 @@ impl Decodable for KRaftVersionFeature {
 }
 
 impl KRaftVersionFeature {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -78,6 +78,7 @@ impl Message for UpdateRaftVoterResponse {
 }
 
 impl Encodable for UpdateRaftVoterResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -112,6 +113,7 @@ impl Encodable for UpdateRaftVoterResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -260,6 +262,7 @@ impl CurrentLeader {
 }
 
 impl Encodable for CurrentLeader {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -274,6 +277,7 @@ impl Encodable for CurrentLeader {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 12;

@@ -83,6 +83,7 @@ impl Message for VoteResponse {
 }
 
 impl Encodable for VoteResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -132,6 +133,7 @@ impl Encodable for VoteResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 2;
@@ -323,6 +325,7 @@ impl PartitionData {
 }
 
 impl Encodable for PartitionData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -338,6 +341,7 @@ impl Encodable for PartitionData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 15;
@@ -431,6 +435,7 @@ impl TopicData {
 }
 
 impl Encodable for TopicData {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -446,6 +451,7 @@ impl Encodable for TopicData {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -564,6 +570,7 @@ impl NodeEndpoint {
 }
 
 impl Encodable for NodeEndpoint {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -577,6 +584,7 @@ impl Encodable for NodeEndpoint {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;

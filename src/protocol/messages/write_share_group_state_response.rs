@@ -56,6 +56,7 @@ impl Message for WriteShareGroupStateResponse {
 }
 
 impl Encodable for WriteShareGroupStateResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -76,6 +77,7 @@ impl Encodable for WriteShareGroupStateResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -200,6 +202,7 @@ impl PartitionResult {
 }
 
 impl Encodable for PartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -213,6 +216,7 @@ impl Encodable for PartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -308,6 +312,7 @@ impl WriteStateResult {
 }
 
 impl Encodable for WriteStateResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -323,6 +328,7 @@ impl Encodable for WriteStateResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 16;

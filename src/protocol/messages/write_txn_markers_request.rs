@@ -43,6 +43,7 @@ impl WriteTxnMarkersRequest {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 1 { 1 } else { 4 }) + (if version >= 1 { 1 } else { 0 })
@@ -102,6 +103,7 @@ impl Encodable for WriteTxnMarkersRequest {
 }
 
 impl Decodable for WriteTxnMarkersRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         if !<Self as Message>::VERSIONS.contains(version) {
@@ -120,6 +122,7 @@ impl Decodable for WriteTxnMarkersRequest {
 }
 
 impl WriteTxnMarkersRequest {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -191,6 +194,7 @@ impl WritableTxnMarkerTopic {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         0 + (if version >= 1 { 1 } else { 2 })
@@ -236,6 +240,7 @@ impl Encodable for WritableTxnMarkerTopic {
 }
 
 impl Decodable for WritableTxnMarkerTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -248,6 +253,7 @@ impl Decodable for WritableTxnMarkerTopic {
 }
 
 impl WritableTxnMarkerTopic {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,
@@ -356,6 +362,7 @@ impl WritableTxnMarker {
         self
     }
     /// The smallest number of bytes this struct can take on the wire in `version`.
+    #[inline]
     #[allow(unused_variables)]
     pub fn min_size(version: i16) -> usize {
         15 + (if version >= 1 { 1 } else { 4 }) + (if version >= 1 { 1 } else { 0 })
@@ -403,6 +410,7 @@ impl Encodable for WritableTxnMarker {
 }
 
 impl Decodable for WritableTxnMarker {
+    #[inline]
     #[allow(unused_variables)]
     fn decode(buf: &mut ::bytes::Bytes, version: i16) -> ::std::result::Result<Self, DecodeError> {
         let start = buf.len();
@@ -415,6 +423,7 @@ impl Decodable for WritableTxnMarker {
 }
 
 impl WritableTxnMarker {
+    #[inline]
     #[allow(unused_variables)]
     fn decode_fields(
         buf: &mut ::bytes::Bytes,

@@ -56,6 +56,7 @@ impl Message for WriteTxnMarkersResponse {
 }
 
 impl Encodable for WriteTxnMarkersResponse {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -84,6 +85,7 @@ impl Encodable for WriteTxnMarkersResponse {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -201,6 +203,7 @@ impl WritableTxnMarkerPartitionResult {
 }
 
 impl Encodable for WritableTxnMarkerPartitionResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -221,6 +224,7 @@ impl Encodable for WritableTxnMarkerPartitionResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 6;
@@ -319,6 +323,7 @@ impl WritableTxnMarkerTopicResult {
 }
 
 impl Encodable for WritableTxnMarkerTopicResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -342,6 +347,7 @@ impl Encodable for WritableTxnMarkerTopicResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 0;
@@ -456,6 +462,7 @@ impl WritableTxnMarkerResult {
 }
 
 impl Encodable for WritableTxnMarkerResult {
+    #[inline]
     #[allow(unused_variables)]
     fn encode(
         &self,
@@ -479,6 +486,7 @@ impl Encodable for WritableTxnMarkerResult {
         Ok(())
     }
 
+    #[inline]
     #[allow(unused_variables)]
     fn encoded_len(&self, version: i16) -> usize {
         let mut len = 8;
