@@ -19,9 +19,13 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::{Measurement, WallTime};
 use criterion::{Criterion, Throughput};
 use ferrokafka::records::{Compression, FetchedRecords, RecordBatchBuilder, RecordStream};
+
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::ThreadCpuTime;
 
 const RECORDS: usize = 1000;
 const VALUE_LEN: usize = 100;
@@ -239,84 +243,5 @@ fn main() {
             .configure_from_args();
         bench(&mut c);
         c.final_summary();
-    }
-}
-
-/// CPU time of the calling thread, in nanoseconds.
-struct ThreadCpuTime;
-
-fn thread_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
-    // Linux and the BSDs define.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_nanos()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_nanos().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, value: &u64) -> f64 {
-        *value as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &CpuNanos
-    }
-}
-
-/// Formats CPU nanoseconds as times ("cpu" units) and throughputs per CPU-second.
-struct CpuNanos;
-
-impl ValueFormatter for CpuNanos {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (factor, unit) = if typical < 1e3 {
-            (1.0, "ns cpu")
-        } else if typical < 1e6 {
-            (1e-3, "µs cpu")
-        } else if typical < 1e9 {
-            (1e-6, "ms cpu")
-        } else {
-            (1e-9, "s cpu")
-        };
-        values.iter_mut().for_each(|v| *v *= factor);
-        unit
-    }
-
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        throughput: &Throughput,
-        values: &mut [f64],
-    ) -> &'static str {
-        let (amount, unit) = match *throughput {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n as f64 / 1e9, "GB/cpu-s"),
-            Throughput::Bits(n) => (n as f64 / 1e9, "Gbit/cpu-s"),
-            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => {
-                (n as f64 / 1e6, "Melem/cpu-s")
-            }
-        };
-        values.iter_mut().for_each(|v| *v = amount / (*v * 1e-9));
-        unit
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
     }
 }

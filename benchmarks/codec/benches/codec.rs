@@ -15,8 +15,10 @@
 //! = 1e9 / that rate). Decoding reads every record and touches its value,
 //! as a consumer would. Batch inputs are made by ferrokafka's builder; the
 //! kafka-protocol side decodes exactly those bytes. Encode inputs are the same
-//! 1,000 (key, value, timestamp) triples for both; kafka-protocol's `Record`
-//! structs are built once, outside the timing.
+//! 1,000 (key, value, timestamp) triples for both, each library writing into
+//! buffers it reuses across iterations (ferrokafka: one `RecordBatchBuilder`
+//! sealed each time, as its producer does; kafka-protocol: one `BytesMut`);
+//! kafka-protocol's `Record` structs are built once, outside the timing.
 //!
 //! `ferrokafka` rows use the owned API (`Record`, whose key, value and
 //! headers are `Bytes` handles sharing the batch); `ferrokafka-borrowed` rows
@@ -29,15 +31,11 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::{Measurement, WallTime};
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 
-use ferrokafka::protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use ferrokafka::protocol::messages::metadata_response::{
-    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
-};
 use ferrokafka::protocol::messages::{FetchResponse, MetadataResponse};
-use ferrokafka::protocol::{Decodable, Encodable, Uuid};
+use ferrokafka::protocol::{Decodable, Encodable};
 use ferrokafka::records::{Compression, FetchedRecords, RecordBatchBuilder};
 
 use kafka_protocol::indexmap::IndexMap;
@@ -46,6 +44,13 @@ use kafka_protocol::records::{
     Compression as KpCompression, Record as KpRecord, RecordBatchDecoder, RecordBatchEncoder,
     RecordEncodeOptions, TimestampType as KpTimestampType,
 };
+
+#[path = "../../../benches/support/cpu_clock.rs"]
+mod cpu_clock;
+#[path = "../../../benches/support/messages.rs"]
+mod messages;
+use cpu_clock::ThreadCpuTime;
+use messages::{fetch_response, metadata};
 
 const RECORDS: usize = 1000;
 const VALUE_LEN: usize = 100;
@@ -180,13 +185,18 @@ fn ferrokafka_batch(
     b.finish().expect("finish")
 }
 
-fn ferrokafka_encode(codec: Compression, inputs: &Inputs) -> Bytes {
-    let mut b = RecordBatchBuilder::with_capacity(codec, RECORDS * (VALUE_LEN + 32));
+/// Encodes the 1,000 records with a reused builder (`seal` hands the batch
+/// out and keeps the buffers, as a producer does).
+fn ferrokafka_encode(b: &mut RecordBatchBuilder, inputs: &Inputs) -> Bytes {
     for (i, (k, v)) in inputs.keys.iter().zip(&inputs.values).enumerate() {
         b.append(BASE_TIMESTAMP + i as i64, Some(k), Some(v), &[])
             .expect("append");
     }
-    b.finish().expect("finish")
+    b.seal().expect("seal").bytes
+}
+
+fn builder(codec: Compression) -> RecordBatchBuilder {
+    RecordBatchBuilder::with_capacity(codec, RECORDS * (VALUE_LEN + 32))
 }
 
 fn kp_records(inputs: &Inputs) -> Vec<KpRecord> {
@@ -339,42 +349,6 @@ fn check_same_records(name: &str, blob: &Bytes) {
 
 // ------------------------------------------------------------------ messages
 
-fn metadata() -> MetadataResponse {
-    let brokers = (0..6)
-        .map(|id| {
-            MetadataResponseBroker::default()
-                .with_node_id(id)
-                .with_host(format!("broker-{id}.kafka.internal"))
-                .with_port(9092)
-                .with_rack(Some(format!("rack-{}", id % 3)))
-        })
-        .collect();
-    let topics = (0..1000)
-        .map(|t| {
-            let partitions = (0..12)
-                .map(|p| {
-                    let replicas = vec![p % 6, (p + 1) % 6, (p + 2) % 6];
-                    MetadataResponsePartition::default()
-                        .with_partition_index(p)
-                        .with_leader_id(p % 6)
-                        .with_leader_epoch(7)
-                        .with_isr_nodes(replicas.clone())
-                        .with_replica_nodes(replicas)
-                })
-                .collect();
-            MetadataResponseTopic::default()
-                .with_name(Some(format!("service.events.topic-{t:04}")))
-                .with_topic_id(Uuid::from_u64_pair(t as u64, !(t as u64)))
-                .with_partitions(partitions)
-        })
-        .collect();
-    MetadataResponse::default()
-        .with_brokers(brokers)
-        .with_cluster_id(Some("cluster-1".into()))
-        .with_controller_id(1)
-        .with_topics(topics)
-}
-
 /// 8 topics × 32 partitions, each carrying the same 64 KiB batch.
 fn fetch(inputs: &Inputs) -> FetchResponse {
     let mut count = 0;
@@ -390,25 +364,7 @@ fn fetch(inputs: &Inputs) -> FetchResponse {
         .expect("append");
         count += 1;
     }
-    let records = b.finish().expect("finish");
-    let topics = (0..8)
-        .map(|t| {
-            let partitions = (0..32)
-                .map(|p| {
-                    PartitionData::default()
-                        .with_partition_index(p)
-                        .with_high_watermark(1_000_000)
-                        .with_last_stable_offset(1_000_000)
-                        .with_log_start_offset(0)
-                        .with_records(Some(records.clone()))
-                })
-                .collect();
-            FetchableTopicResponse::default()
-                .with_topic_id(Uuid::from_u64_pair(t, t))
-                .with_partitions(partitions)
-        })
-        .collect();
-    FetchResponse::default().with_responses(topics)
+    fetch_response(b.finish().expect("finish"))
 }
 
 fn encode_ours<M: Encodable>(message: &M, version: i16) -> Bytes {
@@ -561,7 +517,7 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
     let kp_input = kp_records(&inputs);
     for codec in codecs() {
         // Both encodings decode to the same records.
-        let ours = ferrokafka_encode(codec, &inputs);
+        let ours = ferrokafka_encode(&mut builder(codec), &inputs);
         let mut theirs = BytesMut::new();
         kp_encode(codec, &kp_input, &mut theirs);
         let theirs = theirs.freeze();
@@ -583,6 +539,7 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
         let inputs = &inputs;
         let kp_input = &kp_input;
         let mut kp_buf = BytesMut::new();
+        let mut our_builder = builder(codec);
         run_case(
             c,
             Case {
@@ -591,7 +548,9 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
                 contenders: vec![
                     (
                         "ferrokafka",
-                        Box::new(move || ferrokafka_encode(codec, black_box(inputs)).len()),
+                        Box::new(move || {
+                            ferrokafka_encode(&mut our_builder, black_box(inputs)).len()
+                        }),
                     ),
                     (
                         "kafka-protocol",
@@ -709,86 +668,5 @@ fn main() {
             .configure_from_args();
         bench(&mut c);
         c.final_summary();
-    }
-}
-
-// ------------------------------------------------------------ the CPU clock
-
-/// CPU time of the calling thread, in nanoseconds.
-struct ThreadCpuTime;
-
-fn thread_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
-    // Linux and the BSDs define.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_nanos()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_nanos().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, value: &u64) -> f64 {
-        *value as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &CpuNanos
-    }
-}
-
-/// Formats CPU nanoseconds as times and throughputs per CPU-second.
-struct CpuNanos;
-
-impl ValueFormatter for CpuNanos {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (factor, unit) = if typical < 1e3 {
-            (1.0, "ns cpu")
-        } else if typical < 1e6 {
-            (1e-3, "µs cpu")
-        } else if typical < 1e9 {
-            (1e-6, "ms cpu")
-        } else {
-            (1e-9, "s cpu")
-        };
-        values.iter_mut().for_each(|v| *v *= factor);
-        unit
-    }
-
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        throughput: &Throughput,
-        values: &mut [f64],
-    ) -> &'static str {
-        let (amount, unit) = match *throughput {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n as f64 / 1e9, "GB/cpu-s"),
-            Throughput::Bits(n) => (n as f64 / 1e9, "Gbit/cpu-s"),
-            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => {
-                (n as f64 / 1e6, "Melem/cpu-s")
-            }
-        };
-        values.iter_mut().for_each(|v| *v = amount / (*v * 1e-9));
-        unit
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
     }
 }
