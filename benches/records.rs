@@ -3,6 +3,14 @@
 //! made of many small compressed batches (per-batch decoder setup); and
 //! decoding records with headers.
 //!
+//! `decode/*` reads owned `Record`s (key, value and headers as `Bytes`
+//! handles sharing the batch: a reference count each); `decode_borrowed/*`
+//! reads the same records as borrowed `RecordRef`s (`&[u8]` slices, through
+//! `FetchedRecords::next_ref`). Throughput counts the records' key + value
+//! bytes (not the batch framing, the record overhead or the headers), per
+//! second of time: for `records/*`, 1,000 records of a 10-byte key and a
+//! 100-byte value, 110,000 bytes per batch.
+//!
 //! Times are wall-clock by default. On a shared machine, set
 //! `FERROKAFKA_BENCH_CLOCK=cpu` to measure the benchmark thread's CPU time
 //! instead (`clock_gettime(CLOCK_THREAD_CPUTIME_ID)`), which other processes
@@ -11,9 +19,13 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::measurement::{Measurement, WallTime};
 use criterion::{Criterion, Throughput};
 use ferrokafka::records::{Compression, FetchedRecords, RecordBatchBuilder, RecordStream};
+
+#[path = "support/cpu_clock.rs"]
+mod cpu_clock;
+use cpu_clock::ThreadCpuTime;
 
 const RECORDS: usize = 1000;
 const VALUE_LEN: usize = 100;
@@ -78,6 +90,9 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
                 n
             })
         });
+        group.bench_function(format!("decode_borrowed/{name}"), |b| {
+            b.iter(|| read_borrowed(black_box(&batch)))
+        });
     }
     group.finish();
 
@@ -91,7 +106,11 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
         for batch in 0..200 {
             blob.extend_from_slice(&small_batch(codec, batch, &keys, &values));
         }
-        bench_fetch(&mut group, &format!("decode/{name}"), Bytes::from(blob));
+        let blob = Bytes::from(blob);
+        bench_fetch(&mut group, &format!("decode/{name}"), blob.clone());
+        group.bench_function(format!("decode_borrowed/{name}"), |b| {
+            b.iter(|| read_borrowed(black_box(&blob)))
+        });
     }
     // zstd as the Java client writes it (zstd-jni's stream): frames that do
     // not declare their content size, so only their block headers bound them.
@@ -134,7 +153,32 @@ fn bench<M: Measurement>(c: &mut Criterion<M>) {
             n
         })
     });
+    group.bench_function("decode_borrowed/none", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            let mut records = FetchedRecords::new(black_box(batch.clone()), 0);
+            while let Some(r) = records.next_ref() {
+                n += r
+                    .expect("record")
+                    .headers()
+                    .map(|h| h.key.len())
+                    .sum::<usize>();
+            }
+            n
+        })
+    });
     group.finish();
+}
+
+/// Reads every record of `blob` as a borrowed `RecordRef` (the lending walk
+/// of `FetchedRecords`): sum of the value lengths.
+fn read_borrowed(blob: &Bytes) -> usize {
+    let mut n = 0usize;
+    let mut records = FetchedRecords::new(blob.clone(), 0);
+    while let Some(r) = records.next_ref() {
+        n += r.expect("record").value().map_or(0, <[u8]>::len);
+    }
+    n
 }
 
 /// Batch `index` of a fetch of small batches: 10 records of ~100 bytes, at
@@ -199,84 +243,5 @@ fn main() {
             .configure_from_args();
         bench(&mut c);
         c.final_summary();
-    }
-}
-
-/// CPU time of the calling thread, in nanoseconds.
-struct ThreadCpuTime;
-
-fn thread_cpu_nanos() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec; the clock id is a constant
-    // Linux and the BSDs define.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID) failed");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_nanos()
-    }
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_nanos().saturating_sub(start)
-    }
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-    fn zero(&self) -> u64 {
-        0
-    }
-    fn to_f64(&self, value: &u64) -> f64 {
-        *value as f64
-    }
-    fn formatter(&self) -> &dyn ValueFormatter {
-        &CpuNanos
-    }
-}
-
-/// Formats CPU nanoseconds as times ("cpu" units) and throughputs per CPU-second.
-struct CpuNanos;
-
-impl ValueFormatter for CpuNanos {
-    fn scale_values(&self, typical: f64, values: &mut [f64]) -> &'static str {
-        let (factor, unit) = if typical < 1e3 {
-            (1.0, "ns cpu")
-        } else if typical < 1e6 {
-            (1e-3, "µs cpu")
-        } else if typical < 1e9 {
-            (1e-6, "ms cpu")
-        } else {
-            (1e-9, "s cpu")
-        };
-        values.iter_mut().for_each(|v| *v *= factor);
-        unit
-    }
-
-    fn scale_throughputs(
-        &self,
-        _typical: f64,
-        throughput: &Throughput,
-        values: &mut [f64],
-    ) -> &'static str {
-        let (amount, unit) = match *throughput {
-            Throughput::Bytes(n) | Throughput::BytesDecimal(n) => (n as f64 / 1e9, "GB/cpu-s"),
-            Throughput::Bits(n) => (n as f64 / 1e9, "Gbit/cpu-s"),
-            Throughput::Elements(n) | Throughput::ElementsAndBytes { elements: n, .. } => {
-                (n as f64 / 1e6, "Melem/cpu-s")
-            }
-        };
-        values.iter_mut().for_each(|v| *v = amount / (*v * 1e-9));
-        unit
-    }
-
-    fn scale_for_machines(&self, _values: &mut [f64]) -> &'static str {
-        "ns"
     }
 }

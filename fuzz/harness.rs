@@ -205,9 +205,30 @@ pub fn fetched_records(data: &[u8]) {
         max_decompressed_bytes: 1 << 20,
         ..DecodeOptions::default()
     };
+    let blob = Bytes::copy_from_slice(blob);
+    // The borrowed walk (`next_ref`) must hand out exactly the records, errors
+    // and positions the owned walk does.
+    let mut owned = FetchedRecords::with_options(blob.clone(), fetch_offset, options)
+        .read_committed(aborted.clone());
+    let mut borrowed = FetchedRecords::with_options(blob.clone(), fetch_offset, options)
+        .read_committed(aborted.clone());
+    loop {
+        let a = owned.next().map(|r| r.map_err(|e| e.to_string()));
+        let b = borrowed
+            .next_ref()
+            .map(|r| r.map(|r| r.to_record()).map_err(|e| e.to_string()));
+        assert_eq!(a, b, "owned and borrowed records differ");
+        assert_eq!(
+            owned.next_offset(),
+            borrowed.next_offset(),
+            "positions differ"
+        );
+        if a.is_none() {
+            break;
+        }
+    }
     let mut fetched =
-        FetchedRecords::with_options(Bytes::copy_from_slice(blob), fetch_offset, options)
-            .read_committed(aborted);
+        FetchedRecords::with_options(blob, fetch_offset, options).read_committed(aborted);
     let mut last: Option<i64> = None;
     let mut position = fetched.next_offset();
     while let Some(record) = fetched.next() {

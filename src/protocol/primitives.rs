@@ -99,7 +99,8 @@ pub fn read_unsigned_varlong(buf: &mut Bytes) -> Result<u64, DecodeError> {
 /// Reads an unsigned LEB128 varint of at most 32 bits from `data` at `*pos`
 /// and moves `*pos` past it: the in-place twin of [`read_unsigned_varint`]
 /// for parsers that walk one buffer with a cursor (no `Bytes` bookkeeping per
-/// field). One-byte values, the common case, take a single branch.
+/// field). One-byte values, the common case, take a single branch; two-byte
+/// values one more.
 #[inline(always)]
 pub fn unsigned_varint_at(data: &[u8], pos: &mut usize) -> Result<u32, DecodeError> {
     // Five bytes at most, the last holding the top 4 bits: the value fits.
@@ -127,6 +128,15 @@ fn leb128_at(
         if byte < 0x80 {
             *pos = start + 1;
             return Ok(u64::from(byte));
+        }
+        // Two bytes (128 to 16,383: record lengths, values of 64 bytes to
+        // 8 KiB, most timestamp and offset deltas) take one more branch.
+        // `max_len` is at least 5, so a second byte is never the last.
+        if let Some(&second) = data.get(start + 1) {
+            if second < 0x80 {
+                *pos = start + 2;
+                return Ok(u64::from(byte & 0x7f) | u64::from(second) << 7);
+            }
         }
     }
     let mut value: u64 = 0;

@@ -23,13 +23,14 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::protocol::primitives::{
-    put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_u32, varint_at,
-    varint_len, varlong_at, varlong_len,
+    put_varint, put_varlong, read_i16, read_i32, read_i64, read_i8, read_u32, varint_len,
+    varlong_len,
 };
-use crate::protocol::DecodeError;
 
+use super::borrowed::RecordRefs;
 use super::compression::{self, Compression};
 use super::control::ControlRecord;
+use super::parse::{header_at, RawRecord, RecordCursor};
 use super::{DecodeOptions, Header, Record, RecordsError, TimestampType};
 
 /// The magic byte of message format v2.
@@ -230,13 +231,13 @@ impl RecordBatch {
         };
         Ok(RecordIter {
             data,
-            pos: 0,
-            remaining: self.header.records_count.max(0).unsigned_abs(),
-            base_offset: self.header.base_offset,
-            base_timestamp: self.header.base_timestamp,
-            max_timestamp: self.header.max_timestamp,
-            timestamp_type: self.header.timestamp_type(),
-            done: false,
+            cursor: RecordCursor::new(
+                self.header.records_count.max(0).unsigned_abs(),
+                self.header.base_offset,
+                self.header.base_timestamp,
+                self.header.max_timestamp,
+                self.header.timestamp_type(),
+            ),
         })
     }
 
@@ -253,104 +254,81 @@ impl RecordBatch {
     }
 }
 
-/// Iterator over the records of one v2 batch.
+/// Iterator over the records of one v2 batch, as owned [`Record`]s.
 ///
 /// Allocates nothing per record unless the record has headers. Fields are
 /// read in place with a cursor over the records section; keys, values and
-/// headers are zero-copy slices of it. After the first error it yields
-/// nothing more.
+/// headers are zero-copy `Bytes` slices of it (one reference count each).
+/// [`refs`](Self::refs) reads the same records as borrowed
+/// [`RecordRef`](super::RecordRef)s,
+/// without those reference counts. After the first error it yields nothing
+/// more.
 #[derive(Debug, Clone)]
 pub struct RecordIter {
-    data: Bytes,
-    /// Where the next record starts in `data`.
-    pos: usize,
-    remaining: u32,
-    base_offset: i64,
-    base_timestamp: i64,
-    max_timestamp: i64,
-    timestamp_type: TimestampType,
-    done: bool,
+    /// The records section (decompressed).
+    pub(crate) data: Bytes,
+    pub(crate) cursor: RecordCursor,
 }
 
 impl RecordIter {
     /// Records the batch declares that have not been yielded yet.
     pub fn remaining_records(&self) -> usize {
-        self.remaining as usize
+        self.cursor.remaining() as usize
     }
 
+    /// The records not yielded yet, as borrowed [`RecordRef`](super::RecordRef)s: keys, values
+    /// and headers are `&[u8]` slices of the bytes this iterator owns (the
+    /// decompressed records when the batch is compressed). No allocation and
+    /// no reference count per record; take owned `Bytes` only for what you
+    /// keep ([`RecordRef::value_bytes`](super::RecordRef::value_bytes)).
+    ///
+    /// ```
+    /// use ferrokafka::records::{Batch, BatchReader, Compression, RecordBatchBuilder};
+    ///
+    /// let mut builder = RecordBatchBuilder::new(Compression::Lz4);
+    /// for i in 0..3i64 {
+    ///     builder.append(1_700_000_000_000 + i, None, Some(b"value"), &[])?;
+    /// }
+    /// let Some(Ok(Batch::V2(batch))) = BatchReader::new(builder.finish()?).next() else {
+    ///     panic!("one v2 batch")
+    /// };
+    /// let records = batch.records()?; // decompresses once
+    /// let mut total = 0;
+    /// for record in records.refs() {
+    ///     total += record?.value().map_or(0, <[u8]>::len);
+    /// }
+    /// assert_eq!(total, 15);
+    /// # Ok::<(), ferrokafka::records::RecordsError>(())
+    /// ```
+    pub fn refs(&self) -> RecordRefs<'_> {
+        RecordRefs::new(&self.data, self.cursor.clone())
+    }
+
+    /// The owned record of `raw`, a record this iterator's cursor read.
     #[inline]
-    fn read_record(&mut self) -> Result<Record, RecordsError> {
-        let all: &[u8] = &self.data;
-        let mut pos = self.pos;
-        let len = varint_at(all, &mut pos)?;
-        let len = usize::try_from(len)
-            .map_err(|_| RecordsError::corrupt(format!("negative record length {len}")))?;
-        let end = match pos.checked_add(len) {
-            Some(end) if end <= all.len() => end,
-            _ => return Err(eof(len, all.len() - pos)),
-        };
-        // Every field must lie inside the record's declared length.
-        let record = &all[..end];
-        if pos == end {
-            return Err(eof(1, 0));
-        }
-        pos += 1; // attributes: unused in v2 records
-        let timestamp_delta = varlong_at(record, &mut pos)?;
-        let offset_delta = varint_at(record, &mut pos)?;
-        let key = nullable_range(record, &mut pos)?;
-        let value = nullable_range(record, &mut pos)?;
-        let header_count = varint_at(record, &mut pos)?;
-        let header_count = usize::try_from(header_count)
-            .map_err(|_| RecordsError::corrupt(format!("negative header count {header_count}")))?;
+    pub(crate) fn to_owned_record(&self, raw: &RawRecord) -> Result<Record, RecordsError> {
+        let data = &self.data;
         let mut headers = Vec::new();
-        if header_count > 0 {
-            // Each header takes at least two bytes: never reserve more than that allows.
-            headers.reserve(header_count.min((end - pos) / 2));
-            for _ in 0..header_count {
-                let key_len = varint_at(record, &mut pos)?;
-                let key = match usize::try_from(key_len) {
-                    Ok(key_len) if key_len <= end - pos => {
-                        pos += key_len;
-                        self.data.slice(pos - key_len..pos)
-                    }
-                    Ok(key_len) => return Err(eof(key_len, end - pos)),
-                    Err(_) => {
-                        return Err(RecordsError::corrupt(format!(
-                            "invalid header key length {key_len}"
-                        )))
-                    }
-                };
-                let value = nullable_range(record, &mut pos)?;
+        if raw.header_count > 0 {
+            let (start, end) = raw.headers;
+            let encoded = data.get(..end).unwrap_or_default();
+            let mut pos = start;
+            // Checked by the cursor; each header takes at least two bytes.
+            headers.reserve(raw.header_count.min((end - start) / 2));
+            for _ in 0..raw.header_count {
+                let (key, value) = header_at(encoded, &mut pos)?;
                 headers.push(Header {
-                    key,
-                    value: value.map(|r| self.data.slice(r)),
+                    key: data.slice(key.0..key.1),
+                    value: value.map(|(a, b)| data.slice(a..b)),
                 });
             }
         }
-        if pos != end {
-            return Err(RecordsError::corrupt(format!(
-                "record declares {len} bytes but its fields take {}",
-                len - (end - pos)
-            )));
-        }
-        let offset = self
-            .base_offset
-            .checked_add(i64::from(offset_delta))
-            .ok_or_else(|| RecordsError::corrupt("record offset overflows"))?;
-        let timestamp = match self.timestamp_type {
-            TimestampType::LogAppendTime => self.max_timestamp,
-            _ => self
-                .base_timestamp
-                .checked_add(timestamp_delta)
-                .ok_or_else(|| RecordsError::corrupt("record timestamp overflows"))?,
-        };
-        self.pos = end;
         Ok(Record {
-            offset,
-            timestamp,
-            timestamp_type: self.timestamp_type,
-            key: key.map(|r| self.data.slice(r)),
-            value: value.map(|r| self.data.slice(r)),
+            offset: raw.offset,
+            timestamp: raw.timestamp,
+            timestamp_type: self.cursor.timestamp_type,
+            key: raw.key.map(|(a, b)| data.slice(a..b)),
+            value: raw.value.map(|(a, b)| data.slice(a..b)),
             headers,
         })
     }
@@ -361,62 +339,12 @@ impl Iterator for RecordIter {
 
     #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        if self.remaining == 0 {
-            self.done = true;
-            let left = self.data.len() - self.pos;
-            if left > 0 {
-                return Some(Err(RecordsError::corrupt(format!(
-                    "{left} bytes left after the declared records"
-                ))));
-            }
-            return None;
-        }
-        self.remaining -= 1;
-        let result = self.read_record();
-        if result.is_err() {
-            self.done = true;
-        }
-        Some(result)
+        let raw = self.cursor.next_raw(&self.data)?;
+        Some(raw.and_then(|raw| self.to_owned_record(&raw)))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        if self.done {
-            (0, Some(0))
-        } else {
-            // One more item may be the trailing-bytes error.
-            (0, Some(self.remaining as usize + 1))
-        }
-    }
-}
-
-/// The error for a field that runs past the end of its record.
-#[cold]
-fn eof(needed: usize, remaining: usize) -> RecordsError {
-    DecodeError::UnexpectedEof { needed, remaining }.into()
-}
-
-/// Reads a varint length (-1 = null) at `*pos` in `record` and returns the
-/// range of the bytes it prefixes, moving `*pos` past them.
-#[inline(always)]
-fn nullable_range(
-    record: &[u8],
-    pos: &mut usize,
-) -> Result<Option<std::ops::Range<usize>>, RecordsError> {
-    match varint_at(record, pos)? {
-        -1 => Ok(None),
-        len => {
-            let len = usize::try_from(len)
-                .map_err(|_| RecordsError::corrupt(format!("invalid length {len}")))?;
-            if len > record.len() - *pos {
-                return Err(eof(len, record.len() - *pos));
-            }
-            let start = *pos;
-            *pos += len;
-            Ok(Some(start..*pos))
-        }
+        self.refs().size_hint()
     }
 }
 

@@ -14,7 +14,9 @@ use std::collections::HashSet;
 
 use bytes::Bytes;
 
+use super::borrowed::RecordRef;
 use super::control::ControlRecordType;
+use super::parse::RawRecord;
 use super::{
     batch::NO_PARTITION_LEADER_EPOCH, Batch, BatchReader, BatchRecords, DecodeOptions, Record,
     RecordsError,
@@ -181,6 +183,8 @@ pub struct FetchedRecords {
     current_leader_epoch: i32,
     next_offset: i64,
     aborted: Option<AbortedTransactions>,
+    /// The legacy record `next_ref` hands out (legacy batches yield owned records).
+    legacy: Option<Record>,
     failed: bool,
 }
 
@@ -201,6 +205,7 @@ impl FetchedRecords {
             current_leader_epoch: NO_PARTITION_LEADER_EPOCH,
             next_offset: fetch_offset,
             aborted: None,
+            legacy: None,
             failed: false,
         }
     }
@@ -259,18 +264,34 @@ impl FetchedRecords {
         }
     }
 
+    /// Moves to the next record to hand out (at or past the position),
+    /// moving the position past it. A legacy record is left in
+    /// `self.legacy`; a v2 record is read by the current batch's cursor.
     #[inline]
-    fn advance(&mut self) -> Result<Option<Record>, RecordsError> {
+    fn advance_raw(&mut self) -> Result<Option<Found>, RecordsError> {
         loop {
             if let Some(current) = &mut self.current {
-                match current.next() {
-                    Some(record) => {
-                        let record = record?;
-                        if record.offset < self.next_offset {
+                let next = match current {
+                    BatchRecords::V2(it) => it
+                        .cursor
+                        .next_raw(&it.data)
+                        .map(|raw| raw.map(|raw| (raw.offset, Found::V2(raw)))),
+                    BatchRecords::Legacy(it) => it.next().map(|record| {
+                        record.map(|record| {
+                            let offset = record.offset;
+                            self.legacy = Some(record);
+                            (offset, Found::Legacy)
+                        })
+                    }),
+                };
+                match next {
+                    Some(found) => {
+                        let (offset, found) = found?;
+                        if offset < self.next_offset {
                             continue;
                         }
-                        self.next_offset = record.offset.saturating_add(1);
-                        return Ok(Some(record));
+                        self.next_offset = offset.saturating_add(1);
+                        return Ok(Some(found));
                     }
                     None => {
                         self.current = None;
@@ -283,6 +304,69 @@ impl FetchedRecords {
             }
         }
     }
+
+    fn fail(&mut self) {
+        self.failed = true;
+        self.current = None;
+        self.legacy = None;
+    }
+
+    /// The next record as a borrowed [`RecordRef`]: the lending twin of
+    /// [`next`](Iterator::next), with the same position rules, without the
+    /// owned [`Record`]'s `Bytes` handles (no reference count, no
+    /// allocation per record). The record borrows this `FetchedRecords`, so
+    /// it lives until the next call; take owned `Bytes` for what you keep.
+    ///
+    /// ```
+    /// use ferrokafka::records::{Compression, FetchedRecords, RecordBatchBuilder};
+    ///
+    /// let mut builder = RecordBatchBuilder::new(Compression::Lz4);
+    /// for value in [&b"a"[..], b"bb", b"ccc"] {
+    ///     builder.append(1_700_000_000_000, None, Some(value), &[])?;
+    /// }
+    /// // Fetched from offset 1: offset 0 is skipped.
+    /// let mut fetched = FetchedRecords::new(builder.finish()?, 1);
+    /// let mut kept = Vec::new();
+    /// while let Some(record) = fetched.next_ref() {
+    ///     let record = record?;
+    ///     if record.value() == Some(&b"ccc"[..]) {
+    ///         kept.push(record.value_bytes()); // shares the batch, no copy
+    ///     }
+    /// }
+    /// assert_eq!(kept.len(), 1);
+    /// assert_eq!(fetched.next_offset(), 3);
+    /// # Ok::<(), ferrokafka::records::RecordsError>(())
+    /// ```
+    #[inline]
+    pub fn next_ref(&mut self) -> Option<Result<RecordRef<'_>, RecordsError>> {
+        if self.failed {
+            return None;
+        }
+        match self.advance_raw() {
+            Ok(Some(Found::V2(raw))) => match &self.current {
+                Some(BatchRecords::V2(it)) => Some(Ok(RecordRef::from_raw(
+                    &it.data,
+                    &raw,
+                    it.cursor.timestamp_type,
+                ))),
+                _ => None,
+            },
+            Ok(Some(Found::Legacy)) => self.legacy.as_ref().map(|r| Ok(RecordRef::of_record(r))),
+            Ok(None) => None,
+            Err(e) => {
+                self.fail();
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// What [`FetchedRecords::advance_raw`] found.
+enum Found {
+    /// A v2 record of the current batch.
+    V2(RawRecord),
+    /// A legacy record, left in `FetchedRecords::legacy`.
+    Legacy,
 }
 
 impl Iterator for FetchedRecords {
@@ -292,11 +376,18 @@ impl Iterator for FetchedRecords {
         if self.failed {
             return None;
         }
-        let item = self.advance().transpose();
-        if matches!(item, Some(Err(_))) {
-            self.failed = true;
-            self.current = None;
+        let item = match self.advance_raw() {
+            Ok(Some(Found::V2(raw))) => match &self.current {
+                Some(BatchRecords::V2(it)) => it.to_owned_record(&raw),
+                _ => return None,
+            },
+            Ok(Some(Found::Legacy)) => Ok(self.legacy.take()?),
+            Ok(None) => return None,
+            Err(e) => Err(e),
+        };
+        if item.is_err() {
+            self.fail();
         }
-        item
+        Some(item)
     }
 }

@@ -6,6 +6,10 @@
 //!   magic (legacy v0/v1 message sets and v2 batches may be mixed), and stops
 //!   cleanly at a truncated final batch, as brokers send in fetch responses.
 //! * [`RecordStream`] flattens that into one stream of data [`Record`]s.
+//! * [`RecordRef`] is a record read in place (key, value and headers as
+//!   `&[u8]` slices, no allocation or reference count per record), from
+//!   [`RecordIter::refs`] or [`FetchedRecords::next_ref`]; [`Record`] is the
+//!   owned form, with `Bytes` handles sharing the batch.
 //! * [`FetchedRecords`] is what a consumer needs for one partition of a
 //!   Fetch response: records from the fetch position on, aborted
 //!   transactions dropped (read_committed), and the next position, moved
@@ -20,11 +24,13 @@
 //! what the input (or the decompression limit) can back.
 
 pub mod batch;
+mod borrowed;
 pub mod compression;
 pub mod control;
 mod error;
 pub mod fetch;
 pub mod legacy;
+mod parse;
 mod ratio;
 
 use bytes::{Buf, Bytes};
@@ -33,6 +39,7 @@ pub use batch::{
     restamp_producer_state, restamped, HeaderRef, ProducerState, RecordBatch, RecordBatchBuilder,
     RecordBatchHeader, RecordIter, SealedBatch, COMPRESSION_RATE_ESTIMATION_FACTOR,
 };
+pub use borrowed::{BorrowedHeader, BorrowedHeaders, RecordRef, RecordRefs};
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
 pub use control::{ControlRecord, ControlRecordType, EndTransactionMarker};
 pub use error::RecordsError;

@@ -227,6 +227,122 @@ fn uncompressed_decoding_is_zero_copy() {
     }
 }
 
+/// Records read, errors as their text.
+type Outcomes = Vec<Result<Record, String>>;
+
+/// Every record of `blob`, read by the owned iterator and by the borrowed
+/// one (converted with `to_record`), as results: `Err` as the error text.
+fn owned_and_borrowed(blob: &Bytes, fetch_offset: i64) -> (Outcomes, Outcomes) {
+    let owned = FetchedRecords::new(blob.clone(), fetch_offset)
+        .map(|r| r.map_err(|e| e.to_string()))
+        .collect();
+    let mut borrowed = Vec::new();
+    let mut fetched = FetchedRecords::new(blob.clone(), fetch_offset);
+    while let Some(r) = fetched.next_ref() {
+        borrowed.push(r.map(|r| r.to_record()).map_err(|e| e.to_string()));
+    }
+    (owned, borrowed)
+}
+
+#[test]
+fn borrowed_records_read_exactly_what_owned_records_do() {
+    for codec in enabled_codecs() {
+        let bytes = RecordBatchBuilder::new(codec)
+            .encode_records(&sample_records())
+            .unwrap();
+        let (owned, borrowed) = owned_and_borrowed(&bytes, 0);
+        assert_eq!(owned, borrowed, "{codec:?}");
+        assert_eq!(
+            owned.into_iter().collect::<Result<Vec<_>, _>>().unwrap(),
+            sample_records(),
+            "{codec:?}"
+        );
+        // From a RecordIter: the same records, field by field.
+        let Some(Ok(Batch::V2(batch))) = BatchReader::new(bytes).next() else {
+            panic!("one v2 batch")
+        };
+        let records = batch.records().unwrap();
+        let refs: Vec<RecordRef<'_>> = records.refs().collect::<Result<_, _>>().unwrap();
+        for (r, expected) in refs.iter().zip(sample_records()) {
+            assert_eq!(r.offset(), expected.offset);
+            assert_eq!(r.timestamp(), expected.timestamp);
+            assert_eq!(r.timestamp_type(), expected.timestamp_type);
+            assert_eq!(r.key(), expected.key.as_deref());
+            assert_eq!(r.value(), expected.value.as_deref());
+            assert_eq!(r.key_bytes(), expected.key);
+            assert_eq!(r.value_bytes(), expected.value);
+            assert_eq!(r.header_count(), expected.headers.len());
+            let headers: Vec<_> = r.headers().collect();
+            assert_eq!(headers.len(), r.headers().len());
+            for (h, e) in headers.iter().zip(&expected.headers) {
+                assert_eq!(h.key, &e.key[..]);
+                assert_eq!(h.key_str(), e.key_str());
+                assert_eq!(h.value, e.value.as_deref());
+            }
+        }
+        assert_eq!(refs.len(), sample_records().len());
+        // `refs` starts where the owned iterator is.
+        let mut records = batch.records().unwrap();
+        records.next().unwrap().unwrap();
+        assert_eq!(
+            records.refs().remaining_records(),
+            sample_records().len() - 1
+        );
+        assert_eq!(records.refs().next().unwrap().unwrap().offset(), 1);
+    }
+}
+
+#[test]
+fn borrowed_records_are_slices_of_the_fetched_bytes_and_share_them_when_owned() {
+    let bytes = RecordBatchBuilder::new(Compression::None)
+        .encode_records(&sample_records())
+        .unwrap();
+    let range = bytes.as_ptr() as usize..bytes.as_ptr() as usize + bytes.len();
+    let mut fetched = FetchedRecords::new(bytes.clone(), 0);
+    while let Some(record) = fetched.next_ref() {
+        let record = record.unwrap();
+        let owned = record.to_record();
+        let parts = [record.key(), record.value()]
+            .into_iter()
+            .flatten()
+            .chain(record.headers().map(|h| h.key))
+            .chain(record.headers().filter_map(|h| h.value))
+            .chain(owned.key.as_deref())
+            .chain(owned.value.as_deref())
+            .chain(owned.headers.iter().map(|h| &h.key[..]));
+        for part in parts.filter(|p| !p.is_empty()) {
+            assert!(range.contains(&(part.as_ptr() as usize)));
+        }
+    }
+}
+
+#[test]
+fn borrowed_records_of_legacy_sets_and_positions_match_the_owned_walk() {
+    let mut blob = legacy_entry(3, &legacy_message(0, 0, 0, Some(b"k"), Some(b"v")));
+    blob.extend(legacy_entry(4, &legacy_message(1, 0, 9, None, Some(b"w"))));
+    blob.extend_from_slice(&v2_batch(Compression::None, 5, &[0, 1, 3]));
+    let blob = Bytes::from(blob);
+    for fetch_offset in [0, 4, 6, 9] {
+        let (owned, borrowed) = owned_and_borrowed(&blob, fetch_offset);
+        assert_eq!(owned, borrowed, "from {fetch_offset}");
+        let mut a = FetchedRecords::new(blob.clone(), fetch_offset);
+        let mut b = FetchedRecords::new(blob.clone(), fetch_offset);
+        loop {
+            let x = a.next().map(|r| r.unwrap().offset);
+            let y = b.next_ref().map(|r| r.unwrap().offset());
+            assert_eq!(x, y);
+            assert_eq!(a.next_offset(), b.next_offset());
+            assert_eq!(a.current_leader_epoch(), b.current_leader_epoch());
+            if x.is_none() {
+                break;
+            }
+        }
+    }
+    let (owned, _) = owned_and_borrowed(&blob, 0);
+    let offsets: Vec<i64> = owned.iter().map(|r| r.as_ref().unwrap().offset).collect();
+    assert_eq!(offsets, [3, 4, 5, 6, 8]);
+}
+
 #[test]
 fn producer_fields_and_flags_round_trip() {
     for codec in enabled_codecs() {
@@ -1006,7 +1122,29 @@ fn exercise(blob: Vec<u8>) {
                 }
             }
         }
-        let _ = RecordStream::with_options(blob, options).count();
+        let _ = RecordStream::with_options(blob.clone(), options).count();
+        // The borrowed walks accept and refuse exactly what the owned ones do.
+        for fetch_offset in [0, 2] {
+            let owned: Vec<_> = FetchedRecords::with_options(blob.clone(), fetch_offset, options)
+                .map(|r| r.map_err(|e| e.to_string()))
+                .collect();
+            let mut fetched = FetchedRecords::with_options(blob.clone(), fetch_offset, options);
+            let mut borrowed = Vec::new();
+            while let Some(r) = fetched.next_ref() {
+                borrowed.push(r.map(|r| r.to_record()).map_err(|e| e.to_string()));
+            }
+            assert_eq!(owned, borrowed);
+        }
+        for batch in BatchReader::with_options(blob.clone(), options).flatten() {
+            if let Ok(BatchRecords::V2(records)) = batch.records() {
+                let refs: Vec<_> = records
+                    .refs()
+                    .map(|r| r.map(|r| r.to_record()).map_err(|e| e.to_string()))
+                    .collect();
+                let owned: Vec<_> = records.map(|r| r.map_err(|e| e.to_string())).collect();
+                assert_eq!(owned, refs);
+            }
+        }
     }
 }
 

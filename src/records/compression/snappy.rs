@@ -49,48 +49,81 @@ pub(super) fn compress(input: &[u8], out: &mut BytesMut) -> Result<(), RecordsEr
 }
 
 pub(super) fn decompress(input: &[u8], limit: usize) -> Result<Vec<u8>, RecordsError> {
-    let mut out = Vec::new();
     let mut dec = Decoder::new();
     if input.len() >= XERIAL_HEADER_LEN && input[..8] == XERIAL_MAGIC {
-        let mut rest = &input[XERIAL_HEADER_LEN..];
-        while !rest.is_empty() {
-            let Some((len_bytes, tail)) = rest.split_first_chunk::<4>() else {
-                return Err(RecordsError::codec(CODEC, "truncated xerial chunk length"));
-            };
-            let len = usize::try_from(i32::from_be_bytes(*len_bytes))
-                .map_err(|_| RecordsError::codec(CODEC, "negative xerial chunk length"))?;
-            if len > tail.len() {
-                return Err(RecordsError::codec(CODEC, "truncated xerial chunk"));
-            }
-            let (block, after) = tail.split_at(len);
-            decompress_block(&mut dec, block, &mut out, limit)?;
-            rest = after;
+        let chunks = || XerialChunks {
+            rest: &input[XERIAL_HEADER_LEN..],
+        };
+        // First pass: every chunk's framing and claimed size, each claim
+        // checked against what its block can hold and their sum against the
+        // limit, so the output is allocated once, at its exact size (not
+        // grown by doubling, chunk after chunk).
+        let mut total: usize = 0;
+        for block in chunks() {
+            total = total
+                .checked_add(checked_claim(block?, limit, limit)?)
+                .filter(|&t| t <= limit)
+                .ok_or(RecordsError::DecompressedTooLarge { limit })?;
         }
+        let mut out = Vec::with_capacity(total);
+        for block in chunks() {
+            decompress_block(&mut dec, block?, &mut out, limit)?;
+        }
+        Ok(out)
     } else {
+        let mut out = Vec::new();
         decompress_block(&mut dec, input, &mut out, limit)?;
+        Ok(out)
     }
-    Ok(out)
+}
+
+/// The blocks of a xerial stream (after its header), each framed by a
+/// big-endian i32 length.
+struct XerialChunks<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for XerialChunks<'a> {
+    type Item = Result<&'a [u8], RecordsError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        let Some((len_bytes, tail)) = self.rest.split_first_chunk::<4>() else {
+            self.rest = &[];
+            return Some(Err(RecordsError::codec(
+                CODEC,
+                "truncated xerial chunk length",
+            )));
+        };
+        let Ok(len) = usize::try_from(i32::from_be_bytes(*len_bytes)) else {
+            self.rest = &[];
+            return Some(Err(RecordsError::codec(
+                CODEC,
+                "negative xerial chunk length",
+            )));
+        };
+        if len > tail.len() {
+            self.rest = &[];
+            return Some(Err(RecordsError::codec(CODEC, "truncated xerial chunk")));
+        }
+        let (block, after) = tail.split_at(len);
+        self.rest = after;
+        Some(Ok(block))
+    }
 }
 
 /// The most one byte of a snappy block can expand to: the densest element
 /// is a 3-byte copy (tag plus a 2-byte offset) of 64 bytes, 21.3x.
 const MAX_EXPANSION: usize = 22;
 
-/// Appends one raw snappy block to `out`, checking the length the block
-/// claims against `limit` and against what the block's size could possibly
-/// hold before reserving anything.
-fn decompress_block(
-    dec: &mut Decoder,
-    block: &[u8],
-    out: &mut Vec<u8>,
-    limit: usize,
-) -> Result<(), RecordsError> {
+/// The decompressed size a raw block claims, refused when over `room` (what
+/// is left of the decompression `limit`) or more than the block could
+/// expand to.
+fn checked_claim(block: &[u8], room: usize, limit: usize) -> Result<usize, RecordsError> {
     let claimed = decompress_len(block).map_err(|e| RecordsError::codec(CODEC, e))?;
-    if out
-        .len()
-        .checked_add(claimed)
-        .map_or(true, |end| end > limit)
-    {
+    if claimed > room {
         return Err(RecordsError::DecompressedTooLarge { limit });
     }
     if claimed > block.len().saturating_mul(MAX_EXPANSION) {
@@ -102,6 +135,19 @@ fn decompress_block(
             ),
         ));
     }
+    Ok(claimed)
+}
+
+/// Appends one raw snappy block to `out`, checking the length the block
+/// claims against `limit` and against what the block's size could possibly
+/// hold before reserving anything.
+fn decompress_block(
+    dec: &mut Decoder,
+    block: &[u8],
+    out: &mut Vec<u8>,
+    limit: usize,
+) -> Result<(), RecordsError> {
+    let claimed = checked_claim(block, limit.saturating_sub(out.len()), limit)?;
     let start = out.len();
     let end = start
         .checked_add(claimed)
@@ -125,6 +171,23 @@ mod tests {
         let raw = Encoder::new().compress_vec(&data).unwrap();
         assert_ne!(raw[..8], XERIAL_MAGIC);
         assert_eq!(decompress(&raw, 1 << 20).unwrap(), data);
+    }
+
+    #[test]
+    fn a_xerial_stream_of_many_chunks_decodes_into_one_exact_allocation() {
+        let data: Vec<u8> = (0..200_000u32)
+            .map(|i| (i % 251) as u8 ^ (i / 997) as u8)
+            .collect();
+        let mut stream = BytesMut::new();
+        compress(&data, &mut stream).unwrap();
+        let out = decompress(&stream, 1 << 20).unwrap();
+        assert_eq!(out, data);
+        // Sized once from the chunks' claims, not grown chunk by chunk.
+        assert_eq!(out.capacity(), data.len());
+        assert!(matches!(
+            decompress(&stream, data.len() - 1),
+            Err(RecordsError::DecompressedTooLarge { limit }) if limit == data.len() - 1
+        ));
     }
 
     #[test]
