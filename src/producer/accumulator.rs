@@ -17,7 +17,7 @@
 //! once per batch.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
@@ -170,6 +170,9 @@ pub(crate) struct TopicQueues {
     pub sticky: AtomicI32,
     /// Partitions with a leader, from the last metadata.
     pub available: RwLock<Arc<[i32]>>,
+    /// A copy with more partitions replaced this one (see `grown`): sends
+    /// must look the topic up again.
+    pub replaced: AtomicBool,
     /// The topic's compression ratio estimate (the records layer's rule,
     /// as the Java client's per-topic estimator): read when a batch opens,
     /// updated when one is sealed.
@@ -183,6 +186,7 @@ impl TopicQueues {
             partitions: (0..partition_count).map(PartitionQueue::new).collect(),
             sticky: AtomicI32::new(-1),
             available: RwLock::new(available),
+            replaced: AtomicBool::new(false),
             ratio: Mutex::new(CompressionRatio::default()),
         }
     }
@@ -202,6 +206,7 @@ impl TopicQueues {
             partitions,
             sticky: AtomicI32::new(self.sticky.load(Ordering::Relaxed)),
             available: RwLock::new(self.available()),
+            replaced: AtomicBool::new(false),
             ratio: Mutex::new(*self.ratio.lock().unwrap_or_else(|p| p.into_inner())),
         }
     }

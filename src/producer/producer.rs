@@ -1,7 +1,7 @@
 //! The [`Producer`] handle.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
@@ -101,6 +101,7 @@ impl Producer {
             wake: Notify::new(),
             epoch: Instant::now(),
             sender_wake_at: AtomicU64::new(u64::MAX),
+            first_topic: OnceLock::new(),
             last_topic: ArcSwapOption::empty(),
             counters: Counters::default(),
             outstanding: AtomicUsize::new(0),
@@ -185,33 +186,23 @@ impl Producer {
             });
         }
         // The fast path awaits nothing and takes no lock besides the
-        // partition's: the topic through a lock-free cache, the memory from
+        // partition's: the producer's first topic through plain loads
+        // (others through a lock-free cache), the memory from
         // the open batch's credit (see `accumulator::append`). It waits
         // only for unknown metadata or a full `buffer.memory`, both within
         // one `max.block.ms` that starts at the first wait.
         let mut waiting_since: Option<Instant> = None;
         let mut prepaid = 0;
         loop {
-            let cached = shared.last_topic.load();
-            let outcome = match cached.as_deref().filter(|t| *t.name == *record.topic) {
+            let first = shared
+                .first_topic
+                .get()
+                .filter(|t| *t.name == *record.topic && !t.replaced.load(Ordering::Acquire));
+            let outcome = match first {
                 Some(topic) => self.append_record(topic, &record, size, prepaid),
                 None => {
-                    drop(cached);
-                    let topic = match shared.topic(&record.topic) {
-                        Some(topic) => topic,
-                        None => {
-                            let since = *waiting_since.get_or_insert_with(Instant::now);
-                            match self.topic_metadata(&record.topic, since).await {
-                                Ok(topic) => topic,
-                                Err(e) => {
-                                    shared.release(prepaid);
-                                    return Err(e);
-                                }
-                            }
-                        }
-                    };
-                    shared.last_topic.store(Some(topic.clone()));
-                    self.append_record(&topic, &record, size, prepaid)
+                    self.append_elsewhere(&record, size, prepaid, &mut waiting_since)
+                        .await
                 }
             };
             if let Some(handle) = outcome? {
@@ -223,6 +214,41 @@ impl Producer {
             self.wait_for_memory(size, since).await?;
             prepaid = size;
         }
+    }
+
+    /// `append_record` for a record of a topic other than `first_topic`
+    /// (or of a topic first seen, whose metadata may need a wait).
+    async fn append_elsewhere(
+        &self,
+        record: &ProducerRecord,
+        size: usize,
+        prepaid: usize,
+        waiting_since: &mut Option<Instant>,
+    ) -> Result<Option<DeliveryHandle>> {
+        let shared = &*self.inner.shared;
+        {
+            let cached = shared.last_topic.load();
+            if let Some(topic) = cached.as_deref().filter(|t| *t.name == *record.topic) {
+                return self.append_record(topic, record, size, prepaid);
+            }
+        }
+        let topic = match shared.topic(&record.topic) {
+            Some(topic) => topic,
+            None => {
+                let since = *waiting_since.get_or_insert_with(Instant::now);
+                match self.topic_metadata(&record.topic, since).await {
+                    Ok(topic) => topic,
+                    Err(e) => {
+                        shared.release(prepaid);
+                        return Err(e);
+                    }
+                }
+            }
+        };
+        if shared.first_topic.set(topic.clone()).is_err() {
+            shared.last_topic.store(Some(topic.clone()));
+        }
+        self.append_record(&topic, record, size, prepaid)
     }
 
     /// Appends a record (see `accumulator::append`, which owns `prepaid`).

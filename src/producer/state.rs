@@ -56,7 +56,10 @@ pub(crate) struct Shared {
     /// `u64::MAX` while it drains or sleeps without a deadline (then every
     /// newly opened batch wakes it).
     pub sender_wake_at: AtomicU64,
-    /// The topic of the last `send` (most producers write one topic): found
+    /// The first topic `send` wrote to (most producers write one topic):
+    /// found with plain loads, until it grows (`TopicQueues::replaced`).
+    pub first_topic: OnceLock<Arc<TopicQueues>>,
+    /// The topic of the last `send` that was not `first_topic`: found
     /// without a lock or a hash.
     pub last_topic: ArcSwapOption<TopicQueues>,
     pub counters: Counters,
@@ -118,6 +121,7 @@ impl Shared {
         let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
         topics.insert(grown.name.clone(), grown.clone());
         drop(topics);
+        old.replaced.store(true, Ordering::Release);
         self.last_topic.store(None);
         self.topics_generation.fetch_add(1, Ordering::AcqRel);
         grown
