@@ -110,17 +110,21 @@ impl PartitionState {
 
     /// The buffer to reserve for a new batch: the last batch's size plus a
     /// half (batches cut by `linger.ms` vary in size, and a batch that
-    /// outgrows its buffer copies itself into one twice as large), at most
-    /// `batch.size` and a sixteenth (an uncompressed batch never holds more
-    /// than `batch.size` plus one record), or up to 16 KiB at first. A large
-    /// `batch.size` thus costs memory only where batches do get large.
-    pub fn batch_capacity(&self, batch_size: usize) -> usize {
+    /// outgrows its buffer copies itself into one twice as large), or up
+    /// to 16 KiB at first. Without compression, at most `batch.size` and a
+    /// sixteenth (such a batch never holds more than `batch.size` plus one
+    /// record). A large `batch.size` thus costs memory only where batches
+    /// do get large.
+    pub fn batch_capacity(&self, settings: &BatchSettings) -> usize {
         const FIRST_BATCH_CAPACITY: usize = 16 * 1024;
+        let batch_size = settings.batch_size;
         if self.last_batch_bytes == 0 {
             batch_size.min(FIRST_BATCH_CAPACITY)
-        } else {
+        } else if settings.compression == Compression::None {
             (self.last_batch_bytes + self.last_batch_bytes / 2)
                 .min(batch_size.saturating_add(batch_size / 16))
+        } else {
+            self.last_batch_bytes + self.last_batch_bytes / 2
         }
     }
 }
@@ -416,7 +420,7 @@ pub(crate) fn append(
     if state.open.is_none() {
         let mut builder = RecordBatchBuilder::with_capacity(
             settings.compression,
-            state.batch_capacity(settings.batch_size).max(record.size),
+            state.batch_capacity(settings).max(record.size),
         );
         builder
             .set_compression_level(settings.compression_level)

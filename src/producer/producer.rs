@@ -198,12 +198,17 @@ impl Producer {
                 .first_topic
                 .get()
                 .filter(|t| *t.name == *record.topic && !t.replaced.load(Ordering::Acquire));
+            // The waits are boxed: the future of `send` stays small (it is
+            // moved at least once per record), and they are rare.
             let outcome = match first {
                 Some(topic) => self.append_record(topic, &record, size, prepaid),
-                None => {
-                    self.append_elsewhere(&record, size, prepaid, &mut waiting_since)
-                        .await
-                }
+                None => match self.append_to_known_topic(&record, size, prepaid) {
+                    Some(outcome) => outcome,
+                    None => {
+                        let since = *waiting_since.get_or_insert_with(Instant::now);
+                        Box::pin(self.append_after_metadata(&record, size, prepaid, since)).await
+                    }
+                },
             };
             if let Some(handle) = outcome? {
                 return Ok(handle);
@@ -211,40 +216,58 @@ impl Producer {
             // `buffer.memory` is full: wait for this record's bytes, then
             // append again with them prepaid (which cannot lack memory).
             let since = *waiting_since.get_or_insert_with(Instant::now);
-            self.wait_for_memory(size, since).await?;
+            Box::pin(self.wait_for_memory(size, since)).await?;
             prepaid = size;
         }
     }
 
-    /// `append_record` for a record of a topic other than `first_topic`
-    /// (or of a topic first seen, whose metadata may need a wait).
-    async fn append_elsewhere(
+    /// `append_record` for a record of a topic other than `first_topic`,
+    /// if its metadata is known (`None`: it is not).
+    fn append_to_known_topic(
         &self,
         record: &ProducerRecord,
         size: usize,
         prepaid: usize,
-        waiting_since: &mut Option<Instant>,
-    ) -> Result<Option<DeliveryHandle>> {
+    ) -> Option<Result<Option<DeliveryHandle>>> {
         let shared = &*self.inner.shared;
         {
             let cached = shared.last_topic.load();
             if let Some(topic) = cached.as_deref().filter(|t| *t.name == *record.topic) {
-                return self.append_record(topic, record, size, prepaid);
+                return Some(self.append_record(topic, record, size, prepaid));
             }
         }
-        let topic = match shared.topic(&record.topic) {
-            Some(topic) => topic,
-            None => {
-                let since = *waiting_since.get_or_insert_with(Instant::now);
-                match self.topic_metadata(&record.topic, since).await {
-                    Ok(topic) => topic,
-                    Err(e) => {
-                        shared.release(prepaid);
-                        return Err(e);
-                    }
-                }
+        let topic = shared.topic(&record.topic)?;
+        Some(self.append_to(topic, record, size, prepaid))
+    }
+
+    /// `append_record` for a record of a topic first seen: waits for its
+    /// metadata (within `max.block.ms` after `since`).
+    async fn append_after_metadata(
+        &self,
+        record: &ProducerRecord,
+        size: usize,
+        prepaid: usize,
+        since: Instant,
+    ) -> Result<Option<DeliveryHandle>> {
+        match self.topic_metadata(&record.topic, since).await {
+            Ok(topic) => self.append_to(topic, record, size, prepaid),
+            Err(e) => {
+                self.inner.shared.release(prepaid);
+                Err(e)
             }
-        };
+        }
+    }
+
+    /// `append_record` for a topic found in the map: cached for the next
+    /// records first.
+    fn append_to(
+        &self,
+        topic: Arc<TopicQueues>,
+        record: &ProducerRecord,
+        size: usize,
+        prepaid: usize,
+    ) -> Result<Option<DeliveryHandle>> {
+        let shared = &*self.inner.shared;
         if shared.first_topic.set(topic.clone()).is_err() {
             shared.last_topic.store(Some(topic.clone()));
         }
