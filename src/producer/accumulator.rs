@@ -21,9 +21,12 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
-use crate::records::{Compression, CompressionRatio, Header, RecordBatchBuilder};
+use crate::records::{
+    Compression, CompressionRatio, Header, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
+};
 
 use super::error::{ProducerError, Result};
+use super::pool::BufferPool;
 use super::record::{BatchCompletion, DeliveryHandle};
 
 /// Whether a partition was added to the current transaction.
@@ -163,16 +166,24 @@ pub(crate) struct TopicQueues {
     /// as the Java client's per-topic estimator): read when a batch opens,
     /// updated when one is sealed.
     ratio: Mutex<CompressionRatio>,
+    /// The producer's batch buffers (shared by every topic).
+    pub pool: Arc<BufferPool>,
 }
 
 impl TopicQueues {
-    pub fn new(name: Arc<str>, partition_count: usize, available: Arc<[i32]>) -> Self {
+    pub fn new(
+        name: Arc<str>,
+        partition_count: usize,
+        available: Arc<[i32]>,
+        pool: Arc<BufferPool>,
+    ) -> Self {
         TopicQueues {
             name,
             partitions: (0..partition_count).map(PartitionQueue::new).collect(),
             sticky: AtomicI32::new(-1),
             available: RwLock::new(available),
             ratio: Mutex::new(CompressionRatio::default()),
+            pool,
         }
     }
 
@@ -192,6 +203,7 @@ impl TopicQueues {
             sticky: AtomicI32::new(self.sticky.load(Ordering::Relaxed)),
             available: RwLock::new(self.available()),
             ratio: Mutex::new(*self.ratio.lock().unwrap_or_else(|p| p.into_inner())),
+            pool: self.pool.clone(),
         }
     }
 
@@ -300,9 +312,13 @@ pub(crate) fn append(
             queue.queued_batches.fetch_add(1, Ordering::Relaxed);
             appended.sealed = true;
         }
-        let mut builder = RecordBatchBuilder::with_capacity(
+        // A buffer of an earlier batch when one is free (see `pool`).
+        let capacity = state.batch_capacity(settings.batch_size).max(record.size);
+        let mut builder = RecordBatchBuilder::with_buffer(
             settings.compression,
-            state.batch_capacity(settings.batch_size).max(record.size),
+            topic
+                .pool
+                .take(RECORD_BATCH_OVERHEAD.saturating_add(capacity)),
         );
         builder
             .set_compression_level(settings.compression_level)
