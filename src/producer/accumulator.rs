@@ -106,13 +106,17 @@ impl PartitionState {
     /// The buffer to reserve for a new batch: the last batch's size plus an
     /// eighth (batches cut by `linger.ms` vary in size), or up to 16 KiB at
     /// first. A large `batch.size` thus costs memory only where batches do
-    /// get large; a batch that outgrows its buffer reallocates once.
+    /// get large; a batch that outgrows its buffer reallocates once. No more
+    /// than `batch.size` after a batch of at most `batch.size` (a full
+    /// uncompressed batch does not grow); a compressed batch's records may
+    /// exceed it.
     pub fn batch_capacity(&self, batch_size: usize) -> usize {
         const FIRST_BATCH_CAPACITY: usize = 16 * 1024;
         if self.last_batch_bytes == 0 {
             batch_size.min(FIRST_BATCH_CAPACITY)
         } else {
-            self.last_batch_bytes + self.last_batch_bytes / 8
+            (self.last_batch_bytes + self.last_batch_bytes / 8)
+                .min(batch_size.max(self.last_batch_bytes))
         }
     }
 }

@@ -98,11 +98,12 @@ impl Producer {
             topics: Default::default(),
             topics_generation: AtomicUsize::new(0),
             memory: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
-            // Idle buffers up to buffer.memory; batches up to 4x batch.size
-            // (a compressed batch's records exceed batch.size before
-            // compression).
+            // Idle capacity up to 2x buffer.memory (pooled buffers are
+            // rounded up, and only the part batches used is resident);
+            // batches up to 4x batch.size (a compressed batch's records
+            // exceed batch.size before compression).
             pool: Arc::new(BufferPool::new(
-                config.buffer_memory,
+                config.buffer_memory.saturating_mul(2),
                 config.batch_size.saturating_mul(4),
             )),
             wake: Notify::new(),
