@@ -24,9 +24,12 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::Semaphore;
 
-use crate::records::{Compression, CompressionRatio, Header, RecordBatchBuilder};
+use crate::records::{
+    Compression, CompressionRatio, Header, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
+};
 
 use super::error::{ProducerError, Result};
+use super::pool::BufferPool;
 use super::record::{BatchCompletion, DeliveryHandle};
 
 /// Whether a partition was added to the current transaction.
@@ -108,23 +111,20 @@ impl PartitionState {
         self.acked_sequence = sequence;
     }
 
-    /// The buffer to reserve for a new batch: the last batch's size plus a
-    /// half (batches cut by `linger.ms` vary in size, and a batch that
-    /// outgrows its buffer copies itself into one twice as large), or up
-    /// to 16 KiB at first. Without compression, at most `batch.size` and a
-    /// sixteenth (such a batch never holds more than `batch.size` plus one
-    /// record). A large `batch.size` thus costs memory only where batches
-    /// do get large.
-    pub fn batch_capacity(&self, settings: &BatchSettings) -> usize {
+    /// The buffer to reserve for a new batch: the last batch's size plus an
+    /// eighth (batches cut by `linger.ms` vary in size), or up to 16 KiB at
+    /// first. A large `batch.size` thus costs memory only where batches do
+    /// get large; a batch that outgrows its buffer reallocates once. No more
+    /// than `batch.size` after a batch of at most `batch.size` (a full
+    /// uncompressed batch does not grow); a compressed batch's records may
+    /// exceed it.
+    pub fn batch_capacity(&self, batch_size: usize) -> usize {
         const FIRST_BATCH_CAPACITY: usize = 16 * 1024;
-        let batch_size = settings.batch_size;
         if self.last_batch_bytes == 0 {
             batch_size.min(FIRST_BATCH_CAPACITY)
-        } else if settings.compression == Compression::None {
-            (self.last_batch_bytes + self.last_batch_bytes / 2)
-                .min(batch_size.saturating_add(batch_size / 16))
         } else {
-            self.last_batch_bytes + self.last_batch_bytes / 2
+            (self.last_batch_bytes + self.last_batch_bytes / 8)
+                .min(batch_size.max(self.last_batch_bytes))
         }
     }
 }
@@ -181,10 +181,17 @@ pub(crate) struct TopicQueues {
     /// as the Java client's per-topic estimator): read when a batch opens,
     /// updated when one is sealed.
     ratio: Mutex<CompressionRatio>,
+    /// The producer's batch buffers (shared by every topic).
+    pub pool: Arc<BufferPool>,
 }
 
 impl TopicQueues {
-    pub fn new(name: Arc<str>, partition_count: usize, available: Arc<[i32]>) -> Self {
+    pub fn new(
+        name: Arc<str>,
+        partition_count: usize,
+        available: Arc<[i32]>,
+        pool: Arc<BufferPool>,
+    ) -> Self {
         TopicQueues {
             name,
             partitions: (0..partition_count).map(PartitionQueue::new).collect(),
@@ -192,6 +199,7 @@ impl TopicQueues {
             available: RwLock::new(available),
             replaced: AtomicBool::new(false),
             ratio: Mutex::new(CompressionRatio::default()),
+            pool,
         }
     }
 
@@ -212,6 +220,7 @@ impl TopicQueues {
             available: RwLock::new(self.available()),
             replaced: AtomicBool::new(false),
             ratio: Mutex::new(*self.ratio.lock().unwrap_or_else(|p| p.into_inner())),
+            pool: self.pool.clone(),
         }
     }
 
@@ -418,9 +427,13 @@ pub(crate) fn append(
         }
     }
     if state.open.is_none() {
-        let mut builder = RecordBatchBuilder::with_capacity(
+        // A buffer of an earlier batch when one is free (see `pool`).
+        let capacity = state.batch_capacity(settings.batch_size).max(record.size);
+        let mut builder = RecordBatchBuilder::with_buffer(
             settings.compression,
-            state.batch_capacity(settings).max(record.size),
+            topic
+                .pool
+                .take(RECORD_BATCH_OVERHEAD.saturating_add(capacity)),
         );
         builder
             .set_compression_level(settings.compression_level)
@@ -486,7 +499,12 @@ mod tests {
     impl Fixture {
         fn new(batch_size: usize, permits: usize) -> Fixture {
             Fixture {
-                topic: TopicQueues::new("t".into(), 1, Arc::from([0])),
+                topic: TopicQueues::new(
+                    "t".into(),
+                    1,
+                    Arc::from([0]),
+                    Arc::new(crate::producer::pool::BufferPool::new(1 << 20, 1 << 20)),
+                ),
                 memory: Semaphore::new(permits),
                 outstanding: AtomicUsize::new(0),
                 settings: BatchSettings {

@@ -16,6 +16,7 @@ use super::config::ProducerConfig;
 use super::error::{ProducerError, Result};
 use super::metrics::{Counters, ProducerMetrics};
 use super::partitioner::{next_sticky_partition, partition_for_key};
+use super::pool::BufferPool;
 use super::record::{DeliveryHandle, ProducerRecord};
 use super::sender::Sender;
 use super::state::{Shared, TxnShared};
@@ -98,6 +99,14 @@ impl Producer {
             topics: Default::default(),
             topics_generation: AtomicUsize::new(0),
             memory: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
+            // Idle capacity up to 2x buffer.memory (pooled buffers are
+            // rounded up, and only the part batches used is resident);
+            // batches up to 4x batch.size (a compressed batch's records
+            // exceed batch.size before compression).
+            pool: Arc::new(BufferPool::new(
+                config.buffer_memory.saturating_mul(2),
+                config.batch_size.saturating_mul(4),
+            )),
             wake: Notify::new(),
             epoch: Instant::now(),
             sender_wake_at: AtomicU64::new(u64::MAX),

@@ -15,6 +15,7 @@ use super::accumulator::{BatchSettings, ProducerBatch, TopicQueues};
 use super::config::ProducerConfig;
 use super::error::ProducerError;
 use super::metrics::Counters;
+use super::pool::BufferPool;
 use super::record::BatchAck;
 
 /// Transaction bookkeeping shared with the sender.
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     pub topics_generation: AtomicUsize,
     /// `buffer.memory` as permits of one byte.
     pub memory: Semaphore,
+    /// Buffers of finished batches, for new ones (bounded; see `pool`).
+    pub pool: Arc<BufferPool>,
     /// Wakes the sender: a batch was sealed, a batch was opened that is due
     /// before the sender's next wake-up, a flush or close began.
     pub wake: Notify,
@@ -97,6 +100,7 @@ impl Shared {
             Arc::from(name),
             metadata.partition_count(),
             metadata.available_partitions().into(),
+            self.pool.clone(),
         );
         for q in queues.partitions.iter() {
             q.lock().leader = metadata.partition(q.index).map_or(-1, |p| p.leader_id);
@@ -208,6 +212,11 @@ impl Shared {
         // (`metrics().buffer_used_bytes` does not lag behind the handles).
         self.release(batch.reserved);
         batch.completion.complete(outcome);
+        // The request that carried the batch is gone: its buffer can hold
+        // the next one.
+        if let Some(encoded) = batch.encoded {
+            self.pool.recycle(encoded);
+        }
         if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
         }
