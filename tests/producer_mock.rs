@@ -311,10 +311,17 @@ async fn batch_size_bounds_compressed_batches_by_the_estimated_ratio() {
     let producer = producer(&mock.bootstrap_servers(), config).await;
     // Very compressible values: lz4 shrinks them several times.
     let value = Bytes::from("compressible value, ".repeat(10));
-    let mut handles = Vec::new();
+    // At most 3,000 records (more than a full batch holds) ahead of the
+    // acknowledgements: the ratio is learnt from sealed batches, so a
+    // sender starved of CPU (a loaded machine) must not let the whole run
+    // append at the first estimates.
+    let mut handles = std::collections::VecDeque::new();
     for _ in 0..40_000 {
         let record = ProducerRecord::new(topic, value.clone());
-        handles.push(producer.send(record).await.unwrap());
+        handles.push_back(producer.send(record).await.unwrap());
+        if handles.len() > 3_000 {
+            handles.pop_front().unwrap().await.expect("delivered");
+        }
     }
     producer.flush().await.unwrap();
     for handle in handles {

@@ -1144,13 +1144,16 @@ enum Frame {
 
 impl Frame {
     /// Writes the frame into `out` (parts at least as large as its buffer
-    /// go to the socket directly, without a copy).
-    async fn write_to<W: AsyncWrite + Unpin>(&self, out: &mut BufWriter<W>) -> std::io::Result<()> {
+    /// go to the socket directly, without a copy). Each part is let go as
+    /// soon as it is written (copied into `out` or the socket): a spliced
+    /// payload's owner (the producer's batch) can then reuse its buffer when
+    /// the response comes, even while later frames are still being written.
+    async fn write_to<W: AsyncWrite + Unpin>(self, out: &mut BufWriter<W>) -> std::io::Result<()> {
         match self {
-            Frame::Whole(bytes) => out.write_all(bytes).await,
+            Frame::Whole(bytes) => out.write_all(&bytes).await,
             Frame::Parts(parts) => {
                 for part in parts {
-                    out.write_all(part).await?;
+                    out.write_all(&part).await?;
                 }
                 Ok(())
             }

@@ -3,27 +3,33 @@
 //!
 //! # Design (the per-record path)
 //!
-//! `send` looks up its topic's [`TopicQueues`] under a read lock, picks a
-//! partition, takes `buffer.memory` permits with one atomic operation, and
-//! appends the record straight into the partition's open
+//! `send` finds its topic's [`TopicQueues`] through a lock-free cache, picks
+//! a partition, and appends the record straight into the partition's open
 //! [`RecordBatchBuilder`] under that partition's mutex. The mutex is
 //! uncontended in the common case (one producing task per partition at a
-//! time; the sender holds it only to take whole batches), so the per-record
-//! cost is an uncontended lock, the encoding of the record into the batch
-//! buffer, and one reference-count increment for the delivery handle. Nothing
-//! is allocated per record: batch buffers and batch completions are
-//! allocated once per batch.
+//! time; the sender holds it only to take whole batches). `buffer.memory`
+//! is taken from the semaphore by the open batch in growing steps ahead of
+//! its records (see [`append`]), so most records take their memory from the
+//! batch's credit without an atomic operation. The per-record cost is thus
+//! an uncontended lock, the encoding of the record into the batch buffer,
+//! and one reference-count increment for the delivery handle. Nothing is
+//! allocated per record: batch buffers and batch completions are allocated
+//! once per batch.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use bytes::Bytes;
+use tokio::sync::Semaphore;
 
-use crate::records::{Compression, CompressionRatio, Header, RecordBatchBuilder};
+use crate::records::{
+    Compression, CompressionRatio, Header, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
+};
 
 use super::error::{ProducerError, Result};
+use super::pool::BufferPool;
 use super::record::{BatchCompletion, DeliveryHandle};
 
 /// Whether a partition was added to the current transaction.
@@ -48,8 +54,13 @@ pub(crate) struct ProducerBatch {
     pub encoded: Option<Bytes>,
     pub completion: Arc<BatchCompletion>,
     pub created: Instant,
-    /// `buffer.memory` permits held until the batch completes.
+    /// `buffer.memory` permits held until the batch completes: the bytes
+    /// of its records plus `credit`.
     pub reserved: usize,
+    /// Permits taken ahead for the next records of the open batch (see
+    /// [`append`]); given back when an append seals the batch, otherwise
+    /// with the rest of `reserved` when the batch completes.
+    pub credit: usize,
     pub records: usize,
     /// Bytes before compression.
     pub uncompressed: usize,
@@ -103,13 +114,17 @@ impl PartitionState {
     /// The buffer to reserve for a new batch: the last batch's size plus an
     /// eighth (batches cut by `linger.ms` vary in size), or up to 16 KiB at
     /// first. A large `batch.size` thus costs memory only where batches do
-    /// get large; a batch that outgrows its buffer reallocates once.
+    /// get large; a batch that outgrows its buffer reallocates once. No more
+    /// than `batch.size` after a batch of at most `batch.size` (a full
+    /// uncompressed batch does not grow); a compressed batch's records may
+    /// exceed it.
     pub fn batch_capacity(&self, batch_size: usize) -> usize {
         const FIRST_BATCH_CAPACITY: usize = 16 * 1024;
         if self.last_batch_bytes == 0 {
             batch_size.min(FIRST_BATCH_CAPACITY)
         } else {
-            self.last_batch_bytes + self.last_batch_bytes / 8
+            (self.last_batch_bytes + self.last_batch_bytes / 8)
+                .min(batch_size.max(self.last_batch_bytes))
         }
     }
 }
@@ -159,20 +174,32 @@ pub(crate) struct TopicQueues {
     pub sticky: AtomicI32,
     /// Partitions with a leader, from the last metadata.
     pub available: RwLock<Arc<[i32]>>,
+    /// A copy with more partitions replaced this one (see `grown`): sends
+    /// must look the topic up again.
+    pub replaced: AtomicBool,
     /// The topic's compression ratio estimate (the records layer's rule,
     /// as the Java client's per-topic estimator): read when a batch opens,
     /// updated when one is sealed.
     ratio: Mutex<CompressionRatio>,
+    /// The producer's batch buffers (shared by every topic).
+    pub pool: Arc<BufferPool>,
 }
 
 impl TopicQueues {
-    pub fn new(name: Arc<str>, partition_count: usize, available: Arc<[i32]>) -> Self {
+    pub fn new(
+        name: Arc<str>,
+        partition_count: usize,
+        available: Arc<[i32]>,
+        pool: Arc<BufferPool>,
+    ) -> Self {
         TopicQueues {
             name,
             partitions: (0..partition_count).map(PartitionQueue::new).collect(),
             sticky: AtomicI32::new(-1),
             available: RwLock::new(available),
+            replaced: AtomicBool::new(false),
             ratio: Mutex::new(CompressionRatio::default()),
+            pool,
         }
     }
 
@@ -191,7 +218,9 @@ impl TopicQueues {
             partitions,
             sticky: AtomicI32::new(self.sticky.load(Ordering::Relaxed)),
             available: RwLock::new(self.available()),
+            replaced: AtomicBool::new(false),
             ratio: Mutex::new(*self.ratio.lock().unwrap_or_else(|p| p.into_inner())),
+            pool: self.pool.clone(),
         }
     }
 
@@ -226,6 +255,18 @@ pub(crate) struct BatchSettings {
     pub batch_size: usize,
     pub compression: Compression,
     pub compression_level: Option<i32>,
+    /// The most `buffer.memory` an open batch takes ahead of its records
+    /// at once (see [`append`]).
+    pub max_credit: usize,
+}
+
+impl BatchSettings {
+    /// `max_credit` for a producer: at most a batch, and at most 1/16 of
+    /// `buffer.memory`, so that credit held ahead never starves other
+    /// partitions of a small buffer.
+    pub fn max_credit(batch_size: usize, buffer_memory: usize) -> usize {
+        batch_size.min(buffer_memory / 16).max(1)
+    }
 }
 
 /// What an append did besides adding the record.
@@ -244,15 +285,18 @@ pub(crate) struct RecordParts<'a> {
     pub key: Option<&'a [u8]>,
     pub value: Option<&'a [u8]>,
     pub headers: &'a [Header],
-    /// `size_estimate`, already reserved from `buffer.memory`.
+    /// `size_estimate`: what the record counts against `buffer.memory`.
     pub size: usize,
+    /// `buffer.memory` permits the caller already took for this record
+    /// (0, or `size` after waiting for memory). [`append`] owns them: they
+    /// join the batch's credit, or are given back if the append fails
+    /// before a batch is chosen.
+    pub prepaid: usize,
 }
 
 /// Up to this many headers are passed to the batch builder from the stack.
 const INLINE_HEADERS: usize = 8;
 
-/// Appends a record to the partition's open batch, opening a new batch (and
-/// sealing the full one) when it does not fit.
 /// A header's key as the batch builder takes it: Kafka header keys are text.
 fn header_key(header: &Header) -> Result<&str> {
     header
@@ -260,13 +304,66 @@ fn header_key(header: &Header) -> Result<&str> {
         .map_err(|_| ProducerError::InvalidRecord("a header key is not valid UTF-8".into()))
 }
 
+/// Takes `bytes` permits of `buffer.memory` if they are free now.
+fn try_take(memory: &Semaphore, bytes: usize) -> bool {
+    let Ok(permits) = u32::try_from(bytes) else {
+        return false;
+    };
+    match memory.try_acquire_many(permits) {
+        Ok(p) => {
+            p.forget();
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Gives `bytes` permits back to `buffer.memory`.
+pub(crate) fn give_back(memory: &Semaphore, bytes: usize) {
+    if bytes > 0 {
+        memory.add_permits(bytes);
+    }
+}
+
+/// Moves the open batch to the ready queue, giving back the credit it
+/// took ahead and will no longer use.
+fn seal_open(queue: &PartitionQueue, state: &mut PartitionState, memory: &Semaphore) -> bool {
+    let Some(mut full) = state.open.take() else {
+        return false;
+    };
+    let unused = std::mem::take(&mut full.credit);
+    full.reserved -= unused;
+    give_back(memory, unused);
+    state.ready.push_back(full);
+    queue.queued_batches.fetch_add(1, Ordering::Relaxed);
+    true
+}
+
+/// Appends a record to the partition's open batch, opening a new batch (and
+/// sealing the full one) when it does not fit.
+///
+/// # `buffer.memory`
+///
+/// The open batch takes permits from `memory` ahead of its records, in
+/// steps that grow with the batch (as many bytes as its records hold so
+/// far, at most [`BatchSettings::max_credit`]), so a batch of `n` records
+/// costs about `log2(n)` semaphore operations instead of `n`. Every byte a
+/// record counts is held before the record is appended, so the bytes
+/// buffered never exceed `buffer.memory`; credit not used yet is at most
+/// what the batch's records hold and is given back when the batch is
+/// sealed by an append, or with the batch's memory when it completes.
+///
+/// Returns no handle when `memory` has no room for the record now: the
+/// caller waits for `record.size` permits and appends again with them
+/// prepaid (such an append always finds its memory).
 pub(crate) fn append(
     topic: &TopicQueues,
     queue: &PartitionQueue,
     settings: &BatchSettings,
+    memory: &Semaphore,
     outstanding: &AtomicUsize,
     record: RecordParts<'_>,
-) -> Result<(DeliveryHandle, Appended)> {
+) -> Result<(Option<DeliveryHandle>, Appended)> {
     let mut inline: [(&str, Option<&[u8]>); INLINE_HEADERS];
     let spilled: Vec<(&str, Option<&[u8]>)>;
     let headers: &[(&str, Option<&[u8]>)] = if record.headers.is_empty() {
@@ -274,15 +371,28 @@ pub(crate) fn append(
     } else if record.headers.len() <= INLINE_HEADERS {
         inline = [("", None); INLINE_HEADERS];
         for (slot, h) in inline.iter_mut().zip(record.headers) {
-            *slot = (header_key(h)?, h.value.as_deref());
+            match header_key(h) {
+                Ok(key) => *slot = (key, h.value.as_deref()),
+                Err(e) => {
+                    give_back(memory, record.prepaid);
+                    return Err(e);
+                }
+            }
         }
         &inline[..record.headers.len()]
     } else {
-        spilled = record
+        match record
             .headers
             .iter()
             .map(|h| Ok((header_key(h)?, h.value.as_deref())))
-            .collect::<Result<_>>()?;
+            .collect::<Result<_>>()
+        {
+            Ok(v) => spilled = v,
+            Err(e) => {
+                give_back(memory, record.prepaid);
+                return Err(e);
+            }
+        }
         &spilled
     };
     let mut appended = Appended::default();
@@ -294,15 +404,36 @@ pub(crate) fn append(
         let builder = b.builder.as_ref().expect("open batches have a builder");
         builder.is_empty() || builder.estimated_size_in_bytes() + record.size <= settings.batch_size
     });
-    if !fits {
-        if let Some(full) = state.open.take() {
-            state.ready.push_back(full);
-            queue.queued_batches.fetch_add(1, Ordering::Relaxed);
-            appended.sealed = true;
+    if !fits && seal_open(queue, &mut state, memory) {
+        appended.sealed = true;
+    }
+    // The record's memory, before a batch is opened for it.
+    let (credit, used) = state
+        .open
+        .as_ref()
+        .map_or((0, 0), |b| (b.credit, b.reserved - b.credit));
+    let mut taken = record.prepaid;
+    if credit + taken < record.size {
+        let needed = record.size - credit - taken;
+        let ahead = needed.max(used.min(settings.max_credit));
+        if try_take(memory, ahead) {
+            taken += ahead;
+        } else if ahead > needed && try_take(memory, needed) {
+            taken += needed;
+        } else {
+            drop(state);
+            give_back(memory, taken);
+            return Ok((None, appended));
         }
-        let mut builder = RecordBatchBuilder::with_capacity(
+    }
+    if state.open.is_none() {
+        // A buffer of an earlier batch when one is free (see `pool`).
+        let capacity = state.batch_capacity(settings.batch_size).max(record.size);
+        let mut builder = RecordBatchBuilder::with_buffer(
             settings.compression,
-            state.batch_capacity(settings.batch_size).max(record.size),
+            topic
+                .pool
+                .take(RECORD_BATCH_OVERHEAD.saturating_add(capacity)),
         );
         builder
             .set_compression_level(settings.compression_level)
@@ -314,6 +445,7 @@ pub(crate) fn append(
             completion: BatchCompletion::new(topic.name.clone(), queue.index),
             created,
             reserved: 0,
+            credit: 0,
             records: 0,
             uncompressed: 0,
             attempts: 0,
@@ -327,20 +459,173 @@ pub(crate) fn append(
         appended.opened_at = Some(created);
     }
     let batch = state.open.as_mut().expect("opened above");
+    // From here the permits are the batch's: a failed append leaves them
+    // as credit, given back with the batch.
+    batch.reserved += taken;
+    batch.credit += taken;
     let builder = batch.builder.as_mut().expect("open batches have a builder");
     let delta = builder
         .append(record.timestamp, record.key, record.value, headers)
         .map_err(|e| ProducerError::InvalidRecord(e.to_string()))?;
-    batch.reserved += record.size;
+    batch.credit -= record.size;
     batch.records += 1;
     let handle = DeliveryHandle::new(batch.completion.clone(), delta, record.timestamp);
     // A batch that reached batch.size is sealed now, so the sender need not
     // wait for the next record (or linger) to send it.
     if builder.estimated_size_in_bytes() >= settings.batch_size {
-        let full = state.open.take().expect("present");
-        state.ready.push_back(full);
-        queue.queued_batches.fetch_add(1, Ordering::Relaxed);
+        seal_open(queue, &mut state, memory);
         appended.sealed = true;
     }
-    Ok((handle, appended))
+    Ok((Some(handle), appended))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUFFER_MEMORY: usize = 10_000;
+    const VALUE: &[u8] = &[7; 100];
+    /// `size_estimate` of the test record (16-byte key, 100-byte value).
+    const SIZE: usize = 137;
+
+    /// One partition, `buffer.memory` and the producer's batch counter.
+    struct Fixture {
+        topic: TopicQueues,
+        memory: Semaphore,
+        outstanding: AtomicUsize,
+        settings: BatchSettings,
+    }
+
+    impl Fixture {
+        fn new(batch_size: usize, permits: usize) -> Fixture {
+            Fixture {
+                topic: TopicQueues::new(
+                    "t".into(),
+                    1,
+                    Arc::from([0]),
+                    Arc::new(crate::producer::pool::BufferPool::new(1 << 20, 1 << 20)),
+                ),
+                memory: Semaphore::new(permits),
+                outstanding: AtomicUsize::new(0),
+                settings: BatchSettings {
+                    batch_size,
+                    compression: Compression::None,
+                    compression_level: None,
+                    max_credit: BatchSettings::max_credit(batch_size, BUFFER_MEMORY),
+                },
+            }
+        }
+
+        fn queue(&self) -> &PartitionQueue {
+            &self.topic.partitions[0]
+        }
+
+        /// Appends the test record with `prepaid` permits.
+        fn append(
+            &self,
+            prepaid: usize,
+            headers: &[Header],
+        ) -> Result<(Option<DeliveryHandle>, Appended)> {
+            let record = RecordParts {
+                timestamp: 1_700_000_000_000,
+                key: Some(b"0123456789abcdef"),
+                value: Some(VALUE),
+                headers,
+                size: SIZE,
+                prepaid,
+            };
+            append(
+                &self.topic,
+                self.queue(),
+                &self.settings,
+                &self.memory,
+                &self.outstanding,
+                record,
+            )
+        }
+
+        /// Permits held by the partition's batches, and the bytes their
+        /// records count.
+        fn held(&self) -> (usize, usize) {
+            let state = self.queue().lock();
+            state
+                .ready
+                .iter()
+                .chain(state.open.as_ref())
+                .fold((0, 0), |(reserved, used), b| {
+                    (reserved + b.reserved, used + b.reserved - b.credit)
+                })
+        }
+    }
+
+    #[test]
+    fn credit_never_lets_buffered_bytes_exceed_buffer_memory() {
+        for batch_size in [1_000_000, 16 * 1024, 1_000] {
+            let f = Fixture::new(batch_size, BUFFER_MEMORY);
+            let mut appended = 0;
+            while let (Some(_), _) = f.append(0, &[]).unwrap() {
+                appended += 1;
+                let (reserved, used) = f.held();
+                // Every permit is either free or held by a batch.
+                assert_eq!(reserved + f.memory.available_permits(), BUFFER_MEMORY);
+                assert_eq!(used, appended * SIZE);
+                // Credit taken ahead is at most what the records hold.
+                assert!(reserved - used <= used.max(SIZE), "{reserved} for {used}");
+            }
+            // Full: the records fill buffer.memory up to less than one
+            // record plus the credit of the open batch.
+            let (reserved, used) = f.held();
+            assert!(used <= BUFFER_MEMORY);
+            assert!(
+                BUFFER_MEMORY - used < SIZE + f.settings.max_credit,
+                "batch.size {batch_size}: {used} bytes used, {reserved} reserved"
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_sealed_by_an_append_gives_its_credit_back() {
+        // Batches of 5 records (61-byte header + 5 * 122-byte records).
+        let f = Fixture::new(700, BUFFER_MEMORY);
+        for _ in 0..12 {
+            assert!(f.append(0, &[]).unwrap().0.is_some());
+        }
+        let state = f.queue().lock();
+        assert!(state.ready.len() >= 2);
+        for batch in &state.ready {
+            assert_eq!(batch.credit, 0);
+            assert_eq!(batch.reserved, batch.records * SIZE);
+        }
+        let open = state.open.as_ref().unwrap();
+        assert_eq!(
+            f.memory.available_permits(),
+            BUFFER_MEMORY - 12 * SIZE - open.credit
+        );
+    }
+
+    #[test]
+    fn without_memory_the_append_waits_and_a_prepaid_one_succeeds() {
+        let f = Fixture::new(16 * 1024, 100);
+        let (handle, appended) = f.append(0, &[]).unwrap();
+        assert!(handle.is_none());
+        // No batch was opened for a record that could not be appended.
+        assert!(appended.opened_at.is_none() && f.queue().lock().open.is_none());
+        assert_eq!(f.memory.available_permits(), 100);
+        assert!(f.append(SIZE, &[]).unwrap().0.is_some());
+        assert_eq!(f.held(), (SIZE, SIZE));
+        assert_eq!(f.memory.available_permits(), 100);
+    }
+
+    #[test]
+    fn a_refused_record_gives_its_prepaid_memory_back() {
+        let f = Fixture::new(16 * 1024, 0);
+        let bad = [Header {
+            key: Bytes::from_static(&[0xff, 0xfe]),
+            value: None,
+        }];
+        let refused = f.append(SIZE, &bad);
+        assert!(matches!(refused, Err(ProducerError::InvalidRecord(_))));
+        assert_eq!(f.memory.available_permits(), SIZE);
+        assert_eq!(f.held(), (0, 0));
+    }
 }

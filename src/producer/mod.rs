@@ -51,6 +51,7 @@ mod config;
 mod error;
 mod metrics;
 mod partitioner;
+mod pool;
 #[allow(clippy::module_inception)]
 mod producer;
 mod record;

@@ -1,11 +1,11 @@
 //! The [`Producer`] handle.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwapOption;
-use tokio::sync::{Notify, Semaphore, TryAcquireError};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::network::{Backoff, ClientConfig, Cluster};
@@ -16,6 +16,7 @@ use super::config::ProducerConfig;
 use super::error::{ProducerError, Result};
 use super::metrics::{Counters, ProducerMetrics};
 use super::partitioner::{next_sticky_partition, partition_for_key};
+use super::pool::BufferPool;
 use super::record::{DeliveryHandle, ProducerRecord};
 use super::sender::Sender;
 use super::state::{Shared, TxnShared};
@@ -91,15 +92,25 @@ impl Producer {
                 batch_size: config.batch_size.max(1),
                 compression: config.compression,
                 compression_level: config.compression_level,
+                max_credit: BatchSettings::max_credit(config.batch_size, config.buffer_memory),
             },
             request_timeout: config.request_timeout.unwrap_or(client.request_timeout),
             backoff,
             topics: Default::default(),
             topics_generation: AtomicUsize::new(0),
             memory: Semaphore::new(config.buffer_memory.min(Semaphore::MAX_PERMITS)),
+            // Idle capacity up to 2x buffer.memory (pooled buffers are
+            // rounded up, and only the part batches used is resident);
+            // batches up to 4x batch.size (a compressed batch's records
+            // exceed batch.size before compression).
+            pool: Arc::new(BufferPool::new(
+                config.buffer_memory.saturating_mul(2),
+                config.batch_size.saturating_mul(4),
+            )),
             wake: Notify::new(),
             epoch: Instant::now(),
             sender_wake_at: AtomicU64::new(u64::MAX),
+            first_topic: OnceLock::new(),
             last_topic: ArcSwapOption::empty(),
             counters: Counters::default(),
             outstanding: AtomicUsize::new(0),
@@ -183,54 +194,119 @@ impl Producer {
                 limit: shared.config.buffer_memory,
             });
         }
-        // The fast path reads no clock and takes no lock besides the
-        // partition's: the buffer permits first (waiting only when
-        // `buffer.memory` is full), then the topic through a lock-free cache.
-        let started = self.reserve(size).await?;
-        let cached = shared.last_topic.load();
-        if let Some(topic) = cached.as_deref().filter(|t| *t.name == *record.topic) {
-            return self.append_record(topic, &record, size);
-        }
-        drop(cached);
-        let topic = match shared.topic(&record.topic) {
-            Some(topic) => topic,
-            None => {
-                let started = started.unwrap_or_else(Instant::now);
-                match self.topic_metadata(&record.topic, started).await {
-                    Ok(topic) => topic,
-                    Err(e) => {
-                        shared.release(size);
-                        return Err(e);
+        // The fast path awaits nothing and takes no lock besides the
+        // partition's: the producer's first topic through plain loads
+        // (others through a lock-free cache), the memory from
+        // the open batch's credit (see `accumulator::append`). It waits
+        // only for unknown metadata or a full `buffer.memory`, both within
+        // one `max.block.ms` that starts at the first wait.
+        let mut waiting_since: Option<Instant> = None;
+        let mut prepaid = 0;
+        loop {
+            let first = shared
+                .first_topic
+                .get()
+                .filter(|t| *t.name == *record.topic && !t.replaced.load(Ordering::Acquire));
+            // The waits are boxed: the future of `send` stays small (it is
+            // moved at least once per record), and they are rare.
+            let outcome = match first {
+                Some(topic) => self.append_record(topic, &record, size, prepaid),
+                None => match self.append_to_known_topic(&record, size, prepaid) {
+                    Some(outcome) => outcome,
+                    None => {
+                        let since = *waiting_since.get_or_insert_with(Instant::now);
+                        Box::pin(self.append_after_metadata(&record, size, prepaid, since)).await
                     }
-                }
+                },
+            };
+            if let Some(handle) = outcome? {
+                return Ok(handle);
             }
-        };
-        shared.last_topic.store(Some(topic.clone()));
-        self.append_record(&topic, &record, size)
+            // `buffer.memory` is full: wait for this record's bytes, then
+            // append again with them prepaid (which cannot lack memory).
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            Box::pin(self.wait_for_memory(size, since)).await?;
+            prepaid = size;
+        }
     }
 
-    /// Appends a record whose `size` bytes of `buffer.memory` are reserved
-    /// (released again if it fails).
+    /// `append_record` for a record of a topic other than `first_topic`,
+    /// if its metadata is known (`None`: it is not).
+    fn append_to_known_topic(
+        &self,
+        record: &ProducerRecord,
+        size: usize,
+        prepaid: usize,
+    ) -> Option<Result<Option<DeliveryHandle>>> {
+        let shared = &*self.inner.shared;
+        {
+            let cached = shared.last_topic.load();
+            if let Some(topic) = cached.as_deref().filter(|t| *t.name == *record.topic) {
+                return Some(self.append_record(topic, record, size, prepaid));
+            }
+        }
+        let topic = shared.topic(&record.topic)?;
+        Some(self.append_to(topic, record, size, prepaid))
+    }
+
+    /// `append_record` for a record of a topic first seen: waits for its
+    /// metadata (within `max.block.ms` after `since`).
+    async fn append_after_metadata(
+        &self,
+        record: &ProducerRecord,
+        size: usize,
+        prepaid: usize,
+        since: Instant,
+    ) -> Result<Option<DeliveryHandle>> {
+        match self.topic_metadata(&record.topic, since).await {
+            Ok(topic) => self.append_to(topic, record, size, prepaid),
+            Err(e) => {
+                self.inner.shared.release(prepaid);
+                Err(e)
+            }
+        }
+    }
+
+    /// `append_record` for a topic found in the map: cached for the next
+    /// records first.
+    fn append_to(
+        &self,
+        topic: Arc<TopicQueues>,
+        record: &ProducerRecord,
+        size: usize,
+        prepaid: usize,
+    ) -> Result<Option<DeliveryHandle>> {
+        let shared = &*self.inner.shared;
+        if shared.first_topic.set(topic.clone()).is_err() {
+            shared.last_topic.store(Some(topic.clone()));
+        }
+        self.append_record(&topic, record, size, prepaid)
+    }
+
+    /// Appends a record (see `accumulator::append`, which owns `prepaid`).
+    /// `None`: `buffer.memory` has no room for it now.
     fn append_record(
         &self,
         topic: &TopicQueues,
         record: &ProducerRecord,
         size: usize,
-    ) -> Result<DeliveryHandle> {
+        prepaid: usize,
+    ) -> Result<Option<DeliveryHandle>> {
         let shared = &*self.inner.shared;
         let partition = match self.choose_partition(topic, record) {
             Ok(p) => p,
             Err(e) => {
-                shared.release(size);
+                shared.release(prepaid);
                 return Err(e);
             }
         };
         let queue = &topic.partitions[partition as usize];
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
-        let result = append(
+        let (handle, appended) = append(
             topic,
             queue,
             &shared.settings,
+            &shared.memory,
             &shared.outstanding,
             RecordParts {
                 timestamp,
@@ -238,15 +314,9 @@ impl Producer {
                 value: record.value.as_deref(),
                 headers: &record.headers,
                 size,
+                prepaid,
             },
-        );
-        let (handle, appended) = match result {
-            Ok(ok) => ok,
-            Err(e) => {
-                shared.release(size);
-                return Err(e);
-            }
-        };
+        )?;
         if appended.sealed
             && record.partition.is_none()
             && topic.sticky.load(Ordering::Relaxed) == partition
@@ -321,37 +391,22 @@ impl Producer {
         }
     }
 
-    /// Takes `size` bytes of `buffer.memory`, waiting at most `max.block.ms`
-    /// when it is full. Returns when the wait began (`None`: no wait), so a
-    /// metadata wait that follows shares the same `max.block.ms`.
-    async fn reserve(&self, size: usize) -> Result<Option<Instant>> {
+    /// Takes `size` bytes of `buffer.memory`, waiting while it is full,
+    /// until `max.block.ms` after `since`.
+    async fn wait_for_memory(&self, size: usize, since: Instant) -> Result<()> {
         let shared = &*self.inner.shared;
-        let permits = size as u32;
-        match shared.memory.try_acquire_many(permits) {
-            Ok(p) => {
+        let max_block = shared.config.max_block;
+        let left = max_block.saturating_sub(since.elapsed());
+        match tokio::time::timeout(left, shared.memory.acquire_many(size as u32)).await {
+            Ok(Ok(p)) => {
                 p.forget();
-                Ok(None)
+                Ok(())
             }
-            Err(TryAcquireError::Closed) => Err(ProducerError::Closed),
-            Err(TryAcquireError::NoPermits) => {
-                let started = Instant::now();
-                match tokio::time::timeout(
-                    shared.config.max_block,
-                    shared.memory.acquire_many(permits),
-                )
-                .await
-                {
-                    Ok(Ok(p)) => {
-                        p.forget();
-                        Ok(Some(started))
-                    }
-                    Ok(Err(_)) => Err(ProducerError::Closed),
-                    Err(_) => Err(ProducerError::MaxBlockTimeout {
-                        timeout: shared.config.max_block,
-                        waiting_for: "buffer memory",
-                    }),
-                }
-            }
+            Ok(Err(_)) => Err(ProducerError::Closed),
+            Err(_) => Err(ProducerError::MaxBlockTimeout {
+                timeout: max_block,
+                waiting_for: "buffer memory",
+            }),
         }
     }
 

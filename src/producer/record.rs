@@ -180,19 +180,24 @@ impl BatchCompletion {
 /// `delivery.timeout.ms`), or failed with [`ProducerError::DroppedOnClose`].
 #[derive(Debug)]
 pub struct DeliveryHandle {
+    // 24 bytes: an application may hold hundreds of thousands of handles.
     completion: Arc<BatchCompletion>,
-    offset_delta: i32,
     timestamp: i64,
-    waker_slot: Option<usize>,
+    offset_delta: i32,
+    /// Where this handle's waker is in the completion's list
+    /// (`NO_WAKER_SLOT` before the first pending poll).
+    waker_slot: u32,
 }
+
+const NO_WAKER_SLOT: u32 = u32::MAX;
 
 impl DeliveryHandle {
     pub(crate) fn new(completion: Arc<BatchCompletion>, offset_delta: i32, timestamp: i64) -> Self {
         DeliveryHandle {
             completion,
-            offset_delta,
             timestamp,
-            waker_slot: None,
+            offset_delta,
+            waker_slot: NO_WAKER_SLOT,
         }
     }
 
@@ -250,15 +255,17 @@ impl Future for DeliveryHandle {
             drop(wakers);
             return Poll::Ready(this.metadata(outcome));
         }
-        match this.waker_slot {
-            Some(i) if i < wakers.len() => {
-                if !wakers[i].will_wake(cx.waker()) {
-                    wakers[i] = cx.waker().clone();
+        match wakers.get_mut(this.waker_slot as usize) {
+            Some(waker) => {
+                if !waker.will_wake(cx.waker()) {
+                    *waker = cx.waker().clone();
                 }
             }
-            _ => {
+            None => {
+                // A batch has at most i32::MAX records, so a slot fits a
+                // u32 below NO_WAKER_SLOT.
+                this.waker_slot = u32::try_from(wakers.len()).unwrap_or(NO_WAKER_SLOT);
                 wakers.push(cx.waker().clone());
-                this.waker_slot = Some(wakers.len() - 1);
             }
         }
         Poll::Pending
@@ -286,6 +293,11 @@ mod tests {
         assert_eq!((b.offset, b.timestamp, b.partition), (104, 11, 3));
         let c = DeliveryHandle::new(completion.clone(), 1, 0);
         assert_eq!(c.try_result().unwrap().unwrap().offset, 101);
+    }
+
+    #[test]
+    fn a_handle_is_three_words() {
+        assert_eq!(std::mem::size_of::<DeliveryHandle>(), 24);
     }
 
     #[tokio::test]

@@ -1131,11 +1131,20 @@ fn seal(
     builder.set_transactional(transactional);
     batch.uncompressed = builder.size_in_bytes();
     state.last_batch_bytes = batch.uncompressed;
+    let compressed = builder.compression() != Compression::None;
+    if compressed {
+        // Room for incompressible records plus the codec's framing.
+        let room = batch.uncompressed + batch.uncompressed / 8 + 1024;
+        builder.set_output_buffer(topic.pool.take(room));
+    }
     let sealed = builder
         .seal()
         .map_err(|e| ProducerError::InvalidRecord(e.to_string()))?;
-    if builder.compression() != Compression::None {
+    if compressed {
         topic.observe_compression_ratio(sealed.compression_ratio);
+        // The records are compressed out of their buffer: free for the
+        // next batch.
+        topic.pool.give(builder.into_buffer());
     }
     batch.encoded = Some(sealed.bytes);
     Ok(())

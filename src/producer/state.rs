@@ -15,6 +15,7 @@ use super::accumulator::{BatchSettings, ProducerBatch, TopicQueues};
 use super::config::ProducerConfig;
 use super::error::ProducerError;
 use super::metrics::Counters;
+use super::pool::BufferPool;
 use super::record::BatchAck;
 
 /// Transaction bookkeeping shared with the sender.
@@ -47,6 +48,8 @@ pub(crate) struct Shared {
     pub topics_generation: AtomicUsize,
     /// `buffer.memory` as permits of one byte.
     pub memory: Semaphore,
+    /// Buffers of finished batches, for new ones (bounded; see `pool`).
+    pub pool: Arc<BufferPool>,
     /// Wakes the sender: a batch was sealed, a batch was opened that is due
     /// before the sender's next wake-up, a flush or close began.
     pub wake: Notify,
@@ -56,7 +59,10 @@ pub(crate) struct Shared {
     /// `u64::MAX` while it drains or sleeps without a deadline (then every
     /// newly opened batch wakes it).
     pub sender_wake_at: AtomicU64,
-    /// The topic of the last `send` (most producers write one topic): found
+    /// The first topic `send` wrote to (most producers write one topic):
+    /// found with plain loads, until it grows (`TopicQueues::replaced`).
+    pub first_topic: OnceLock<Arc<TopicQueues>>,
+    /// The topic of the last `send` that was not `first_topic`: found
     /// without a lock or a hash.
     pub last_topic: ArcSwapOption<TopicQueues>,
     pub counters: Counters,
@@ -94,6 +100,7 @@ impl Shared {
             Arc::from(name),
             metadata.partition_count(),
             metadata.available_partitions().into(),
+            self.pool.clone(),
         );
         for q in queues.partitions.iter() {
             q.lock().leader = metadata.partition(q.index).map_or(-1, |p| p.leader_id);
@@ -118,6 +125,7 @@ impl Shared {
         let mut topics = self.topics.write().unwrap_or_else(|p| p.into_inner());
         topics.insert(grown.name.clone(), grown.clone());
         drop(topics);
+        old.replaced.store(true, Ordering::Release);
         self.last_topic.store(None);
         self.topics_generation.fetch_add(1, Ordering::AcqRel);
         grown
@@ -204,6 +212,11 @@ impl Shared {
         // (`metrics().buffer_used_bytes` does not lag behind the handles).
         self.release(batch.reserved);
         batch.completion.complete(outcome);
+        // The request that carried the batch is gone: its buffer can hold
+        // the next one.
+        if let Some(encoded) = batch.encoded {
+            self.pool.recycle(encoded);
+        }
         if self.outstanding.fetch_sub(1, Ordering::AcqRel) == 1 {
             self.idle.notify_waiters();
         }

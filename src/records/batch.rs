@@ -453,8 +453,36 @@ impl RecordBatchBuilder {
 
     /// Like [`new`](Self::new), reserving room for `capacity` bytes of records.
     pub fn with_capacity(compression: Compression, capacity: usize) -> Self {
-        let mut buf = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD.saturating_add(capacity));
-        buf.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        Self::with_buffer(
+            compression,
+            BytesMut::with_capacity(RECORD_BATCH_OVERHEAD.saturating_add(capacity)),
+        )
+    }
+
+    /// Like [`new`](Self::new), encoding the records into `buffer` (its
+    /// contents are discarded, its capacity kept): a producer passes a
+    /// buffer from an earlier batch, so that no fresh memory is allocated,
+    /// page-faulted and grown batch after batch. See
+    /// [`into_buffer`](Self::into_buffer) and
+    /// [`set_output_buffer`](Self::set_output_buffer).
+    ///
+    /// ```
+    /// use bytes::BytesMut;
+    /// use ferrokafka::records::{Compression, RecordBatchBuilder};
+    ///
+    /// let mut builder = RecordBatchBuilder::with_buffer(Compression::Lz4, BytesMut::with_capacity(64 * 1024));
+    /// builder.set_output_buffer(BytesMut::with_capacity(64 * 1024));
+    /// builder.append(1_700_000_000_000, None, Some(b"value"), &[])?;
+    /// let sealed = builder.seal()?;
+    /// // The records buffer, free again once the batch is compressed.
+    /// let records = builder.into_buffer();
+    /// assert!(records.capacity() >= 64 * 1024);
+    /// # Ok::<(), ferrokafka::records::RecordsError>(())
+    /// ```
+    pub fn with_buffer(compression: Compression, mut buffer: BytesMut) -> Self {
+        buffer.clear();
+        buffer.put_bytes(0, RECORD_BATCH_OVERHEAD);
+        let buf = buffer;
         RecordBatchBuilder {
             buf,
             compressed: BytesMut::new(),
@@ -474,6 +502,30 @@ impl RecordBatchBuilder {
             base_timestamp: NO_TIMESTAMP,
             max_timestamp: NO_TIMESTAMP,
         }
+    }
+
+    /// Gives the builder the buffer its next compressed batch is written
+    /// into (its contents are discarded; it grows if too small). Without a
+    /// codec it is not used: the records buffer is the batch.
+    pub fn set_output_buffer(&mut self, mut buffer: BytesMut) -> &mut Self {
+        buffer.clear();
+        self.compressed = buffer;
+        self
+    }
+
+    /// The records buffer, emptied, for another builder
+    /// ([`with_buffer`](Self::with_buffer)), when a codec is set: sealing
+    /// compressed the records out of it, so no sealed batch uses it.
+    /// Without a codec a sealed batch *is* that buffer's memory, so nothing
+    /// is handed back (an empty buffer): recycle the sealed batch's bytes
+    /// once it is done with instead.
+    pub fn into_buffer(self) -> BytesMut {
+        if self.compression == Compression::None {
+            return BytesMut::new();
+        }
+        let mut buf = self.buf;
+        buf.clear();
+        buf
     }
 
     /// Sets the codec level (`None` = the codec's Kafka default).

@@ -38,6 +38,7 @@ use bytes::{Buf, Bytes};
 pub use batch::{
     restamp_producer_state, restamped, HeaderRef, ProducerState, RecordBatch, RecordBatchBuilder,
     RecordBatchHeader, RecordIter, SealedBatch, COMPRESSION_RATE_ESTIMATION_FACTOR,
+    RECORD_BATCH_OVERHEAD,
 };
 pub use borrowed::{BorrowedHeader, BorrowedHeaders, RecordRef, RecordRefs};
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
