@@ -339,6 +339,9 @@ fn seal_open(queue: &PartitionQueue, state: &mut PartitionState, memory: &Semaph
     true
 }
 
+/// A record header as it is encoded: its key and value, borrowed.
+type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
+
 /// Appends a record to the partition's open batch, opening a new batch (and
 /// sealing the full one) when it does not fit.
 ///
@@ -364,36 +367,36 @@ pub(crate) fn append(
     outstanding: &AtomicUsize,
     record: RecordParts<'_>,
 ) -> Result<(Option<DeliveryHandle>, Appended)> {
-    let mut inline: [(&str, Option<&[u8]>); INLINE_HEADERS];
-    let spilled: Vec<(&str, Option<&[u8]>)>;
-    let headers: &[(&str, Option<&[u8]>)] = if record.headers.is_empty() {
-        &[]
-    } else if record.headers.len() <= INLINE_HEADERS {
-        inline = [("", None); INLINE_HEADERS];
-        for (slot, h) in inline.iter_mut().zip(record.headers) {
-            match header_key(h) {
-                Ok(key) => *slot = (key, h.value.as_deref()),
-                Err(e) => {
-                    give_back(memory, record.prepaid);
-                    return Err(e);
+    let mut inline: [HeaderRef<'_>; INLINE_HEADERS];
+    let mut spilled: Option<Vec<HeaderRef<'_>>> = None;
+    let headers: Result<&[HeaderRef<'_>]> = 'headers: {
+        if record.headers.is_empty() {
+            Ok(&[])
+        } else if record.headers.len() <= INLINE_HEADERS {
+            inline = [("", None); INLINE_HEADERS];
+            for (slot, h) in inline.iter_mut().zip(record.headers) {
+                match header_key(h) {
+                    Ok(key) => *slot = (key, h.value.as_deref()),
+                    Err(e) => break 'headers Err(e),
                 }
             }
+            Ok(&inline[..record.headers.len()])
+        } else {
+            record
+                .headers
+                .iter()
+                .map(|h| Ok((header_key(h)?, h.value.as_deref())))
+                .collect::<Result<_>>()
+                .map(|v| spilled.insert(v).as_slice())
         }
-        &inline[..record.headers.len()]
-    } else {
-        match record
-            .headers
-            .iter()
-            .map(|h| Ok((header_key(h)?, h.value.as_deref())))
-            .collect::<Result<_>>()
-        {
-            Ok(v) => spilled = v,
-            Err(e) => {
-                give_back(memory, record.prepaid);
-                return Err(e);
-            }
+    };
+    // A record refused here gives back the permits it brought.
+    let headers = match headers {
+        Ok(headers) => headers,
+        Err(e) => {
+            give_back(memory, record.prepaid);
+            return Err(e);
         }
-        &spilled
     };
     let mut appended = Appended::default();
     let mut state = queue.lock();
