@@ -430,6 +430,40 @@ pub struct RecordBatchBuilder {
 /// A borrowed record header for [`RecordBatchBuilder::append`]: key and value.
 pub type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
 
+/// How far ahead of the write position [`warm_ahead`] touches the buffer.
+const WARM_AHEAD: usize = 4096;
+
+/// Touches the next [`WARM_AHEAD`] bytes of `buf`'s spare capacity (one
+/// load per cache line) each time an append of `len` bytes crosses into a
+/// new `WARM_AHEAD` chunk, and the first two chunks when the batch starts.
+///
+/// Why: a batch buffer is cold memory (a pooled buffer last written a
+/// whole request round trip ago), and the producer follows every append
+/// with locked atomics (the partition lock, the delivery handle), each of
+/// which waits until the append's stores have reached the cache. Missing
+/// lines one record at a time cost a memory round trip per record (the
+/// largest single cost of producing small records in profiles); touched a
+/// chunk ahead, 64 independent loads overlap and the appends that follow
+/// hit the cache. The loads only read bytes that are about to be written.
+#[inline]
+fn warm_ahead(buf: &mut BytesMut, len: usize) {
+    let start = buf.len();
+    let end = start + len;
+    if start / WARM_AHEAD == end / WARM_AHEAD && start != RECORD_BATCH_OVERHEAD {
+        return;
+    }
+    let from = if start == RECORD_BATCH_OVERHEAD {
+        0
+    } else {
+        (end / WARM_AHEAD + 1) * WARM_AHEAD - start
+    };
+    let spare = buf.spare_capacity_mut();
+    let to = ((end / WARM_AHEAD + 2) * WARM_AHEAD - start).min(spare.len());
+    for at in (from..to).step_by(64) {
+        std::hint::black_box(spare[at]);
+    }
+}
+
 /// A batch handed out by [`RecordBatchBuilder::seal`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct SealedBatch {
@@ -806,6 +840,7 @@ impl RecordBatchBuilder {
         let total = varint_len(body) + body.unsigned_abs() as usize;
         let buf = &mut self.buf;
         buf.reserve(total);
+        warm_ahead(buf, total);
         // The small fields around the key are gathered on the stack and
         // copied in one go each: the buffer's bounds are checked per copy,
         // not per varint byte.
