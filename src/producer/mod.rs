@@ -47,6 +47,7 @@
 //! lost silently, but they are lost. Call `close` (or `flush`) to know.
 
 mod accumulator;
+mod clock;
 mod config;
 mod error;
 mod metrics;

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
 use tokio::sync::{Notify, Semaphore};
@@ -12,6 +12,7 @@ use crate::network::{Backoff, ClientConfig, Cluster};
 use crate::protocol::ErrorCode;
 
 use super::accumulator::{append, BatchSettings, RecordParts, TopicQueues, TxnPartition};
+use super::clock;
 use super::config::ProducerConfig;
 use super::error::{ProducerError, Result};
 use super::metrics::{Counters, ProducerMetrics};
@@ -51,15 +52,6 @@ impl std::fmt::Debug for Producer {
     }
 }
 
-/// Milliseconds since the epoch (0 for a clock set before 1970), with
-/// 64-bit arithmetic only: this runs once per record.
-fn now_ms() -> i64 {
-    match SystemTime::now().duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64 * 1000 + i64::from(d.subsec_millis()),
-        Err(_) => 0,
-    }
-}
-
 impl Producer {
     /// Connects to the cluster and, with idempotence (the default), obtains
     /// a producer id. A transactional producer gets its id from
@@ -69,6 +61,7 @@ impl Producer {
     /// client's and the producer's setting.
     pub async fn new(mut client: ClientConfig, config: ProducerConfig) -> Result<Producer> {
         config.validate()?;
+        clock::calibrate();
         client.max_in_flight_requests_per_connection = client
             .max_in_flight_requests_per_connection
             .min(config.max_in_flight);
@@ -301,7 +294,7 @@ impl Producer {
             }
         };
         let queue = &topic.partitions[partition as usize];
-        let timestamp = record.timestamp.unwrap_or_else(now_ms);
+        let timestamp = record.timestamp.unwrap_or_else(clock::now_ms);
         let (handle, appended) = append(
             topic,
             queue,
