@@ -434,7 +434,7 @@ pub type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
 const WARM_AHEAD: usize = 4096;
 
 /// Touches the next [`WARM_AHEAD`] bytes of `buf`'s spare capacity (one
-/// load per cache line) each time an append of `len` bytes crosses into a
+/// byte written per cache line, without changing the buffer's length) each time an append of `len` bytes crosses into a
 /// new `WARM_AHEAD` chunk, and the first two chunks when the batch starts.
 ///
 /// Why: a batch buffer is cold memory (a pooled buffer last written a
@@ -443,8 +443,11 @@ const WARM_AHEAD: usize = 4096;
 /// which waits until the append's stores have reached the cache. Missing
 /// lines one record at a time cost a memory round trip per record (the
 /// largest single cost of producing small records in profiles); touched a
-/// chunk ahead, 64 independent loads overlap and the appends that follow
-/// hit the cache. The loads only read bytes that are about to be written.
+/// chunk ahead, 64 independent misses overlap and the appends that follow
+/// hit the cache. Writes rather than loads: a load would first map a fresh
+/// page to the shared zero page (a second page fault at the append), and
+/// would get a line that the socket writer's core still shares, which the
+/// append must then take from it.
 #[inline]
 fn warm_ahead(buf: &mut BytesMut, len: usize) {
     let start = buf.len();
@@ -460,7 +463,8 @@ fn warm_ahead(buf: &mut BytesMut, len: usize) {
     let spare = buf.spare_capacity_mut();
     let to = ((end / WARM_AHEAD + 2) * WARM_AHEAD - start).min(spare.len());
     for at in (from..to).step_by(64) {
-        std::hint::black_box(spare[at]);
+        spare[at] = std::mem::MaybeUninit::new(0);
+        std::hint::black_box(&mut spare[at]);
     }
 }
 
@@ -841,24 +845,30 @@ impl RecordBatchBuilder {
         let buf = &mut self.buf;
         buf.reserve(total);
         warm_ahead(buf, total);
-        // The small fields around the key are gathered on the stack and
-        // copied in one go each: the buffer's bounds are checked per copy,
-        // not per varint byte.
-        let mut fields = [0u8; RECORD_PREFIX_MAX];
+        // The small fields around the key (and a small key itself) are
+        // gathered on the stack and copied in one go: the buffer's bounds are
+        // checked per copy, not per varint byte, and a record costs two
+        // copies (this and its value) instead of four.
+        const FIELDS_MAX: usize = RECORD_PREFIX_MAX + SMALL_KEY_MAX + 5;
+        let mut fields = [0u8; FIELDS_MAX];
         let mut cursor = &mut fields[..];
         put_varint(&mut cursor, body);
         cursor.put_i8(0);
         put_varlong(&mut cursor, ts_delta);
         put_varint(&mut cursor, offset_delta);
         put_varint_len_prefix(&mut cursor, key);
-        let written = RECORD_PREFIX_MAX - cursor.len();
-        buf.put_slice(&fields[..written]);
-        if let Some(key) = key {
-            buf.put_slice(key);
+        match key {
+            Some(key) if key.len() <= SMALL_KEY_MAX => cursor.put_slice(key),
+            Some(key) => {
+                let written = FIELDS_MAX - cursor.len();
+                buf.put_slice(&fields[..written]);
+                buf.put_slice(key);
+                cursor = &mut fields[..];
+            }
+            None => {}
         }
-        let mut cursor = &mut fields[..];
         put_varint_len_prefix(&mut cursor, value);
-        let written = RECORD_PREFIX_MAX - cursor.len();
+        let written = FIELDS_MAX - cursor.len();
         buf.put_slice(&fields[..written]);
         if let Some(value) = value {
             buf.put_slice(value);
@@ -1132,6 +1142,9 @@ fn varint_bytes_len(value: Option<&[u8]>) -> Result<usize, RecordsError> {
 /// The most bytes a record's fields before its key take: length (varint),
 /// attributes, timestamp delta (varlong), offset delta and key length
 /// (varints).
+/// Keys up to this size are copied with the record's small fields.
+const SMALL_KEY_MAX: usize = 64;
+
 const RECORD_PREFIX_MAX: usize = 5 + 1 + 10 + 5 + 5;
 
 /// Writes the length varint of a nullable byte string (-1 for null).
