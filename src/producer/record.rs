@@ -216,6 +216,7 @@ impl DeliveryHandle {
         self.completion.outcome.get().map(|o| self.metadata(o))
     }
 
+    #[inline]
     fn metadata(&self, outcome: &Result<BatchAck>) -> Result<RecordMetadata> {
         match outcome {
             Ok(ack) => Ok(RecordMetadata {
@@ -240,22 +241,34 @@ impl DeliveryHandle {
 impl Future for DeliveryHandle {
     type Output = Result<RecordMetadata, ProducerError>;
 
+    // Inlined into the caller's crate: most polls find the batch already
+    // acknowledged (one load); the waker registration stays out of line.
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        if let Some(outcome) = this.completion.outcome.get() {
-            return Poll::Ready(this.metadata(outcome));
+        match this.completion.outcome.get() {
+            Some(outcome) => Poll::Ready(this.metadata(outcome)),
+            None => this.wait(cx),
         }
-        let mut wakers = this
+    }
+}
+
+impl DeliveryHandle {
+    /// `poll` for a batch not acknowledged yet: registers the task's waker
+    /// (once per handle; replaced only if the task changes).
+    #[inline(never)]
+    fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<RecordMetadata, ProducerError>> {
+        let mut wakers = self
             .completion
             .wakers
             .lock()
             .unwrap_or_else(|p| p.into_inner());
         // Re-check under the lock: `complete` sets the outcome before taking it.
-        if let Some(outcome) = this.completion.outcome.get() {
+        if let Some(outcome) = self.completion.outcome.get() {
             drop(wakers);
-            return Poll::Ready(this.metadata(outcome));
+            return Poll::Ready(self.metadata(outcome));
         }
-        match wakers.get_mut(this.waker_slot as usize) {
+        match wakers.get_mut(self.waker_slot as usize) {
             Some(waker) => {
                 if !waker.will_wake(cx.waker()) {
                     *waker = cx.waker().clone();
@@ -264,7 +277,7 @@ impl Future for DeliveryHandle {
             None => {
                 // A batch has at most i32::MAX records, so a slot fits a
                 // u32 below NO_WAKER_SLOT.
-                this.waker_slot = u32::try_from(wakers.len()).unwrap_or(NO_WAKER_SLOT);
+                self.waker_slot = u32::try_from(wakers.len()).unwrap_or(NO_WAKER_SLOT);
                 wakers.push(cx.waker().clone());
             }
         }
