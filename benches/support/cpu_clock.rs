@@ -1,8 +1,8 @@
 //! The benchmark thread's CPU time as a criterion measurement, for
 //! `FERROKAFKA_BENCH_CLOCK=cpu`: on a shared machine, other processes
 //! competing for the cores inflate it far less than wall-clock time.
-//! Shared by `benches/records.rs` and `benchmarks/codec` (included with
-//! `#[path]`).
+//! Shared by `benches/records.rs`, `benches/send.rs` (its
+//! `thread_cpu_nanos`) and `benchmarks/codec` (included with `#[path]`).
 
 use criterion::measurement::{Measurement, ValueFormatter};
 use criterion::Throughput;
@@ -10,7 +10,7 @@ use criterion::Throughput;
 /// CPU time of the calling thread, in nanoseconds.
 pub struct ThreadCpuTime;
 
-fn thread_cpu_nanos() -> u64 {
+pub fn thread_cpu_nanos() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
