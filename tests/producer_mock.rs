@@ -551,3 +551,55 @@ async fn a_record_timing_out_in_a_transaction_makes_the_commit_refuse() {
     )
     .await;
 }
+
+/// While the broker has every request slot taken, a batch whose linger.ms
+/// is over stays open and keeps taking records (up to batch.size), as the
+/// Java client's batches do until the sender drains them: a slow broker
+/// gets fewer, larger batches instead of one per linger period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_linger_keeps_taking_records_while_no_request_slot_is_free() {
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-batch-held-open";
+    mock.create_topic(topic, 1, 1).unwrap();
+    let config = ProducerConfig::builder()
+        .acks(Acks::Leader)
+        .enable_idempotence(false)
+        .batch_size(1 << 20)
+        .linger(Duration::from_millis(1))
+        .max_in_flight(1)
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.partition_count(topic).await.unwrap();
+    // The first request takes the only slot for 2 s.
+    mock.inject(Fault::latency(ApiKey::Produce, Duration::from_secs(2)));
+    let first = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"first")).with_partition(0))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Many linger periods pass between these records.
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let record =
+            ProducerRecord::new(topic, Bytes::from(format!("later-{i}"))).with_partition(0);
+        handles.push(producer.send(record).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.await.expect("delivered");
+    for handle in handles {
+        handle.await.expect("delivered");
+    }
+    let metrics = producer.metrics();
+    assert_eq!(
+        metrics.batches_sent, 2,
+        "the later records in one batch: {metrics:?}"
+    );
+    assert_eq!(mock.total_request_count(ApiKey::Produce), 2);
+    let values = values_in_partition_0(&mock, topic);
+    let expected: Vec<Bytes> = std::iter::once(Bytes::from_static(b"first"))
+        .chain((0..20).map(|i| Bytes::from(format!("later-{i}"))))
+        .collect();
+    assert_eq!(values, expected, "in send order");
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
