@@ -9,7 +9,9 @@ mod producer_support;
 use std::time::Duration;
 
 use bytes::Bytes;
-use ferrokafka::producer::{Acks, DeliveryHandle, ProducerConfig, ProducerError, ProducerRecord};
+use ferrokafka::producer::{
+    Acks, DeliveryHandle, ProducerConfig, ProducerConfigBuilder, ProducerError, ProducerRecord,
+};
 use ferrokafka::protocol::{ApiKey, ErrorCode};
 use ferrokafka::testkit::mock::{Fault, MockCluster};
 use producer_support::producer;
@@ -550,4 +552,105 @@ async fn a_record_timing_out_in_a_transaction_makes_the_commit_refuse() {
         |e| matches!(e, ProducerError::DeliveryTimeout { .. }),
     )
     .await;
+}
+
+/// acks=1 without idempotence, linger.ms 1, and one request in flight per
+/// broker: the sender's choices then show in the order of the requests.
+fn one_request_at_a_time() -> ProducerConfigBuilder {
+    ProducerConfig::builder()
+        .acks(Acks::Leader)
+        .enable_idempotence(false)
+        .linger(Duration::from_millis(1))
+        .max_in_flight(1)
+}
+
+/// While the broker has every request slot taken, a batch whose linger.ms
+/// is over stays open and keeps taking records (up to batch.size), as the
+/// Java client's batches do until the sender drains them: a slow broker
+/// gets fewer, larger batches instead of one per linger period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_past_linger_keeps_taking_records_while_no_request_slot_is_free() {
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-batch-held-open";
+    mock.create_topic(topic, 1, 1).unwrap();
+    let config = one_request_at_a_time().batch_size(1 << 20).build().unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.partition_count(topic).await.unwrap();
+    // The first request takes the only slot for 2 s.
+    mock.inject(Fault::latency(ApiKey::Produce, Duration::from_secs(2)));
+    let first = producer
+        .send(ProducerRecord::new(topic, Bytes::from_static(b"first")).with_partition(0))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Many linger periods pass between these records.
+    let mut handles = Vec::new();
+    for i in 0..20 {
+        let record =
+            ProducerRecord::new(topic, Bytes::from(format!("later-{i}"))).with_partition(0);
+        handles.push(producer.send(record).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    first.await.expect("delivered");
+    for handle in handles {
+        handle.await.expect("delivered");
+    }
+    let metrics = producer.metrics();
+    assert_eq!(
+        metrics.batches_sent, 2,
+        "the later records in one batch: {metrics:?}"
+    );
+    assert_eq!(mock.total_request_count(ApiKey::Produce), 2);
+    let values = values_in_partition_0(&mock, topic);
+    let expected: Vec<Bytes> = std::iter::once(Bytes::from_static(b"first"))
+        .chain((0..20).map(|i| Bytes::from(format!("later-{i}"))))
+        .collect();
+    assert_eq!(values, expected, "in send order");
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// When a broker's batches do not all fit in one request
+/// (`max.request.size`), each pass over the partitions starts after the one
+/// the last took a batch from: partitions take turns, the first ones do not
+/// always go first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_take_turns_when_their_batches_do_not_fit_in_one_request() {
+    let mock = MockCluster::start(1).unwrap();
+    let topic = "produce-partitions-take-turns";
+    mock.create_topic(topic, 2, 1).unwrap();
+    // One 400-byte record per batch, one batch per request, one request at a time.
+    let config = one_request_at_a_time()
+        .batch_size(512)
+        .max_request_size(700)
+        .build()
+        .unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.partition_count(topic).await.unwrap();
+    // Each request is answered after 30 ms, so acknowledgements come in
+    // request order, far apart.
+    mock.inject(Fault::latency(ApiKey::Produce, Duration::from_millis(30)).times(100));
+    let value = Bytes::from(vec![7u8; 400]);
+    let order = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let mut waiters = Vec::new();
+    for partition in [0, 0, 0, 0, 1, 1, 1, 1] {
+        let record = ProducerRecord::new(topic, value.clone()).with_partition(partition);
+        let handle = producer.send(record).await.unwrap();
+        let order = order.clone();
+        waiters.push(tokio::spawn(async move {
+            handle.await.expect("delivered");
+            order.lock().unwrap().push(partition);
+        }));
+    }
+    for waiter in waiters {
+        waiter.await.unwrap();
+    }
+    let order = order.lock().unwrap().clone();
+    assert_eq!(order.len(), 8);
+    assert_eq!(mock.total_request_count(ApiKey::Produce), 8, "{order:?}");
+    // Partition 0's batches were all queued first; taking turns, partition
+    // 1's first batch goes before partition 0's last.
+    let first_of_1 = order.iter().position(|&p| p == 1).unwrap();
+    let last_of_0 = order.iter().rposition(|&p| p == 0).unwrap();
+    assert!(first_of_1 < last_of_0, "{order:?}");
+    producer.close(Duration::from_secs(10)).await.unwrap();
 }

@@ -87,6 +87,8 @@ pub(crate) struct Sender {
     bump_running: bool,
     add_running: bool,
     add_retry_at: Option<Instant>,
+    /// Where the next pass over the partitions starts.
+    drain_start: usize,
 }
 
 fn merge_deadline(next: &mut Option<Instant>, at: Instant) {
@@ -112,6 +114,7 @@ impl Sender {
             bump_running: false,
             add_running: false,
             add_retry_at: None,
+            drain_start: 0,
         }
     }
 
@@ -254,124 +257,150 @@ impl Sender {
         let mut requests: HashMap<i32, (usize, RequestBatches, BrokerConnection)> = HashMap::new();
         let mut want_connect = Vec::new();
         let topics = self.topics.clone();
-        for topic in topics.iter() {
-            for queue in topic.partitions.iter() {
-                let mut state = queue.lock();
-                self.expire_partition(topic, &mut state, now);
-                if let Some(open) = &state.open {
-                    if open.records == 0 {
-                        // An append that failed after opening the batch.
-                        if open.created + linger <= now {
-                            let empty = state.open.take().expect("present");
-                            shared.finish_batch(empty, Err(ProducerError::Closed));
-                        }
-                    } else if push_all || open.created + linger <= now {
-                        let sealed = state.open.take().expect("present");
-                        state.ready.push_back(sealed);
-                        queue.queued_batches.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        merge_deadline(next, open.created + linger);
+        // Each pass starts after the partition the last one took a batch
+        // from, so partitions that do not all fit in a request (max.request.size)
+        // take turns instead of the first ones always going first.
+        let total: usize = topics.iter().map(|t| t.partitions.len()).sum();
+        let start = if total == 0 {
+            0
+        } else {
+            self.drain_start % total
+        };
+        let partitions = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(move |q| (t, q)))
+            .enumerate()
+            .cycle()
+            .skip(start)
+            .take(total);
+        for (position, (topic, queue)) in partitions {
+            let mut state = queue.lock();
+            self.expire_partition(topic, &mut state, now);
+            // An open batch whose linger.ms is over may go now, but stays
+            // open (taking records, up to batch.size) until it is taken
+            // for a request.
+            let mut open_due = false;
+            if let Some(open) = &state.open {
+                if open.records == 0 {
+                    // An append that failed after opening the batch.
+                    if open.created + linger <= now {
+                        let empty = state.open.take().expect("present");
+                        shared.finish_batch(empty, Err(ProducerError::Closed));
                     }
+                } else if push_all || open.created + linger <= now {
+                    open_due = true;
+                } else {
+                    merge_deadline(next, open.created + linger);
                 }
-                if state.ready.is_empty() {
-                    continue;
-                }
-                if state.leader < 0 {
-                    self.metadata_wanted = true;
-                    continue;
-                }
-                if transactional && state.txn != TxnPartition::Added {
-                    if state.txn == TxnPartition::NotAdded {
-                        state.txn = TxnPartition::Pending;
-                        if let Some(txn) = &shared.txn {
-                            txn.to_add
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((topic.clone(), queue.index));
-                        }
-                    }
-                    continue;
-                }
-                if let Some(at) = state.retry_not_before {
-                    if at > now {
-                        merge_deadline(next, at);
-                        continue;
-                    }
-                    state.retry_not_before = None;
-                }
-                if state.restart_sequences {
-                    if state.in_flight > 0 {
-                        continue;
-                    }
-                    self.restart_sequences(topic, queue, &mut state, producer_id, epoch);
-                    if state.ready.is_empty() {
-                        continue;
-                    }
-                }
-                let front = state.ready.front().expect("not empty");
-                let is_retry = front.attempts > 0;
-                if (is_retry && state.in_flight > 0)
-                    || (idempotent && state.in_flight >= config.max_in_flight.min(5))
-                {
-                    continue;
-                }
-                let node = state.leader;
-                let conn = match self.conns.get(&node) {
-                    Some(Conn::Ready(conn)) if !conn.is_closed() => conn.clone(),
-                    Some(Conn::Ready(_)) => {
-                        self.conns.remove(&node);
-                        want_connect.push(node);
-                        continue;
-                    }
-                    Some(Conn::Connecting) => continue,
-                    Some(Conn::Failed { retry_at, .. }) if *retry_at > now => {
-                        merge_deadline(next, *retry_at);
-                        continue;
-                    }
-                    _ => {
-                        want_connect.push(node);
-                        continue;
-                    }
-                };
-                if self.broker_in_flight.get(&node).copied().unwrap_or(0) >= config.max_in_flight {
-                    continue;
-                }
-                let entry = requests
-                    .entry(node)
-                    .or_insert_with(|| (0, Vec::new(), conn));
-                let size = front
-                    .encoded
-                    .as_ref()
-                    .map(Bytes::len)
-                    .or_else(|| front.builder.as_ref().map(|b| b.size_in_bytes()))
-                    .unwrap_or(0);
-                if !entry.1.is_empty() && entry.0 + size > config.max_request_size {
-                    continue;
-                }
-                let mut batch = state.ready.pop_front().expect("front exists");
-                queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
-                if batch.encoded.is_none() {
-                    if let Err(e) = seal(
-                        topic,
-                        &mut batch,
-                        &mut state,
-                        idempotent,
-                        transactional,
-                        producer_id,
-                        epoch,
-                    ) {
-                        shared.finish_batch(batch, Err(e));
-                        continue;
-                    }
-                }
-                if is_retry {
-                    Counters::add(&shared.counters.retries, 1);
-                }
-                batch.attempts += 1;
-                state.in_flight += 1;
-                entry.0 += batch.encoded.as_ref().map_or(0, Bytes::len);
-                entry.1.push((topic.clone(), queue.index, batch));
             }
+            if state.ready.is_empty() && !open_due {
+                continue;
+            }
+            if state.leader < 0 {
+                self.metadata_wanted = true;
+                continue;
+            }
+            if transactional && state.txn != TxnPartition::Added {
+                if state.txn == TxnPartition::NotAdded {
+                    state.txn = TxnPartition::Pending;
+                    if let Some(txn) = &shared.txn {
+                        txn.to_add
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .push((topic.clone(), queue.index));
+                    }
+                }
+                continue;
+            }
+            if let Some(at) = state.retry_not_before {
+                if at > now {
+                    merge_deadline(next, at);
+                    continue;
+                }
+                state.retry_not_before = None;
+            }
+            if state.restart_sequences {
+                if state.in_flight > 0 {
+                    continue;
+                }
+                self.restart_sequences(topic, queue, &mut state, producer_id, epoch);
+                if state.ready.is_empty() && !open_due {
+                    continue;
+                }
+            }
+            // The next batch to go: the oldest sealed one, else the open one.
+            let front = match state.ready.front() {
+                Some(front) => front,
+                None => state.open.as_ref().expect("a due open batch"),
+            };
+            let is_retry = front.attempts > 0;
+            if (is_retry && state.in_flight > 0)
+                || (idempotent && state.in_flight >= config.max_in_flight.min(5))
+            {
+                continue;
+            }
+            let node = state.leader;
+            let conn = match self.conns.get(&node) {
+                Some(Conn::Ready(conn)) if !conn.is_closed() => conn.clone(),
+                Some(Conn::Ready(_)) => {
+                    self.conns.remove(&node);
+                    want_connect.push(node);
+                    continue;
+                }
+                Some(Conn::Connecting) => continue,
+                Some(Conn::Failed { retry_at, .. }) if *retry_at > now => {
+                    merge_deadline(next, *retry_at);
+                    continue;
+                }
+                _ => {
+                    want_connect.push(node);
+                    continue;
+                }
+            };
+            if self.broker_in_flight.get(&node).copied().unwrap_or(0) >= config.max_in_flight {
+                continue;
+            }
+            let entry = requests
+                .entry(node)
+                .or_insert_with(|| (0, Vec::new(), conn));
+            let size = front
+                .encoded
+                .as_ref()
+                .map(Bytes::len)
+                .or_else(|| front.builder.as_ref().map(|b| b.size_in_bytes()))
+                .unwrap_or(0);
+            if !entry.1.is_empty() && entry.0 + size > config.max_request_size {
+                continue;
+            }
+            let mut batch = match state.ready.pop_front() {
+                Some(batch) => {
+                    queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
+                    batch
+                }
+                None => state.open.take().expect("a due open batch"),
+            };
+            if batch.encoded.is_none() {
+                if let Err(e) = seal(
+                    topic,
+                    &mut batch,
+                    &mut state,
+                    idempotent,
+                    transactional,
+                    producer_id,
+                    epoch,
+                ) {
+                    shared.finish_batch(batch, Err(e));
+                    continue;
+                }
+            }
+            if is_retry {
+                Counters::add(&shared.counters.retries, 1);
+            }
+            batch.attempts += 1;
+            state.in_flight += 1;
+            entry.0 += batch.encoded.as_ref().map_or(0, Bytes::len);
+            entry.1.push((topic.clone(), queue.index, batch));
+            self.drain_start = position + 1;
         }
         for node in want_connect {
             self.connect(node);
