@@ -58,8 +58,8 @@ pub(crate) struct ProducerBatch {
     /// of its records plus `credit`.
     pub reserved: usize,
     /// Permits taken ahead for the next records of the open batch (see
-    /// [`append`]); given back when an append seals the batch, otherwise
-    /// with the rest of `reserved` when the batch completes.
+    /// [`append`]); given back when the batch stops taking records (sealed
+    /// by an append, or taken by the sender: [`take_open`]).
     pub credit: usize,
     pub records: usize,
     /// Bytes before compression.
@@ -325,15 +325,21 @@ pub(crate) fn give_back(memory: &Semaphore, bytes: usize) {
     }
 }
 
-/// Moves the open batch to the ready queue, giving back the credit it
-/// took ahead and will no longer use.
+/// Takes the partition's open batch (to seal or send it), giving back the
+/// credit it took ahead and will no longer use.
+pub(crate) fn take_open(state: &mut PartitionState, memory: &Semaphore) -> Option<ProducerBatch> {
+    let mut batch = state.open.take()?;
+    let unused = std::mem::take(&mut batch.credit);
+    batch.reserved -= unused;
+    give_back(memory, unused);
+    Some(batch)
+}
+
+/// Moves the open batch to the ready queue (see [`take_open`]).
 fn seal_open(queue: &PartitionQueue, state: &mut PartitionState, memory: &Semaphore) -> bool {
-    let Some(mut full) = state.open.take() else {
+    let Some(full) = take_open(state, memory) else {
         return false;
     };
-    let unused = std::mem::take(&mut full.credit);
-    full.reserved -= unused;
-    give_back(memory, unused);
     state.ready.push_back(full);
     queue.queued_batches.fetch_add(1, Ordering::Relaxed);
     true
@@ -353,8 +359,8 @@ type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
 /// costs about `log2(n)` semaphore operations instead of `n`. Every byte a
 /// record counts is held before the record is appended, so the bytes
 /// buffered never exceed `buffer.memory`; credit not used yet is at most
-/// what the batch's records hold and is given back when the batch is
-/// sealed by an append, or with the batch's memory when it completes.
+/// what the batch's records hold and is given back when the batch stops
+/// taking records (sealed by an append or taken by the sender).
 ///
 /// Returns no handle when `memory` has no room for the record now: the
 /// caller waits for `record.size` permits and appends again with them
@@ -604,6 +610,20 @@ mod tests {
             f.memory.available_permits(),
             BUFFER_MEMORY - 12 * SIZE - open.credit
         );
+    }
+
+    #[test]
+    fn an_open_batch_taken_by_the_sender_gives_its_credit_back() {
+        let f = Fixture::new(1_000_000, BUFFER_MEMORY);
+        for _ in 0..5 {
+            assert!(f.append(0, &[]).unwrap().0.is_some());
+        }
+        let mut state = f.queue().lock();
+        assert!(state.open.as_ref().unwrap().credit > 0, "credit was taken ahead");
+        let batch = take_open(&mut state, &f.memory).unwrap();
+        assert!(state.open.is_none());
+        assert_eq!((batch.credit, batch.reserved), (0, 5 * SIZE));
+        assert_eq!(f.memory.available_permits(), BUFFER_MEMORY - 5 * SIZE);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::protocol::ErrorCode;
 use crate::records::{restamped, Compression, ProducerState};
 
 use super::accumulator::{
-    PartitionQueue, PartitionState, ProducerBatch, TopicQueues, TxnPartition,
+    take_open, PartitionQueue, PartitionState, ProducerBatch, TopicQueues, TxnPartition,
 };
 use super::config::Acks;
 use super::error::ProducerError;
@@ -377,7 +377,7 @@ impl Sender {
                     queue.queued_batches.fetch_sub(1, Ordering::Relaxed);
                     batch
                 }
-                None => state.open.take().expect("a due open batch"),
+                None => take_open(&mut state, &shared.memory).expect("a due open batch"),
             };
             if batch.encoded.is_none() {
                 if let Err(e) = seal(
