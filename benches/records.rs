@@ -19,13 +19,12 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::measurement::{Measurement, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
 use ferrokafka::records::{Compression, FetchedRecords, RecordBatchBuilder, RecordStream};
 
 #[path = "support/cpu_clock.rs"]
 mod cpu_clock;
-use cpu_clock::ThreadCpuTime;
 
 const RECORDS: usize = 1000;
 const VALUE_LEN: usize = 100;
@@ -231,17 +230,5 @@ fn with_section(batch: &[u8], codec: Compression, section: &[u8]) -> Vec<u8> {
 }
 
 fn main() {
-    if std::env::var("FERROKAFKA_BENCH_CLOCK").as_deref() == Ok("cpu") {
-        let mut c = Criterion::default()
-            .with_measurement(ThreadCpuTime)
-            .configure_from_args();
-        bench(&mut c);
-        c.final_summary();
-    } else {
-        let mut c = Criterion::default()
-            .with_measurement(WallTime)
-            .configure_from_args();
-        bench(&mut c);
-        c.final_summary();
-    }
+    cpu_clock::run_with_clock_from_env(bench, bench);
 }

@@ -250,3 +250,49 @@ pub fn fetched_records(data: &[u8]) {
     }
     assert!(fetched.next_offset() >= position, "position moved back");
 }
+
+/// Input: a recipe for data with many repeats: a byte below 0x80 is a
+/// literal; a byte `b` at or above it copies `(b & 0x7f) + 1` bytes from
+/// `d + 1` bytes back, `d` being the next byte (copies may overlap, like a
+/// run). The result (up to 150 KB, so up to three 64 KiB LZ4 blocks) must
+/// compress with LZ4 and decompress to itself, through ours and through
+/// `lz4_flex`'s frame decoder.
+pub fn lz4_round_trip(data: &[u8]) {
+    use ferrokafka::records::compression::{compress, decompress};
+    use ferrokafka::records::Compression;
+    const MAX: usize = 150_000;
+    let mut plain: Vec<u8> = Vec::new();
+    let mut bytes = data.iter().copied();
+    while let Some(b) = bytes.next() {
+        if plain.len() >= MAX {
+            break;
+        }
+        if b < 0x80 {
+            plain.push(b);
+            continue;
+        }
+        let distance = usize::from(bytes.next().unwrap_or(0)) + 1;
+        if distance > plain.len() {
+            plain.push(b);
+            continue;
+        }
+        for _ in 0..=usize::from(b & 0x7f) {
+            plain.push(plain[plain.len() - distance]);
+        }
+    }
+    // Long inputs also repeat themselves whole, far back.
+    if data.len() > 64 && plain.len() < MAX / 2 {
+        plain.extend_from_within(..);
+    }
+    let mut frame = BytesMut::new();
+    compress(Compression::Lz4, None, &plain, &mut frame).expect("lz4 compresses");
+    let back = decompress(Compression::Lz4, &frame, MAX * 2).expect("own lz4 frame decodes");
+    assert!(back[..] == plain[..], "lz4 round trip");
+    let mut via_flex = Vec::new();
+    std::io::Read::read_to_end(
+        &mut lz4_flex::frame::FrameDecoder::new(&frame[..]),
+        &mut via_flex,
+    )
+    .expect("lz4_flex decodes our frame");
+    assert!(via_flex == plain, "lz4 round trip through lz4_flex");
+}

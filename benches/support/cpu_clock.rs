@@ -4,8 +4,31 @@
 //! Shared by `benches/records.rs`, `benches/send.rs` (its
 //! `thread_cpu_nanos`) and `benchmarks/codec` (included with `#[path]`).
 
-use criterion::measurement::{Measurement, ValueFormatter};
-use criterion::Throughput;
+use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+use criterion::{Criterion, Throughput};
+
+/// A benchmark's `main`: runs `bench` (one generic function, given twice)
+/// with thread CPU time if `FERROKAFKA_BENCH_CLOCK=cpu`, else with
+/// wall-clock time.
+#[allow(dead_code)]
+pub fn run_with_clock_from_env(
+    cpu: fn(&mut Criterion<ThreadCpuTime>),
+    wall: fn(&mut Criterion<WallTime>),
+) {
+    if std::env::var("FERROKAFKA_BENCH_CLOCK").as_deref() == Ok("cpu") {
+        let mut c = Criterion::default()
+            .with_measurement(ThreadCpuTime)
+            .configure_from_args();
+        cpu(&mut c);
+        c.final_summary();
+    } else {
+        let mut c = Criterion::default()
+            .with_measurement(WallTime)
+            .configure_from_args();
+        wall(&mut c);
+        c.final_summary();
+    }
+}
 
 /// CPU time of the calling thread, in nanoseconds.
 pub struct ThreadCpuTime;

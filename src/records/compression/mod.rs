@@ -14,6 +14,8 @@
 mod gzip;
 #[cfg(feature = "lz4")]
 mod lz4;
+#[cfg(feature = "lz4")]
+mod lz4_block;
 #[cfg(feature = "snappy")]
 mod snappy;
 #[cfg(feature = "lz4")]
