@@ -619,7 +619,10 @@ mod tests {
             assert!(f.append(0, &[]).unwrap().0.is_some());
         }
         let mut state = f.queue().lock();
-        assert!(state.open.as_ref().unwrap().credit > 0, "credit was taken ahead");
+        assert!(
+            state.open.as_ref().unwrap().credit > 0,
+            "credit was taken ahead"
+        );
         let batch = take_open(&mut state, &f.memory).unwrap();
         assert!(state.open.is_none());
         assert_eq!((batch.credit, batch.reserved), (0, 5 * SIZE));
