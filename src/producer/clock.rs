@@ -40,8 +40,9 @@ fn counter() -> &'static quanta::Clock {
     COUNTER.get_or_init(quanta::Clock::new)
 }
 
-/// Calibrates the counter now (it takes up to a few milliseconds of CPU),
-/// so that no `send` pays for it.
+/// Calibrates the counter now, so that no `send` pays for it: `quanta`
+/// spins against the OS clock for at least half a millisecond (at most
+/// 200 ms, until its estimate is stable), once per process.
 pub(crate) fn calibrate() {
     counter();
 }
