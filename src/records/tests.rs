@@ -206,6 +206,38 @@ fn keys_of_every_size_round_trip_across_chunk_boundaries() {
 }
 
 #[test]
+fn the_compressed_size_estimate_rounds_up_like_ceil() {
+    // Every records length up to 3,000 bytes with ratios that make whole and
+    // fractional products: the estimate is ceil(len * ratio * 1.05).
+    for codec in enabled_codecs().filter(|&c| c != Compression::None) {
+        for ratio in [0.25f32, 0.5, 0.58, 1.0 / 1.05, 1.0] {
+            let mut b = RecordBatchBuilder::new(codec);
+            b.set_estimated_compression_ratio(ratio);
+            let mut appended = 0i64;
+            while b.size_in_bytes() < RECORD_BATCH_OVERHEAD + 3_000 {
+                let len = b.size_in_bytes() - RECORD_BATCH_OVERHEAD;
+                let expected =
+                    (len as f64 * f64::from(ratio) * f64::from(COMPRESSION_RATE_ESTIMATION_FACTOR))
+                        .ceil() as usize;
+                assert_eq!(
+                    b.estimated_size_in_bytes(),
+                    RECORD_BATCH_OVERHEAD + expected,
+                    "{codec:?} ratio {ratio} len {len}"
+                );
+                b.append(
+                    appended,
+                    None,
+                    Some(&[7u8; 3][..(appended % 4) as usize]),
+                    &[],
+                )
+                .unwrap();
+                appended += 1;
+            }
+        }
+    }
+}
+
+#[test]
 fn large_batches_round_trip_with_every_codec() {
     let records: Vec<Record> = (0..5_000)
         .map(|i| {
