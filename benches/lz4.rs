@@ -17,7 +17,7 @@ use std::hint::black_box;
 use bytes::BytesMut;
 use criterion::measurement::Measurement;
 use criterion::{Criterion, Throughput};
-use ferrokafka::records::{compression, Compression, RecordBatchBuilder};
+use ferrokafka::records::{compression, Compression, RecordBatchBuilder, RECORD_BATCH_OVERHEAD};
 
 #[path = "support/cpu_clock.rs"]
 mod cpu_clock;
@@ -26,8 +26,6 @@ mod cpu_clock;
 #[allow(dead_code)]
 mod workload;
 
-/// The header bytes of a v2 batch before its records section.
-const BATCH_HEADER_LEN: usize = 61;
 /// The section size the benchmark's `batch.size` (1 MB) gives.
 const SECTION_LEN: usize = 1_000_000;
 const BLOCK_SIZE: usize = 64 * 1024;
@@ -60,7 +58,7 @@ fn batch_section() -> Vec<u8> {
         }
     }
     let batch = builder.finish().expect("finish");
-    batch[BATCH_HEADER_LEN..].to_vec()
+    batch[RECORD_BATCH_OVERHEAD..].to_vec()
 }
 
 /// `lz4_flex`'s block compressor over `input` in 64 KiB blocks, into `out`

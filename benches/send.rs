@@ -2,8 +2,8 @@
 //! record (`send` + awaiting every delivery handle), against the in-process
 //! mock cluster, so that the broker, the sender task and other processes on
 //! a shared machine do not count. The workload is the side-by-side
-//! benchmark's P100 (`benchmarks/`): 16-byte keys, 100-byte values from 1,024
-//! distinct ones, 6 partitions, acks=1, linger 5 ms, batch.size 1 MB.
+//! benchmark's P100, with its records (`benchmarks/src/workload.rs`, shared
+//! with `#[path]`), 6 partitions, acks=1, linger 5 ms, batch.size 1 MB.
 //!
 //! ```sh
 //! cargo bench --features testkit --bench send            # none and lz4
@@ -17,7 +17,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use bytes::Bytes;
 use ferrokafka::network::ClientConfig;
 use ferrokafka::producer::{Acks, DeliveryHandle, Producer, ProducerConfig, ProducerRecord};
 use ferrokafka::records::Compression;
@@ -29,55 +28,22 @@ use ferrokafka::testkit::mock::MockCluster;
 mod cpu_clock;
 use cpu_clock::thread_cpu_nanos;
 
-const RECORDS: usize = 400_000;
+#[path = "../benchmarks/src/workload.rs"]
+#[allow(dead_code)]
+mod workload;
+
+const RECORDS: u64 = 400_000;
 const ROUNDS: usize = 7;
 const PARTITIONS: i32 = 6;
 /// Handles awaited in order once this many are outstanding (as in `benchmarks/`).
 const OUTSTANDING_HANDLES: usize = 100_000;
-
-fn keys_and_values() -> (Bytes, Vec<Bytes>) {
-    let mut keys = Vec::with_capacity(RECORDS * 16);
-    for i in 0..RECORDS as u64 {
-        keys.extend_from_slice(
-            format!("{:016x}", i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).as_bytes(),
-        );
-    }
-    let words: [&[u8]; 6] = [
-        b"order ",
-        b"customer ",
-        b"amount ",
-        b"status shipped ",
-        b"warehouse ",
-        b"{\"id\": ",
-    ];
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    let values = (0..1024)
-        .map(|_| {
-            let mut value = Vec::with_capacity(100);
-            while value.len() < 100 {
-                rng ^= rng << 13;
-                rng ^= rng >> 7;
-                rng ^= rng << 17;
-                if rng % 3 == 0 {
-                    value.extend_from_slice(&rng.to_le_bytes());
-                } else {
-                    value.extend_from_slice(words[(rng >> 8) as usize % words.len()]);
-                }
-            }
-            value.truncate(100);
-            Bytes::from(value)
-        })
-        .collect();
-    (Bytes::from(keys), values)
-}
 
 /// One round: CPU ns of this thread per record.
 async fn round(
     bootstrap: &str,
     topic: &'static str,
     compression: Compression,
-    keys: &Bytes,
-    values: &[Bytes],
+    data: &workload::Data,
 ) -> f64 {
     let config = ProducerConfig::builder()
         .acks(Acks::Leader)
@@ -96,8 +62,7 @@ async fn round(
     let started = thread_cpu_nanos();
     let mut pending: VecDeque<DeliveryHandle> = VecDeque::with_capacity(OUTSTANDING_HANDLES);
     for i in 0..RECORDS {
-        let record = ProducerRecord::new(topic, values[i % values.len()].clone())
-            .with_key(keys.slice(i * 16..i * 16 + 16));
+        let record = ProducerRecord::new(topic, data.value(i).clone()).with_key(data.key(i));
         let delivery = producer.send(record).await.expect("send");
         if pending.len() == OUTSTANDING_HANDLES {
             pending
@@ -127,7 +92,11 @@ fn main() {
         .enable_all()
         .build()
         .expect("runtime");
-    let (keys, values) = keys_and_values();
+    // The side-by-side benchmark's own records.
+    let data = workload::Data::new(
+        &workload::workload("P100").expect("the P100 workload"),
+        RECORDS,
+    );
     for (name, compression) in [("none", Compression::None), ("lz4", Compression::Lz4)] {
         if filter.as_deref().is_some_and(|f| !name.contains(f)) {
             continue;
@@ -138,13 +107,7 @@ fn main() {
             let mock = MockCluster::start(1).expect("mock cluster");
             let topic: &'static str = Box::leak(format!("send-{name}-{r}").into_boxed_str());
             mock.create_topic(topic, PARTITIONS, 1).expect("topic");
-            let ns = runtime.block_on(round(
-                &mock.bootstrap_servers(),
-                topic,
-                compression,
-                &keys,
-                &values,
-            ));
+            let ns = runtime.block_on(round(&mock.bootstrap_servers(), topic, compression, &data));
             per_record.push(ns);
         }
         let rounds: Vec<String> = per_record.iter().map(|ns| format!("{ns:.0}")).collect();

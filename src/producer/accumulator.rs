@@ -25,7 +25,7 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use crate::records::{
-    Compression, CompressionRatio, Header, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
+    Compression, CompressionRatio, Header, HeaderRef, RecordBatchBuilder, RECORD_BATCH_OVERHEAD,
 };
 
 use super::error::{ProducerError, Result};
@@ -344,9 +344,6 @@ fn seal_open(queue: &PartitionQueue, state: &mut PartitionState, memory: &Semaph
     queue.queued_batches.fetch_add(1, Ordering::Relaxed);
     true
 }
-
-/// A record header as it is encoded: its key and value, borrowed.
-type HeaderRef<'a> = (&'a str, Option<&'a [u8]>);
 
 /// Appends a record to the partition's open batch, opening a new batch (and
 /// sealing the full one) when it does not fit.

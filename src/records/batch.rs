@@ -856,7 +856,7 @@ impl RecordBatchBuilder {
         // gathered on the stack and copied in one go: the buffer's bounds are
         // checked per copy, not per varint byte, and a record costs two
         // copies (this and its value) instead of four.
-        const FIELDS_MAX: usize = RECORD_PREFIX_MAX + SMALL_KEY_MAX + 5;
+        const FIELDS_MAX: usize = RECORD_PREFIX_MAX + SMALL_KEY_MAX + VALUE_LEN_MAX;
         let mut fields = [0u8; FIELDS_MAX];
         let mut cursor = &mut fields[..];
         put_varint(&mut cursor, body);
@@ -1153,6 +1153,9 @@ fn varint_bytes_len(value: Option<&[u8]>) -> Result<usize, RecordsError> {
 const SMALL_KEY_MAX: usize = 64;
 
 const RECORD_PREFIX_MAX: usize = 5 + 1 + 10 + 5 + 5;
+
+/// The most bytes the value's length (a varint) takes.
+const VALUE_LEN_MAX: usize = 5;
 
 /// Writes the length varint of a nullable byte string (-1 for null).
 fn put_varint_len_prefix(buf: &mut impl BufMut, value: Option<&[u8]>) {

@@ -31,7 +31,7 @@ use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use bytes::{Bytes, BytesMut};
-use criterion::measurement::{Measurement, WallTime};
+use criterion::measurement::Measurement;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 
 use ferrokafka::protocol::messages::{FetchResponse, MetadataResponse};
@@ -49,7 +49,6 @@ use kafka_protocol::records::{
 mod cpu_clock;
 #[path = "../../../benches/support/messages.rs"]
 mod messages;
-use cpu_clock::ThreadCpuTime;
 use messages::{fetch_response, metadata};
 
 const RECORDS: usize = 1000;
@@ -656,17 +655,5 @@ where
 }
 
 fn main() {
-    if std::env::var("FERROKAFKA_BENCH_CLOCK").as_deref() == Ok("cpu") {
-        let mut c = Criterion::default()
-            .with_measurement(ThreadCpuTime)
-            .configure_from_args();
-        bench(&mut c);
-        c.final_summary();
-    } else {
-        let mut c = Criterion::default()
-            .with_measurement(WallTime)
-            .configure_from_args();
-        bench(&mut c);
-        c.final_summary();
-    }
+    cpu_clock::run_with_clock_from_env(bench, bench);
 }
