@@ -564,18 +564,29 @@ fn one_request_at_a_time() -> ProducerConfigBuilder {
         .max_in_flight(1)
 }
 
+/// A one-broker mock cluster with `topic` (`partitions` partitions), and a
+/// producer with `config` that already knows the topic's partitions.
+async fn producer_on_new_topic(
+    topic: &str,
+    partitions: i32,
+    config: ProducerConfig,
+) -> (MockCluster, ferrokafka::producer::Producer) {
+    let mock = MockCluster::start(1).unwrap();
+    mock.create_topic(topic, partitions, 1).unwrap();
+    let producer = producer(&mock.bootstrap_servers(), config).await;
+    producer.partition_count(topic).await.unwrap();
+    (mock, producer)
+}
+
 /// While the broker has every request slot taken, a batch whose linger.ms
 /// is over stays open and keeps taking records (up to batch.size), as the
 /// Java client's batches do until the sender drains them: a slow broker
 /// gets fewer, larger batches instead of one per linger period.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_past_linger_keeps_taking_records_while_no_request_slot_is_free() {
-    let mock = MockCluster::start(1).unwrap();
     let topic = "produce-batch-held-open";
-    mock.create_topic(topic, 1, 1).unwrap();
     let config = one_request_at_a_time().batch_size(1 << 20).build().unwrap();
-    let producer = producer(&mock.bootstrap_servers(), config).await;
-    producer.partition_count(topic).await.unwrap();
+    let (mock, producer) = producer_on_new_topic(topic, 1, config).await;
     // The first request takes the only slot for 2 s.
     mock.inject(Fault::latency(ApiKey::Produce, Duration::from_secs(2)));
     let first = producer
@@ -615,17 +626,14 @@ async fn a_batch_past_linger_keeps_taking_records_while_no_request_slot_is_free(
 /// always go first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partitions_take_turns_when_their_batches_do_not_fit_in_one_request() {
-    let mock = MockCluster::start(1).unwrap();
     let topic = "produce-partitions-take-turns";
-    mock.create_topic(topic, 2, 1).unwrap();
     // One 400-byte record per batch, one batch per request, one request at a time.
     let config = one_request_at_a_time()
         .batch_size(512)
         .max_request_size(700)
         .build()
         .unwrap();
-    let producer = producer(&mock.bootstrap_servers(), config).await;
-    producer.partition_count(topic).await.unwrap();
+    let (mock, producer) = producer_on_new_topic(topic, 2, config).await;
     // Each request is answered after 30 ms, so acknowledgements come in
     // request order, far apart.
     mock.inject(Fault::latency(ApiKey::Produce, Duration::from_millis(30)).times(100));

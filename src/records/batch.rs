@@ -1146,12 +1146,12 @@ fn varint_bytes_len(value: Option<&[u8]>) -> Result<usize, RecordsError> {
     }
 }
 
-/// The most bytes a record's fields before its key take: length (varint),
-/// attributes, timestamp delta (varlong), offset delta and key length
-/// (varints).
 /// Keys up to this size are copied with the record's small fields.
 const SMALL_KEY_MAX: usize = 64;
 
+/// The most bytes a record's fields before its key take: length (varint),
+/// attributes, timestamp delta (varlong), offset delta and key length
+/// (varints).
 const RECORD_PREFIX_MAX: usize = 5 + 1 + 10 + 5 + 5;
 
 /// The most bytes the value's length (a varint) takes.

@@ -464,13 +464,8 @@ mod tests {
     /// size around the 64 KiB block boundaries, compressible or not.
     #[test]
     fn frames_round_trip_through_both_decoders_around_block_boundaries() {
-        let mut state = 0x0123_4567_89ab_cdefu64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
+        let mut rng = super::super::lz4_block::tests::Rng(0x0123_4567_89ab_cdef);
+        let mut next = move || rng.next();
         let text: Vec<u8> = (0..400_000u64)
             .flat_map(|i| {
                 let r = next();

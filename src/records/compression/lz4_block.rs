@@ -244,13 +244,13 @@ fn match_len(input: &[u8], mut at: usize, mut earlier: usize, limit: usize) -> u
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    /// xorshift64: deterministic test data.
-    struct Rng(u64);
+    /// xorshift64: deterministic test data (also for the frame's tests).
+    pub(in crate::records::compression) struct Rng(pub u64);
     impl Rng {
-        fn next(&mut self) -> u64 {
+        pub(in crate::records::compression) fn next(&mut self) -> u64 {
             self.0 ^= self.0 << 13;
             self.0 ^= self.0 >> 7;
             self.0 ^= self.0 << 17;
