@@ -62,7 +62,8 @@ async fn round(
     let started = thread_cpu_nanos();
     let mut pending: VecDeque<DeliveryHandle> = VecDeque::with_capacity(OUTSTANDING_HANDLES);
     for i in 0..RECORDS {
-        let record = ProducerRecord::new(topic, data.value(i).clone()).with_key(data.key(i));
+        let key = data.key(i);
+        let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(&key);
         let delivery = producer.send(record).await.expect("send");
         if pending.len() == OUTSTANDING_HANDLES {
             pending

@@ -129,9 +129,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut first_error = None;
     const WINDOW: usize = 200_000;
     for i in 0..args.records {
-        let mut record = ProducerRecord::new(topic, value.clone());
+        // Borrowed: `send` copies key and value into the batch.
+        let mut record = ProducerRecord::borrowed(topic, &value);
         if !keys.is_empty() {
-            record.key = Some(keys[(i % keys.len() as u64) as usize].clone());
+            record = record.with_key(&keys[(i % keys.len() as u64) as usize]);
         }
         match producer.send(record).await {
             Ok(handle) => pending.push_back(handle),

@@ -662,3 +662,51 @@ async fn partitions_take_turns_when_their_batches_do_not_fit_in_one_request() {
     assert!(first_of_1 < last_of_0, "{order:?}");
     producer.close(Duration::from_secs(10)).await.unwrap();
 }
+
+/// Borrowed keys and values (one reused serialization buffer, as an
+/// application would have) and other byte containers (`String`, `Vec<u8>`)
+/// are sent like `Bytes`: each record lands with the bytes it had when it
+/// was sent, and a borrowed tombstone has a null value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn borrowed_and_owned_keys_and_values_land_as_they_were_when_sent() {
+    let topic = "produce-borrowed";
+    let config = ProducerConfig::builder().build().unwrap();
+    let (mock, producer) = producer_on_new_topic(topic, 1, config).await;
+    let mut handles = Vec::new();
+    let mut key = Vec::new();
+    let mut value = Vec::new();
+    for i in 0..50 {
+        key.clear();
+        value.clear();
+        key.extend_from_slice(format!("key-{i}").as_bytes());
+        value.extend_from_slice(format!("value-{i}").repeat(i % 7 + 1).as_bytes());
+        let record = ProducerRecord::borrowed(topic, &value).with_key(&key);
+        handles.push(producer.send(record).await.unwrap());
+    }
+    let owned = ProducerRecord::with_parts(
+        topic.into(),
+        Some(String::from("string-key")),
+        Some(vec![0u8, 1, 2]),
+    );
+    handles.push(producer.send(owned).await.unwrap());
+    let tombstone = ProducerRecord::borrowed_tombstone(topic, b"gone").with_timestamp(7);
+    handles.push(producer.send(tombstone).await.unwrap());
+    for (offset, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap().offset, offset as i64);
+    }
+    let records = mock.records(topic, 0).unwrap();
+    assert_eq!(records.len(), 52);
+    for (i, record) in records[..50].iter().enumerate() {
+        assert_eq!(record.key.as_deref(), Some(format!("key-{i}").as_bytes()));
+        let expected = format!("value-{i}").repeat(i % 7 + 1);
+        assert_eq!(record.value.as_deref(), Some(expected.as_bytes()));
+    }
+    assert_eq!(records[50].key.as_deref(), Some(&b"string-key"[..]));
+    assert_eq!(records[50].value.as_deref(), Some(&[0u8, 1, 2][..]));
+    assert_eq!(records[51].key.as_deref(), Some(&b"gone"[..]));
+    assert_eq!(
+        (records[51].value.as_deref(), records[51].timestamp),
+        (None, 7)
+    );
+    producer.close(Duration::from_secs(10)).await.unwrap();
+}

@@ -18,7 +18,7 @@ use super::error::{ProducerError, Result};
 use super::metrics::{Counters, ProducerMetrics};
 use super::partitioner::{next_sticky_partition, partition_for_key};
 use super::pool::BufferPool;
-use super::record::{DeliveryHandle, ProducerRecord};
+use super::record::{DeliveryHandle, ProducerRecord, RecordView};
 use super::sender::Sender;
 use super::state::{Shared, TxnShared};
 use super::txn::{self, ConsumerGroupMetadata, OffsetToCommit};
@@ -157,7 +157,20 @@ impl Producer {
     /// while `buffer.memory` is full or the topic's metadata is unknown, at
     /// most `max.block.ms`. Await the returned [`DeliveryHandle`] for the
     /// broker's acknowledgement.
-    pub async fn send(&self, record: ProducerRecord) -> Result<DeliveryHandle> {
+    ///
+    /// The key and value are copied into the batch before `send` returns:
+    /// the record, and whatever it borrows, is not needed afterwards (see
+    /// [`ProducerRecord::borrowed`]).
+    pub async fn send<K, V>(&self, record: ProducerRecord<K, V>) -> Result<DeliveryHandle>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        self.send_view(record.view()).await
+    }
+
+    /// `send`, compiled once for every key and value type.
+    async fn send_view(&self, record: RecordView<'_>) -> Result<DeliveryHandle> {
         let shared = &*self.inner.shared;
         if shared.closing.load(Ordering::Acquire) {
             return Err(ProducerError::Closed);
@@ -227,7 +240,7 @@ impl Producer {
     /// if its metadata is known (`None`: it is not).
     fn append_to_known_topic(
         &self,
-        record: &ProducerRecord,
+        record: &RecordView<'_>,
         size: usize,
         prepaid: usize,
     ) -> Option<Result<Option<DeliveryHandle>>> {
@@ -238,7 +251,7 @@ impl Producer {
                 return Some(self.append_record(topic, record, size, prepaid));
             }
         }
-        let topic = shared.topic(&record.topic)?;
+        let topic = shared.topic(record.topic)?;
         Some(self.append_to(topic, record, size, prepaid))
     }
 
@@ -246,12 +259,12 @@ impl Producer {
     /// metadata (within `max.block.ms` after `since`).
     async fn append_after_metadata(
         &self,
-        record: &ProducerRecord,
+        record: &RecordView<'_>,
         size: usize,
         prepaid: usize,
         since: Instant,
     ) -> Result<Option<DeliveryHandle>> {
-        match self.topic_metadata(&record.topic, since).await {
+        match self.topic_metadata(record.topic, since).await {
             Ok(topic) => self.append_to(topic, record, size, prepaid),
             Err(e) => {
                 self.inner.shared.release(prepaid);
@@ -265,7 +278,7 @@ impl Producer {
     fn append_to(
         &self,
         topic: Arc<TopicQueues>,
-        record: &ProducerRecord,
+        record: &RecordView<'_>,
         size: usize,
         prepaid: usize,
     ) -> Result<Option<DeliveryHandle>> {
@@ -281,7 +294,7 @@ impl Producer {
     fn append_record(
         &self,
         topic: &TopicQueues,
-        record: &ProducerRecord,
+        record: &RecordView<'_>,
         size: usize,
         prepaid: usize,
     ) -> Result<Option<DeliveryHandle>> {
@@ -303,9 +316,9 @@ impl Producer {
             &shared.outstanding,
             RecordParts {
                 timestamp,
-                key: record.key.as_deref(),
-                value: record.value.as_deref(),
-                headers: &record.headers,
+                key: record.key,
+                value: record.value,
+                headers: record.headers,
                 size,
                 prepaid,
             },
@@ -326,7 +339,7 @@ impl Producer {
         Ok(handle)
     }
 
-    fn choose_partition(&self, topic: &TopicQueues, record: &ProducerRecord) -> Result<i32> {
+    fn choose_partition(&self, topic: &TopicQueues, record: &RecordView<'_>) -> Result<i32> {
         let config = &self.inner.shared.config;
         let count = topic.partition_count();
         if let Some(p) = record.partition {
@@ -338,7 +351,7 @@ impl Producer {
             }
             return Ok(p);
         }
-        let key = record.key.as_deref();
+        let key = record.key;
         let chosen = match &config.partitioner {
             Some(custom) => custom.partition(&topic.name, key, count),
             None if !config.partitioner_ignore_keys => key.map(|k| partition_for_key(k, count)),

@@ -15,6 +15,12 @@ use super::error::{ProducerError, Result};
 
 /// A record to produce.
 ///
+/// The key and value are any byte containers (`K`, `V`: [`AsRef<[u8]>`]):
+/// [`Bytes`] by default, or borrowed slices. [`Producer::send`] copies them
+/// into the batch before it returns, so a borrowed key or value needs to live
+/// only until `send` returns: an application that serializes into a reused
+/// buffer sends it without allocating per record.
+///
 /// ```
 /// use bytes::Bytes;
 /// use ferrokafka::producer::ProducerRecord;
@@ -25,17 +31,25 @@ use super::error::{ProducerError, Result};
 ///     .with_partition(2)
 ///     .with_timestamp(1_700_000_000_000);
 /// assert_eq!(record.topic, "events");
+///
+/// // Borrowed: nothing is allocated for the key or the value.
+/// let mut buffer = Vec::new();
+/// buffer.extend_from_slice(b"{\"id\": 7}");
+/// let record = ProducerRecord::borrowed("events", &buffer).with_key(b"user-7");
+/// assert_eq!(record.value, Some(&buffer[..]));
 /// ```
+///
+/// [`Producer::send`]: super::Producer::send
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProducerRecord {
+pub struct ProducerRecord<K = Bytes, V = Bytes> {
     /// The topic (a `&'static str` is not copied).
     pub topic: Cow<'static, str>,
     /// The partition; `None` lets the partitioner choose.
     pub partition: Option<i32>,
     /// The key; `None` is a null key.
-    pub key: Option<Bytes>,
+    pub key: Option<K>,
     /// The value; `None` is a null value (a tombstone on compacted topics).
-    pub value: Option<Bytes>,
+    pub value: Option<V>,
     /// Headers, in order; duplicate keys are kept.
     pub headers: Vec<Header>,
     /// Create time in ms since the epoch; `None` stamps the time of `send`.
@@ -45,32 +59,51 @@ pub struct ProducerRecord {
 impl ProducerRecord {
     /// A record with a value, no key, no headers.
     pub fn new(topic: impl Into<Cow<'static, str>>, value: impl Into<Bytes>) -> Self {
-        ProducerRecord {
-            topic: topic.into(),
-            partition: None,
-            key: None,
-            value: Some(value.into()),
-            headers: Vec::new(),
-            timestamp: None,
-        }
+        ProducerRecord::with_parts(topic.into(), None, Some(value.into()))
     }
 
     /// A record with a null value (a tombstone) for `key`.
     pub fn tombstone(topic: impl Into<Cow<'static, str>>, key: impl Into<Bytes>) -> Self {
-        ProducerRecord {
-            topic: topic.into(),
-            partition: None,
-            key: Some(key.into()),
-            value: None,
-            headers: Vec::new(),
-            timestamp: None,
-        }
+        ProducerRecord::with_parts(topic.into(), Some(key.into()), None)
     }
 
     /// Sets the key.
     pub fn with_key(mut self, key: impl Into<Bytes>) -> Self {
         self.key = Some(key.into());
         self
+    }
+}
+
+impl<'a> ProducerRecord<&'a [u8], &'a [u8]> {
+    /// A record whose value (and key, if set) are borrowed: `send` copies
+    /// them into the batch, so they need to live only until `send` returns.
+    pub fn borrowed(topic: impl Into<Cow<'static, str>>, value: &'a [u8]) -> Self {
+        ProducerRecord::with_parts(topic.into(), None, Some(value))
+    }
+
+    /// A borrowed record with a null value (a tombstone) for `key`.
+    pub fn borrowed_tombstone(topic: impl Into<Cow<'static, str>>, key: &'a [u8]) -> Self {
+        ProducerRecord::with_parts(topic.into(), Some(key), None)
+    }
+
+    /// Sets the borrowed key.
+    pub fn with_key(mut self, key: &'a (impl AsRef<[u8]> + ?Sized)) -> Self {
+        self.key = Some(key.as_ref());
+        self
+    }
+}
+
+impl<K, V> ProducerRecord<K, V> {
+    /// A record of any key and value types; the other fields unset.
+    pub fn with_parts(topic: Cow<'static, str>, key: Option<K>, value: Option<V>) -> Self {
+        ProducerRecord {
+            topic,
+            partition: None,
+            key,
+            value,
+            headers: Vec::new(),
+            timestamp: None,
+        }
     }
 
     /// Sets an explicit partition.
@@ -90,7 +123,36 @@ impl ProducerRecord {
         self.headers.push(Header::new(key.into(), value));
         self
     }
+}
 
+impl<K: AsRef<[u8]>, V: AsRef<[u8]>> ProducerRecord<K, V> {
+    /// The record with its key and value as byte slices: what the producer
+    /// works on, whatever `K` and `V` are.
+    pub(crate) fn view(&self) -> RecordView<'_> {
+        RecordView {
+            topic: &self.topic,
+            partition: self.partition,
+            key: self.key.as_ref().map(AsRef::as_ref),
+            value: self.value.as_ref().map(AsRef::as_ref),
+            headers: &self.headers,
+            timestamp: self.timestamp,
+        }
+    }
+}
+
+/// A [`ProducerRecord`] seen through byte slices: `send`'s code is compiled
+/// once, not once per key and value type.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RecordView<'r> {
+    pub topic: &'r str,
+    pub partition: Option<i32>,
+    pub key: Option<&'r [u8]>,
+    pub value: Option<&'r [u8]>,
+    pub headers: &'r [Header],
+    pub timestamp: Option<i64>,
+}
+
+impl RecordView<'_> {
     /// Bytes this record takes in a batch, as counted against
     /// `buffer.memory` and `max.request.size` (an upper bound).
     pub(crate) fn size_estimate(&self) -> usize {
@@ -101,8 +163,8 @@ impl ProducerRecord {
             .map(|h| h.key.len() + h.value.as_ref().map_or(0, Bytes::len) + 10)
             .sum();
         RECORD_OVERHEAD
-            + self.key.as_ref().map_or(0, Bytes::len)
-            + self.value.as_ref().map_or(0, Bytes::len)
+            + self.key.map_or(0, <[u8]>::len)
+            + self.value.map_or(0, <[u8]>::len)
             + headers
     }
 }

@@ -1,4 +1,4 @@
-//! ferrokafka's `Producer`: every delivery handle awaited.
+//! ferrokafka's `Producer`: borrowed records, every delivery handle awaited.
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -45,7 +45,9 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
         let window = Window::start();
         let mut pending: VecDeque<DeliveryHandle> = VecDeque::with_capacity(OUTSTANDING_HANDLES);
         for i in 0..records {
-            let record = ProducerRecord::new(topic, data.value(i).clone()).with_key(data.key(i));
+            // Borrowed key and value, as the rdkafka side's `BaseRecord`.
+            let key = data.key(i);
+            let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(&key);
             let delivery = producer.send(record).await.expect("ferrokafka send");
             if pending.len() == OUTSTANDING_HANDLES {
                 let oldest = pending.pop_front().expect("a handle");
