@@ -18,7 +18,9 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use ferrokafka::network::ClientConfig;
-use ferrokafka::producer::{Acks, DeliveryHandle, Producer, ProducerConfig, ProducerRecord};
+use ferrokafka::producer::{
+    Acks, DeliveryHandle, Producer, ProducerConfig, ProducerRecord, TrySendError,
+};
 use ferrokafka::records::Compression;
 use ferrokafka::testkit::mock::MockCluster;
 
@@ -64,7 +66,12 @@ async fn round(
     for i in 0..RECORDS {
         let key = data.key(i);
         let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(&key);
-        let delivery = producer.send(record).await.expect("send");
+        let delivery = match producer.try_send(record) {
+            Ok(delivery) => delivery,
+            // A full buffer.memory: wait for room (the rdkafka side polls).
+            Err(TrySendError::WouldBlock(record)) => producer.send(record).await.expect("send"),
+            Err(TrySendError::Failed(e)) => panic!("ferrokafka send: {e}"),
+        };
         if pending.len() == OUTSTANDING_HANDLES {
             pending
                 .pop_front()

@@ -11,6 +11,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use ferrokafka::producer::{
     Acks, DeliveryHandle, ProducerConfig, ProducerConfigBuilder, ProducerError, ProducerRecord,
+    TrySendError,
 };
 use ferrokafka::protocol::{ApiKey, ErrorCode};
 use ferrokafka::testkit::mock::{Fault, MockCluster};
@@ -709,4 +710,60 @@ async fn borrowed_and_owned_keys_and_values_land_as_they_were_when_sent() {
         (None, 7)
     );
     producer.close(Duration::from_secs(10)).await.unwrap();
+}
+
+/// `try_send` enqueues without waiting, and hands the record back where
+/// `send` would wait: for a topic whose metadata is unknown, and while
+/// `buffer.memory` is full (the broker holding the only request slot). The
+/// record handed back is the one given, and `send` then delivers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn try_send_hands_the_record_back_where_send_would_wait() {
+    let topic = "produce-try-send";
+    let config = one_request_at_a_time()
+        .buffer_memory(64 * 1024)
+        .batch_size(16 * 1024)
+        .build()
+        .unwrap();
+    let (mock, producer) = producer_on_new_topic(topic, 1, config).await;
+
+    mock.create_topic("produce-try-send-unknown", 1, 1).unwrap();
+    let record = ProducerRecord::borrowed("produce-try-send-unknown", b"first").with_key(b"k");
+    let Err(TrySendError::WouldBlock(back)) = producer.try_send(record.clone()) else {
+        panic!("a topic without metadata must not be appended to without waiting");
+    };
+    assert_eq!(back, record);
+    producer.send(back).await.unwrap().await.unwrap();
+    let again = ProducerRecord::borrowed("produce-try-send-unknown", b"second");
+    assert_eq!(producer.try_send(again).unwrap().await.unwrap().offset, 1);
+
+    // The broker holds the first request for 2 s: buffer.memory fills up.
+    mock.inject(Fault::latency(ApiKey::Produce, Duration::from_secs(2)));
+    let value = [7u8; 1000];
+    let mut handles = Vec::new();
+    let back = loop {
+        match producer.try_send(ProducerRecord::borrowed(topic, &value)) {
+            Ok(handle) => handles.push(handle),
+            Err(TrySendError::WouldBlock(back)) => break back,
+            Err(TrySendError::Failed(e)) => panic!("try_send failed: {e}"),
+        }
+        assert!(
+            handles.len() < 1000,
+            "64 KiB of buffer.memory never filled up"
+        );
+    };
+    assert!(!handles.is_empty());
+    assert_eq!(back.value, Some(&value[..]));
+    handles.push(producer.send(back).await.unwrap());
+    let count = handles.len();
+    for (offset, handle) in handles.into_iter().enumerate() {
+        assert_eq!(handle.await.unwrap().offset, offset as i64);
+    }
+    assert_eq!(mock.records(topic, 0).unwrap().len(), count);
+
+    producer.close(Duration::from_secs(10)).await.unwrap();
+    let closed = producer.try_send(ProducerRecord::borrowed(topic, b"late"));
+    assert!(matches!(
+        closed,
+        Err(TrySendError::Failed(ProducerError::Closed))
+    ));
 }

@@ -65,5 +65,5 @@ pub use error::{ProducerError, Result};
 pub use metrics::ProducerMetrics;
 pub use partitioner::{murmur2, partition_for_key, DefaultPartitioner, Partitioner};
 pub use producer::Producer;
-pub use record::{DeliveryHandle, ProducerRecord, RecordMetadata};
+pub use record::{DeliveryHandle, ProducerRecord, RecordMetadata, TrySendError};
 pub use txn::{ConsumerGroupMetadata, OffsetToCommit};

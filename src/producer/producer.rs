@@ -18,7 +18,7 @@ use super::error::{ProducerError, Result};
 use super::metrics::{Counters, ProducerMetrics};
 use super::partitioner::{next_sticky_partition, partition_for_key};
 use super::pool::BufferPool;
-use super::record::{DeliveryHandle, ProducerRecord, RecordView};
+use super::record::{DeliveryHandle, ProducerRecord, RecordView, TrySendError};
 use super::sender::Sender;
 use super::state::{Shared, TxnShared};
 use super::txn::{self, ConsumerGroupMetadata, OffsetToCommit};
@@ -169,8 +169,77 @@ impl Producer {
         self.send_view(record.view()).await
     }
 
+    /// Enqueues a record if that needs no wait: the synchronous form of
+    /// [`send`](Self::send), for code that is not async or that batches its
+    /// own waits (as librdkafka's `produce` does). When `send` would wait
+    /// (`buffer.memory` full, or the topic's metadata not known yet), the
+    /// record comes back in [`TrySendError::WouldBlock`]: pass it to `send`
+    /// to wait for room (and fetch the metadata).
+    ///
+    /// ```no_run
+    /// # async fn demo(producer: ferrokafka::producer::Producer) -> ferrokafka::producer::Result<()> {
+    /// use ferrokafka::producer::{ProducerRecord, TrySendError};
+    ///
+    /// let record = ProducerRecord::borrowed("events", b"payload");
+    /// let delivery = match producer.try_send(record) {
+    ///     Ok(delivery) => delivery,
+    ///     Err(TrySendError::WouldBlock(record)) => producer.send(record).await?,
+    ///     Err(TrySendError::Failed(e)) => return Err(e),
+    /// };
+    /// delivery.await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn try_send<K, V>(
+        &self,
+        record: ProducerRecord<K, V>,
+    ) -> std::result::Result<DeliveryHandle, TrySendError<K, V>>
+    where
+        K: AsRef<[u8]>,
+        V: AsRef<[u8]>,
+    {
+        let view = record.view();
+        let size = self.admit(&view)?;
+        match self.append_now(&view, size, 0) {
+            Some(Ok(Some(handle))) => Ok(handle),
+            Some(Err(e)) => Err(TrySendError::Failed(e)),
+            Some(Ok(None)) | None => Err(TrySendError::WouldBlock(record)),
+        }
+    }
+
     /// `send`, compiled once for every key and value type.
     async fn send_view(&self, record: RecordView<'_>) -> Result<DeliveryHandle> {
+        let size = self.admit(&record)?;
+        // The fast path awaits nothing and takes no lock besides the
+        // partition's (see `append_now`). It waits only for unknown
+        // metadata or a full `buffer.memory`, both within one
+        // `max.block.ms` that starts at the first wait.
+        let mut waiting_since: Option<Instant> = None;
+        let mut prepaid = 0;
+        loop {
+            // The waits are boxed: the future of `send` stays small (it is
+            // moved at least once per record), and they are rare.
+            let outcome = match self.append_now(&record, size, prepaid) {
+                Some(outcome) => outcome,
+                None => {
+                    let since = *waiting_since.get_or_insert_with(Instant::now);
+                    Box::pin(self.append_after_metadata(&record, size, prepaid, since)).await
+                }
+            };
+            if let Some(handle) = outcome? {
+                return Ok(handle);
+            }
+            // `buffer.memory` is full: wait for this record's bytes, then
+            // append again with them prepaid (which cannot lack memory).
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            Box::pin(self.wait_for_memory(size, since)).await?;
+            prepaid = size;
+        }
+    }
+
+    /// Whether a record may be sent now (the producer open and not failed,
+    /// a transaction begun when transactional, the record within
+    /// `max.request.size` and `buffer.memory`); returns its size estimate.
+    fn admit(&self, record: &RecordView<'_>) -> Result<usize> {
         let shared = &*self.inner.shared;
         if shared.closing.load(Ordering::Acquire) {
             return Err(ProducerError::Closed);
@@ -200,39 +269,29 @@ impl Producer {
                 limit: shared.config.buffer_memory,
             });
         }
-        // The fast path awaits nothing and takes no lock besides the
-        // partition's: the producer's first topic through plain loads
-        // (others through a lock-free cache), the memory from
-        // the open batch's credit (see `accumulator::append`). It waits
-        // only for unknown metadata or a full `buffer.memory`, both within
-        // one `max.block.ms` that starts at the first wait.
-        let mut waiting_since: Option<Instant> = None;
-        let mut prepaid = 0;
-        loop {
-            let first = shared
-                .first_topic
-                .get()
-                .filter(|t| *t.name == *record.topic && !t.replaced.load(Ordering::Acquire));
-            // The waits are boxed: the future of `send` stays small (it is
-            // moved at least once per record), and they are rare.
-            let outcome = match first {
-                Some(topic) => self.append_record(topic, &record, size, prepaid),
-                None => match self.append_to_known_topic(&record, size, prepaid) {
-                    Some(outcome) => outcome,
-                    None => {
-                        let since = *waiting_since.get_or_insert_with(Instant::now);
-                        Box::pin(self.append_after_metadata(&record, size, prepaid, since)).await
-                    }
-                },
-            };
-            if let Some(handle) = outcome? {
-                return Ok(handle);
-            }
-            // `buffer.memory` is full: wait for this record's bytes, then
-            // append again with them prepaid (which cannot lack memory).
-            let since = *waiting_since.get_or_insert_with(Instant::now);
-            Box::pin(self.wait_for_memory(size, since)).await?;
-            prepaid = size;
+        Ok(size)
+    }
+
+    /// Appends a record without waiting, if its topic's metadata is known
+    /// (`None`: it is not): the producer's first topic through plain loads,
+    /// others through a lock-free cache, the memory from the open batch's
+    /// credit (see `accumulator::append`).
+    #[inline]
+    fn append_now(
+        &self,
+        record: &RecordView<'_>,
+        size: usize,
+        prepaid: usize,
+    ) -> Option<Result<Option<DeliveryHandle>>> {
+        let first = self
+            .inner
+            .shared
+            .first_topic
+            .get()
+            .filter(|t| *t.name == *record.topic && !t.replaced.load(Ordering::Acquire));
+        match first {
+            Some(topic) => Some(self.append_record(topic, record, size, prepaid)),
+            None => self.append_to_known_topic(record, size, prepaid),
         }
     }
 

@@ -169,6 +169,21 @@ impl RecordView<'_> {
     }
 }
 
+/// Why [`Producer::try_send`](super::Producer::try_send) did not enqueue a
+/// record.
+#[derive(Debug, thiserror::Error)]
+pub enum TrySendError<K = Bytes, V = Bytes> {
+    /// `send` would have waited: `buffer.memory` is full, or the topic's
+    /// metadata is not known yet. The record is handed back untouched.
+    #[error(
+        "the record cannot be enqueued without waiting (buffer.memory full or metadata unknown)"
+    )]
+    WouldBlock(ProducerRecord<K, V>),
+    /// `send` would have failed with this error.
+    #[error(transparent)]
+    Failed(#[from] ProducerError),
+}
+
 /// Where an acknowledged record landed.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct RecordMetadata {

@@ -3,7 +3,9 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use ferrokafka::producer::{Acks, DeliveryHandle, Producer, ProducerConfig, ProducerRecord};
+use ferrokafka::producer::{
+    Acks, DeliveryHandle, Producer, ProducerConfig, ProducerRecord, TrySendError,
+};
 use ferrokafka::records::Compression;
 
 use super::{client_config, runtime};
@@ -48,7 +50,14 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
             // Borrowed key and value, as the rdkafka side's `BaseRecord`.
             let key = data.key(i);
             let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(&key);
-            let delivery = producer.send(record).await.expect("ferrokafka send");
+            let delivery = match producer.try_send(record) {
+                Ok(delivery) => delivery,
+                // A full buffer.memory: wait for room (the rdkafka side polls).
+                Err(TrySendError::WouldBlock(record)) => {
+                    producer.send(record).await.expect("ferrokafka send")
+                }
+                Err(TrySendError::Failed(e)) => panic!("ferrokafka send: {e}"),
+            };
             if pending.len() == OUTSTANDING_HANDLES {
                 let oldest = pending.pop_front().expect("a handle");
                 oldest.await.expect("ferrokafka delivery");
