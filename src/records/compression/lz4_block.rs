@@ -99,12 +99,12 @@ impl BlockCompressor {
                 // Search for a match from `ip`, stepping further after many
                 // misses.
                 let mut misses = ACCELERATION << SKIP_TRIGGER;
-                let (mut start, mut candidate) = loop {
+                let (mut start, mut candidate, mut len) = loop {
                     if ip > last_match_start {
                         break 'block;
                     }
-                    if let Some(candidate) = probe(table, input, ip) {
-                        break (ip, candidate);
+                    if let Some((candidate, len)) = probe(table, input, ip, match_limit) {
+                        break (ip, candidate, len);
                     }
                     ip += (misses >> SKIP_TRIGGER) as usize;
                     misses += 1;
@@ -115,9 +115,8 @@ impl BlockCompressor {
                 while start > anchor && candidate > 0 && input[start - 1] == input[candidate - 1] {
                     start -= 1;
                     candidate -= 1;
+                    len += 1;
                 }
-                let mut len = MIN_MATCH
-                    + match_len(input, start + MIN_MATCH, candidate + MIN_MATCH, match_limit);
                 op = write_sequence(out, op, input, anchor, start, start - candidate, len);
                 loop {
                     anchor = start + len;
@@ -134,13 +133,12 @@ impl BlockCompressor {
                     // literals: it is written here, without the search loop
                     // and the literals' work. Otherwise the search goes on
                     // one step further, as it would have from the loop.
-                    let Some(candidate) = probe(table, input, ip) else {
+                    let Some((candidate, next_len)) = probe(table, input, ip, match_limit) else {
                         ip += ACCELERATION as usize;
                         break;
                     };
                     start = ip;
-                    len = MIN_MATCH
-                        + match_len(input, start + MIN_MATCH, candidate + MIN_MATCH, match_limit);
+                    len = next_len;
                     op = write_match(out, op, start - candidate, len);
                 }
             }
@@ -189,10 +187,16 @@ fn entry(position: usize, hashed: u32) -> u32 {
     (position as u32) << 16 | (hashed & 0xFFFF)
 }
 
-/// Indexes position `ip` and returns the earlier position last indexed
-/// under the same hash if the four bytes there equal those at `ip`.
+/// Indexes position `ip`; if the earlier position last indexed under the
+/// same hash starts a match with `ip` (of at least [`MIN_MATCH`] bytes,
+/// ending before `limit`), returns that position and the match's length.
 #[inline(always)]
-fn probe(table: &mut [u32; TABLE_LEN], input: &[u8], ip: usize) -> Option<usize> {
+fn probe(
+    table: &mut [u32; TABLE_LEN],
+    input: &[u8],
+    ip: usize,
+    limit: usize,
+) -> Option<(usize, usize)> {
     let sequence = read_u32(input, ip);
     let hashed = hash(sequence);
     let cell = &mut table[slot(hashed)];
@@ -202,7 +206,10 @@ fn probe(table: &mut [u32; TABLE_LEN], input: &[u8], ip: usize) -> Option<usize>
         return None;
     }
     let candidate = (old >> 16) as usize;
-    (read_u32(input, candidate) == sequence).then_some(candidate)
+    // The bytes are compared by measuring the match at once: no separate
+    // comparison of the first four.
+    let len = match_len(input, ip, candidate, limit);
+    (len >= MIN_MATCH).then_some((candidate, len))
 }
 
 /// Writes at `op` one sequence: the literals `input[anchor..start]`, then a
