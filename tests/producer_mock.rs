@@ -713,9 +713,10 @@ async fn borrowed_and_owned_keys_and_values_land_as_they_were_when_sent() {
 }
 
 /// `try_send` enqueues without waiting, and hands the record back where
-/// `send` would wait: for a topic whose metadata is unknown, and while
-/// `buffer.memory` is full (the broker holding the only request slot). The
-/// record handed back is the one given, and `send` then delivers it.
+/// `send` would wait: for a topic whose metadata is unknown (which it asks
+/// for, so a later `try_send` succeeds), and while `buffer.memory` is full
+/// (the broker holding the only request slot). The record handed back is
+/// the one given, and `send` then delivers it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn try_send_hands_the_record_back_where_send_would_wait() {
     let topic = "produce-try-send";
@@ -732,7 +733,20 @@ async fn try_send_hands_the_record_back_where_send_would_wait() {
         panic!("a topic without metadata must not be appended to without waiting");
     };
     assert_eq!(back, record);
-    producer.send(back).await.unwrap().await.unwrap();
+    // That try_send asked for the topic's metadata: try_send alone gets
+    // there, without an awaited send.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let first = loop {
+        match producer.try_send(record.clone()) {
+            Ok(handle) => break handle,
+            Err(TrySendError::WouldBlock(_)) => {
+                assert!(std::time::Instant::now() < deadline, "metadata never came");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            Err(TrySendError::Failed(e)) => panic!("try_send failed: {e}"),
+        }
+    };
+    assert_eq!(first.await.unwrap().offset, 0);
     let again = ProducerRecord::borrowed("produce-try-send-unknown", b"second");
     assert_eq!(producer.try_send(again).unwrap().await.unwrap().offset, 1);
 

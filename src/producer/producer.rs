@@ -174,7 +174,8 @@ impl Producer {
     /// own waits (as librdkafka's `produce` does). When `send` would wait
     /// (`buffer.memory` full, or the topic's metadata not known yet), the
     /// record comes back in [`TrySendError::WouldBlock`]: pass it to `send`
-    /// to wait for room (and fetch the metadata).
+    /// to wait for room, or try again later (a topic's missing metadata is
+    /// asked for by the first `try_send` that lacks it).
     ///
     /// ```no_run
     /// # async fn demo(producer: ferrokafka::producer::Producer) -> ferrokafka::producer::Result<()> {
@@ -199,10 +200,37 @@ impl Producer {
     {
         let view = record.view();
         let size = self.admit(&view)?;
-        match self.append_now(&view, size, 0) {
-            Some(Ok(Some(handle))) => Ok(handle),
-            Some(Err(e)) => Err(TrySendError::Failed(e)),
-            Some(Ok(None)) | None => Err(TrySendError::WouldBlock(record)),
+        let outcome = match self.append_now(&view, size, 0) {
+            Some(outcome) => outcome,
+            None => match self.topic_without_waiting(view.topic) {
+                Some(topic) => self.append_to(topic, &view, size, 0),
+                None => Ok(None),
+            },
+        };
+        match outcome {
+            Ok(Some(handle)) => Ok(handle),
+            Ok(None) => Err(TrySendError::WouldBlock(record)),
+            Err(e) => Err(TrySendError::Failed(e)),
+        }
+    }
+
+    /// For `try_send`, a topic the producer has no queues for yet: set up
+    /// from the cluster's current metadata if that has it; otherwise its
+    /// metadata is asked for (`None`), so that a later `try_send` finds it
+    /// without anyone having to await `send`.
+    fn topic_without_waiting(&self, name: &str) -> Option<Arc<TopicQueues>> {
+        let shared = &*self.inner.shared;
+        let snapshot = shared.cluster.snapshot();
+        match snapshot.topic(name) {
+            Some(t) if t.error() == ErrorCode::None && t.partition_count() > 0 => {
+                Some(shared.add_topic(name, t))
+            }
+            _ => {
+                if !shared.cluster.track_topics([name]) {
+                    shared.cluster.request_metadata_refresh();
+                }
+                None
+            }
         }
     }
 

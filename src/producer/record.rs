@@ -37,6 +37,10 @@ use super::error::{ProducerError, Result};
 /// buffer.extend_from_slice(b"{\"id\": 7}");
 /// let record = ProducerRecord::borrowed("events", &buffer).with_key(b"user-7");
 /// assert_eq!(record.value, Some(&buffer[..]));
+///
+/// // Any other byte containers, owned here.
+/// let record = ProducerRecord::with_parts("events".into(), Some(String::from("user-8")), Some(vec![1u8, 2]));
+/// assert_eq!(record.key.as_deref(), Some("user-8"));
 /// ```
 ///
 /// [`Producer::send`]: super::Producer::send
