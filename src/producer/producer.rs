@@ -221,17 +221,13 @@ impl Producer {
     fn topic_without_waiting(&self, name: &str) -> Option<Arc<TopicQueues>> {
         let shared = &*self.inner.shared;
         let snapshot = shared.cluster.snapshot();
-        match snapshot.topic(name) {
-            Some(t) if t.error() == ErrorCode::None && t.partition_count() > 0 => {
-                Some(shared.add_topic(name, t))
-            }
-            _ => {
-                if !shared.cluster.track_topics([name]) {
-                    shared.cluster.request_metadata_refresh();
-                }
-                None
-            }
+        let queues = snapshot
+            .topic(name)
+            .and_then(|t| shared.add_usable_topic(name, t));
+        if queues.is_none() && !shared.cluster.track_topics([name]) {
+            shared.cluster.request_metadata_refresh();
         }
+        queues
     }
 
     /// `send`, compiled once for every key and value type.
@@ -302,8 +298,9 @@ impl Producer {
 
     /// Appends a record without waiting, if its topic's metadata is known
     /// (`None`: it is not): the producer's first topic through plain loads,
-    /// others through a lock-free cache, the memory from the open batch's
-    /// credit (see `accumulator::append`).
+    /// the last other topic through a lock-free cache, others through the
+    /// map; the memory from the open batch's credit (see
+    /// `accumulator::append`).
     #[inline]
     fn append_now(
         &self,
@@ -311,27 +308,14 @@ impl Producer {
         size: usize,
         prepaid: usize,
     ) -> Option<Result<Option<DeliveryHandle>>> {
-        let first = self
-            .inner
-            .shared
+        let shared = &*self.inner.shared;
+        let first = shared
             .first_topic
             .get()
             .filter(|t| *t.name == *record.topic && !t.replaced.load(Ordering::Acquire));
-        match first {
-            Some(topic) => Some(self.append_record(topic, record, size, prepaid)),
-            None => self.append_to_known_topic(record, size, prepaid),
+        if let Some(topic) = first {
+            return Some(self.append_record(topic, record, size, prepaid));
         }
-    }
-
-    /// `append_record` for a record of a topic other than `first_topic`,
-    /// if its metadata is known (`None`: it is not).
-    fn append_to_known_topic(
-        &self,
-        record: &RecordView<'_>,
-        size: usize,
-        prepaid: usize,
-    ) -> Option<Result<Option<DeliveryHandle>>> {
-        let shared = &*self.inner.shared;
         {
             let cached = shared.last_topic.load();
             if let Some(topic) = cached.as_deref().filter(|t| *t.name == *record.topic) {
@@ -527,19 +511,17 @@ impl Producer {
         let mut attempt = 0;
         loop {
             if let Some(t) = snapshot.as_ref().and_then(|s| s.topic(name)) {
-                match t.error() {
-                    ErrorCode::None if t.partition_count() > 0 => {
-                        return Ok(shared.add_topic(name, t));
-                    }
-                    code if !code.is_retriable() && code != ErrorCode::None => {
-                        return Err(ProducerError::Broker {
-                            topic: Arc::from(name),
-                            partition: -1,
-                            code,
-                            message: Some("topic metadata".into()),
-                        });
-                    }
-                    _ => {}
+                if let Some(queues) = shared.add_usable_topic(name, t) {
+                    return Ok(queues);
+                }
+                let code = t.error();
+                if !code.is_retriable() && code != ErrorCode::None {
+                    return Err(ProducerError::Broker {
+                        topic: Arc::from(name),
+                        partition: -1,
+                        code,
+                        message: Some("topic metadata".into()),
+                    });
                 }
             }
             // Not there yet (a topic being created, a leader being elected):

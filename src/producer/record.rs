@@ -146,7 +146,7 @@ impl<K: AsRef<[u8]>, V: AsRef<[u8]>> ProducerRecord<K, V> {
 
 /// A [`ProducerRecord`] seen through byte slices: `send`'s code is compiled
 /// once, not once per key and value type.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub(crate) struct RecordView<'r> {
     pub topic: &'r str,
     pub partition: Option<i32>,

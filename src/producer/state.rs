@@ -10,6 +10,7 @@ use arc_swap::ArcSwapOption;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::network::{Backoff, Cluster, TopicPartitions};
+use crate::protocol::ErrorCode;
 
 use super::accumulator::{BatchSettings, ProducerBatch, TopicQueues};
 use super::config::ProducerConfig;
@@ -91,6 +92,17 @@ impl Shared {
             .unwrap_or_else(|p| p.into_inner())
             .get(name)
             .cloned()
+    }
+
+    /// [`add_topic`](Self::add_topic) if `metadata` can serve sends (no
+    /// error, at least one partition); `None` otherwise.
+    pub fn add_usable_topic(
+        &self,
+        name: &str,
+        metadata: &TopicPartitions,
+    ) -> Option<Arc<TopicQueues>> {
+        (metadata.error() == ErrorCode::None && metadata.partition_count() > 0)
+            .then(|| self.add_topic(name, metadata))
     }
 
     /// Sets up the partition queues of a topic seen in metadata for the

@@ -229,8 +229,7 @@ fn write_sequence(
     out[op] = (literals.min(15) << 4 | match_code.min(15)) as u8;
     let mut op = write_length_extension(out, op + 1, literals);
     op = copy_literals(out, op, input, anchor, literals);
-    out[op..op + 2].copy_from_slice(&(offset as u16).to_le_bytes());
-    write_length_extension(out, op + 2, match_code)
+    write_offset_and_length(out, op, offset, match_code)
 }
 
 /// Writes at `op` a sequence without literals: a match of `len` bytes
@@ -239,8 +238,15 @@ fn write_sequence(
 fn write_match(out: &mut [u8], op: usize, offset: usize, len: usize) -> usize {
     let match_code = len - MIN_MATCH;
     out[op] = match_code.min(15) as u8;
-    out[op + 1..op + 3].copy_from_slice(&(offset as u16).to_le_bytes());
-    write_length_extension(out, op + 3, match_code)
+    write_offset_and_length(out, op + 1, offset, match_code)
+}
+
+/// Writes at `op` a sequence's match part after its token and literals:
+/// the offset, then the match length's extension bytes.
+#[inline(always)]
+fn write_offset_and_length(out: &mut [u8], op: usize, offset: usize, match_code: usize) -> usize {
+    out[op..op + 2].copy_from_slice(&(offset as u16).to_le_bytes());
+    write_length_extension(out, op + 2, match_code)
 }
 
 /// Writes at `op` the bytes that follow a token's 4-bit length field of 15
