@@ -47,7 +47,7 @@ fn batch_section() -> Vec<u8> {
         builder
             .append(
                 1_700_000_000_000 + i as i64 / 64,
-                Some(&key),
+                Some(key),
                 Some(value),
                 &[],
             )

@@ -65,7 +65,7 @@ async fn round(
     let mut pending: VecDeque<DeliveryHandle> = VecDeque::with_capacity(OUTSTANDING_HANDLES);
     for i in 0..RECORDS {
         let key = data.key(i);
-        let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(&key);
+        let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(key);
         let delivery = match producer.try_send(record) {
             Ok(delivery) => delivery,
             // A full buffer.memory: wait for room (the rdkafka side polls).

@@ -69,7 +69,7 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
     for i in 0..records {
         let key = data.key(i);
         let value = data.value(i);
-        let mut record = BaseRecord::to(topic).key(&key[..]).payload(&value[..]);
+        let mut record = BaseRecord::to(topic).key(key).payload(&value[..]);
         loop {
             match producer.send(record) {
                 Ok(()) => break,

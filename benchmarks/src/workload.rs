@@ -85,7 +85,7 @@ const DISTINCT_VALUES: usize = 1024;
 /// Every record's key and value, built before the timed window so that both
 /// clients spend their CPU on producing only.
 pub struct Data {
-    keys: Bytes,
+    keys: Vec<u8>,
     key_size: usize,
     values: Vec<Bytes>,
 }
@@ -132,16 +132,17 @@ impl Data {
             })
             .collect();
         Data {
-            keys: Bytes::from(keys),
+            keys,
             key_size: workload.key_size,
             values,
         }
     }
 
-    /// Record `i`'s key (a slice of one shared buffer: no copy).
-    pub fn key(&self, i: u64) -> Bytes {
+    /// Record `i`'s key, borrowed from one shared buffer (no copy, no
+    /// reference count: both clients copy it into their batches).
+    pub fn key(&self, i: u64) -> &[u8] {
         let start = i as usize * self.key_size;
-        self.keys.slice(start..start + self.key_size)
+        &self.keys[start..start + self.key_size]
     }
 
     /// Record `i`'s value (a shared buffer: no copy).

@@ -49,7 +49,7 @@ pub fn produce(bootstrap: &str, topic: &str, workload: &Workload, records: u64) 
         for i in 0..records {
             // Borrowed key and value, as the rdkafka side's `BaseRecord`.
             let key = data.key(i);
-            let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(&key);
+            let record = ProducerRecord::borrowed(topic, data.value(i)).with_key(key);
             let delivery = match producer.try_send(record) {
                 Ok(delivery) => delivery,
                 // A full buffer.memory: wait for room (the rdkafka side polls).
