@@ -25,6 +25,10 @@ Stopping: closing standard input or SIGTERM stops gracefully (commit, then
 close: LeaveGroup unless the member is static). SIGKILL leaves no trace in the
 group, so its session has to time out.
 
+Diagnosing: FK_PEER_DEBUG=cgrp,protocol (any librdkafka `debug` contexts) in
+the environment turns on librdkafka's debug log, on stderr, which the tests
+keep (GroupMember::stderr_tail).
+
 Used by tests/consumer_group_mixed.rs (mixed groups with ferrokafka) and
 tests/mock_cluster.rs (joins, syncs and coordinator moves on the mock).
 
@@ -36,6 +40,7 @@ usage: group_member.py --client librdkafka|kafka-python --bootstrap H:P
 """
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -174,6 +179,8 @@ def run_librdkafka(args):
     }
     if args.instance_id:
         config["group.instance.id"] = args.instance_id
+    if os.environ.get("FK_PEER_DEBUG"):
+        config["debug"] = os.environ["FK_PEER_DEBUG"]
     consumer = Consumer(config)
     member = Member(lambda offsets: consumer.commit(
         offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
