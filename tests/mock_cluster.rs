@@ -37,6 +37,9 @@ use ferrokafka::testkit::BlockingClient;
 use support::peers::{self, wait_until_blocking, GroupMember, MemberOptions, Peer, PeerRecord};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// How long the group tests hold each JoinGroup at the coordinator that is
+/// about to move, so that the move lands inside the rebalance.
+const JOIN_HELD: Duration = Duration::from_millis(500);
 
 fn client(cluster: &MockCluster, node_id: i32) -> BlockingClient {
     BlockingClient::connect(&cluster.broker_address(node_id).unwrap(), TIMEOUT).unwrap()
@@ -184,20 +187,35 @@ fn run_group(client: Peer) {
         || first.partitions() == vec![0, 1, 2, 3],
     );
     let generation = cluster.group(&group).unwrap().generation;
+    let old = cluster.group_coordinator(&group);
+    // The second join starts a rebalance; move the coordinator in the middle
+    // of it. Left alone, that rebalance can be over in 3 ms: the first
+    // member learns of it from its next heartbeat (every 300 ms), and when
+    // that heartbeat comes right after the second join, the rejoin, the
+    // assignment and the sync follow at once, between two looks at the
+    // group. So every JoinGroup at the old coordinator is held for a while
+    // first: the first member's rejoin too, which keeps the group waiting
+    // for it (PreparingRebalance) for at least that long.
+    cluster.inject(
+        Fault::latency(ApiKey::JoinGroup, JOIN_HELD)
+            .on_broker(old)
+            .times(usize::MAX),
+    );
     let second = GroupMember::start("second", &options);
-    // The second join starts a rebalance; move the coordinator in the middle of it.
     wait_until_blocking("the rebalance to start", TIMEOUT * 2, || {
         cluster
             .group(&group)
             .is_some_and(|g| g.state != GroupState::Stable)
     });
-    let old = cluster.group_coordinator(&group);
     let new = cluster
         .broker_ids()
         .into_iter()
         .find(|&b| b != old)
         .unwrap();
     cluster.move_group_coordinator(&group, new).unwrap();
+    // JoinGroups already held end in NOT_COORDINATOR; the new coordinator
+    // holds none.
+    cluster.clear_faults();
     wait_until_blocking(
         "the rebalance to complete on the new coordinator",
         TIMEOUT * 3,

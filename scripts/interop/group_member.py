@@ -25,6 +25,10 @@ Stopping: closing standard input or SIGTERM stops gracefully (commit, then
 close: LeaveGroup unless the member is static). SIGKILL leaves no trace in the
 group, so its session has to time out.
 
+Diagnosing: FK_PEER_DEBUG=cgrp,protocol (any librdkafka `debug` contexts) in
+the environment turns on librdkafka's debug log (kafka-python: its DEBUG
+logging), on stderr, which the tests keep (GroupMember::stderr_tail).
+
 Used by tests/consumer_group_mixed.rs (mixed groups with ferrokafka) and
 tests/mock_cluster.rs (joins, syncs and coordinator moves on the mock).
 
@@ -36,6 +40,7 @@ usage: group_member.py --client librdkafka|kafka-python --bootstrap H:P
 """
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -174,6 +179,8 @@ def run_librdkafka(args):
     }
     if args.instance_id:
         config["group.instance.id"] = args.instance_id
+    if os.environ.get("FK_PEER_DEBUG"):
+        config["debug"] = os.environ["FK_PEER_DEBUG"]
     consumer = Consumer(config)
     member = Member(lambda offsets: consumer.commit(
         offsets=[TopicPartition(t, p, o) for (t, p), o in offsets.items()],
@@ -196,12 +203,38 @@ def run_librdkafka(args):
     member.run(args, poll, consumer.assignment, consumer.close)
 
 
+def keep_pending_joins(coordinator_class):
+    """Works around a kafka-python 3.0.12 bug that can leave a member
+    unassigned, without heartbeats, until its session expires.
+
+    Its join loop runs while need_rejoin() holds, and a poll whose timeout
+    ends mid-join leaves the JoinGroup/SyncGroup task in flight for the next
+    poll to pick up. When the rejoin was asked for by a metadata change (the
+    leader's assignment snapshot differs from the metadata), the leader's
+    own assignment inside that task makes need_rejoin() false again, so the
+    next poll never looks at the task: the completed SyncGroup is dropped.
+    As the Java client does (rejoinNeededOrPending), a join in flight counts
+    as a rejoin needed."""
+    plain = coordinator_class.need_rejoin
+
+    def need_rejoin_or_pending(self):
+        return getattr(self, "_join_task", None) is not None or plain(self)
+
+    coordinator_class.need_rejoin = need_rejoin_or_pending
+
+
 def run_kafka_python(args):
     from kafka import ConsumerRebalanceListener, KafkaConsumer, OffsetAndMetadata, TopicPartition
     from kafka.coordinator.assignors.cooperative_sticky import CooperativeStickyAssignor
     from kafka.coordinator.assignors.range import RangePartitionAssignor
     from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+    from kafka.coordinator.consumer import ConsumerCoordinator
 
+    if os.environ.get("FK_PEER_DEBUG"):
+        import logging
+        logging.basicConfig(level=logging.DEBUG, stream=sys.stderr,
+                            format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    keep_pending_joins(ConsumerCoordinator)
     strategies = {
         "range": RangePartitionAssignor,
         "roundrobin": RoundRobinPartitionAssignor,
