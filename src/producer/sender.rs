@@ -20,7 +20,7 @@ use crate::network::{
 use crate::protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use crate::protocol::messages::{ProduceRequest, ProduceResponse};
 use crate::protocol::ErrorCode;
-use crate::records::{restamped, Compression, ProducerState};
+use crate::records::{restamped, Compression, ProducerState, RecordBatchBuilder};
 
 use super::accumulator::{
     take_open, PartitionQueue, PartitionState, ProducerBatch, TopicQueues, TxnPartition,
@@ -379,16 +379,26 @@ impl Sender {
                 }
                 None => take_open(&mut state, &shared.memory).expect("a due open batch"),
             };
-            if batch.encoded.is_none() {
-                if let Err(e) = seal(
-                    topic,
+            // A first send stamps the batch (its sequence) under the
+            // partition's lock, then compresses it and computes its CRC
+            // without: appends to the partition's next batch do not wait
+            // for that.
+            let unsealed = batch.encoded.is_none().then(|| {
+                stamp(
                     &mut batch,
                     &mut state,
                     idempotent,
                     transactional,
                     producer_id,
                     epoch,
-                ) {
+                )
+            });
+            batch.attempts += 1;
+            state.in_flight += 1;
+            drop(state);
+            if let Some(builder) = unsealed {
+                if let Err(e) = seal(topic, &mut batch, builder) {
+                    queue.lock().in_flight -= 1;
                     shared.finish_batch(batch, Err(e));
                     continue;
                 }
@@ -396,8 +406,6 @@ impl Sender {
             if is_retry {
                 Counters::add(&shared.counters.retries, 1);
             }
-            batch.attempts += 1;
-            state.in_flight += 1;
             entry.0 += batch.encoded.as_ref().map_or(0, Bytes::len);
             entry.1.push((topic.clone(), queue.index, batch));
             self.drain_start = position + 1;
@@ -1137,15 +1145,18 @@ impl Drop for Sender {
 /// Stamps producer id, epoch and sequence, then compresses: the batch is
 /// finished once, when first sent. The compression ratio it had feeds the
 /// topic's estimate for the batches that follow.
-fn seal(
-    topic: &TopicQueues,
+/// Readies a batch for its first send under its partition's lock: the
+/// producer id, epoch and base sequence (taken from the partition, as the
+/// batch is first sent), and the transactional flag. Returns its builder
+/// for [`seal`], which needs no lock.
+fn stamp(
     batch: &mut ProducerBatch,
     state: &mut PartitionState,
     idempotent: bool,
     transactional: bool,
     producer_id: i64,
     epoch: i16,
-) -> Result<(), ProducerError> {
+) -> RecordBatchBuilder {
     let mut builder = batch.builder.take().expect("unsent batches have a builder");
     if idempotent {
         let sequence = state.next_sequence;
@@ -1160,6 +1171,16 @@ fn seal(
     builder.set_transactional(transactional);
     batch.uncompressed = builder.size_in_bytes();
     state.last_batch_bytes = batch.uncompressed;
+    builder
+}
+
+/// Compresses a stamped batch (if it has a codec) and writes its header
+/// and CRC: the batch's encoded bytes, sent as they are on every attempt.
+fn seal(
+    topic: &TopicQueues,
+    batch: &mut ProducerBatch,
+    mut builder: RecordBatchBuilder,
+) -> Result<(), ProducerError> {
     let compressed = builder.compression() != Compression::None;
     if compressed {
         // Room for incompressible records plus the codec's framing.
