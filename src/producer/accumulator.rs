@@ -485,9 +485,142 @@ pub(crate) fn append(
     Ok((Some(handle), appended))
 }
 
+/// A blocked `send` resumes once this fraction of `buffer.memory` is free
+/// (waiting at most [`RESUME_WAIT`] for it), not as soon as its own record
+/// fits.
+///
+/// Why: with the broker the bottleneck, memory frees one acknowledged batch
+/// at a time. Resumed for every batch, the producing thread sleeps and wakes
+/// once per batch, and each wake-up finds its caches cold (the batch it
+/// appends to, the values it copies): on 1 KiB records that cost about a
+/// tenth of the producer's CPU (BENCHMARKS.md, 2026-11-26 21:00). Resumed
+/// after an eighth of the buffer, it appends a few batches' worth of records
+/// per wake-up, while seven eighths of the buffer stay queued for the broker.
+pub(crate) const RESUME_FRACTION: usize = 8;
+
+/// The longest a blocked `send` waits for [`RESUME_FRACTION`] of the buffer
+/// before it settles for room for its own record: memory held by batches
+/// that cannot go out (a partition without a leader, say) must not keep it
+/// waiting for memory that no acknowledgement will free.
+pub(crate) const RESUME_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Why [`wait_for_memory`] gave up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum MemoryWait {
+    /// `limit` passed first.
+    TimedOut,
+    /// The semaphore was closed (the producer is closing).
+    Closed,
+}
+
+/// Takes `size` bytes of `buffer.memory` (`capacity` bytes in all) from
+/// `memory`, waiting until `limit` at the latest. While the buffer is full
+/// the wait lasts until `capacity / RESUME_FRACTION` bytes are free, or
+/// [`RESUME_WAIT`] has passed, and then until `size` bytes are.
+pub(crate) async fn wait_for_memory(
+    memory: &Semaphore,
+    capacity: usize,
+    size: usize,
+    limit: tokio::time::Instant,
+) -> std::result::Result<(), MemoryWait> {
+    let resume_at = (capacity / RESUME_FRACTION).clamp(size, u32::MAX as usize);
+    if resume_at > size {
+        let first = limit.min(tokio::time::Instant::now() + RESUME_WAIT);
+        match tokio::time::timeout_at(first, memory.acquire_many(resume_at as u32)).await {
+            Ok(Ok(permits)) => {
+                permits.forget();
+                memory.add_permits(resume_at - size);
+                return Ok(());
+            }
+            Ok(Err(_)) => return Err(MemoryWait::Closed),
+            // Free memory stays with the semaphore: the wait below takes it.
+            Err(_) => {}
+        }
+    }
+    match tokio::time::timeout_at(limit, memory.acquire_many(size as u32)).await {
+        Ok(Ok(permits)) => {
+            permits.forget();
+            Ok(())
+        }
+        Ok(Err(_)) => Err(MemoryWait::Closed),
+        Err(_) => Err(MemoryWait::TimedOut),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `wait_for_memory` for `size` of an 800-byte buffer that is full.
+    fn blocked_wait(
+        memory: &Arc<Semaphore>,
+        size: usize,
+        limit: std::time::Duration,
+    ) -> tokio::task::JoinHandle<std::result::Result<(), MemoryWait>> {
+        let memory = memory.clone();
+        let limit = tokio::time::Instant::now() + limit;
+        tokio::spawn(async move { wait_for_memory(&memory, 800, size, limit).await })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_blocked_send_resumes_once_an_eighth_of_the_buffer_is_free() {
+        let memory = Arc::new(Semaphore::new(0));
+        let wait = blocked_wait(&memory, 10, std::time::Duration::from_secs(60));
+        tokio::task::yield_now().await;
+        // Room for the record, not yet for an eighth (100 bytes).
+        memory.add_permits(60);
+        tokio::time::sleep(RESUME_WAIT / 2).await;
+        assert!(!wait.is_finished(), "resumed with 60 of 100 bytes free");
+        memory.add_permits(40);
+        wait.await.unwrap().expect("memory");
+        // It took its record's 10 bytes and left the rest.
+        assert_eq!(memory.available_permits(), 90);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn memory_that_no_acknowledgement_frees_does_not_hold_a_send_past_the_resume_wait() {
+        let memory = Arc::new(Semaphore::new(0));
+        let started = tokio::time::Instant::now();
+        let wait = blocked_wait(&memory, 10, std::time::Duration::from_secs(60));
+        tokio::task::yield_now().await;
+        memory.add_permits(30);
+        wait.await.unwrap().expect("memory");
+        assert!(
+            started.elapsed() >= RESUME_WAIT,
+            "resumed before the resume wait"
+        );
+        assert!(started.elapsed() < RESUME_WAIT * 2);
+        assert_eq!(memory.available_permits(), 20);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_buffer_times_out_at_the_limit_and_a_closed_one_fails_at_once() {
+        let memory = Arc::new(Semaphore::new(0));
+        let started = tokio::time::Instant::now();
+        let limit = std::time::Duration::from_secs(5);
+        let wait = blocked_wait(&memory, 10, limit);
+        assert_eq!(wait.await.unwrap(), Err(MemoryWait::TimedOut));
+        assert_eq!(started.elapsed(), limit);
+        // A limit shorter than the resume wait is kept too.
+        let started = tokio::time::Instant::now();
+        let short = RESUME_WAIT / 4;
+        assert_eq!(
+            blocked_wait(&memory, 10, short).await.unwrap(),
+            Err(MemoryWait::TimedOut)
+        );
+        assert_eq!(started.elapsed(), short);
+        let wait = blocked_wait(&memory, 10, limit);
+        tokio::task::yield_now().await;
+        memory.close();
+        assert_eq!(wait.await.unwrap(), Err(MemoryWait::Closed));
+        // A record as large as an eighth of the buffer waits for its own size.
+        let memory = Arc::new(Semaphore::new(0));
+        let wait = blocked_wait(&memory, 200, limit);
+        tokio::task::yield_now().await;
+        memory.add_permits(200);
+        wait.await.unwrap().expect("memory");
+        assert_eq!(memory.available_permits(), 0);
+    }
 
     const BUFFER_MEMORY: usize = 10_000;
     const VALUE: &[u8] = &[7; 100];

@@ -11,7 +11,9 @@ use tokio::task::JoinHandle;
 use crate::network::{Backoff, ClientConfig, Cluster};
 use crate::protocol::ErrorCode;
 
-use super::accumulator::{append, BatchSettings, RecordParts, TopicQueues, TxnPartition};
+use super::accumulator::{
+    self, append, BatchSettings, MemoryWait, RecordParts, TopicQueues, TxnPartition,
+};
 use super::clock;
 use super::config::ProducerConfig;
 use super::error::{ProducerError, Result};
@@ -473,14 +475,12 @@ impl Producer {
     async fn wait_for_memory(&self, size: usize, since: Instant) -> Result<()> {
         let shared = &*self.inner.shared;
         let max_block = shared.config.max_block;
-        let left = max_block.saturating_sub(since.elapsed());
-        match tokio::time::timeout(left, shared.memory.acquire_many(size as u32)).await {
-            Ok(Ok(p)) => {
-                p.forget();
-                Ok(())
-            }
-            Ok(Err(_)) => Err(ProducerError::Closed),
-            Err(_) => Err(ProducerError::MaxBlockTimeout {
+        let limit = tokio::time::Instant::now() + max_block.saturating_sub(since.elapsed());
+        let capacity = shared.config.buffer_memory.min(Semaphore::MAX_PERMITS);
+        match accumulator::wait_for_memory(&shared.memory, capacity, size, limit).await {
+            Ok(()) => Ok(()),
+            Err(MemoryWait::Closed) => Err(ProducerError::Closed),
+            Err(MemoryWait::TimedOut) => Err(ProducerError::MaxBlockTimeout {
                 timeout: max_block,
                 waiting_for: "buffer memory",
             }),
