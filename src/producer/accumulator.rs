@@ -493,7 +493,8 @@ pub(crate) fn append(
 /// at a time. Resumed for every batch, the producing thread sleeps and wakes
 /// once per batch, and each wake-up finds its caches cold (the batch it
 /// appends to, the values it copies): on 1 KiB records that cost about a
-/// tenth of the producer's CPU (BENCHMARKS.md, 2026-11-26 21:00). Resumed
+/// tenth of the producer's CPU (BENCHMARKS.md, "a blocked send resumes
+/// after an eighth of the buffer"). Resumed
 /// after an eighth of the buffer, it appends a few batches' worth of records
 /// per wake-up, while seven eighths of the buffer stay queued for the broker.
 pub(crate) const RESUME_FRACTION: usize = 8;

@@ -110,6 +110,8 @@ pub struct ProducerConfig {
     /// `max.request.size`: largest ProduceRequest, and largest record (1 MiB).
     pub max_request_size: usize,
     /// `buffer.memory`: bytes of records buffered before `send` waits (32 MiB).
+    /// A waiting `send` resumes once an eighth of it is free, or after at
+    /// most 100 ms as soon as its record fits.
     pub buffer_memory: usize,
     /// `max.block.ms`: how long `send` may wait for buffer space or metadata (60 s).
     pub max_block: Duration,
