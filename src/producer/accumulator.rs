@@ -497,13 +497,13 @@ pub(crate) fn append(
 /// after an eighth of the buffer"). Resumed
 /// after an eighth of the buffer, it appends a few batches' worth of records
 /// per wake-up, while seven eighths of the buffer stay queued for the broker.
-pub(crate) const RESUME_FRACTION: usize = 8;
+const RESUME_FRACTION: usize = 8;
 
 /// The longest a blocked `send` waits for [`RESUME_FRACTION`] of the buffer
 /// before it settles for room for its own record: memory held by batches
 /// that cannot go out (a partition without a leader, say) must not keep it
 /// waiting for memory that no acknowledgement will free.
-pub(crate) const RESUME_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
+const RESUME_WAIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Why [`wait_for_memory`] gave up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -527,18 +527,26 @@ pub(crate) async fn wait_for_memory(
     let resume_at = (capacity / RESUME_FRACTION).clamp(size, u32::MAX as usize);
     if resume_at > size {
         let first = limit.min(tokio::time::Instant::now() + RESUME_WAIT);
-        match tokio::time::timeout_at(first, memory.acquire_many(resume_at as u32)).await {
-            Ok(Ok(permits)) => {
-                permits.forget();
+        match acquire(memory, resume_at, first).await {
+            Ok(()) => {
                 memory.add_permits(resume_at - size);
                 return Ok(());
             }
-            Ok(Err(_)) => return Err(MemoryWait::Closed),
             // Free memory stays with the semaphore: the wait below takes it.
-            Err(_) => {}
+            Err(MemoryWait::TimedOut) => {}
+            Err(closed) => return Err(closed),
         }
     }
-    match tokio::time::timeout_at(limit, memory.acquire_many(size as u32)).await {
+    acquire(memory, size, limit).await
+}
+
+/// Takes `bytes` permits from `memory` for good, waiting until `deadline`.
+async fn acquire(
+    memory: &Semaphore,
+    bytes: usize,
+    deadline: tokio::time::Instant,
+) -> std::result::Result<(), MemoryWait> {
+    match tokio::time::timeout_at(deadline, memory.acquire_many(bytes as u32)).await {
         Ok(Ok(permits)) => {
             permits.forget();
             Ok(())

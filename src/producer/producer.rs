@@ -254,8 +254,9 @@ impl Producer {
             if let Some(handle) = outcome? {
                 return Ok(handle);
             }
-            // `buffer.memory` is full: wait for this record's bytes, then
-            // append again with them prepaid (which cannot lack memory).
+            // `buffer.memory` is full: wait for room (see
+            // `accumulator::wait_for_memory`), then append again with this
+            // record's bytes prepaid (which cannot lack memory).
             let since = *waiting_since.get_or_insert_with(Instant::now);
             Box::pin(self.wait_for_memory(size, since)).await?;
             prepaid = size;
@@ -470,13 +471,14 @@ impl Producer {
         }
     }
 
-    /// Takes `size` bytes of `buffer.memory`, waiting while it is full,
-    /// until `max.block.ms` after `since`.
+    /// Takes `size` bytes of `buffer.memory`, waiting while it is full
+    /// (see `accumulator::wait_for_memory`), until `max.block.ms` after
+    /// `since`.
     async fn wait_for_memory(&self, size: usize, since: Instant) -> Result<()> {
         let shared = &*self.inner.shared;
         let max_block = shared.config.max_block;
         let limit = tokio::time::Instant::now() + max_block.saturating_sub(since.elapsed());
-        let capacity = shared.config.buffer_memory.min(Semaphore::MAX_PERMITS);
+        let capacity = shared.config.buffer_memory;
         match accumulator::wait_for_memory(&shared.memory, capacity, size, limit).await {
             Ok(()) => Ok(()),
             Err(MemoryWait::Closed) => Err(ProducerError::Closed),

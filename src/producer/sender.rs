@@ -1142,9 +1142,6 @@ impl Drop for Sender {
     }
 }
 
-/// Stamps producer id, epoch and sequence, then compresses: the batch is
-/// finished once, when first sent. The compression ratio it had feeds the
-/// topic's estimate for the batches that follow.
 /// Readies a batch for its first send under its partition's lock: the
 /// producer id, epoch and base sequence (taken from the partition, as the
 /// batch is first sent), and the transactional flag. Returns its builder
@@ -1175,7 +1172,9 @@ fn stamp(
 }
 
 /// Compresses a stamped batch (if it has a codec) and writes its header
-/// and CRC: the batch's encoded bytes, sent as they are on every attempt.
+/// and CRC: the batch is finished once, when first sent, and its encoded
+/// bytes go out as they are on every attempt. The compression ratio it had
+/// feeds the topic's estimate for the batches that follow.
 fn seal(
     topic: &TopicQueues,
     batch: &mut ProducerBatch,
