@@ -100,7 +100,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let metadata = delivery.await?;
         println!(
             "produced to {}/{} at offset {}",
-            metadata.topic, metadata.partition, metadata.offset
+            metadata.topic(),
+            metadata.partition,
+            metadata.offset
         );
     }
     producer.close(Duration::from_secs(10)).await?;

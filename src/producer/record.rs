@@ -189,10 +189,14 @@ pub enum TrySendError<K = Bytes, V = Bytes> {
 }
 
 /// Where an acknowledged record landed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+///
+/// It shares its batch's topic with every other record of the batch (no
+/// copy, and no reference count touched per record): read it with
+/// [`topic`](Self::topic).
+#[derive(Clone)]
 pub struct RecordMetadata {
-    /// The topic.
-    pub topic: Arc<str>,
+    /// The batch's completion, which names the topic.
+    batch: Arc<BatchCompletion>,
     /// The partition.
     pub partition: i32,
     /// The record's offset; -1 when unknown (`acks=0`, or a duplicate the
@@ -201,6 +205,42 @@ pub struct RecordMetadata {
     /// The record's timestamp: its create time, or the broker's log append
     /// time when the topic uses that.
     pub timestamp: i64,
+}
+
+impl RecordMetadata {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.batch.topic
+    }
+
+    fn fields(&self) -> (&str, i32, i64, i64) {
+        (self.topic(), self.partition, self.offset, self.timestamp)
+    }
+}
+
+impl std::fmt::Debug for RecordMetadata {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecordMetadata")
+            .field("topic", &self.topic())
+            .field("partition", &self.partition)
+            .field("offset", &self.offset)
+            .field("timestamp", &self.timestamp)
+            .finish()
+    }
+}
+
+impl PartialEq for RecordMetadata {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields() == other.fields()
+    }
+}
+
+impl Eq for RecordMetadata {}
+
+impl std::hash::Hash for RecordMetadata {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.fields().hash(state);
+    }
 }
 
 /// A batch's acknowledgement.
@@ -262,7 +302,9 @@ impl BatchCompletion {
 #[derive(Debug)]
 pub struct DeliveryHandle {
     // 24 bytes: an application may hold hundreds of thousands of handles.
-    completion: Arc<BatchCompletion>,
+    /// The batch's completion; moved into the [`RecordMetadata`] when the
+    /// handle resolves to it (`None` after that).
+    completion: Option<Arc<BatchCompletion>>,
     timestamp: i64,
     offset_delta: i32,
     /// Where this handle's waker is in the completion's list
@@ -275,47 +317,86 @@ const NO_WAKER_SLOT: u32 = u32::MAX;
 impl DeliveryHandle {
     pub(crate) fn new(completion: Arc<BatchCompletion>, offset_delta: i32, timestamp: i64) -> Self {
         DeliveryHandle {
-            completion,
+            completion: Some(completion),
             timestamp,
             offset_delta,
             waker_slot: NO_WAKER_SLOT,
         }
     }
 
+    /// The batch's completion.
+    ///
+    /// # Panics
+    /// After the handle resolved: its [`RecordMetadata`] then holds it.
+    fn completion(&self) -> &Arc<BatchCompletion> {
+        self.completion
+            .as_ref()
+            .expect("DeliveryHandle used after it resolved")
+    }
+
     /// The topic the record was appended for.
+    ///
+    /// # Panics
+    /// If the handle was polled to completion (`.await` consumes it, so only
+    /// a hand-written poll loop can get here).
     pub fn topic(&self) -> &str {
-        &self.completion.topic
+        &self.completion().topic
     }
 
     /// The partition the record was appended to.
+    ///
+    /// # Panics
+    /// As [`topic`](Self::topic).
     pub fn partition(&self) -> i32 {
-        self.completion.partition
+        self.completion().partition
     }
 
     /// The outcome if it is already known.
+    ///
+    /// # Panics
+    /// As [`topic`](Self::topic).
     pub fn try_result(&self) -> Option<Result<RecordMetadata>> {
-        self.completion.outcome.get().map(|o| self.metadata(o))
+        let completion = self.completion();
+        completion.outcome.get().map(|outcome| match outcome {
+            Ok(ack) => Ok(self.metadata(completion.clone(), *ack)),
+            Err(e) => Err(e.clone()),
+        })
     }
 
+    /// The record's metadata from its batch's acknowledgement; `batch`
+    /// moves into it.
     #[inline]
-    fn metadata(&self, outcome: &Result<BatchAck>) -> Result<RecordMetadata> {
-        match outcome {
-            Ok(ack) => Ok(RecordMetadata {
-                topic: self.completion.topic.clone(),
-                partition: self.completion.partition,
-                offset: if ack.base_offset < 0 {
-                    -1
-                } else {
-                    ack.base_offset + i64::from(self.offset_delta)
-                },
-                timestamp: if ack.log_append_time >= 0 {
-                    ack.log_append_time
-                } else {
-                    self.timestamp
-                },
-            }),
-            Err(e) => Err(e.clone()),
+    fn metadata(&self, batch: Arc<BatchCompletion>, ack: BatchAck) -> RecordMetadata {
+        RecordMetadata {
+            partition: batch.partition,
+            offset: if ack.base_offset < 0 {
+                -1
+            } else {
+                ack.base_offset + i64::from(self.offset_delta)
+            },
+            timestamp: if ack.log_append_time >= 0 {
+                ack.log_append_time
+            } else {
+                self.timestamp
+            },
+            batch,
         }
+    }
+
+    /// Resolves the handle once its batch has an outcome: the completion
+    /// moves into the metadata, so resolving touches no reference count.
+    #[inline]
+    fn resolve(&mut self) -> Result<RecordMetadata> {
+        let batch = self
+            .completion
+            .take()
+            .expect("DeliveryHandle polled after it resolved");
+        let ack = match batch.outcome.get() {
+            Some(Ok(ack)) => *ack,
+            Some(Err(e)) => return Err(e.clone()),
+            None => unreachable!("a handle resolves once its batch has an outcome"),
+        };
+        Ok(self.metadata(batch, ack))
     }
 }
 
@@ -327,8 +408,8 @@ impl Future for DeliveryHandle {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match this.completion.outcome.get() {
-            Some(outcome) => Poll::Ready(this.metadata(outcome)),
+        match this.completion().outcome.get() {
+            Some(_) => Poll::Ready(this.resolve()),
             None => this.wait(cx),
         }
     }
@@ -339,15 +420,15 @@ impl DeliveryHandle {
     /// (once per handle; replaced only if the task changes).
     #[inline(never)]
     fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<RecordMetadata, ProducerError>> {
-        let mut wakers = self
+        let completion = self
             .completion
-            .wakers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+            .as_ref()
+            .expect("DeliveryHandle polled after it resolved");
+        let mut wakers = completion.wakers.lock().unwrap_or_else(|p| p.into_inner());
         // Re-check under the lock: `complete` sets the outcome before taking it.
-        if let Some(outcome) = self.completion.outcome.get() {
+        if completion.outcome.get().is_some() {
             drop(wakers);
-            return Poll::Ready(self.metadata(outcome));
+            return Poll::Ready(self.resolve());
         }
         match wakers.get_mut(self.waker_slot as usize) {
             Some(waker) => {
@@ -387,6 +468,56 @@ mod tests {
         assert_eq!((b.offset, b.timestamp, b.partition), (104, 11, 3));
         let c = DeliveryHandle::new(completion.clone(), 1, 0);
         assert_eq!(c.try_result().unwrap().unwrap().offset, 101);
+    }
+
+    /// A resolved handle's completion moves into its metadata: the batch's
+    /// reference count is where it was before the handle resolved, minus
+    /// the handle, plus the metadata (no clone of the topic), and the
+    /// metadata names the batch's topic and compares by value.
+    #[test]
+    fn metadata_takes_over_the_handles_share_of_the_batch() {
+        let completion = BatchCompletion::new("events".into(), 2);
+        let handle = DeliveryHandle::new(completion.clone(), 3, 42);
+        let mut pinned = std::pin::pin!(handle);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        assert!(pinned.as_mut().poll(&mut cx).is_pending());
+        completion.complete(Ok(BatchAck {
+            base_offset: 7,
+            log_append_time: -1,
+        }));
+        assert_eq!(Arc::strong_count(&completion), 2);
+        let Poll::Ready(Ok(metadata)) = pinned.as_mut().poll(&mut cx) else {
+            panic!("the batch is acknowledged");
+        };
+        assert_eq!(Arc::strong_count(&completion), 2, "moved, not cloned");
+        assert_eq!(
+            (
+                metadata.topic(),
+                metadata.partition,
+                metadata.offset,
+                metadata.timestamp
+            ),
+            ("events", 2, 10, 42)
+        );
+        let same = DeliveryHandle::new(completion.clone(), 3, 42).try_result();
+        assert_eq!(same.unwrap().unwrap(), metadata);
+        let other = DeliveryHandle::new(completion.clone(), 4, 42).try_result();
+        assert_ne!(other.unwrap().unwrap(), metadata);
+        drop(metadata);
+        assert_eq!(Arc::strong_count(&completion), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "DeliveryHandle used after it resolved")]
+    fn a_resolved_handle_has_no_topic_left() {
+        let completion = BatchCompletion::new("t".into(), 0);
+        completion.complete(Err(ProducerError::Closed));
+        let mut handle = DeliveryHandle::new(completion, 0, 0);
+        let waker = std::task::Waker::noop();
+        let poll = Pin::new(&mut handle).poll(&mut Context::from_waker(waker));
+        assert!(matches!(poll, Poll::Ready(Err(ProducerError::Closed))));
+        handle.topic();
     }
 
     #[test]
