@@ -19,7 +19,7 @@
 //!     .await?;
 //! // Stage 2: the broker's acknowledgement.
 //! let metadata = delivery.await?;
-//! println!("{}-{}@{}", metadata.topic, metadata.partition, metadata.offset);
+//! println!("{}-{}@{}", metadata.topic(), metadata.partition, metadata.offset);
 //! producer.close(Duration::from_secs(10)).await?;
 //! # Ok(()) }
 //! ```
