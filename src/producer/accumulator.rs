@@ -531,7 +531,10 @@ pub(crate) async fn wait_for_memory(
     size: usize,
     limit: tokio::time::Instant,
 ) -> std::result::Result<(), MemoryWait> {
-    let resume_at = (capacity / RESUME_FRACTION).clamp(size, u32::MAX as usize);
+    // Not `clamp`, which panics for a record above u32::MAX bytes.
+    let resume_at = (capacity / RESUME_FRACTION)
+        .min(u32::MAX as usize)
+        .max(size);
     if resume_at > size {
         let first = limit.min(tokio::time::Instant::now() + RESUME_WAIT);
         match acquire(memory, resume_at, first).await {

@@ -314,6 +314,10 @@ pub struct DeliveryHandle {
 
 const NO_WAKER_SLOT: u32 = u32::MAX;
 
+/// The panic message of a handle used after it resolved (its completion
+/// then belongs to the [`RecordMetadata`]).
+const RESOLVED: &str = "DeliveryHandle used after it resolved";
+
 impl DeliveryHandle {
     pub(crate) fn new(completion: Arc<BatchCompletion>, offset_delta: i32, timestamp: i64) -> Self {
         DeliveryHandle {
@@ -329,9 +333,7 @@ impl DeliveryHandle {
     /// # Panics
     /// After the handle resolved: its [`RecordMetadata`] then holds it.
     fn completion(&self) -> &Arc<BatchCompletion> {
-        self.completion
-            .as_ref()
-            .expect("DeliveryHandle used after it resolved")
+        self.completion.as_ref().expect(RESOLVED)
     }
 
     /// The topic the record was appended for.
@@ -387,10 +389,7 @@ impl DeliveryHandle {
     /// moves into the metadata, so resolving touches no reference count.
     #[inline]
     fn resolve(&mut self) -> Result<RecordMetadata> {
-        let batch = self
-            .completion
-            .take()
-            .expect("DeliveryHandle polled after it resolved");
+        let batch = self.completion.take().expect(RESOLVED);
         let ack = match batch.outcome.get() {
             Some(Ok(ack)) => *ack,
             Some(Err(e)) => return Err(e.clone()),
@@ -420,10 +419,7 @@ impl DeliveryHandle {
     /// (once per handle; replaced only if the task changes).
     #[inline(never)]
     fn wait(&mut self, cx: &mut Context<'_>) -> Poll<Result<RecordMetadata, ProducerError>> {
-        let completion = self
-            .completion
-            .as_ref()
-            .expect("DeliveryHandle polled after it resolved");
+        let completion = self.completion.as_ref().expect(RESOLVED);
         let mut wakers = completion.wakers.lock().unwrap_or_else(|p| p.into_inner());
         // Re-check under the lock: `complete` sets the outcome before taking it.
         if completion.outcome.get().is_some() {
