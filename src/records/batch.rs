@@ -413,6 +413,12 @@ pub struct RecordBatchBuilder {
     compression: Compression,
     compression_level: Option<i32>,
     estimated_ratio: f32,
+    /// With a codec, the estimated compressed size of the records in `buf`
+    /// ([`estimate_compressed`](Self::estimate_compressed)), kept up to
+    /// date by every change to `buf` or the ratio: a producer asks for it
+    /// twice per record (does the next record fit, is the batch full), and
+    /// the floating-point estimate was 3% of its CPU on lz4 batches.
+    estimated_records_len: usize,
     base_offset: i64,
     partition_leader_epoch: i32,
     log_append_time: bool,
@@ -527,6 +533,7 @@ impl RecordBatchBuilder {
             compression,
             compression_level: None,
             estimated_ratio: 1.0,
+            estimated_records_len: 0,
             base_offset: 0,
             partition_leader_epoch: NO_PARTITION_LEADER_EPOCH,
             log_append_time: false,
@@ -578,6 +585,8 @@ impl RecordBatchBuilder {
     pub fn set_estimated_compression_ratio(&mut self, ratio: f32) -> &mut Self {
         if ratio.is_finite() && ratio > 0.0 {
             self.estimated_ratio = ratio;
+            self.estimated_records_len =
+                self.estimate_compressed(self.buf.len() - RECORD_BATCH_OVERHEAD);
         }
         self
     }
@@ -660,26 +669,33 @@ impl RecordBatchBuilder {
     /// `MemoryRecordsBuilder.estimatedBytesWritten`). Without a codec this
     /// is exact.
     pub fn estimated_size_in_bytes(&self) -> usize {
-        RECORD_BATCH_OVERHEAD + self.estimate_compressed(self.buf.len() - RECORD_BATCH_OVERHEAD)
+        if self.compression == Compression::None {
+            self.buf.len()
+        } else {
+            RECORD_BATCH_OVERHEAD + self.estimated_records_len
+        }
     }
 
     fn estimate_compressed(&self, uncompressed: usize) -> usize {
         if self.compression == Compression::None {
-            uncompressed
-        } else {
-            let estimate = uncompressed as f64
-                * f64::from(self.estimated_ratio)
-                * f64::from(COMPRESSION_RATE_ESTIMATION_FACTOR);
-            // Rounded up without `f64::ceil`, which is a libm call on
-            // baseline x86-64 (this runs once or twice per record); `as`
-            // saturates, and estimates are far below usize::MAX anyway.
-            let truncated = estimate as usize;
-            if (truncated as f64) < estimate {
-                truncated + 1
-            } else {
-                truncated
-            }
+            return uncompressed;
         }
+        // Through i64, whose conversions to and from f64 are one instruction
+        // each on x86-64 (usize's take a dozen); buffer lengths are below
+        // 2^63, so the value is the same.
+        let estimate = uncompressed as i64 as f64
+            * f64::from(self.estimated_ratio)
+            * f64::from(COMPRESSION_RATE_ESTIMATION_FACTOR);
+        // Rounded up without `f64::ceil`, which is a libm call on baseline
+        // x86-64. `as` saturates, so a huge ratio gives a huge estimate, not
+        // an overflow.
+        let truncated = estimate as i64;
+        let rounded_up = if (truncated as f64) < estimate {
+            truncated.saturating_add(1)
+        } else {
+            truncated
+        };
+        rounded_up as usize
     }
 
     /// The estimated size of the sealed batch (as
@@ -894,6 +910,10 @@ impl RecordBatchBuilder {
         }
         self.count = count;
         self.last_offset_delta = offset_delta;
+        if self.compression != Compression::None {
+            self.estimated_records_len =
+                self.estimate_compressed(self.buf.len() - RECORD_BATCH_OVERHEAD);
+        }
         Ok(offset_delta)
     }
 
@@ -901,6 +921,7 @@ impl RecordBatchBuilder {
     /// is freed) and every setting (codec, producer fields, ...).
     pub fn reset(&mut self) {
         self.buf.truncate(RECORD_BATCH_OVERHEAD);
+        self.estimated_records_len = 0;
         self.count = 0;
         self.last_offset_delta = -1;
         self.base_timestamp = NO_TIMESTAMP;
@@ -942,6 +963,7 @@ impl RecordBatchBuilder {
                 self.compressed = out;
                 written?;
                 self.buf.truncate(RECORD_BATCH_OVERHEAD);
+                self.estimated_records_len = 0;
                 self.compressed.split()
             }
         };

@@ -205,6 +205,45 @@ fn keys_of_every_size_round_trip_across_chunk_boundaries() {
     assert_eq!(decoded, records);
 }
 
+/// The estimate is kept with the builder, not computed when asked: it must
+/// follow every change of the records (appends, reset, seal) and of the
+/// ratio, and a ratio too large for any size must saturate, not overflow.
+#[test]
+fn the_kept_compressed_size_estimate_follows_records_and_ratio() {
+    for codec in enabled_codecs().filter(|&c| c != Compression::None) {
+        let formula = |b: &RecordBatchBuilder, ratio: f32| {
+            let len = b.size_in_bytes() - RECORD_BATCH_OVERHEAD;
+            RECORD_BATCH_OVERHEAD
+                + (len as f64 * f64::from(ratio) * f64::from(COMPRESSION_RATE_ESTIMATION_FACTOR))
+                    .ceil() as usize
+        };
+        let mut b = RecordBatchBuilder::new(codec);
+        assert_eq!(b.estimated_size_in_bytes(), RECORD_BATCH_OVERHEAD);
+        for _ in 0..50 {
+            b.append(1, Some(b"key"), Some(&[3u8; 200]), &[]).unwrap();
+        }
+        assert_eq!(b.estimated_size_in_bytes(), formula(&b, 1.0));
+        b.set_estimated_compression_ratio(0.3);
+        assert_eq!(b.estimated_size_in_bytes(), formula(&b, 0.3));
+        // Refused ratios change nothing.
+        b.set_estimated_compression_ratio(f32::NAN);
+        b.set_estimated_compression_ratio(-1.0);
+        assert_eq!(b.estimated_size_in_bytes(), formula(&b, 0.3));
+        b.reset();
+        assert_eq!(b.estimated_size_in_bytes(), RECORD_BATCH_OVERHEAD);
+        b.append(1, None, Some(&[5u8; 1000]), &[]).unwrap();
+        assert_eq!(b.estimated_size_in_bytes(), formula(&b, 0.3));
+        b.seal().unwrap();
+        assert_eq!(b.estimated_size_in_bytes(), RECORD_BATCH_OVERHEAD);
+        b.append(1, None, Some(&[5u8; 10]), &[]).unwrap();
+        b.set_estimated_compression_ratio(f32::MAX);
+        assert_eq!(
+            b.estimated_size_in_bytes(),
+            RECORD_BATCH_OVERHEAD + i64::MAX as usize
+        );
+    }
+}
+
 #[test]
 fn the_compressed_size_estimate_rounds_up_like_ceil() {
     // Every records length up to 3,000 bytes with ratios that make whole and
