@@ -672,7 +672,7 @@ impl RecordBatchBuilder {
         if self.compression == Compression::None {
             self.buf.len()
         } else {
-            RECORD_BATCH_OVERHEAD + self.estimated_records_len
+            RECORD_BATCH_OVERHEAD.saturating_add(self.estimated_records_len)
         }
     }
 
@@ -688,14 +688,14 @@ impl RecordBatchBuilder {
             * f64::from(COMPRESSION_RATE_ESTIMATION_FACTOR);
         // Rounded up without `f64::ceil`, which is a libm call on baseline
         // x86-64. `as` saturates, so a huge ratio gives a huge estimate, not
-        // an overflow.
+        // an overflow (nor, where usize is 32 bits, a wrapped one).
         let truncated = estimate as i64;
         let rounded_up = if (truncated as f64) < estimate {
             truncated.saturating_add(1)
         } else {
             truncated
         };
-        rounded_up as usize
+        usize::try_from(rounded_up).unwrap_or(usize::MAX)
     }
 
     /// The estimated size of the sealed batch (as
