@@ -280,6 +280,14 @@ impl BatchCompletion {
         })
     }
 
+    /// The outcome, if known: the acknowledgement copied, an error cloned.
+    #[inline]
+    fn outcome(&self) -> Option<Result<BatchAck>> {
+        self.outcome
+            .get()
+            .map(|outcome| outcome.as_ref().copied().map_err(Clone::clone))
+    }
+
     /// Sets the outcome (the first one wins) and wakes every waiter.
     pub fn complete(&self, outcome: Result<BatchAck>) {
         if self.outcome.set(outcome).is_err() {
@@ -359,10 +367,8 @@ impl DeliveryHandle {
     /// As [`topic`](Self::topic).
     pub fn try_result(&self) -> Option<Result<RecordMetadata>> {
         let completion = self.completion();
-        completion.outcome.get().map(|outcome| match outcome {
-            Ok(ack) => Ok(self.metadata(completion.clone(), *ack)),
-            Err(e) => Err(e.clone()),
-        })
+        let outcome = completion.outcome()?;
+        Some(outcome.map(|ack| self.metadata(completion.clone(), ack)))
     }
 
     /// The record's metadata from its batch's acknowledgement; `batch`
@@ -385,17 +391,13 @@ impl DeliveryHandle {
         }
     }
 
-    /// Resolves the handle once its batch has an outcome: the completion
+    /// Resolves the handle if its batch has an outcome: the completion
     /// moves into the metadata, so resolving touches no reference count.
     #[inline]
-    fn resolve(&mut self) -> Result<RecordMetadata> {
+    fn try_resolve(&mut self) -> Option<Result<RecordMetadata>> {
+        let outcome = self.completion().outcome()?;
         let batch = self.completion.take().expect(RESOLVED);
-        let ack = match batch.outcome.get() {
-            Some(Ok(ack)) => *ack,
-            Some(Err(e)) => return Err(e.clone()),
-            None => unreachable!("a handle resolves once its batch has an outcome"),
-        };
-        Ok(self.metadata(batch, ack))
+        Some(outcome.map(|ack| self.metadata(batch, ack)))
     }
 }
 
@@ -407,8 +409,8 @@ impl Future for DeliveryHandle {
     #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
-        match this.completion().outcome.get() {
-            Some(_) => Poll::Ready(this.resolve()),
+        match this.try_resolve() {
+            Some(result) => Poll::Ready(result),
             None => this.wait(cx),
         }
     }
@@ -424,7 +426,7 @@ impl DeliveryHandle {
         // Re-check under the lock: `complete` sets the outcome before taking it.
         if completion.outcome.get().is_some() {
             drop(wakers);
-            return Poll::Ready(self.resolve());
+            return Poll::Ready(self.try_resolve().expect("the outcome is set"));
         }
         match wakers.get_mut(self.waker_slot as usize) {
             Some(waker) => {

@@ -585,8 +585,7 @@ impl RecordBatchBuilder {
     pub fn set_estimated_compression_ratio(&mut self, ratio: f32) -> &mut Self {
         if ratio.is_finite() && ratio > 0.0 {
             self.estimated_ratio = ratio;
-            self.estimated_records_len =
-                self.estimate_compressed(self.buf.len() - RECORD_BATCH_OVERHEAD);
+            self.refresh_estimate();
         }
         self
     }
@@ -673,6 +672,15 @@ impl RecordBatchBuilder {
             self.buf.len()
         } else {
             RECORD_BATCH_OVERHEAD.saturating_add(self.estimated_records_len)
+        }
+    }
+
+    /// Brings `estimated_records_len` up to date with `buf` and the ratio
+    /// (nothing to keep without a codec: the size is exact).
+    fn refresh_estimate(&mut self) {
+        if self.compression != Compression::None {
+            self.estimated_records_len =
+                self.estimate_compressed(self.buf.len() - RECORD_BATCH_OVERHEAD);
         }
     }
 
@@ -910,10 +918,7 @@ impl RecordBatchBuilder {
         }
         self.count = count;
         self.last_offset_delta = offset_delta;
-        if self.compression != Compression::None {
-            self.estimated_records_len =
-                self.estimate_compressed(self.buf.len() - RECORD_BATCH_OVERHEAD);
-        }
+        self.refresh_estimate();
         Ok(offset_delta)
     }
 
@@ -921,7 +926,7 @@ impl RecordBatchBuilder {
     /// is freed) and every setting (codec, producer fields, ...).
     pub fn reset(&mut self) {
         self.buf.truncate(RECORD_BATCH_OVERHEAD);
-        self.estimated_records_len = 0;
+        self.refresh_estimate();
         self.count = 0;
         self.last_offset_delta = -1;
         self.base_timestamp = NO_TIMESTAMP;
@@ -963,7 +968,7 @@ impl RecordBatchBuilder {
                 self.compressed = out;
                 written?;
                 self.buf.truncate(RECORD_BATCH_OVERHEAD);
-                self.estimated_records_len = 0;
+                self.refresh_estimate();
                 self.compressed.split()
             }
         };
