@@ -9,7 +9,7 @@
 set -euo pipefail
 W=$1; N=$2; ROUNDS=$3; shift 3
 . "$(dirname "${BASH_SOURCE[0]}")/local-tansu.sh"
-start_tansu ab-tansu
+start_tansu /tmp/ab-tansu.log
 i=0
 for r in $(seq $ROUNDS); do
   for bin in "$@"; do

@@ -10,7 +10,7 @@
 set -euo pipefail
 BIN=$1; CLIENT=$2; W=$3; N=$4
 . "$(dirname "${BASH_SOURCE[0]}")/local-tansu.sh"
-start_tansu tansu-cpu
+start_tansu /tmp/tansu-cpu.log
 make_topic t1
 ticks() { awk '{print $14 + $15}' "/proc/$TANSU_PID/stat"; }
 HZ=$(getconf CLK_TCK)

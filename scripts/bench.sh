@@ -55,9 +55,6 @@ records_for() {
 
 # --- build -------------------------------------------------------------------
 "$ROOT/scripts/brokers.sh" install >&2
-BROKERS_DIR="${FERROKAFKA_BROKERS_DIR:-$ROOT/.brokers}"
-TANSU="$(cat "$BROKERS_DIR/tansu-path")"
-PYTHON="$BROKERS_DIR/venv/bin/python"
 
 # The ferrokafka side of each kind of workload is built once the library has
 # that client (the benchmark crate's features need its API).
@@ -74,59 +71,16 @@ log "building benchmarks/ (release;${FEATURES:- rdkafka only})"
 BENCH="$ROOT/benchmarks/target/release/ferrokafka-bench"
 
 # --- broker ------------------------------------------------------------------
-TANSU_PID=""
-TANSU_LOG="$ROOT/benchmarks/target/tansu.log"
-stop_tansu() {
-    if [ -n "$TANSU_PID" ]; then
-        kill "$TANSU_PID" 2>/dev/null || true
-        for _ in $(seq 50); do
-            kill -0 "$TANSU_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$TANSU_PID" 2>/dev/null || true
-        wait "$TANSU_PID" 2>/dev/null || true
-        TANSU_PID=""
-    fi
-}
+# start_tansu, make_topic, stop_tansu: one fresh Tansu at a time.
+. "$ROOT/benchmarks/local-tansu.sh"
 trap stop_tansu EXIT INT TERM
+TANSU_LOG="$ROOT/benchmarks/target/tansu.log"
 
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Starts a fresh Tansu (memory storage) and creates a 6-partition topic $2 on it;
+# Starts a fresh Tansu (memory storage) and creates a 6-partition topic $1 on it;
 # sets BOOTSTRAP.
 start_tansu_with_topic() {
-    stop_tansu
-    local port
-    port="$(free_port)"
-    "$TANSU" broker \
-        --listener-url "tcp://127.0.0.1:$port" \
-        --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine memory://tansu/ >"$TANSU_LOG" 2>&1 &
-    TANSU_PID=$!
-    BOOTSTRAP="127.0.0.1:$port"
-    "$PYTHON" - "$BOOTSTRAP" "$1" <<'PY'
-import sys, time
-from kafka.admin import KafkaAdminClient, NewTopic
-bootstrap, topic = sys.argv[1], sys.argv[2]
-deadline = time.time() + 30
-while True:
-    try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="bench-admin")
-        break
-    except Exception as error:  # not listening yet
-        if time.time() > deadline:
-            raise SystemExit(f"tansu at {bootstrap} did not come up: {error}")
-        time.sleep(0.2)
-admin.create_topics([NewTopic(topic, num_partitions=6, replication_factor=1)])
-deadline = time.time() + 30
-while len(admin.describe_topics([topic])[0]["partitions"]) != 6:
-    if time.time() > deadline:
-        raise SystemExit(f"topic {topic} has no 6 partitions")
-    time.sleep(0.1)
-admin.close()
-PY
+    start_tansu "$TANSU_LOG"
+    make_topic "$1"
 }
 
 # --- runs --------------------------------------------------------------------
